@@ -1,0 +1,1 @@
+"""Local development tooling: dev stack, Orb sandbox, mapping dry-run. Not deployed."""
