@@ -147,7 +147,7 @@ class IngestSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = _env(env)
-        api_key = resolve_secret("ORB_API_KEY", env)
+        api_key = resolve_secret("ORB_API_KEY", env, arn_variable="ORB_API_KEY_SECRET_ARN")
         if not api_key:
             raise ConfigurationError("ORB_API_KEY_SECRET_ARN (or ORB_API_KEY locally) is required")
         return cls(
