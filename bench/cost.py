@@ -1,0 +1,157 @@
+"""Cost per million events on AWS at list prices (us-east-1), from measured durations.
+
+Durations come from the benchmarks; memory sizes, batch size and the like from template.yaml,
+so the estimate follows the configuration. Every figure is itemised with what it assumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT
+
+# List prices, us-east-1 (arm64 Lambda; on-demand DynamoDB after the November 2024 price cut).
+LAMBDA_GB_SECOND = 0.0000133334
+LAMBDA_REQUEST = 0.20 / 1e6
+HTTP_API_REQUEST = 1.00 / 1e6  # per 512 KB chunk of request
+SQS_REQUEST = 0.40 / 1e6  # per 64 KB chunk of payload
+DYNAMODB_WRITE_UNIT = 0.625 / 1e6  # on-demand, per WRU (1 KB)
+DYNAMODB_READ_UNIT = 0.125 / 1e6  # on-demand, per RRU (4 KB strongly consistent)
+EVENTBRIDGE_EVENT = 1.00 / 1e6  # custom events, per 64 KB chunk
+
+HTTP_API_CHUNK = 512 * 1024
+SQS_CHUNK = 64 * 1024
+
+
+def _template_loader():
+    import yaml
+
+    class CfnLoader(yaml.SafeLoader):
+        pass
+
+    def any_tag(loader, suffix, node):  # !Ref X -> {"Ref": "X"}, !GetAtt ... -> {"GetAtt": ...}
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {suffix: value}
+
+    CfnLoader.add_multi_constructor("!", any_tag)
+    return CfnLoader
+
+
+@dataclass(frozen=True)
+class TemplateFacts:
+    intake_memory_mb: int
+    ingest_memory_mb: int
+    webhook_memory_mb: int
+    ingest_batch_size: int
+    ingest_timeout_seconds: int
+
+
+def template_facts(path: Path = ROOT / "template.yaml") -> TemplateFacts:
+    import yaml
+
+    template = yaml.load(path.read_text(), Loader=_template_loader())
+    parameters = template.get("Parameters", {})
+    globals_ = template.get("Globals", {}).get("Function", {})
+    resources = template["Resources"]
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and "Ref" in value:
+            return parameters[value["Ref"]]["Default"]
+        return value
+
+    def prop(function: str, name: str, default: Any) -> Any:
+        properties = resources[function].get("Properties", {})
+        return resolve(properties.get(name, globals_.get(name, default)))
+
+    ingest_events = resources["OrbIngestFunction"]["Properties"]["Events"]
+    sqs_event = next(e for e in ingest_events.values() if e.get("Type") == "SQS")
+    return TemplateFacts(
+        intake_memory_mb=int(prop("TrackIntakeFunction", "MemorySize", 128)),
+        ingest_memory_mb=int(prop("OrbIngestFunction", "MemorySize", 128)),
+        webhook_memory_mb=int(prop("OrbWebhookFunction", "MemorySize", 128)),
+        ingest_batch_size=int(resolve(sqs_event["Properties"].get("BatchSize", 10))),
+        ingest_timeout_seconds=int(prop("OrbIngestFunction", "Timeout", 3)),
+    )
+
+
+def _lambda(seconds: float, memory_mb: int) -> float:
+    # Lambda bills duration rounded up to the millisecond.
+    return math.ceil(seconds * 1000) / 1000 * memory_mb / 1024 * LAMBDA_GB_SECOND + LAMBDA_REQUEST
+
+
+def usage_cost_per_million(
+    *,
+    facts: TemplateFacts,
+    events_per_segment_request: int,
+    segment_request_bytes: int,
+    intake_seconds_per_request: float,
+    sqs_message_bytes: int,
+    ingest_seconds_per_event: float,
+) -> list[tuple[str, float, str]]:
+    """Itemised (item, USD per million usage events, how) for Segment Track events."""
+    million = 1_000_000
+    requests = million / events_per_segment_request
+    http_chunks = max(1, math.ceil(segment_request_bytes / HTTP_API_CHUNK))
+    # SendMessageBatch carries at most 10 entries, and never spans two Segment requests.
+    send_batches = million / min(events_per_segment_request, 10)
+    batch_bytes = min(events_per_segment_request, 10) * sqs_message_bytes
+    sqs_chunks = max(1, math.ceil(batch_bytes / SQS_CHUNK))
+    invocations = million / facts.ingest_batch_size
+    ingest_seconds = ingest_seconds_per_event * facts.ingest_batch_size
+    return [
+        (
+            "HTTP API requests",
+            requests * http_chunks * HTTP_API_REQUEST,
+            f"{requests:,.0f} requests x {http_chunks} x 512 KB chunk(s)",
+        ),
+        (
+            "Lambda TrackIntake",
+            requests * _lambda(intake_seconds_per_request, facts.intake_memory_mb),
+            f"{requests:,.0f} invocations x {intake_seconds_per_request * 1000:,.1f} ms at {facts.intake_memory_mb} MB",
+        ),
+        (
+            "SQS SendMessageBatch",
+            send_batches * sqs_chunks * SQS_REQUEST,
+            f"{send_batches:,.0f} batches x {sqs_chunks} x 64 KB chunk(s)",
+        ),
+        (
+            "SQS receive + delete (event source)",
+            2 * (million / 10) * sqs_chunks * SQS_REQUEST,
+            "100,000 ReceiveMessage (10 per call) + 100,000 DeleteMessageBatch; idle long polls not included",
+        ),
+        (
+            "Lambda OrbIngest",
+            invocations * _lambda(ingest_seconds, facts.ingest_memory_mb),
+            f"{invocations:,.0f} invocations of {facts.ingest_batch_size:,} events x {ingest_seconds * 1000:,.0f} ms at {facts.ingest_memory_mb} MB",
+        ),
+        ("DynamoDB", 0.0, "not used on the usage path"),
+        ("EventBridge", 0.0, "not used on the usage path"),
+    ]
+
+
+def webhook_cost_per_million(
+    *, facts: TemplateFacts, webhook_seconds: float, webhook_bytes: int
+) -> list[tuple[str, float, str]]:
+    """Itemised (item, USD per million Orb webhooks delivered once each)."""
+    million = 1_000_000
+    chunks = max(1, math.ceil(webhook_bytes / SQS_CHUNK))
+    # Powertools Idempotency: a conditional PutItem (in progress) then an UpdateItem (completed);
+    # each record is under 1 KB, so one WRU each. No reads on a first delivery.
+    return [
+        ("HTTP API requests", million * HTTP_API_REQUEST, "1 request per webhook"),
+        (
+            "Lambda OrbWebhook",
+            million * _lambda(webhook_seconds, facts.webhook_memory_mb),
+            f"{webhook_seconds * 1000:,.1f} ms at {facts.webhook_memory_mb} MB",
+        ),
+        ("DynamoDB writes", million * 2 * DYNAMODB_WRITE_UNIT, "PutItem + UpdateItem, 1 WRU each"),
+        ("EventBridge PutEvents", million * chunks * EVENTBRIDGE_EVENT, f"1 event x {chunks} x 64 KB chunk(s)"),
+    ]

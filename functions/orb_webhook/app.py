@@ -1,0 +1,85 @@
+"""POST /orb/webhook (HTTP API, payload v2): Orb's outbound webhooks.
+
+Thin adapter: take the raw body bytes (base64-decoded when API Gateway says so, never
+re-serialised) and the headers, let ``WebhookReceiver`` verify, deduplicate and hand on to
+EventBridge, and shape its result as an HTTP response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from typing import Any
+
+from orb_bridge.config import WebhookSettings
+from orb_bridge.errors import ConfigurationError
+from orb_bridge.observability import logger, metrics
+from orb_bridge.webhooks.service import (
+    GENERIC_REJECTION,
+    Outcome,
+    WebhookReceiver,
+    WebhookResult,
+    count_rejection,
+    not_configured,
+)
+from orb_bridge.webhooks.signature import RejectionReason
+
+
+@functools.lru_cache(maxsize=4)
+def _receiver(settings: WebhookSettings) -> WebhookReceiver:
+    # Settings are re-read per request (the secret is cached by Parameters for 300 s, so a
+    # rotated secret is picked up); the receiver and its clients are built once per settings.
+    return WebhookReceiver(settings)
+
+
+def _response(result: WebhookResult) -> dict[str, Any]:
+    return {
+        "statusCode": result.http_status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(result.body()),
+    }
+
+
+def _raw_body(event: dict[str, Any], max_body_bytes: int) -> bytes | WebhookResult:
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        return _refused(RejectionReason.MALFORMED_BODY, "body is not a string", Outcome.REJECTED)
+    if event.get("isBase64Encoded"):
+        # Refuse before decoding anything that cannot fit once decoded.
+        if len(body) > (max_body_bytes // 3 + 1) * 4:
+            return _refused(RejectionReason.BODY_TOO_LARGE, f"base64 body of {len(body)} characters", Outcome.TOO_LARGE)
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return _refused(RejectionReason.MALFORMED_BODY, "body is not valid base64", Outcome.REJECTED)
+    return body.encode("utf-8")
+
+
+def _refused(reason: RejectionReason, detail: str, outcome: Outcome) -> WebhookResult:
+    logger.warning("Orb webhook rejected", extra={"reason": reason.value, "detail": detail})
+    count_rejection(reason.value)
+    return WebhookResult(outcome, "webhook body too large" if outcome is Outcome.TOO_LARGE else GENERIC_REJECTION)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        settings = WebhookSettings.from_env()
+    except ConfigurationError as exc:
+        return _response(not_configured(str(exc)))
+    raw = _raw_body(event, settings.max_body_bytes)
+    if isinstance(raw, WebhookResult):
+        return _response(raw)
+    try:
+        result = _receiver(settings).receive(raw, event.get("headers"), context)
+    except Exception:  # our own bug: answer 500 so Orb redelivers, and keep the trace
+        logger.exception("unexpected error while receiving an Orb webhook")
+        return {
+            "statusCode": 500,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"status": "error", "message": "internal error; retry later"}),
+        }
+    return _response(result)

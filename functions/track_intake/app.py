@@ -1,0 +1,55 @@
+"""POST /segment (HTTP API, payload v2): Segment Track calls -> ingest queue.
+
+Thin adapter: read the API Gateway event, hand the exact body bytes to the intake service,
+shape its answer. Bad requests get a 4xx with a specific message; our own failures a 5xx
+without a stack trace (Segment retries 5xx).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orb_bridge import intake
+from orb_bridge.errors import ConfigurationError
+from orb_bridge.observability import logger, metrics
+from orb_bridge.segment.body import BodyError, decode_http_body
+
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+def _response(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status_code, "headers": dict(JSON_HEADERS), "body": json.dumps(body)}
+
+
+def _request(event: Any) -> tuple[dict[str, Any], bytes]:
+    if not isinstance(event, dict):
+        raise BodyError(400, "not an API Gateway HTTP API event")
+    headers = event.get("headers")
+    if not isinstance(headers, dict):
+        raise BodyError(400, "not an API Gateway HTTP API event: no headers")
+    raw_body = decode_http_body(event.get("body"), event.get("isBase64Encoded", False))
+    if not raw_body.strip():
+        raise BodyError(400, "request body is empty")
+    return headers, raw_body
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        headers, raw_body = _request(event)
+    except BodyError as exc:
+        logger.warning("bad request", extra={"reason": exc.message})
+        return _response(exc.status_code, {"message": exc.message})
+    try:
+        service = intake.default_intake()
+    except ConfigurationError as exc:
+        logger.error("configuration error", extra={"reason": str(exc)})
+        return _response(500, {"message": f"track intake is misconfigured: {exc}"})
+    try:
+        result = service.handle(headers, raw_body)
+    except Exception:  # a bug of ours: log it, answer a retryable 500 without internals
+        logger.exception("unexpected error in track intake")
+        return _response(500, {"message": "internal error; please retry"})
+    return _response(result.status_code, result.body)

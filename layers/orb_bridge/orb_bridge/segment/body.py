@@ -1,0 +1,140 @@
+"""Request bodies: base64, size limits, and the three shapes Segment sends.
+
+- one event object (classic Webhooks destination),
+- a JSON array (Webhooks Actions destination in batch mode, up to 4,000 events),
+- ``{"batch": [...]}`` (the HTTP Tracking API shape).
+
+Every problem is a ``BodyError`` carrying the HTTP status (400 or 413) and a specific message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from orb_bridge.segment.models import BodyShape
+
+JSON_WHITESPACE = " \t\n\r"
+_DECODER = json.JSONDecoder()
+
+
+class BodyError(ValueError):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentBody:
+    shape: BodyShape
+    elements: list[Any]
+
+    @property
+    def is_batch(self) -> bool:
+        return self.shape != "object"
+
+
+def json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def decode_http_body(body: Any, is_base64_encoded: Any = False) -> bytes:
+    """The exact bytes the client sent (API Gateway may deliver them base64-encoded)."""
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise BodyError(400, "request body must be a string")
+    if is_base64_encoded is True:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BodyError(400, "request body is marked isBase64Encoded but is not valid base64") from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates cannot have come from a real request
+        raise BodyError(400, "request body is not valid UTF-8") from None
+
+
+def check_size(raw_body: bytes, max_body_bytes: int) -> None:
+    if len(raw_body) > max_body_bytes:
+        raise BodyError(413, f"request body is {len(raw_body)} bytes, more than the limit of {max_body_bytes}")
+
+
+def _text(raw_body: bytes) -> str:
+    try:
+        return raw_body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, f"request body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def first_array_element(raw_body: bytes) -> bytes | None:
+    """The exact bytes of ``body[0]`` when the body is a JSON array, else None.
+
+    Segment signs only ``JSON.stringify(body[0])`` of a batch; that string is the first
+    element exactly as it appears in the body, so its span is located, never re-serialised.
+    Decoding and re-encoding UTF-8 is lossless, so the slice's bytes are the bytes sent.
+    """
+    try:
+        text = raw_body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    start = len(text) - len(text.lstrip(JSON_WHITESPACE))
+    if not text.startswith("[", start):
+        return None
+    start += 1
+    while start < len(text) and text[start] in JSON_WHITESPACE:
+        start += 1
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return None
+    return text[start:end].encode("utf-8")
+
+
+def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events: int) -> SegmentBody:
+    check_size(raw_body, max_body_bytes)
+    text = _text(raw_body)
+    if not text.strip(JSON_WHITESPACE):
+        raise BodyError(400, "request body is empty")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BodyError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+        raise BodyError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BodyError(400, "request body is nested too deeply") from None
+
+    if isinstance(document, list):
+        shape: BodyShape = "array"
+        elements = document
+    elif isinstance(document, dict):
+        if "batch" in document and "type" not in document:
+            batch = document["batch"]
+            if not isinstance(batch, list):
+                raise BodyError(400, 'request body field "batch" must be a JSON array of events')
+            shape, elements = "batch", batch
+        else:
+            shape, elements = "object", [document]
+    else:
+        raise BodyError(400, f"request body must be a JSON object or array, got {json_type_name(document)}")
+
+    if not elements:
+        raise BodyError(400, "request body holds no events (empty batch)")
+    if len(elements) > max_batch_events:
+        raise BodyError(413, f"request body holds {len(elements)} events, more than the limit of {max_batch_events}")
+    return SegmentBody(shape=shape, elements=elements)

@@ -1,0 +1,304 @@
+"""Property tests on POST /segment: whatever arrives, no 5xx, no escaping exception, and nothing
+unauthenticated or invalid reaches the ingest queue.
+
+SQS is moto's (in-process); each example gets fresh queues so what one request enqueued is
+seen exactly. Examples are derandomised so CI runs the same inputs every time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from orb_bridge import aws, intake
+from orb_bridge.usage_event import OrbUsageEvent
+from tests.conftest import FakeLambdaContext, load_handler
+
+SHARED_SECRET = "fuzz-shared-secret-9c1d"
+AUTH_TOKEN = "fuzz-bearer-token-5e7a"
+PROPERTIES_MAPPING = {"amount": "amount", "plan": "plan_name"}
+
+FUZZ_SETTINGS = settings(
+    max_examples=120,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# ---- strategies -------------------------------------------------------------------------------
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+json_values = st.recursive(
+    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+timestamps = st.sampled_from(
+    ["2026-11-02T10:00:00Z", "2022-05-11T21:33:13.1652304793Z", "2026-11-02T12:00:00+02:00", "yesterday", "", "NaN"]
+) | json_scalars
+identifiers = st.text(min_size=0, max_size=10) | json_scalars
+segment_events = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["track", "identify", "page", "TRACK", "alias"]) | json_scalars,
+        "event": identifiers,
+        "userId": identifiers,
+        "anonymousId": identifiers,
+        "messageId": identifiers,
+        "timestamp": timestamps,
+        "originalTimestamp": timestamps,
+        "properties": st.dictionaries(st.sampled_from(["amount", "plan", "other"]) | st.text(max_size=5), json_values,
+                                      max_size=4)
+        | json_values,
+        "context": json_values,
+    },
+)
+# Mostly well-formed Track calls, so the mapping's accept path is exercised as much as its rejections.
+track_calls = st.builds(
+    lambda event, user, message, amount, extra: {
+        "type": "track", "event": event, "userId": user, "messageId": message,
+        "timestamp": "2026-11-02T10:00:00.123Z", "properties": {"amount": amount, **extra},
+    },
+    st.text(min_size=1, max_size=8),
+    st.text(min_size=1, max_size=8),
+    st.text(min_size=1, max_size=12),
+    json_scalars,
+    st.dictionaries(st.sampled_from(["plan", "other"]), json_values, max_size=2),
+)
+elements = track_calls | segment_events | json_values
+documents = (
+    elements
+    | st.lists(elements, max_size=6)
+    | st.builds(lambda batch: {"batch": batch}, st.lists(elements, max_size=6) | json_values)
+)
+
+
+@st.composite
+def raw_bodies(draw: st.DrawFn) -> bytes:
+    choice = draw(st.integers(0, 4))
+    if choice == 0:
+        return draw(st.binary(max_size=200))
+    document_bytes = json.dumps(draw(documents)).encode("utf-8")
+    if choice == 1:  # truncated or corrupted JSON
+        cut = draw(st.integers(0, len(document_bytes)))
+        return document_bytes[:cut] + draw(st.binary(max_size=3))
+    if choice == 2:  # not ASCII-escaped: raw UTF-8 text
+        return json.dumps(draw(documents), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return document_bytes
+
+
+@st.composite
+def http_bodies(draw: st.DrawFn, raw: bytes) -> tuple[Any, Any]:
+    """How API Gateway might deliver ``raw``: (body, isBase64Encoded)."""
+    encoding = draw(st.sampled_from(["text", "base64", "bad-base64", "odd-flag", "none", "not-a-string"]))
+    if encoding == "text":
+        try:
+            return raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "surrogateescape"), False  # lone surrogates: not encodable
+    if encoding == "base64":
+        return base64.b64encode(raw).decode("ascii"), True
+    if encoding == "bad-base64":
+        return draw(st.text(max_size=40)) + "!*", True
+    if encoding == "odd-flag":
+        return base64.b64encode(raw).decode("ascii"), draw(st.sampled_from(["true", 1, None, "yes"]))
+    if encoding == "none":
+        return None, draw(st.booleans())
+    return draw(st.sampled_from([123, ["a"], {"k": "v"}, b"bytes"])), False
+
+
+header_names = st.sampled_from(["content-type", "user-agent", "x-forwarded-for", "X-Custom"]) | st.text(max_size=12)
+fuzz_headers = st.dictionaries(header_names, st.text(max_size=30), max_size=4).map(
+    lambda headers: {k: v for k, v in headers.items() if k.lower() not in {"authorization", "x-signature"}}
+)
+forged_credentials = st.fixed_dictionaries(
+    {},
+    optional={
+        "authorization": st.sampled_from(["", "Bearer", "Bearer ", f"Basic {AUTH_TOKEN}", f"Bearer {AUTH_TOKEN}x",
+                                          f"bearer {AUTH_TOKEN[:-1]}"]) | st.text(max_size=40),
+        "x-signature": st.sampled_from(["", "0" * 40, "zz"]) | st.text(max_size=50),
+    },
+)
+
+
+# ---- the harness --------------------------------------------------------------------------------
+
+_queue_names = itertools.count()
+
+
+def http_api_event(body: Any, is_base64: Any, headers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "routeKey": "POST /segment",
+        "rawPath": "/segment",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"http": {"method": "POST", "path": "/segment"}, "requestId": "fuzz", "stage": "$default"},
+        "body": body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def drain(sqs: Any, queue_url: str) -> list[str]:
+    bodies: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return bodies
+        bodies += [message["Body"] for message in messages]
+
+
+class Intake:
+    """The real handler on moto's SQS; ``invoke`` uses a fresh pair of queues each time."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs = sqs
+        self.handler = load_handler("track_intake").lambda_handler
+
+    def invoke(self, event: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+        number = next(_queue_names)
+        ingest_url = self.sqs.create_queue(QueueName=f"fuzz-ingest-{number}")["QueueUrl"]
+        rejected_url = self.sqs.create_queue(QueueName=f"fuzz-rejected-{number}")["QueueUrl"]
+        os.environ["INGEST_QUEUE_URL"] = ingest_url
+        os.environ["REJECTED_QUEUE_URL"] = rejected_url
+        intake.reset()
+        response = self.handler(event, FakeLambdaContext())  # must not raise, whatever the event
+        return response, drain(self.sqs, ingest_url), drain(self.sqs, rejected_url)
+
+
+@pytest.fixture(scope="module")
+def intake_on_moto() -> Iterator[Intake]:
+    from moto import mock_aws
+
+    env = {
+        "SEGMENT_SHARED_SECRET": SHARED_SECRET,
+        "SEGMENT_AUTH_TOKEN": AUTH_TOKEN,
+        "EXTERNAL_CUSTOMER_ID_FIELD": "userId",
+        "PROPERTIES_MAPPING": json.dumps(PROPERTIES_MAPPING),
+        "ALLOW_UNAUTHENTICATED": "false",
+        "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+    }
+    saved = {name: os.environ.get(name) for name in [*env, "INGEST_QUEUE_URL", "REJECTED_QUEUE_URL"]}
+    os.environ.update(env)
+    with mock_aws():
+        aws.reset_clients()
+        import boto3
+
+        yield Intake(boto3.client("sqs", region_name="us-east-1"))
+    aws.reset_clients()
+    intake.reset()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def sign(raw: bytes) -> str:
+    return hmac.new(SHARED_SECRET.encode(), raw, hashlib.sha1).hexdigest()
+
+
+def first_element_bytes(raw: bytes) -> bytes | None:
+    """What Segment signs in batch mode: body[0] exactly as sent (computed independently here)."""
+    try:
+        text = raw.decode("utf-8")
+        document = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(document, list) or not document:
+        return None
+    stripped = text.lstrip(" \t\n\r")[1:].lstrip(" \t\n\r")
+    _, end = json.JSONDecoder().raw_decode(stripped)
+    return stripped[:end].encode("utf-8")
+
+
+def track_elements(raw: bytes) -> list[Any]:
+    document = json.loads(raw)
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict) and "batch" in document and "type" not in document:
+        return document["batch"]
+    return [document]
+
+
+def as_identifier(value: Any) -> str:
+    """Segment identifiers may be numbers; Orb's are strings."""
+    return value if isinstance(value, str) else repr(value)
+
+
+as_id = as_identifier
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_unauthenticated_requests_never_enqueue_anything(intake_on_moto: Intake, data: st.DataObject) -> None:
+    raw = data.draw(raw_bodies())
+    body, is_base64 = data.draw(http_bodies(raw))
+    headers = {**data.draw(fuzz_headers), **data.draw(forged_credentials)}
+    if headers.get("x-signature", "").strip().lower() in {sign(raw), sign(first_element_bytes(raw) or b"")}:
+        return  # astronomically unlikely; a forged header that happens to be right is not forged
+
+    response, ingested, rejected = intake_on_moto.invoke(http_api_event(body, is_base64, headers))
+
+    event(f"status {response['statusCode']}")
+    assert response["statusCode"] in {400, 401, 413}, response
+    assert json.loads(response["body"])["message"]
+    assert ingested == [] and rejected == []
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_authenticated_requests_enqueue_only_valid_events(intake_on_moto: Intake, data: st.DataObject) -> None:
+    raw = data.draw(raw_bodies())
+    body, is_base64 = data.draw(http_bodies(raw))
+    credential = data.draw(st.sampled_from(["bearer", "signature", "first-element-signature"]))
+    headers = data.draw(fuzz_headers)
+    if credential == "bearer":
+        headers["Authorization"] = f"Bearer {AUTH_TOKEN}"
+    elif credential == "signature":
+        headers["X-Signature"] = sign(raw)
+    else:
+        headers["x-signature"] = sign(first_element_bytes(raw) or raw)
+
+    response, ingested, rejected = intake_on_moto.invoke(http_api_event(body, is_base64, headers))
+
+    status = response["statusCode"]
+    event(f"status {status}")
+    assert status < 500, response
+    answer = json.loads(response["body"])
+    events = [OrbUsageEvent.from_message_body(message) for message in ingested]  # each one valid
+    if status != 200:
+        assert ingested == [], "a refused request must not enqueue usage events"
+        assert answer.get("message")
+        return
+
+    # Accepted: exactly the Track calls that map, one message each, with what the sender sent.
+    assert answer["accepted"] == len(ingested)
+    assert answer["accepted"] + answer["skipped"] >= 1
+    elements = track_elements(raw)
+    assert answer["accepted"] + answer["skipped"] + len(answer["rejected"]) == len(elements)
+    assert len(rejected) == len(answer["rejected"])
+    for record in map(json.loads, rejected):
+        assert record["stage"] == "intake" and record["reason"]
+    rejected_indexes = {item["index"] for item in answer["rejected"]}
+    sources = [
+        element
+        for index, element in enumerate(elements)
+        if index not in rejected_indexes and isinstance(element, dict) and element.get("type") == "track"
+    ]
+    expected = sorted((as_id(s["messageId"]), as_id(s["event"]), as_id(s["userId"])) for s in sources)
+    assert sorted((e.idempotency_key, e.event_name, e.external_customer_id) for e in events) == expected
+    for event in events:
+        assert set(event.properties) <= set(PROPERTIES_MAPPING.values())

@@ -1,0 +1,284 @@
+"""OrbIngestFunction end to end in-process: the real handler, the Orb sandbox over loopback,
+moto SQS for the rejected queue. Each scenario then replays what SQS would redeliver, to check
+that every valid event ends up in Orb exactly once and every other one in the rejected queue.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from orb_bridge import aws, ingest
+from orb_bridge.config import IngestSettings
+from orb_bridge.ingest import IngestService, SqsMessage
+from orb_bridge.orb import OrbClient, shared_http_client
+from orb_bridge.queues import SqsQueue
+from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge_dev.orb_sandbox import OrbSandbox, ScriptedResponse
+from tests.conftest import FakeLambdaContext, load_handler
+
+API_KEY = "sandbox-key"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with OrbSandbox(api_key=API_KEY, port=0, seed=7) as server:
+        yield server
+
+
+@pytest.fixture
+def orb(sandbox):
+    sandbox.reset()
+    sandbox.faults.latency_seconds = 0.0
+    yield sandbox
+    sandbox.reset()
+    sandbox.faults.latency_seconds = 0.0
+
+
+@pytest.fixture
+def rejected_queue_url():
+    with mock_aws():
+        aws.reset_clients()
+        yield boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="RejectedQueue")["QueueUrl"]
+    aws.reset_clients()
+
+
+@pytest.fixture
+def handler(orb, rejected_queue_url, monkeypatch):
+    monkeypatch.setenv("ORB_API_BASE_URL", orb.base_url)
+    monkeypatch.setenv("ORB_API_KEY", API_KEY)
+    monkeypatch.delenv("ORB_API_KEY_SECRET_ARN", raising=False)
+    monkeypatch.setenv("REJECTED_QUEUE_URL", rejected_queue_url)
+    monkeypatch.setenv("ORB_REQUEST_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("INGEST_SAFETY_MARGIN_SECONDS", "1")
+    ingest.forget_container_service()
+    yield load_handler("orb_ingest")
+    ingest.forget_container_service()
+
+
+def now_minus(seconds: float = 60) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def usage_event(i: int, **changes) -> OrbUsageEvent:
+    fields = {
+        "event_name": "api_call",
+        "idempotency_key": f"evt-{i:05d}",
+        "timestamp": now_minus(),
+        "external_customer_id": f"cust-{i % 13}",
+        "properties": {"units": i, "region": "eu"},
+    }
+    fields.update(changes)
+    return OrbUsageEvent(**fields)
+
+
+def sqs_event(events: list[OrbUsageEvent | str], first_id: int = 0) -> dict:
+    records = []
+    for n, item in enumerate(events, start=first_id):
+        body = item if isinstance(item, str) else item.to_message_body()
+        records.append({
+            "messageId": f"msg-{n:05d}",
+            "receiptHandle": f"rh-{n}",
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": "1763715600000",
+                "SenderId": "AIDAEXAMPLE",
+                "ApproximateFirstReceiveTimestamp": "1763715600001",
+            },
+            "messageAttributes": {},
+            "md5OfBody": "0" * 32,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:IngestQueue",
+            "awsRegion": "us-east-1",
+        })
+    return {"Records": records}
+
+
+def failed_ids(response: dict) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def redeliver(event: dict, response: dict) -> dict:
+    """The SQS event Lambda would get next: only the messages reported as failed."""
+    failed = set(failed_ids(response))
+    return {"Records": [record for record in event["Records"] if record["messageId"] in failed]}
+
+
+def rejected(url: str) -> list[dict]:
+    sqs = aws.client("sqs")
+    records = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        records.extend(json.loads(message["Body"]) for message in batch)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    return records
+
+
+def test_normal_ingest_puts_every_event_in_orb_once(handler, orb, rejected_queue_url):
+    events = [usage_event(i) for i in range(1200)]
+    events.append(events[3])  # an identical duplicate
+    response = handler.lambda_handler(sqs_event(events), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    stored = orb.ingested_events()
+    assert set(stored) == {f"evt-{i:05d}" for i in range(1200)}
+    assert stored["evt-00007"]["properties"] == {"units": 7, "region": "eu"}
+    assert orb.ingest_request_count == 3
+    assert orb.stats()["duplicates"] == 0
+    assert rejected(rejected_queue_url) == []
+
+
+def test_validation_failed_events_are_kept_in_the_rejected_queue(handler, orb, rejected_queue_url):
+    too_old = usage_event(1, timestamp=now_minus(13 * 3600))
+    events = [usage_event(0), too_old, usage_event(2), "{not json"]
+    response = handler.lambda_handler(sqs_event(events), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    assert set(orb.ingested_events()) == {"evt-00000", "evt-00002"}
+    records = {record["stage"]: record for record in rejected(rejected_queue_url)}
+    assert set(records) == {"orb", "ingest"}
+    assert records["orb"]["orb_event"] == too_old.to_orb()
+    assert records["orb"]["sqs_message_ids"] == ["msg-00001"]
+    assert any("grace period" in error for error in records["orb"]["errors"])
+    assert records["ingest"]["message_body"] == "{not json"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ScriptedResponse(status=500),
+        ScriptedResponse(status=503),
+        ScriptedResponse(status=429, headers={"retry-after": "1"}),
+        ScriptedResponse(status=200, drop_connection=True),
+    ],
+    ids=["500", "503", "429", "dropped-connection"],
+)
+def test_a_transient_failure_is_redelivered_and_then_ingested_exactly_once(
+    handler, orb, rejected_queue_url, monkeypatch, failure
+):
+    monkeypatch.setenv("ORB_MAX_CONCURRENT_REQUESTS", "1")
+    monkeypatch.setenv("ORB_MAX_EVENTS_PER_REQUEST", "10")
+    orb.script_ingest_responses([failure])
+    event = sqs_event([usage_event(i) for i in range(25)])
+
+    first = handler.lambda_handler(event, FakeLambdaContext())
+    assert failed_ids(first) == [f"msg-{i:05d}" for i in range(10)]
+    assert set(orb.ingested_events()) == {f"evt-{i:05d}" for i in range(10, 25)}
+
+    second = handler.lambda_handler(redeliver(event, first), FakeLambdaContext())
+    assert second == {"batchItemFailures": []}
+    assert set(orb.ingested_events()) == {f"evt-{i:05d}" for i in range(25)}
+    assert max(orb.ingest_attempts_by_key.values()) == 1
+    assert rejected(rejected_queue_url) == []
+
+
+def test_a_whole_chunk_400_is_split_down_to_the_bad_event(handler, orb, rejected_queue_url):
+    # The sandbox only answers 400 for request-level problems our events cannot have, so the
+    # 400s are scripted: the bad event comes first, so bisection asks about it 4 times
+    # (8 -> 4 -> 2 -> 1 events) and every other request is processed normally.
+    problem = {"status": 400, "title": "Request validation error", "detail": "events[0] is invalid",
+               "validation_errors": ["events[0].properties.units: unsupported value"]}
+    orb.script_ingest_responses([ScriptedResponse(status=400, body=problem)] * 4)
+    event = sqs_event([usage_event(i) for i in range(8)])
+
+    response = handler.lambda_handler(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    assert set(orb.ingested_events()) == {f"evt-{i:05d}" for i in range(1, 8)}
+    assert orb.ingest_request_count == 4 + 3  # 4 refusals, then [1], [2, 3], [4..7]
+    (record,) = rejected(rejected_queue_url)
+    assert record["stage"] == "orb"
+    assert record["orb_event"]["idempotency_key"] == "evt-00000"
+    assert "HTTP 400" in record["reason"]
+    assert "events[0].properties.units: unsupported value" in record["errors"]
+
+
+def test_a_real_400_from_an_oversized_request_is_split_and_then_accepted(orb, rejected_queue_url):
+    # Settings normally cap chunks at 500; built directly, the sandbox's own limit answers 400.
+    settings = IngestSettings(orb_api_base_url=orb.base_url, orb_api_key=API_KEY,
+                              rejected_queue_url=rejected_queue_url, max_events_per_request=600,
+                              request_timeout_seconds=5, safety_margin_seconds=1)
+    service = IngestService(settings, OrbClient(orb.base_url, API_KEY, shared_http_client()), SqsQueue(rejected_queue_url))
+    events = [usage_event(i) for i in range(600)]
+
+    report = service.ingest([SqsMessage(f"m{i}", e.to_message_body()) for i, e in enumerate(events)], lambda: 60.0)
+
+    assert report.failed_message_ids == []
+    assert report.requests_made == 3
+    assert orb.ingested_count == 600
+    assert rejected(rejected_queue_url) == []
+
+
+def test_a_wrong_api_key_fails_everything_and_dead_letters_nothing(handler, orb, rejected_queue_url, monkeypatch):
+    monkeypatch.setenv("ORB_API_KEY", "not-the-key")
+    monkeypatch.setenv("ORB_MAX_CONCURRENT_REQUESTS", "1")
+    monkeypatch.setenv("ORB_MAX_EVENTS_PER_REQUEST", "5")
+    event = sqs_event([usage_event(i) for i in range(15)])
+
+    response = handler.lambda_handler(event, FakeLambdaContext())
+
+    assert failed_ids(response) == [f"msg-{i:05d}" for i in range(15)]
+    assert orb.ingest_request_count == 1  # stopped after the first 401
+    assert orb.ingested_count == 0
+    assert rejected(rejected_queue_url) == []
+
+    # Once the key is fixed (secret rotated), the redelivered messages go through.
+    monkeypatch.setenv("ORB_API_KEY", API_KEY)
+    assert handler.lambda_handler(redeliver(event, response), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert orb.ingested_count == 15
+
+
+def test_a_response_slower_than_the_request_timeout_fails_the_chunk(handler, orb, monkeypatch):
+    monkeypatch.setenv("ORB_REQUEST_TIMEOUT_SECONDS", "0.3")
+    orb.script_ingest_responses([ScriptedResponse(status=200, delay_seconds=2.0)])
+    response = handler.lambda_handler(sqs_event([usage_event(0), usage_event(1)]), FakeLambdaContext(timeout_seconds=10))
+    assert failed_ids(response) == ["msg-00000", "msg-00001"]
+
+
+def test_slow_responses_stop_new_requests_before_the_lambda_timeout(handler, orb, monkeypatch):
+    # Budget: 2.5 s invocation, 1 s margin, 1 s per request; each answer takes 0.6 s. After the
+    # first chunk under 2 s remain, too little to start another request safely.
+    monkeypatch.setenv("ORB_REQUEST_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("ORB_MAX_CONCURRENT_REQUESTS", "1")
+    monkeypatch.setenv("ORB_MAX_EVENTS_PER_REQUEST", "4")
+    orb.faults.latency_seconds = 0.6
+    context = FakeLambdaContext(timeout_seconds=2.5)
+
+    response = handler.lambda_handler(sqs_event([usage_event(i) for i in range(12)]), context)
+
+    assert context.get_remaining_time_in_millis() > 0
+    assert orb.ingest_request_count == 1
+    assert set(orb.ingested_events()) == {f"evt-{i:05d}" for i in range(4)}
+    assert failed_ids(response) == [f"msg-{i:05d}" for i in range(4, 12)]
+
+
+def test_no_request_is_started_when_the_invocation_is_nearly_over(handler, orb):
+    response = handler.lambda_handler(sqs_event([usage_event(0)]), FakeLambdaContext(timeout_seconds=3))
+    assert failed_ids(response) == ["msg-00000"]
+    assert orb.ingest_request_count == 0
+
+
+def test_ten_thousand_records_in_one_invocation(handler, orb, rejected_queue_url, capsys):
+    events = [usage_event(i) for i in range(10_000)]
+    too_old = {17, 4242, 9999}
+    for i in too_old:
+        events[i] = usage_event(i, timestamp=now_minus(24 * 3600))
+    event = sqs_event(events)
+
+    started = time.perf_counter()
+    response = handler.lambda_handler(event, FakeLambdaContext(timeout_seconds=120))
+    elapsed = time.perf_counter() - started
+
+    assert response == {"batchItemFailures": []}
+    assert orb.ingest_request_count == 20
+    assert orb.ingested_count == 10_000 - len(too_old)
+    assert {r["orb_event"]["idempotency_key"] for r in rejected(rejected_queue_url)} == {f"evt-{i:05d}" for i in too_old}
+    with capsys.disabled():
+        print(f"\n10,000 records: {elapsed:.2f} s wall, {orb.ingest_request_count} Orb requests")

@@ -1,0 +1,614 @@
+"""The Orb sandbox behaves like Orb's API (FACTS.md, seed OpenAPI), over real loopback HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from orb_bridge_dev.orb_sandbox import (
+    FaultConfig,
+    OrbSandbox,
+    ScriptedResponse,
+    format_orb_timestamp,
+    parse_iso8601,
+)
+
+API_KEY = "test-orb-key"
+WEBHOOK_SECRET = "whsec-sandbox-test"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def minutes_ago(minutes: float) -> str:
+    return iso(datetime.now(timezone.utc) - timedelta(minutes=minutes))
+
+
+def make_event(key: str, **overrides: object) -> dict:
+    event = {
+        "event_name": "api_call",
+        "idempotency_key": key,
+        "timestamp": minutes_ago(1),
+        "properties": {"tokens": 12, "model": "small", "cached": False, "cost": 0.25},
+        "external_customer_id": "user-1",
+    }
+    event.update(overrides)
+    return {name: value for name, value in event.items() if value is not ...}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[OrbSandbox]:
+    with OrbSandbox(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET, seed=7) as running:
+        yield running
+
+
+@pytest.fixture
+def client(sandbox: OrbSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5) as http:
+        yield http
+
+
+def ingest(client: httpx.Client, events: list, **params: str) -> httpx.Response:
+    return client.post("/ingest", json={"events": events}, params=params)
+
+
+# ----------------------------------------------------------------------------- server basics
+
+
+def test_base_url_is_loopback_with_v1_prefix_and_picked_port(sandbox: OrbSandbox) -> None:
+    assert sandbox.port > 0
+    assert sandbox.base_url == f"http://127.0.0.1:{sandbox.port}/v1"
+
+
+def test_unknown_path_is_a_json_404_and_wrong_method_a_405(client: httpx.Client) -> None:
+    missing = client.get("/customers")
+    assert missing.status_code == 404
+    assert missing.json()["status"] == 404 and "title" in missing.json() and "type" in missing.json()
+    assert client.get("/ingest").status_code == 405
+
+
+def test_stop_frees_the_port_and_the_context_manager_restarts_cleanly() -> None:
+    with OrbSandbox() as first:
+        port = first.port
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/v1/ingest", timeout=1)
+    with OrbSandbox(port=port) as second:
+        assert second.port == port
+
+
+# ----------------------------------------------------------------------------- authentication
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": f"Basic {API_KEY}"}, {"Authorization": "Bearer"}],
+    ids=["missing", "wrong-key", "wrong-scheme", "empty-token"],
+)
+def test_ingest_without_the_right_bearer_key_is_401_problem_json(sandbox: OrbSandbox, headers: dict) -> None:
+    response = httpx.post(f"{sandbox.base_url}/ingest", json={"events": [make_event("k1")]}, headers=headers)
+    assert response.status_code == 401
+    problem = response.json()
+    assert problem["status"] == 401 and problem["title"] and problem["type"].startswith("https://") and problem["detail"]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert sandbox.ingested_events() == {}
+
+
+def test_search_and_volume_need_auth_too(sandbox: OrbSandbox) -> None:
+    assert httpx.post(f"{sandbox.base_url}/events/search", json={"event_ids": ["x"]}).status_code == 401
+    assert httpx.get(f"{sandbox.base_url}/events/volume", params={"timeframe_start": minutes_ago(60)}).status_code == 401
+
+
+# ----------------------------------------------------------------------------- ingest: the happy path
+
+
+def test_valid_events_are_ingested_and_stored_as_sent(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    by_external = make_event("k-ext")
+    by_orb_id = make_event("k-cus", external_customer_id=..., customer_id="cus_123")
+    response = ingest(client, [by_external, by_orb_id])
+
+    assert response.status_code == 200
+    assert response.json() == {"validation_failed": []}
+    stored = sandbox.ingested_events()
+    assert set(stored) == {"k-ext", "k-cus"}
+    assert stored["k-ext"]["external_customer_id"] == "user-1" and stored["k-ext"]["customer_id"] is None
+    assert stored["k-cus"]["customer_id"] == "cus_123" and stored["k-cus"]["external_customer_id"] is None
+    assert stored["k-ext"]["properties"] == by_external["properties"]
+    assert stored["k-ext"]["event_name"] == "api_call"
+    assert parse_iso8601(stored["k-ext"]["timestamp"]) == parse_iso8601(by_external["timestamp"])
+    assert sandbox.ingest_request_count == 1
+    assert sandbox.wait_for_ingested(["k-ext", "k-cus"], timeout=0.1)
+
+
+def test_exactly_500_events_are_accepted(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    response = ingest(client, [make_event(f"k{i}") for i in range(500)])
+    assert response.status_code == 200 and response.json()["validation_failed"] == []
+    assert sandbox.ingested_count == 500
+
+
+def test_more_than_500_events_is_a_400_and_ingests_nothing(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    response = ingest(client, [make_event(f"k{i}") for i in range(501)])
+    assert response.status_code == 400
+    body = response.json()
+    assert body["title"] == "Request validation error" and body["validation_errors"]
+    assert sandbox.ingested_count == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[]", b'{"events": {}}', b'{"nope": []}', b'{"events": [1]}', b'{"events": [{"event_name": "x"}]}',
+     b'{"events": [{"idempotency_key": "k", "properties": {"x": NaN}}]}'],
+    ids=["not-json", "array", "events-object", "no-events", "event-not-object", "no-idempotency-key", "nan"],
+)
+def test_unreadable_request_is_a_400_request_validation_error(
+    sandbox: OrbSandbox, client: httpx.Client, raw: bytes
+) -> None:
+    response = client.post("/ingest", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == 400 and body["title"] == "Request validation error"
+    assert isinstance(body["validation_errors"], list) and body["validation_errors"]
+    assert sandbox.ingested_count == 0
+
+
+# ----------------------------------------------------------------------------- ingest: per-event validation
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mentions"),
+    [
+        ({"event_name": ...}, "event_name"),
+        ({"event_name": ""}, "event_name"),
+        ({"timestamp": ...}, "timestamp"),
+        ({"timestamp": "yesterday"}, "timestamp"),
+        ({"timestamp": 1700000000}, "timestamp"),
+        ({"properties": ...}, "properties"),
+        ({"properties": {"nested": {"a": 1}}}, "properties.nested"),
+        ({"properties": {"listed": [1, 2]}}, "properties.listed"),
+        ({"properties": {"empty": None}}, "properties.empty"),
+        ({"customer_id": "cus_1"}, "Exactly one"),
+        ({"external_customer_id": ...}, "Exactly one"),
+        ({"external_customer_id": None}, "Exactly one"),
+        ({"external_customer_id": 42}, "external_customer_id"),
+        ({"extra_field": "x"}, "extra_field"),
+    ],
+    ids=["no-name", "empty-name", "no-timestamp", "bad-timestamp", "numeric-timestamp", "no-properties",
+         "nested-property", "list-property", "null-property", "both-customer-ids", "no-customer-id",
+         "null-customer-id", "non-string-customer-id", "unknown-field"],
+)
+def test_an_invalid_event_is_listed_in_validation_failed_and_the_rest_are_ingested(
+    sandbox: OrbSandbox, client: httpx.Client, overrides: dict, mentions: str
+) -> None:
+    response = ingest(client, [make_event("good"), make_event("bad", **overrides)])
+
+    assert response.status_code == 200
+    failed = response.json()["validation_failed"]
+    assert [entry["idempotency_key"] for entry in failed] == ["bad"]
+    assert any(mentions in message for message in failed[0]["validation_errors"]), failed
+    assert set(sandbox.ingested_events()) == {"good"}
+
+
+def test_a_failed_key_is_not_marked_so_the_fixed_event_can_be_resent(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    ingest(client, [make_event("k", properties={"nested": {"a": 1}})])
+    response = ingest(client, [make_event("k", properties={"a": 1})], debug="true")
+    assert response.json()["debug"] == {"duplicate": [], "ingested": ["k"]}
+    assert sandbox.ingested_events()["k"]["properties"] == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("age", "accepted"),
+    [(timedelta(hours=11, minutes=59), True), (timedelta(hours=12, minutes=1), False),
+     (timedelta(minutes=-4), True), (timedelta(minutes=-6), False)],
+    ids=["inside-grace", "past-grace", "4-min-ahead", "6-min-ahead"],
+)
+def test_timestamps_outside_the_grace_period_or_over_5_minutes_ahead_fail(
+    sandbox: OrbSandbox, client: httpx.Client, age: timedelta, accepted: bool
+) -> None:
+    event = make_event("k", timestamp=iso(datetime.now(timezone.utc) - age))
+    failed = ingest(client, [event]).json()["validation_failed"]
+    assert (failed == []) is accepted
+    assert ("k" in sandbox.ingested_events()) is accepted
+    if not accepted:
+        assert "timestamp" in failed[0]["validation_errors"][0]
+
+
+def test_the_grace_period_is_configurable() -> None:
+    with OrbSandbox(api_key=API_KEY, grace_period=timedelta(hours=1)) as short:
+        response = httpx.post(
+            f"{short.base_url}/ingest", headers={"Authorization": f"Bearer {API_KEY}"},
+            json={"events": [make_event("old", timestamp=minutes_ago(61)), make_event("new", timestamp=minutes_ago(59))]},
+        )
+        assert [f["idempotency_key"] for f in response.json()["validation_failed"]] == ["old"]
+        assert set(short.ingested_events()) == {"new"}
+
+
+def test_timestamp_forms_orb_accepts(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    moment = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=3)
+    forms = {
+        "z-long-fraction": moment.strftime("%Y-%m-%dT%H:%M:%S") + ".1652304793Z",
+        "no-offset-is-utc": moment.strftime("%Y-%m-%dT%H:%M:%S"),
+        "offset": (moment + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S") + "+02:00",
+    }
+    response = ingest(client, [make_event(key, timestamp=value) for key, value in forms.items()])
+    assert response.json()["validation_failed"] == []
+    stored = sandbox.ingested_events()
+    assert parse_iso8601(stored["no-offset-is-utc"]["timestamp"]) == moment
+    assert parse_iso8601(stored["offset"]["timestamp"]) == moment
+    assert parse_iso8601(stored["z-long-fraction"]["timestamp"]) == moment.replace(microsecond=165230)
+
+
+# ----------------------------------------------------------------------------- ingest: idempotency
+
+
+def test_same_key_twice_with_different_bodies_rejects_the_whole_request(
+    sandbox: OrbSandbox, client: httpx.Client
+) -> None:
+    events = [make_event("other"), make_event("k", properties={"n": 1}), make_event("k", properties={"n": 2})]
+    response = ingest(client, events)
+    assert response.status_code == 400
+    assert "k" in response.json()["detail"]
+    assert sandbox.ingested_count == 0
+
+
+def test_same_key_twice_with_the_same_body_is_ingested_once(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    event = make_event("k")
+    response = ingest(client, [event, dict(event)], debug="true")
+    assert response.status_code == 200
+    assert response.json()["debug"] == {"duplicate": ["k"], "ingested": ["k"]}
+    assert sandbox.ingested_count == 1
+
+
+def test_an_ingested_key_is_never_ingested_again(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    first = make_event("k", properties={"n": 1})
+    assert ingest(client, [first]).json() == {"validation_failed": []}
+
+    resent = ingest(client, [first, make_event("new")], debug="true")
+    changed = ingest(client, [make_event("k", properties={"n": 999})])
+
+    assert resent.json()["debug"] == {"duplicate": ["k"], "ingested": ["new"]}
+    assert changed.json() == {"validation_failed": []}  # silently ignored, as Orb does
+    assert sandbox.ingested_events()["k"]["properties"] == {"n": 1}
+    assert sandbox.ingest_attempts_by_key["k"] == 3
+    assert sandbox.duplicate_count == 2
+    assert [c["idempotency_key"] for c in sandbox.conflicting_duplicates] == ["k"]
+
+
+def test_concurrent_requests_with_the_same_key_ingest_it_once(sandbox: OrbSandbox) -> None:
+    event = make_event("shared")
+    results: list[int] = []
+
+    def send() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+            for _ in range(5):
+                results.append(http.post(f"{sandbox.base_url}/ingest", json={"events": [event]}).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 40
+    assert sandbox.ingested_count == 1
+    assert sandbox.ingest_attempts_by_key["shared"] == 40
+    assert sandbox.duplicate_count == 39
+
+
+# ----------------------------------------------------------------------------- scripted responses
+
+
+def test_scripted_responses_answer_the_next_requests_in_order_then_normal_processing_resumes(
+    sandbox: OrbSandbox, client: httpx.Client
+) -> None:
+    sandbox.script_ingest_responses([
+        ScriptedResponse(status=500),
+        ScriptedResponse(status=429, headers={"retry-after": "1"}),
+        ScriptedResponse(status=200, body={"validation_failed": [{"idempotency_key": "k", "validation_errors": ["x"]}]}),
+    ])
+    first, second, third = (ingest(client, [make_event("k")]) for _ in range(3))
+    assert first.status_code == 500 and first.headers["transient-error"] == "true" and first.json()["status"] == 500
+    assert second.status_code == 429 and second.headers["retry-after"] == "1"
+    assert third.json()["validation_failed"][0]["validation_errors"] == ["x"]
+    assert sandbox.ingested_count == 0  # scripted answers ingest nothing
+
+    assert ingest(client, [make_event("k")]).json() == {"validation_failed": []}
+    assert set(sandbox.ingested_events()) == {"k"}
+    assert sandbox.ingest_request_count == 4 and sandbox.pending_scripted_responses == 0
+
+
+def test_scripted_drop_connection_closes_without_an_answer(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    sandbox.script_ingest_responses([ScriptedResponse(drop_connection=True)])
+    with pytest.raises(httpx.RemoteProtocolError):
+        ingest(client, [make_event("k")])
+    assert sandbox.ingested_count == 0
+    assert ingest(client, [make_event("k")]).status_code == 200  # the client's pool recovers
+
+
+def test_scripted_delay_holds_the_answer(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    sandbox.script_ingest_responses([ScriptedResponse(delay_seconds=0.5)])
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/ingest", json={"events": [make_event("k")]}, timeout=0.05)
+    assert sandbox.ingested_count == 0
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def test_error_500_fault_answers_transient_500_and_ingests_nothing(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    sandbox.faults.error_500_rate = 1.0
+    response = ingest(client, [make_event("k")])
+    assert response.status_code == 500 and response.headers["transient-error"] == "true"
+    assert response.json()["status"] == 500
+    assert sandbox.ingested_count == 0
+    assert client.post("/events/search", json={"event_ids": ["k"]}).status_code == 200  # only /ingest is faulted
+
+    sandbox.faults = FaultConfig()
+    assert ingest(client, [make_event("k")]).status_code == 200
+    assert sandbox.ingested_count == 1
+    assert sandbox.stats()["outcomes"] == {"error_500": 1, "processed": 1}
+
+
+def test_error_429_fault_carries_retry_after_when_configured(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    sandbox.faults = FaultConfig(error_429_rate=1.0, retry_after_seconds=0.25)
+    response = ingest(client, [make_event("k")])
+    assert response.status_code == 429 and response.headers["retry-after"] == "0.25"
+    assert sandbox.ingested_count == 0
+
+
+def test_drop_connection_fault(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    sandbox.faults = FaultConfig(drop_connection_rate=1.0)
+    with pytest.raises(httpx.RemoteProtocolError):
+        ingest(client, [make_event("k")])
+    assert sandbox.ingested_count == 0
+
+
+def test_timeout_fault_holds_past_the_client_timeout_and_ingests_nothing(sandbox: OrbSandbox) -> None:
+    sandbox.faults = FaultConfig(timeout_rate=1.0, timeout_seconds=0.3)
+    with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=0.05) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.post(f"{sandbox.base_url}/ingest", json={"events": [make_event("k")]})
+    assert not sandbox.wait_for_ingested(["k"], timeout=0.4)
+
+
+def test_latency_past_the_client_timeout_still_ingests_the_request(sandbox: OrbSandbox) -> None:
+    # The case that makes idempotency keys necessary: the client gave up, Orb did not.
+    sandbox.faults = FaultConfig(latency_seconds=0.2)
+    with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=0.05) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.post(f"{sandbox.base_url}/ingest", json={"events": [make_event("k")]})
+    assert sandbox.wait_for_ingested(["k"], timeout=5)
+
+
+def test_fault_draws_are_reproducible_from_the_seed() -> None:
+    def outcomes(seed: int) -> list[int]:
+        with OrbSandbox(api_key=API_KEY, seed=seed, faults=FaultConfig(error_500_rate=0.3, error_429_rate=0.3)) as sb:
+            with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+                return [http.post(f"{sb.base_url}/ingest", json={"events": [make_event(f"k{i}")]}).status_code
+                        for i in range(30)]
+
+    first = outcomes(11)
+    assert first == outcomes(11)
+    assert {200, 429, 500} <= set(first)
+
+
+# ----------------------------------------------------------------------------- search and volume
+
+
+def test_search_by_event_ids_returns_events_in_the_sdk_shape(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    ingest(client, [make_event("a"), make_event("b", external_customer_id=..., customer_id="cus_9")])
+    data = client.post("/events/search", json={"event_ids": ["b", "a", "unknown"]}).json()["data"]
+    assert [event["id"] for event in data] == ["b", "a"]
+    assert set(data[0]) == {"id", "customer_id", "external_customer_id", "event_name", "properties", "timestamp",
+                            "deprecated"}
+    assert data[0]["customer_id"] == "cus_9" and data[0]["deprecated"] is False
+    assert data[1]["external_customer_id"] == "user-1"
+
+
+def test_search_honours_the_timeframe(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    ingest(client, [make_event("recent", timestamp=minutes_ago(5)), make_event("older", timestamp=minutes_ago(120))])
+    found = client.post("/events/search", json={
+        "event_ids": ["recent", "older"], "timeframe_start": minutes_ago(60), "timeframe_end": minutes_ago(0),
+    }).json()["data"]
+    assert [event["id"] for event in found] == ["recent"]
+
+
+def test_search_without_event_ids_is_a_400(client: httpx.Client) -> None:
+    response = client.post("/events/search", json={"timeframe_start": minutes_ago(5)})
+    assert response.status_code == 400 and response.json()["validation_errors"]
+
+
+def test_volume_counts_events_in_hourly_buckets(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    base = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    ingest(client, [
+        make_event("a", timestamp=iso(base + timedelta(minutes=5))),
+        make_event("b", timestamp=iso(base + timedelta(minutes=55))),
+        make_event("c", timestamp=iso(base + timedelta(hours=1, minutes=1))),
+        make_event("d", timestamp=iso(base + timedelta(hours=2, minutes=1))),
+    ])
+    response = client.get("/events/volume", params={"timeframe_start": iso(base),
+                                                     "timeframe_end": iso(base + timedelta(hours=2))})
+    buckets = response.json()["data"]
+    assert [(parse_iso8601(b["timeframe_start"]), b["count"]) for b in buckets] == [
+        (base, 2), (base + timedelta(hours=1), 1)]
+    assert all(parse_iso8601(b["timeframe_end"]) - parse_iso8601(b["timeframe_start"]) == timedelta(hours=1)
+               for b in buckets)
+
+
+def test_volume_requires_timeframe_start(client: httpx.Client) -> None:
+    assert client.get("/events/volume").status_code == 400
+    assert client.get("/events/volume", params={"timeframe_start": "soon"}).status_code == 400
+
+
+# ----------------------------------------------------------------------------- backfills
+
+
+def test_backfill_lets_older_events_in_within_its_window(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    now = datetime.now(timezone.utc)
+    created = client.post("/events/backfills", json={
+        "timeframe_start": iso(now - timedelta(days=3)), "timeframe_end": iso(now - timedelta(days=1)),
+    })
+    assert created.status_code == 200
+    backfill = created.json()
+    assert backfill["status"] == "pending"
+
+    inside = make_event("old", timestamp=iso(now - timedelta(days=2)))
+    outside = make_event("older", timestamp=iso(now - timedelta(days=5)))
+    without = ingest(client, [inside]).json()["validation_failed"]
+    assert [f["idempotency_key"] for f in without] == ["old"]  # too old without the backfill
+
+    result = ingest(client, [inside, outside], backfill_id=backfill["id"]).json()
+    assert [f["idempotency_key"] for f in result["validation_failed"]] == ["older"]
+    assert sandbox.ingested_events()["old"]["backfill_id"] == backfill["id"]
+
+    closed = client.post(f"/events/backfills/{backfill['id']}/close").json()
+    assert closed["status"] == "reflected" and closed["events_ingested"] == 1
+    assert client.get(f"/events/backfills/{backfill['id']}").json()["status"] == "reflected"
+    assert ingest(client, [make_event("late", timestamp=iso(now - timedelta(days=2)))],
+                  backfill_id=backfill["id"]).status_code == 400
+
+
+def test_unknown_backfill_and_bad_windows_are_rejected(client: httpx.Client) -> None:
+    now = datetime.now(timezone.utc)
+    assert ingest(client, [make_event("k")], backfill_id="bf_nope").status_code == 404
+    too_long = {"timeframe_start": iso(now - timedelta(days=40)), "timeframe_end": iso(now)}
+    assert client.post("/events/backfills", json=too_long).status_code == 400
+    assert client.post("/events/backfills", json={"timeframe_start": iso(now)}).status_code == 400
+    assert client.post("/events/backfills/bf_nope/close").status_code == 404
+
+
+# ----------------------------------------------------------------------------- reset
+
+
+def test_reset_forgets_events_counters_and_scripts(sandbox: OrbSandbox, client: httpx.Client) -> None:
+    ingest(client, [make_event("k")])
+    sandbox.script_ingest_responses([ScriptedResponse(status=500)])
+    sandbox.reset()
+    assert sandbox.ingested_events() == {} and sandbox.ingest_request_count == 0
+    assert sandbox.pending_scripted_responses == 0
+    assert ingest(client, [make_event("k")], debug="true").json()["debug"]["ingested"] == ["k"]
+
+
+# ----------------------------------------------------------------------------- webhooks
+
+
+class _Receiver:
+    """A loopback endpoint recording raw webhook deliveries."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/orb/webhook"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    endpoint = _Receiver()
+    yield endpoint
+    endpoint.close()
+
+
+def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+
+
+def test_send_webhook_signs_like_orb(sandbox: OrbSandbox, receiver: _Receiver) -> None:
+    response = sandbox.send_webhook(receiver.url)
+    assert response.status_code == 200
+
+    [delivery] = receiver.received
+    stamp = delivery["headers"]["X-Orb-Timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", stamp)
+    assert abs(parse_iso8601(stamp) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert delivery["headers"]["X-Orb-Signature"] == "v1=" + expected_signature(WEBHOOK_SECRET, stamp, delivery["body"])
+    body = json.loads(delivery["body"])
+    assert body["type"] == "resource_event.test"
+    assert body["id"] and body["created_at"] and isinstance(body["properties"], dict)
+
+
+def test_webhook_ids_are_unique_and_resources_follow_the_type(sandbox: OrbSandbox, receiver: _Receiver) -> None:
+    sandbox.send_webhook(receiver.url, "customer.created")
+    sandbox.send_webhook(receiver.url, "invoice.payment_failed", {"properties": {"reason": "card declined"}})
+    customer, invoice = (json.loads(d["body"]) for d in receiver.received)
+    assert customer["id"] != invoice["id"]
+    assert customer["customer"]["id"] and customer["type"] == "customer.created"
+    assert invoice["invoice"]["customer"]["external_customer_id"]
+    assert invoice["properties"] == {"reason": "card declined"}
+
+
+def test_timestamp_override_is_signed_as_given(sandbox: OrbSandbox, receiver: _Receiver) -> None:
+    stale = datetime(2024, 3, 27, 15, 42, 29, 551000, tzinfo=timezone.utc)
+    sandbox.send_webhook(receiver.url, timestamp=stale)
+    [delivery] = receiver.received
+    assert delivery["headers"]["X-Orb-Timestamp"] == "2024-03-27T15:42:29.551"
+    assert delivery["headers"]["X-Orb-Signature"] == "v1=" + expected_signature(
+        WEBHOOK_SECRET, "2024-03-27T15:42:29.551", delivery["body"])
+
+
+def test_redelivery_sends_the_same_body_with_a_fresh_valid_signature(sandbox: OrbSandbox, receiver: _Receiver) -> None:
+    sandbox.send_webhook(receiver.url, "subscription.started", timestamp=datetime.now(timezone.utc) - timedelta(seconds=5))
+    assert sandbox.redeliver_webhook().status_code == 200
+    first, again = receiver.received
+    assert again["body"] == first["body"]
+    assert again["headers"]["X-Orb-Timestamp"] != first["headers"]["X-Orb-Timestamp"]
+    stamp = again["headers"]["X-Orb-Timestamp"]
+    assert again["headers"]["X-Orb-Signature"] == "v1=" + expected_signature(WEBHOOK_SECRET, stamp, again["body"])
+    assert [w.id for w in sandbox.sent_webhooks()] == [json.loads(first["body"])["id"]] * 2
+
+
+def test_sending_a_webhook_needs_a_secret(receiver: _Receiver) -> None:
+    with OrbSandbox() as unsigned:
+        with pytest.raises(ValueError, match="webhook_secret"):
+            unsigned.send_webhook(receiver.url)
+    assert receiver.received == []
+
+
+def test_format_orb_timestamp_reads_naive_as_utc() -> None:
+    assert format_orb_timestamp(datetime(2024, 3, 27, 15, 42, 29, 551999)) == "2024-03-27T15:42:29.551"
+
+
+# ----------------------------------------------------------------------------- standalone
+
+
+def test_module_runs_standalone_with_flags() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orb_bridge_dev.orb_sandbox", "--port", "0", "--api-key", "cli-key",
+         "--error-500-rate", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        base_url = re.search(r"http://127\.0\.0\.1:\d+/v1", line).group(0)
+        response = httpx.post(f"{base_url}/ingest", json={"events": []}, headers={"Authorization": "Bearer cli-key"})
+        assert response.status_code == 500
+        ok = httpx.post(f"{base_url}/events/search", json={"event_ids": []}, headers={"Authorization": "Bearer cli-key"})
+        assert ok.status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0

@@ -1,0 +1,339 @@
+"""The Orb webhook function end to end over moto: DynamoDB (idempotency), EventBridge (a rule on
+the bus targets an SQS queue, read to observe what was handed on) and Secrets Manager."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from orb_bridge import aws
+from orb_bridge.config import WebhookSettings
+from orb_bridge.webhooks.service import EventBridgeForwarder, Outcome, WebhookReceiver
+from orb_bridge_dev.webhook_event import http_api_event
+from tests.conftest import FakeLambdaContext, load_handler
+
+SECRET = "whsec_integration_5d1c"
+BUS = "orb-webhooks"
+TABLE = "orb-webhook-idempotency"
+
+
+def orb_timestamp() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def orb_signature(secret: str, timestamp: str, body: bytes) -> str:
+    return "v1=" + hmac.new(secret.encode(), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+
+
+def webhook_body(webhook_id: str | None = None, webhook_type: str = "invoice.issued", **extra: Any) -> bytes:
+    document = {
+        "id": webhook_id or f"whk_{uuid.uuid4().hex[:12]}",
+        "created_at": "2024-03-27T15:42:29+00:00",
+        "type": webhook_type,
+        "invoice": {"id": "inv_1", "amount_due": "12.50"},
+        "properties": {},
+        **extra,
+    }
+    # Orb's formatting, with spaces: re-serialising it would change the bytes.
+    return json.dumps(document, indent=1).encode()
+
+
+def delivery(body: bytes, secret: str = SECRET, *, base64_body: bool = False, signature: str | None = None) -> dict:
+    """What API Gateway hands the function for one (re)delivery: signed now, as Orb does."""
+    timestamp = orb_timestamp()
+    return http_api_event(body, timestamp, signature or orb_signature(secret, timestamp, body), base64_body=base64_body)
+
+
+@dataclass
+class Stack:
+    handler: Any
+    sqs: Any
+    events: Any
+    dynamodb: Any
+    queue_url: str
+
+    def invoke(self, event: dict) -> tuple[int, dict]:
+        response = self.handler.lambda_handler(event, FakeLambdaContext(function_name="OrbWebhookFunction"))
+        return response["statusCode"], json.loads(response["body"])
+
+    def forwarded(self) -> list[dict]:
+        events = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return events
+            for message in messages:
+                events.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def idempotency_records(self) -> list[dict]:
+        return self.dynamodb.scan(TableName=TABLE)["Items"]
+
+    def create_bus(self, name: str = BUS) -> None:
+        self.events.create_event_bus(Name=name)
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.events.put_rule(Name="all-orb", EventBusName=name, EventPattern=json.dumps({"source": ["orb"]}))
+        self.events.put_targets(Rule="all-orb", EventBusName=name, Targets=[{"Id": "queue", "Arn": arn}])
+
+
+@pytest.fixture
+def stack(monkeypatch):
+    with mock_aws():
+        aws.reset_clients()
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName="forwarded")["QueueUrl"]
+        for name in ("ORB_WEBHOOK_SECRET_ARN", "ORB_WEBHOOK_TOLERANCE_SECONDS", "ORB_WEBHOOK_MAX_BODY_BYTES"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ORB_WEBHOOK_SECRET", SECRET)
+        monkeypatch.setenv("WEBHOOK_EVENT_BUS_NAME", BUS)
+        monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", TABLE)
+        handler = load_handler("orb_webhook")
+        handler._receiver.cache_clear()  # receivers hold clients of the previous moto backend
+        built = Stack(handler, sqs, boto3.client("events"), dynamodb, queue_url)
+        built.create_bus()
+        yield built
+        handler._receiver.cache_clear()
+        aws.reset_clients()
+
+
+def test_valid_webhook_forwarded_with_body_as_detail(stack):
+    body = webhook_body("whk_valid")
+    status, answer = stack.invoke(delivery(body))
+    assert (status, answer["status"], answer["id"]) == (200, "forwarded", "whk_valid")
+    [event] = stack.forwarded()
+    assert event["source"] == "orb"
+    assert event["detail-type"] == "invoice.issued"
+    assert event["detail"] == json.loads(body)
+    [record] = stack.idempotency_records()
+    assert record["status"]["S"] == "COMPLETED" and "expiration" in record
+
+
+def test_duplicate_delivery_forwarded_once(stack):
+    body = webhook_body("whk_dup")
+    assert stack.invoke(delivery(body))[0] == 200
+    # Orb's redelivery: same body, new timestamp and signature; and a replay of the same request.
+    first_redelivery = delivery(body)
+    for event in (first_redelivery, first_redelivery, delivery(body)):
+        status, answer = stack.invoke(event)
+        assert (status, answer["status"]) == (200, "duplicate")
+    assert len(stack.forwarded()) == 1
+
+
+def test_eventbridge_failure_answers_5xx_then_redelivery_forwards_once(stack, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_EVENT_BUS_NAME", "bus-created-later")
+    body = webhook_body("whk_retry")
+    status, answer = stack.invoke(delivery(body))
+    assert status == 503 and answer["status"] == "forward_failed"
+    assert stack.idempotency_records() == []  # not recorded as done (nor left in progress)
+    stack.create_bus("bus-created-later")
+    assert stack.invoke(delivery(body))[0] == 200
+    assert stack.invoke(delivery(body))[1]["status"] == "duplicate"
+    [event] = stack.forwarded()
+    assert event["detail"]["id"] == "whk_retry"
+
+
+class FailingOnce:
+    """The real (moto) EventBridge client, but the first PutEvents reports a failed entry, as
+    EventBridge does with HTTP 200 under throttling or internal errors."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+
+    def put_events(self, **kwargs: Any) -> dict:
+        self.calls += 1
+        if self.calls == 1:
+            return {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+            }
+        return self.client.put_events(**kwargs)
+
+
+def test_failed_entry_count_is_a_failure_and_redelivery_forwards_once(stack):
+    client = FailingOnce(stack.events)
+    receiver = WebhookReceiver(
+        WebhookSettings.from_env(), forwarder=EventBridgeForwarder(BUS, client), dynamodb_client=stack.dynamodb
+    )
+    body = webhook_body("whk_partial")
+
+    def receive() -> Outcome:
+        event = delivery(body)
+        return receiver.receive(event["body"].encode(), event["headers"], FakeLambdaContext()).outcome
+
+    assert receive() is Outcome.FORWARD_FAILED
+    assert stack.idempotency_records() == []
+    assert receive() is Outcome.FORWARDED
+    assert receive() is Outcome.DUPLICATE
+    assert client.calls == 2
+    assert len(stack.forwarded()) == 1
+
+
+class DeliversConcurrently:
+    """Orb redelivers while the first invocation is still handing the webhook on."""
+
+    def __init__(self, client: Any, concurrent: Any) -> None:
+        self.client = client
+        self.concurrent = concurrent
+        self.concurrent_outcome: Outcome | None = None
+
+    def put_events(self, **kwargs: Any) -> dict:
+        if self.concurrent_outcome is None:
+            self.concurrent_outcome = self.concurrent()
+        return self.client.put_events(**kwargs)
+
+
+def test_concurrent_duplicate_is_not_acknowledged_before_the_first_finishes(stack):
+    body = webhook_body("whk_concurrent")
+    settings = WebhookSettings.from_env()
+    receiver: WebhookReceiver
+
+    def second_delivery() -> Outcome:
+        event = delivery(body)
+        return receiver.receive(event["body"].encode(), event["headers"], FakeLambdaContext()).outcome
+
+    client = DeliversConcurrently(stack.events, second_delivery)
+    receiver = WebhookReceiver(settings, forwarder=EventBridgeForwarder(BUS, client), dynamodb_client=stack.dynamodb)
+    event = delivery(body)
+    first = receiver.receive(event["body"].encode(), event["headers"], FakeLambdaContext())
+    assert first.outcome is Outcome.FORWARDED and first.http_status == 200
+    assert client.concurrent_outcome is Outcome.IN_PROGRESS
+    assert len(stack.forwarded()) == 1
+    # Orb retries the 409 later and is told the webhook is done.
+    assert second_delivery() is Outcome.DUPLICATE
+
+
+def test_concurrent_duplicate_answers_409_through_the_handler(stack, monkeypatch):
+    body = webhook_body("whk_inflight")
+    answers: list[int] = []
+    original = EventBridgeForwarder.forward
+
+    def forward_while_redelivered(self, webhook, detail):
+        if not answers:
+            answers.append(stack.invoke(delivery(body))[0])
+        return original(self, webhook, detail)
+
+    monkeypatch.setattr(EventBridgeForwarder, "forward", forward_while_redelivered)
+    assert stack.invoke(delivery(body))[0] == 200
+    assert answers == [409]
+    assert len(stack.forwarded()) == 1
+
+
+def test_base64_body(stack):
+    body = webhook_body("whk_b64")
+    status, answer = stack.invoke(delivery(body, base64_body=True))
+    assert (status, answer["status"]) == (200, "forwarded")
+    assert stack.forwarded()[0]["detail"]["id"] == "whk_b64"
+
+
+def test_base64_body_verified_over_decoded_bytes(stack):
+    body = webhook_body("whk_b64_wrong")
+    event = delivery(body, base64_body=True)
+    # Signed over the base64 text instead of the bytes Orb sent: must not verify.
+    event["headers"]["x-orb-signature"] = orb_signature(SECRET, event["headers"]["x-orb-timestamp"], event["body"].encode())
+    assert stack.invoke(event)[0] == 401
+
+
+@pytest.mark.parametrize("base64_body", [False, True])
+def test_huge_body_413_and_nothing_forwarded(stack, monkeypatch, base64_body):
+    monkeypatch.setenv("ORB_WEBHOOK_MAX_BODY_BYTES", "4096")
+    body = webhook_body("whk_huge", padding="x" * 5000)
+    status, answer = stack.invoke(delivery(body, base64_body=base64_body))
+    assert status == 413 and "too large" in answer["message"]
+    assert stack.forwarded() == [] and stack.idempotency_records() == []
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda e: e["headers"].pop("x-orb-signature"), id="missing-signature"),
+        pytest.param(lambda e: e["headers"].pop("x-orb-timestamp"), id="missing-timestamp"),
+        pytest.param(lambda e: e.pop("headers"), id="no-headers"),
+        pytest.param(lambda e: e.update(body=e["body"].replace("inv_1", "inv_2")), id="tampered-body"),
+        pytest.param(lambda e: e.update(body=json.dumps(json.loads(e["body"]))), id="reserialised-body"),
+        pytest.param(lambda e: e["headers"].update({"x-orb-signature": "v2=" + "a" * 64}), id="v2-only"),
+        pytest.param(lambda e: e["headers"].update({"x-orb-timestamp": "NaN"}), id="nan-timestamp"),
+        pytest.param(lambda e: e["headers"].update({"x-orb-timestamp": "2020-01-01T00:00:00"}), id="stale"),
+        pytest.param(lambda e: e.update(body="!!!", isBase64Encoded=True), id="bad-base64"),
+    ],
+)
+def test_refused_deliveries_get_a_generic_401(stack, tamper, capsys):
+    event = delivery(webhook_body("whk_refused"))
+    tamper(event)
+    status, answer = stack.invoke(event)
+    assert status == 401
+    assert answer == {"status": "rejected", "message": "webhook signature verification failed"}
+    assert stack.forwarded() == [] and stack.idempotency_records() == []
+    out = capsys.readouterr().out
+    assert '"WebhooksRejected"' in out and '"reason"' in out  # EMF with the reason dimension
+    assert SECRET not in out
+
+
+def test_wrong_secret_and_rotation(stack, monkeypatch):
+    body = webhook_body("whk_rotated")
+    assert stack.invoke(delivery(body, secret="whsec_new"))[0] == 401
+    monkeypatch.setenv("ORB_WEBHOOK_SECRET", f"{SECRET},\nwhsec_new")
+    assert stack.invoke(delivery(body, secret="whsec_new"))[0] == 200
+    assert stack.invoke(delivery(webhook_body(), secret=SECRET))[0] == 200
+    assert len(stack.forwarded()) == 2
+
+
+def test_secret_from_secrets_manager(stack, monkeypatch):
+    arn = boto3.client("secretsmanager").create_secret(Name="orb-webhook", SecretString="whsec_sm_1\nwhsec_sm_2")["ARN"]
+    monkeypatch.delenv("ORB_WEBHOOK_SECRET")
+    monkeypatch.setenv("ORB_WEBHOOK_SECRET_ARN", arn)
+    assert stack.invoke(delivery(webhook_body(), secret="whsec_sm_2"))[0] == 200
+    assert stack.invoke(delivery(webhook_body(), secret=SECRET))[0] == 401
+
+
+def test_no_secret_refuses_every_request(stack, monkeypatch):
+    monkeypatch.delenv("ORB_WEBHOOK_SECRET")
+    status, answer = stack.invoke(delivery(webhook_body()))
+    assert status == 500
+    assert "ORB_WEBHOOK_SECRET" in answer["message"]
+    assert stack.forwarded() == []
+
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (b'{"type": "invoice.issued", "created_at": "2024-03-27T15:42:29Z"}', "id"),
+        (b'{"id": "whk_x", "created_at": "2024-03-27T15:42:29Z"}', "type"),
+        (b'{"id": "whk_x", "type": "invoice.issued"}', "created_at"),
+        (b"[]", "JSON object"),
+        (b"not json", "not JSON"),
+    ],
+)
+def test_authentic_but_unusable_payload_400(stack, body, error):
+    status, answer = stack.invoke(delivery(body))
+    assert status == 400 and answer["status"] == "invalid_payload"
+    assert any(error in e for e in answer["errors"])
+    assert stack.forwarded() == []
+
+
+def test_standard_style_and_unknown_type_pass_through(stack):
+    standard = webhook_body("whk_std", "subscription.started", payload_style="standard")
+    unknown = webhook_body("whk_new", "widget.frobnicated")
+    assert stack.invoke(delivery(standard))[0] == 200
+    assert stack.invoke(delivery(unknown))[0] == 200
+    types = sorted(event["detail-type"] for event in stack.forwarded())
+    assert types == ["subscription.started", "widget.frobnicated"]

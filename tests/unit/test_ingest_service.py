@@ -1,0 +1,332 @@
+"""The ingest service against a scripted Orb (httpx.MockTransport) and moto SQS for rejections."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+import boto3
+import httpx
+import pytest
+from moto import mock_aws
+
+from orb_bridge import aws
+from orb_bridge.config import IngestSettings
+from orb_bridge.ingest import IngestService, SqsMessage
+from orb_bridge.orb import OrbClient
+from orb_bridge.queues import SqsQueue
+from orb_bridge.usage_event import OrbUsageEvent
+
+
+def usage_event(i: int, **changes) -> OrbUsageEvent:
+    fields = {
+        "event_name": "api_call",
+        "idempotency_key": f"key-{i}",
+        "timestamp": "2026-11-21T09:00:00Z",
+        "external_customer_id": f"cust-{i % 7}",
+        "properties": {"units": i},
+    }
+    fields.update(changes)
+    return OrbUsageEvent(**fields)
+
+
+def messages_for(events: list[OrbUsageEvent]) -> list[SqsMessage]:
+    return [SqsMessage(f"msg-{n}", event.to_message_body()) for n, event in enumerate(events)]
+
+
+class FakeOrb:
+    """Answers like Orb: 200 with ``validation_failed`` for ``invalid_keys``, unless scripted."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[dict]] = []
+        self.timeouts: list[float] = []
+        self.invalid_keys: dict[str, list[str]] = {}
+        # key -> a 400 for any request carrying it (a "poisonous" event)
+        self.bad_request_keys: set[str] = set()
+        self.scripted: list[Callable[[], httpx.Response]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        with self._lock:
+            self.requests.append(events)
+            self.timeouts.append(request.extensions["timeout"]["read"])
+            scripted = self.scripted.pop(0) if self.scripted else None
+        if scripted is not None:
+            return scripted()
+        keys = [event["idempotency_key"] for event in events]
+        assert len(keys) == len(set(keys)), "a request carried the same idempotency key twice"
+        bad = [key for key in keys if key in self.bad_request_keys]
+        if bad:
+            return httpx.Response(
+                400,
+                json={"status": 400, "title": "Request validation error", "validation_errors": [f"{bad[0]} is bad"]},
+            )
+        failed = [
+            {"idempotency_key": key, "validation_errors": self.invalid_keys[key]}
+            for key in keys
+            if key in self.invalid_keys
+        ]
+        return httpx.Response(200, json={"validation_failed": failed})
+
+    def sent_keys(self) -> list[str]:
+        return [event["idempotency_key"] for request in self.requests for event in request]
+
+
+@pytest.fixture
+def rejected_queue():
+    with mock_aws():
+        aws.reset_clients()
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="rejected")["QueueUrl"]
+        yield url
+    aws.reset_clients()
+
+
+def rejected_records(url: str) -> list[dict]:
+    sqs = aws.client("sqs")
+    records = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return records
+        records.extend(json.loads(message["Body"]) for message in batch)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+
+
+def make_service(orb: FakeOrb, queue_url: str, **settings) -> IngestService:
+    options = {"max_events_per_request": 500, "max_concurrent_requests": 4, "request_timeout_seconds": 2.0,
+               "safety_margin_seconds": 1.0}
+    options.update(settings)
+    config = IngestSettings(orb_api_base_url="https://orb.test/v1", orb_api_key="k", rejected_queue_url=queue_url,
+                            **options)
+    client = OrbClient(config.orb_api_base_url, config.orb_api_key, httpx.Client(transport=httpx.MockTransport(orb)))
+    return IngestService(config, client, SqsQueue(queue_url))
+
+
+def plenty_of_time() -> float:
+    return 60.0
+
+
+def test_every_event_is_sent_once_in_chunks_of_at_most_the_limit(rejected_queue):
+    orb = FakeOrb()
+    events = [usage_event(i) for i in range(1234)]
+    report = make_service(orb, rejected_queue).ingest(messages_for(events), plenty_of_time)
+
+    assert report.failed_message_ids == []
+    assert report.events_ingested == 1234
+    assert report.requests_made == 3
+    assert all(len(request) <= 500 for request in orb.requests)
+    assert sorted(orb.sent_keys()) == sorted(event.idempotency_key for event in events)
+    assert orb.requests[0][0] == events[0].to_orb()
+    assert rejected_records(rejected_queue) == []
+
+
+def test_chunk_size_follows_the_settings(rejected_queue):
+    orb = FakeOrb()
+    report = make_service(orb, rejected_queue, max_events_per_request=10).ingest(
+        messages_for([usage_event(i) for i in range(25)]), plenty_of_time
+    )
+    assert sorted(len(request) for request in orb.requests) == [5, 10, 10]
+    assert report.events_ingested == 25
+
+
+def test_an_empty_batch_sends_nothing(rejected_queue):
+    orb = FakeOrb()
+    report = make_service(orb, rejected_queue).ingest([], plenty_of_time)
+    assert report.failed_message_ids == [] and orb.requests == []
+
+
+def test_an_unreadable_message_is_kept_in_the_rejected_queue_and_not_retried(rejected_queue):
+    orb = FakeOrb()
+    messages = messages_for([usage_event(1)]) + [
+        SqsMessage("garbage", "not json"),
+        SqsMessage("no-customer", json.dumps({"event_name": "x", "idempotency_key": "k", "timestamp": "2026-11-21T09:00:00Z"})),
+    ]
+    report = make_service(orb, rejected_queue).ingest(messages, plenty_of_time)
+
+    assert report.failed_message_ids == []
+    assert report.messages_rejected_at_ingest == 2
+    assert orb.sent_keys() == ["key-1"]
+    records = {record["sqs_message_id"]: record for record in rejected_records(rejected_queue)}
+    assert set(records) == {"garbage", "no-customer"}
+    assert records["garbage"]["stage"] == "ingest"
+    assert records["garbage"]["message_body"] == "not json"
+    assert any("customer" in error for error in records["no-customer"]["errors"])
+
+
+def test_identical_duplicates_are_sent_once_and_share_their_fate(rejected_queue):
+    orb = FakeOrb()
+    events = [usage_event(1), usage_event(2), usage_event(1)]
+    report = make_service(orb, rejected_queue).ingest(messages_for(events), plenty_of_time)
+    assert orb.sent_keys().count("key-1") == 1
+    assert report.failed_message_ids == [] and report.events_ingested == 2
+
+    orb = FakeOrb()
+    orb.scripted = [lambda: httpx.Response(503, json={"status": 503})]
+    report = make_service(orb, rejected_queue).ingest(messages_for(events), plenty_of_time)
+    assert report.failed_message_ids == ["msg-0", "msg-1", "msg-2"]
+
+
+def test_a_conflicting_duplicate_is_rejected_with_a_reason_and_the_first_is_sent(rejected_queue):
+    orb = FakeOrb()
+    first, conflicting = usage_event(1), usage_event(1, properties={"units": 99})
+    # 1 and 1.0 and True compare equal in Python but are different bodies for Orb.
+    as_float = usage_event(2, properties={"units": 2.0})
+    events = [first, conflicting, usage_event(2), as_float]
+    report = make_service(orb, rejected_queue).ingest(messages_for(events), plenty_of_time)
+
+    assert report.failed_message_ids == []
+    assert [e for request in orb.requests for e in request if e["idempotency_key"] == "key-1"] == [first.to_orb()]
+    records = rejected_records(rejected_queue)
+    assert sorted(r["sqs_message_id"] for r in records) == ["msg-1", "msg-3"]
+    conflict = next(r for r in records if r["sqs_message_id"] == "msg-1")
+    assert conflict["stage"] == "ingest"
+    assert "conflicting duplicate" in conflict["reason"]
+    assert conflict["orb_event"]["properties"] == {"units": 99}
+    assert conflict["sent_event"] == first.to_orb()
+
+
+def test_validation_failed_events_go_to_the_rejected_queue_with_orbs_errors(rejected_queue):
+    orb = FakeOrb()
+    orb.invalid_keys = {"key-3": ["timestamp is outside the grace period"]}
+    events = [usage_event(i) for i in range(6)] + [usage_event(3)]  # key-3 twice (identical)
+    report = make_service(orb, rejected_queue).ingest(messages_for(events), plenty_of_time)
+
+    assert report.failed_message_ids == []
+    assert report.events_ingested == 5
+    assert report.events_rejected_by_orb == 1
+    (record,) = rejected_records(rejected_queue)
+    assert record["stage"] == "orb"
+    assert record["errors"] == ["timestamp is outside the grace period"]
+    assert record["orb_event"] == usage_event(3).to_orb()
+    assert record["sqs_message_ids"] == ["msg-3", "msg-6"]
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, 408, 409])
+def test_a_transient_failure_fails_only_that_chunks_messages(rejected_queue, status):
+    orb = FakeOrb()
+    orb.scripted = [lambda: httpx.Response(status, json={"status": status, "title": "later"})]
+    events = [usage_event(i) for i in range(20)]
+    # one worker: the scripted answer goes to the first chunk
+    report = make_service(orb, rejected_queue, max_events_per_request=10, max_concurrent_requests=1).ingest(
+        messages_for(events), plenty_of_time
+    )
+    assert report.failed_message_ids == [f"msg-{i}" for i in range(10)]
+    assert report.events_ingested == 10
+    assert rejected_records(rejected_queue) == []
+
+
+def test_timeouts_and_connection_errors_fail_the_chunk(rejected_queue):
+    orb = FakeOrb()
+
+    def timeout():
+        raise httpx.ReadTimeout("slow")
+
+    def refused():
+        raise httpx.ConnectError("refused")
+
+    orb.scripted = [timeout, refused]
+    report = make_service(orb, rejected_queue, max_events_per_request=5, max_concurrent_requests=1).ingest(
+        messages_for([usage_event(i) for i in range(15)]), plenty_of_time
+    )
+    assert report.failed_message_ids == [f"msg-{i}" for i in range(10)]
+    assert report.events_ingested == 5
+
+
+def test_a_400_chunk_is_split_until_the_bad_events_are_isolated(rejected_queue):
+    orb = FakeOrb()
+    orb.bad_request_keys = {"key-5", "key-12"}
+    events = [usage_event(i) for i in range(16)]
+    report = make_service(orb, rejected_queue).ingest(messages_for(events), plenty_of_time)
+
+    assert report.failed_message_ids == []
+    assert report.events_ingested == 14
+    assert report.events_rejected_by_orb == 2
+    # each good event was accepted exactly once; bisection costs O(bad * log n) requests
+    accepted = [e["idempotency_key"] for r in orb.requests if not orb.bad_request_keys & {e["idempotency_key"] for e in r} for e in r]
+    assert sorted(accepted) == sorted(f"key-{i}" for i in range(16) if i not in (5, 12))
+    assert report.requests_made <= 1 + 2 * 2 * 4
+    records = {record["orb_event"]["idempotency_key"]: record for record in rejected_records(rejected_queue)}
+    assert set(records) == {"key-5", "key-12"}
+    assert records["key-5"]["stage"] == "orb"
+    assert "HTTP 400" in records["key-5"]["reason"]
+    assert "key-5 is bad" in records["key-5"]["errors"]
+
+
+def test_a_401_fails_every_message_stops_sending_and_rejects_nothing(rejected_queue):
+    orb = FakeOrb()
+    orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
+    events = [usage_event(i) for i in range(30)] + [usage_event(0, properties={"units": 5})]
+    messages = messages_for(events) + [SqsMessage("garbage", "{")]
+    report = make_service(orb, rejected_queue, max_events_per_request=10, max_concurrent_requests=1).ingest(
+        messages, plenty_of_time
+    )
+    assert report.requests_made == 1
+    assert report.configuration_error and "401" in report.configuration_error
+    assert set(report.failed_message_ids) == {f"msg-{i}" for i in range(30)}
+    # bad data found before sending is still kept; the 401 itself dead-letters nothing
+    assert {r["sqs_message_id"] for r in rejected_records(rejected_queue)} == {"msg-30", "garbage"}
+
+
+def test_nothing_is_sent_when_too_little_time_remains(rejected_queue):
+    orb = FakeOrb()
+    service = make_service(orb, rejected_queue, request_timeout_seconds=2.0, safety_margin_seconds=1.0)
+    report = service.ingest(messages_for([usage_event(i) for i in range(3)]), lambda: 2.9)
+    assert orb.requests == []
+    assert report.failed_message_ids == ["msg-0", "msg-1", "msg-2"]
+
+
+def test_sending_stops_when_the_clock_runs_down_and_timeouts_fit_the_budget(rejected_queue):
+    orb = FakeOrb()
+    clock = iter([10.0, 3.5, 2.0, 1.0])  # seconds remaining at each check
+
+    service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1,
+                           request_timeout_seconds=2.0, safety_margin_seconds=1.0)
+    report = service.ingest(messages_for([usage_event(i) for i in range(8)]), lambda: next(clock))
+    assert len(orb.requests) == 2
+    assert orb.timeouts == [2.0, 2.0]
+    assert report.failed_message_ids == [f"msg-{i}" for i in range(4, 8)]
+    assert report.events_ingested == 4
+
+
+def test_when_a_rejection_cannot_be_written_its_message_is_retried(rejected_queue):
+    orb = FakeOrb()
+    orb.invalid_keys = {"key-1": ["bad"]}
+    missing = rejected_queue.rsplit("/", 1)[0] + "/no-such-queue"
+    report = make_service(orb, missing).ingest(
+        messages_for([usage_event(0), usage_event(1)]) + [SqsMessage("garbage", "[]")], plenty_of_time
+    )
+    assert report.failed_message_ids == ["msg-1", "garbage"]
+    assert report.events_ingested == 1
+
+
+def test_chunks_are_sent_concurrently_up_to_the_bound(rejected_queue):
+    in_flight, peak = 0, 0
+    lock = threading.Lock()
+    release = threading.Barrier(3, timeout=5)
+
+    orb = FakeOrb()
+
+    def slow_ok():
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            release.wait()
+        except threading.BrokenBarrierError:
+            pass
+        with lock:
+            in_flight -= 1
+        return httpx.Response(200, json={"validation_failed": []})
+
+    orb.scripted = [slow_ok] * 6
+    report = make_service(orb, rejected_queue, max_events_per_request=1, max_concurrent_requests=3).ingest(
+        messages_for([usage_event(i) for i in range(6)]), plenty_of_time
+    )
+    assert report.failed_message_ids == []
+    assert peak == 3

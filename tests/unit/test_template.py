@@ -1,0 +1,419 @@
+"""template.yaml's invariants, asserted by parsing it (cfn-lint and `sam build` run in `make template-check`).
+
+The environment each function gets is resolved from the template and fed to the real settings
+loaders of ``orb_bridge.config``, so a renamed variable or a missing setting fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from orb_bridge import config
+from orb_bridge.errors import ConfigurationError
+from orb_bridge.observability import METRICS_NAMESPACE
+from orb_bridge.webhooks.service import EVENT_SOURCE
+from orb_bridge_dev.template import (
+    REPO_ROOT,
+    TemplateError,
+    function_environment,
+    function_properties,
+    load_template,
+    parameter_values,
+    resolve,
+    resources_of_type,
+    sqs_event_source,
+)
+
+FUNCTIONS = {
+    "TrackIntakeFunction": "functions/track_intake/",
+    "OrbIngestFunction": "functions/orb_ingest/",
+    "OrbWebhookFunction": "functions/orb_webhook/",
+}
+# Stand-ins for what CloudFormation returns for Ref/GetAtt of our resources.
+REFS = {
+    "IngestQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/IngestQueue",
+    "RejectedQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/RejectedQueue",
+    "IngestQueue.Arn": "arn:aws:sqs:us-east-1:123456789012:IngestQueue",
+    "RejectedQueue.Arn": "arn:aws:sqs:us-east-1:123456789012:RejectedQueue",
+    "IngestQueue.QueueName": "IngestQueue",
+    "RejectedQueue.QueueName": "RejectedQueue",
+    "WebhookIdempotencyTable": "segment-orb-bridge-WebhookIdempotencyTable-X",
+    "OrbWebhookEventBus": "segment-orb-bridge-orb-webhooks",
+    "OrbWebhookEventBus.Arn": "arn:aws:events:us-east-1:123456789012:event-bus/segment-orb-bridge-orb-webhooks",
+    "BridgeHttpApi": "a1b2c3d4e5",
+}
+SECRETS_POLICY = "AWSSecretsManagerGetSecretValuePolicy"
+ORB_KEY_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orb/api-key-AbCdEf"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template()
+
+
+def resources(template: dict) -> dict:
+    return template["Resources"]
+
+
+def required_only(template: dict) -> dict[str, str]:
+    """Parameter values of a deployment that sets only what is required."""
+    return parameter_values(template, {"OrbApiKeySecretArn": ORB_KEY_ARN})
+
+
+def parameter(template: dict, value: object) -> dict:
+    """The parameter a property refers to with !Ref (properties tuned by users must be Parameters)."""
+    assert isinstance(value, dict) and set(value) == {"Ref"}, f"{value!r} is not a !Ref to a Parameter"
+    assert value["Ref"] in template["Parameters"], f"{value['Ref']} is not a Parameter"
+    return template["Parameters"][value["Ref"]]
+
+
+# --- the loader -----------------------------------------------------------------------------
+
+
+def test_loader_reads_cloudformation_short_form_tags(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "AWSTemplateFormatVersion: 2010-09-09\n"
+        "Conditions:\n  IsProd: !Equals [!Ref Env, prod]\n"
+        "Resources:\n"
+        "  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+        "      A: !GetAtt Other.Arn\n"
+        "      B: !GetAtt [Other, QueueName]\n"
+        "      C: !Sub 'https://${Api}.example/${!Literal}'\n"
+        "      D: !If [IsProd, 1, !Ref AWS::NoValue]\n"
+        "      E: !Not [!Condition IsProd]\n"
+        "      F: !Join ['-', [a, !Ref Env]]\n"
+    )
+    loaded = load_template(path)
+    props = loaded["Resources"]["Q"]["Properties"]
+    assert loaded["AWSTemplateFormatVersion"] == "2010-09-09"  # not a datetime.date
+    assert props["A"] == {"Fn::GetAtt": ["Other", "Arn"]}
+    assert props["B"] == {"Fn::GetAtt": ["Other", "QueueName"]}
+    assert props["D"] == {"Fn::If": ["IsProd", 1, {"Ref": "AWS::NoValue"}]}
+    assert props["E"] == {"Fn::Not": [{"Condition": "IsProd"}]}
+    refs = {"Other.Arn": "arn:x", "Other.QueueName": "qn", "Api": "abc"}
+    prod = resolve(props, loaded, parameters={"Env": "prod"}, refs=refs)
+    dev = resolve(props, loaded, parameters={"Env": "dev"}, refs=refs)
+    assert prod == {"A": "arn:x", "B": "qn", "C": "https://abc.example/${Literal}", "D": 1, "E": False, "F": "a-prod"}
+    assert "D" not in dev and dev["E"] is True and dev["F"] == "a-dev"
+    with pytest.raises(TemplateError, match="Missing"):
+        resolve({"Ref": "Missing"}, loaded, parameters={})
+
+
+def test_loader_rejects_a_file_that_is_not_a_template(tmp_path: Path) -> None:
+    path = tmp_path / "not.yaml"
+    path.write_text("just: data\n")
+    with pytest.raises(TemplateError):
+        load_template(path)
+
+
+# --- globals, layer, functions ----------------------------------------------------------------
+
+
+def test_globals_run_python313_on_arm64_with_the_layer_and_json_logs(template: dict) -> None:
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    for name in FUNCTIONS:
+        props = function_properties(template, name)
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["arm64"]
+        assert props["Layers"] == [{"Ref": "OrbBridgeLayer"}]
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert props["Handler"] == "app.lambda_handler"
+        assert props["MemorySize"] >= 256
+        env = function_environment(template, name, required_only(template), REFS)
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+        assert env["POWERTOOLS_SERVICE_NAME"]
+
+
+def test_code_locations_exist(template: dict) -> None:
+    layer = resources(template)["OrbBridgeLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/orb_bridge/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    layer_dir = REPO_ROOT / "layers/orb_bridge"
+    assert (layer_dir / "requirements.txt").is_file()
+    assert (layer_dir / "orb_bridge/__init__.py").is_file()
+    for name, code_uri in FUNCTIONS.items():
+        assert function_properties(template, name)["CodeUri"] == code_uri
+        assert (REPO_ROOT / code_uri / "app.py").is_file(), f"{name}: no {code_uri}app.py"
+
+
+def test_layer_requirements_pin_what_pyproject_installs() -> None:
+    pinned = {
+        line.split("==")[0].strip().lower()
+        for line in (REPO_ROOT / "layers/orb_bridge/requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {"aws-lambda-powertools", "httpx", "pydantic"} <= pinned
+    assert "orb-billing" not in pinned  # tests/bench only: 0.5 s on every cold start
+
+
+# --- HTTP API -------------------------------------------------------------------------------------
+
+
+def http_routes(template: dict) -> dict[tuple[str, str], tuple[str, dict]]:
+    routes = {}
+    for name in FUNCTIONS:
+        for event in function_properties(template, name).get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                routes[(props["Method"], props["Path"])] = (name, props)
+    return routes
+
+
+def test_http_api_routes_use_payload_v2_on_one_api(template: dict) -> None:
+    assert resources(template)["BridgeHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    routes = http_routes(template)
+    assert set(routes) == {("POST", "/segment"), ("POST", "/orb/webhook")}
+    assert routes[("POST", "/segment")][0] == "TrackIntakeFunction"
+    assert routes[("POST", "/orb/webhook")][0] == "OrbWebhookFunction"
+    for _, props in routes.values():
+        assert props["ApiId"] == {"Ref": "BridgeHttpApi"}
+        assert props["PayloadFormatVersion"] == "2.0"
+
+
+def test_intake_answers_within_segments_timeout(template: dict) -> None:
+    # Segment gives up after 5-10 s and retries: a slower intake only produces duplicates.
+    assert function_properties(template, "TrackIntakeFunction")["Timeout"] <= 10
+
+
+def test_outputs_give_the_urls_to_paste(template: dict) -> None:
+    outputs = resolve(template["Outputs"], template, refs=REFS)
+    assert outputs["SegmentWebhookUrl"]["Value"] == "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/segment"
+    assert outputs["OrbWebhookUrl"]["Value"] == "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/orb/webhook"
+    assert outputs["IngestQueueUrl"]["Value"] == REFS["IngestQueue"]
+    assert outputs["RejectedQueueUrl"]["Value"] == REFS["RejectedQueue"]
+    assert outputs["OrbWebhookEventBusName"]["Value"] == REFS["OrbWebhookEventBus"]
+
+
+# --- queues and the ingest event source ----------------------------------------------------------
+
+
+def test_visibility_timeout_is_at_least_six_times_the_ingest_timeout(template: dict) -> None:
+    ingest_timeout = function_properties(template, "OrbIngestFunction")["Timeout"]
+    visibility = resources(template)["IngestQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * ingest_timeout
+
+
+def test_ingest_timeout_leaves_room_for_an_orb_request_and_the_safety_margin(template: dict) -> None:
+    settings = config.IngestSettings.from_env({"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q"})
+    ingest_timeout = function_properties(template, "OrbIngestFunction")["Timeout"]
+    assert settings.request_timeout_seconds + settings.safety_margin_seconds < ingest_timeout
+
+
+def test_ingest_queue_redrives_to_the_rejected_queue_after_max_receive_count(template: dict) -> None:
+    queue = resources(template)["IngestQueue"]["Properties"]
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["RejectedQueue", "Arn"]}
+    max_receive = parameter(template, redrive["maxReceiveCount"])
+    assert max_receive["Type"] == "Number" and max_receive["MinValue"] >= 1 and max_receive["Default"] >= 3
+    assert queue["SqsManagedSseEnabled"] is True
+
+
+def test_rejected_queue_keeps_messages_14_days_longer_than_the_ingest_queue(template: dict) -> None:
+    rejected = resources(template)["RejectedQueue"]["Properties"]
+    ingest = resources(template)["IngestQueue"]["Properties"]
+    assert rejected["MessageRetentionPeriod"] == 1209600
+    assert rejected["SqsManagedSseEnabled"] is True
+    # A redriven message keeps its original enqueue time: it must outlive the source queue.
+    assert ingest["MessageRetentionPeriod"] < rejected["MessageRetentionPeriod"]
+
+
+def test_alarm_fires_on_any_visible_rejected_message(template: dict) -> None:
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    (alarm,) = (a["Properties"] for a in alarms.values() if a["Properties"]["Namespace"] == "AWS/SQS")
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["RejectedQueue", "QueueName"]}}]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    with_topic = resolve(alarm, template, {**required_only(template), "AlarmTopicArn": topic}, REFS)
+    assert with_topic["AlarmActions"] == [topic]
+    assert "AlarmActions" not in resolve(alarm, template, required_only(template), REFS)
+
+
+def test_ingest_event_source_batches_reports_item_failures_and_caps_concurrency(template: dict) -> None:
+    source = sqs_event_source(template, "OrbIngestFunction")
+    assert source["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    batch_size = parameter(template, source["BatchSize"])
+    assert batch_size["Default"] == 2000 and batch_size["MaxValue"] <= 10000
+    window = parameter(template, source["MaximumBatchingWindowInSeconds"])
+    # Batches above 10 messages need a batching window of at least 1 s.
+    assert window["MinValue"] >= 1 and window["MaxValue"] <= 300
+    concurrency = parameter(template, source["ScalingConfig"]["MaximumConcurrency"])
+    assert concurrency["MinValue"] == 2 and concurrency["MaxValue"] == 1000
+    assert 2 <= concurrency["Default"] <= 1000
+
+
+def test_parameter_defaults_satisfy_their_own_constraints(template: dict) -> None:
+    for name, spec in template["Parameters"].items():
+        if "Default" not in spec:
+            continue
+        default = spec["Default"]
+        if "AllowedValues" in spec:
+            assert default in spec["AllowedValues"], name
+        if "AllowedPattern" in spec:
+            assert re.fullmatch(spec["AllowedPattern"], str(default)), name
+        if spec["Type"] == "Number":
+            assert spec.get("MinValue", default) <= default <= spec.get("MaxValue", default), name
+
+
+def test_secret_arn_parameters_accept_secret_arns_only(template: dict) -> None:
+    good = ORB_KEY_ARN
+    for name in ("OrbApiKeySecretArn", "SegmentSharedSecretArn", "SegmentAuthTokenArn", "OrbWebhookSecretArn"):
+        pattern = template["Parameters"][name]["AllowedPattern"]
+        assert re.fullmatch(pattern, good), name
+        assert not re.fullmatch(pattern, "sk_live_plaintext_api_key"), name  # a pasted secret value
+    assert "Default" not in template["Parameters"]["OrbApiKeySecretArn"]  # required
+
+
+# --- webhook resources -----------------------------------------------------------------------------
+
+
+def test_idempotency_table_matches_powertools_layout(template: dict) -> None:
+    table = resources(template)["WebhookIdempotencyTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_event_bus_is_archived_and_the_example_rule_is_disabled(template: dict) -> None:
+    assert resources(template)["OrbWebhookEventBus"]["Type"] == "AWS::Events::EventBus"
+    archive = resources(template)["OrbWebhookArchive"]
+    assert archive["Type"] == "AWS::Events::Archive"
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["OrbWebhookEventBus", "Arn"]}
+    parameter(template, archive["Properties"]["RetentionDays"])
+    (rule,) = resources_of_type(template, "AWS::Events::Rule").values()
+    props = rule["Properties"]
+    assert props["State"] == "DISABLED"
+    assert props["EventBusName"] == {"Ref": "OrbWebhookEventBus"}
+    assert props["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": ["invoice.issued"]}
+    assert props["Targets"]
+
+
+# --- environment and IAM ----------------------------------------------------------------------------
+
+
+def variables_read_by_config() -> set[str]:
+    """Every environment variable name orb_bridge/config.py reads (secrets also as NAME_ARN)."""
+    source = Path(config.__file__).read_text()
+    names = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source))
+    secrets = set(re.findall(r'resolve_secret\(\s*"([A-Z0-9_]+)"', source))
+    return names | {f"{name}_ARN" for name in secrets}
+
+
+def test_every_variable_the_template_sets_is_one_the_code_reads(template: dict) -> None:
+    known = variables_read_by_config()
+    assert {"INGEST_QUEUE_URL", "ORB_API_KEY_SECRET_ARN", "SEGMENT_SHARED_SECRET_ARN", "ORB_WEBHOOK_SECRET_ARN"} <= known
+    for name in FUNCTIONS:
+        for variable in function_environment(template, name, required_only(template), REFS):
+            assert variable in known or variable.startswith("POWERTOOLS_"), f"{name}: {variable} is read by nothing"
+
+
+@pytest.fixture
+def secret_arns():
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+
+        def create(name: str, value: str) -> str:
+            return client.create_secret(Name=name, SecretString=value)["ARN"]
+
+        yield {
+            "OrbApiKeySecretArn": create("test-template/orb-api-key", "orb-key"),
+            "SegmentSharedSecretArn": create("test-template/segment-shared", "shared"),
+            "SegmentAuthTokenArn": create("test-template/segment-token", "token"),
+            "OrbWebhookSecretArn": create("test-template/orb-webhook", "whsec_a,whsec_b"),
+        }
+
+
+def test_deployed_environment_loads_every_function_s_settings(template: dict, secret_arns: dict) -> None:
+    values = parameter_values(
+        template,
+        {
+            **secret_arns,
+            "ExternalCustomerIdField": "context.groupId",
+            "PropertiesMapping": '{"amount": "amount_usd"}',
+            "RequireBearerForBatches": "true",
+            "OrbApiBaseUrl": "https://orb.example/v1/",
+            "OrbWebhookToleranceSeconds": 120,
+        },
+    )
+    intake = config.IntakeSettings.from_env(function_environment(template, "TrackIntakeFunction", values, REFS))
+    assert intake.mapping.external_customer_id_field == "context.groupId"
+    assert intake.mapping.properties_mapping == {"amount": "amount_usd"}
+    assert (intake.shared_secret, intake.auth_token) == ("shared", "token")
+    assert intake.require_bearer_for_batches and not intake.allow_unauthenticated
+    assert (intake.ingest_queue_url, intake.rejected_queue_url) == (REFS["IngestQueue"], REFS["RejectedQueue"])
+
+    ingest = config.IngestSettings.from_env(function_environment(template, "OrbIngestFunction", values, REFS))
+    assert (ingest.orb_api_key, ingest.orb_api_base_url) == ("orb-key", "https://orb.example/v1")
+    assert ingest.rejected_queue_url == REFS["RejectedQueue"]
+
+    webhook = config.WebhookSettings.from_env(function_environment(template, "OrbWebhookFunction", values, REFS))
+    assert webhook.secrets == ("whsec_a", "whsec_b")
+    assert webhook.tolerance_seconds == 120
+    assert webhook.event_bus_name == REFS["OrbWebhookEventBus"]
+    assert webhook.idempotency_table_name == REFS["WebhookIdempotencyTable"]
+
+
+def test_unset_optional_secrets_leave_empty_variables_and_fail_closed(template: dict, secret_arns: dict) -> None:
+    values = parameter_values(template, {"OrbApiKeySecretArn": secret_arns["OrbApiKeySecretArn"]})
+    intake_env = function_environment(template, "TrackIntakeFunction", values, REFS)
+    assert intake_env["SEGMENT_SHARED_SECRET_ARN"] == "" and intake_env["SEGMENT_AUTH_TOKEN_ARN"] == ""
+    assert intake_env["ALLOW_UNAUTHENTICATED"] == "false"
+    with pytest.raises(ConfigurationError, match="no Segment authentication configured"):
+        config.IntakeSettings.from_env(intake_env)
+    webhook_env = function_environment(template, "OrbWebhookFunction", values, REFS)
+    assert webhook_env["ORB_WEBHOOK_SECRET_ARN"] == ""
+    with pytest.raises(ConfigurationError, match="no Orb webhook secret configured"):
+        config.WebhookSettings.from_env(webhook_env)
+
+
+def secret_policies(template: dict, function: str, values: dict) -> list[object]:
+    policies = resolve(function_properties(template, function)["Policies"], template, values, REFS)
+    return [p[SECRETS_POLICY]["SecretArn"] for p in policies if isinstance(p, dict) and SECRETS_POLICY in p]
+
+
+def test_secret_read_access_only_for_configured_secrets(template: dict) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf"
+    bare = parameter_values(template, {"OrbApiKeySecretArn": arn.format("orb")})
+    full = parameter_values(
+        template,
+        {
+            "OrbApiKeySecretArn": arn.format("orb"),
+            "SegmentSharedSecretArn": arn.format("shared"),
+            "SegmentAuthTokenArn": arn.format("token"),
+            "OrbWebhookSecretArn": arn.format("webhook"),
+        },
+    )
+    assert secret_policies(template, "TrackIntakeFunction", bare) == []
+    assert secret_policies(template, "OrbWebhookFunction", bare) == []
+    assert secret_policies(template, "OrbIngestFunction", bare) == [arn.format("orb")]
+    assert secret_policies(template, "TrackIntakeFunction", full) == [arn.format("shared"), arn.format("token")]
+    assert secret_policies(template, "OrbWebhookFunction", full) == [arn.format("webhook")]
+
+
+def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) -> None:
+    values = required_only(template)
+
+    def policies(function: str) -> list[dict]:
+        resolved = resolve(function_properties(template, function)["Policies"], template, values, REFS)
+        return [p for p in resolved if SECRETS_POLICY not in p]
+
+    assert policies("TrackIntakeFunction") == [
+        {"SQSSendMessagePolicy": {"QueueName": "IngestQueue"}},
+        {"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}},
+    ]
+    assert policies("OrbIngestFunction") == [{"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}}]
+    assert policies("OrbWebhookFunction") == [
+        {"DynamoDBCrudPolicy": {"TableName": REFS["WebhookIdempotencyTable"]}},
+        {"EventBridgePutEventsPolicy": {"EventBusName": REFS["OrbWebhookEventBus"]}},
+    ]
