@@ -3,7 +3,6 @@ the bus targets an SQS queue, read to observe what was handed on) and Secrets Ma
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json

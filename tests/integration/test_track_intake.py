@@ -148,11 +148,11 @@ def test_http_api_batch_shape_with_bearer_and_base64(queues, lambda_context):
 
 
 def test_large_batch_is_queued_one_message_per_event(queues, lambda_context):
-    raw = js_stringify([track(n) for n in range(1, 351)])
+    raw = js_stringify([track(n) for n in range(1, 151)])
     status, body = invoke(http_event(raw, {"authorization": f"Bearer {TOKEN}"}), lambda_context)
-    assert (status, body["accepted"]) == (200, 350)
+    assert (status, body["accepted"]) == (200, 150)
     keys = sorted(OrbUsageEvent.from_message_body(m).idempotency_key for m in drain(queues["ingest"]))
-    assert keys == sorted(f"msg-{n}" for n in range(1, 351))
+    assert keys == sorted(f"msg-{n}" for n in range(1, 151))
 
 
 def test_only_non_track_calls_is_200_skipped(queues, lambda_context):

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +70,8 @@ def send_concurrently(queue: SqsQueue, bodies: Sequence[str], workers: int = SEN
     """``queue.send_all`` over slices in parallel: 4,000 events in sequence would outlast Segment's timeout."""
     if len(bodies) <= SEND_CHUNK or workers <= 1:
         return queue.send_all(bodies)
+    from concurrent.futures import ThreadPoolExecutor  # only large batches need it
+
     _ = queue.client  # create the shared client before the threads need it
     starts = range(0, len(bodies), SEND_CHUNK)
 

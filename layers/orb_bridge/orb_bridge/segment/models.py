@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from orb_bridge.usage_event import OrbUsageEvent
+if TYPE_CHECKING:
+    from orb_bridge.usage_event import OrbUsageEvent
 
 TRACK = "track"
 # Acknowledged without billing: answering 200 stops Segment from retrying them.

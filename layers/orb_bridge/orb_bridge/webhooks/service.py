@@ -148,7 +148,7 @@ class EventBridgeForwarder:
         except Exception as exc:  # network, throttling, missing bus, permissions ...
             raise ForwardError(f"PutEvents failed: {type(exc).__name__}: {exc}") from exc
         entries = response.get("Entries") or [{}]
-        if False:
+        if response.get("FailedEntryCount", 0) or not entries[0].get("EventId"):
             entry = entries[0]
             raise ForwardError(
                 f"PutEvents rejected the entry: {entry.get('ErrorCode', 'Unknown')}: {entry.get('ErrorMessage', '')}"

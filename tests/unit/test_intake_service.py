@@ -1,0 +1,81 @@
+"""The intake service below the handler: concurrent queuing and rejected-queue records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from moto import mock_aws
+
+from orb_bridge import aws
+from orb_bridge.config import IntakeSettings, MappingSettings
+from orb_bridge.intake import MAX_REJECTION_BYTES, TrackIntake, send_concurrently
+from orb_bridge.queues import SqsQueue
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+@pytest.fixture
+def sqs():
+    with mock_aws():
+        aws.reset_clients()
+        yield aws.client("sqs")
+    aws.reset_clients()
+
+
+def receive_all(sqs, url: str) -> list[str]:
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+        "Messages", []
+    ):
+        bodies.extend(m["Body"] for m in messages)
+    return bodies
+
+
+def test_concurrent_send_reports_failures_at_their_index_in_the_whole_list(sqs):
+    url = sqs.create_queue(QueueName="small", Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    bodies = [f"body-{n}" for n in range(130)]
+    bodies[113] = "x" * 2000  # SQS refuses the whole SendMessageBatch holding it (entries 110-119)
+    failures = send_concurrently(SqsQueue(url), bodies, workers=3)
+    assert sorted(f.index for f in failures) == list(range(110, 120))
+    delivered = receive_all(sqs, url)
+    assert sorted(delivered) == sorted(b for i, b in enumerate(bodies) if not 110 <= i < 120)
+
+
+def settings(ingest_url: str, rejected_url: str, **overrides) -> IntakeSettings:
+    values = dict(
+        mapping=MappingSettings(properties_mapping={"amount": "amount"}),
+        ingest_queue_url=ingest_url,
+        rejected_queue_url=rejected_url,
+        auth_token="token",
+    )
+    values.update(overrides)
+    return IntakeSettings(**values)
+
+
+def test_oversized_rejected_event_is_kept_as_an_excerpt_that_fits_sqs(sqs):
+    ingest = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    rejected = sqs.create_queue(QueueName="rejected")["QueueUrl"]
+    service = TrackIntake(settings(ingest, rejected))
+    huge = {"type": "track", "event": "e", "userId": "u", "messageId": "m-big",
+            "timestamp": "2022-01-01T00:00:00Z", "context": {"blob": "\u00e9" * 300_000}}
+    response = service.handle({"authorization": "Bearer token"}, json.dumps(huge).encode())
+    assert response.status_code == 400
+    assert "more than Segment's limit" in response.body["rejected"][0]["error"]
+    [record] = [json.loads(b) for b in receive_all(sqs, rejected)]
+    assert len(json.dumps(record)) <= MAX_REJECTION_BYTES
+    assert record["message_id"] == "m-big" and "segment_event" not in record
+    assert record["segment_event_bytes"] > 300_000 and record["segment_event_excerpt"].startswith('{"type":"track"')
+
+
+def test_signature_secret_and_bearer_token_from_settings(sqs):
+    import hashlib
+    import hmac
+
+    ingest = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    rejected = sqs.create_queue(QueueName="rejected")["QueueUrl"]
+    service = TrackIntake(settings(ingest, rejected, shared_secret="secret", auth_token=None))
+    body = b'{"type":"page","messageId":"p-1"}'
+    signature = hmac.new(b"secret", body, hashlib.sha1).hexdigest()
+    assert service.handle({"X-Signature": signature}, body).body == {"accepted": 0, "skipped": 1, "rejected": []}
+    assert service.handle({"authorization": "Bearer token"}, body).status_code == 401
