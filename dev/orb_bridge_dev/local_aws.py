@@ -118,7 +118,16 @@ class LocalAws:
         self.resources: LocalResources | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
+    def check_template(self) -> None:
+        """Refuse, before starting anything, a template lacking what the dev stack mirrors."""
+        _resource(self.template, REJECTED_QUEUE, "AWS::SQS::Queue")
+        _resource(self.template, IDEMPOTENCY_TABLE, "AWS::DynamoDB::Table")
+        _resource(self.template, EVENT_BUS, "AWS::Events::EventBus")
+        if not _resource(self.template, INGEST_QUEUE, "AWS::SQS::Queue").get("RedrivePolicy"):
+            raise TemplateError(f"{INGEST_QUEUE} needs a RedrivePolicy to {REJECTED_QUEUE}")
+
     def start(self) -> LocalResources:
+        self.check_template()
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
         # werkzeug logs every request moto serves (the poller makes many): keep the terminal readable.
@@ -176,8 +185,6 @@ class LocalAws:
 
         rejected = self._create_queue(sqs, resolver, REJECTED_QUEUE, local_visibility=None)
         ingest = self._create_queue(sqs, resolver, INGEST_QUEUE, local_visibility=self.local_visibility_timeout)
-        if ingest.max_receive_count is None:
-            raise TemplateError(f"{INGEST_QUEUE} needs a RedrivePolicy to {REJECTED_QUEUE}")
 
         table_name = self._create_table(dynamodb, resolver)
         bus_name, bus_arn = self._create_bus(events, resolver)

@@ -610,7 +610,7 @@ class OrbSandbox:
                 if not start <= moment < end:
                     errors.append(f"timestamp: {timestamp} is outside the backfill's timeframe "
                                   f"[{backfill['timeframe_start']}, {backfill['timeframe_end']})")
-            elif False:
+            elif moment < now - self.grace_period:
                 errors.append(
                     f"timestamp: {timestamp} is older than the grace period "
                     f"({self.grace_period.total_seconds() / 3600:g} hours); use a backfill"

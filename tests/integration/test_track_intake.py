@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge import aws, intake
-from orb_bridge.observability import logger
+from orb_bridge.observability import logger, metrics
 from orb_bridge.usage_event import OrbUsageEvent
 from tests.conftest import load_handler
 
@@ -77,6 +77,7 @@ def queues(monkeypatch):
                      "SEGMENT_AUTH_TOKEN_ARN", "MAX_BATCH_EVENTS", "MAX_BODY_BYTES"):
             monkeypatch.delenv(name, raising=False)
         intake.reset()
+        metrics.clear_metrics()  # other tests may have added metrics without flushing them
         yield urls
         intake.reset()
     aws.reset_clients()

@@ -10,6 +10,7 @@ from moto import mock_aws
 from orb_bridge import aws
 from orb_bridge.config import IntakeSettings, MappingSettings
 from orb_bridge.intake import MAX_REJECTION_BYTES, TrackIntake, send_concurrently
+from orb_bridge.observability import metrics
 from orb_bridge.queues import SqsQueue
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -21,6 +22,7 @@ def sqs():
         aws.reset_clients()
         yield aws.client("sqs")
     aws.reset_clients()
+    metrics.clear_metrics()  # the service adds metrics; only the handler's decorator flushes them
 
 
 def receive_all(sqs, url: str) -> list[str]:

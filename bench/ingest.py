@@ -1,0 +1,231 @@
+"""Ingest throughput and memory: one invocation with a 10,000-record SQS event into the Orb
+sandbox over loopback, beside the official SDK (500 events per call, sequential) and one
+request per event (the SDK, one event per call; measured on a sample and extrapolated).
+
+The sandbox runs in its own process, so its work does not compete with the code measured for
+the GIL; it adds ``latency`` to every ingest request, a realistic round trip to Orb.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import PYTHON, ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
+
+API_KEY = "bench-orb-key"
+REJECTED_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-rejected"
+
+
+@contextmanager
+def sandbox_process(latency_seconds: float = 0.1, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """The Orb sandbox in a child process on 127.0.0.1 (a free port); yields its base URL."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), str(ROOT)]), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [PYTHON, "-m", "orb_bridge_dev.orb_sandbox", "--port", "0", "--api-key", API_KEY,
+         "--latency-seconds", str(latency_seconds), *extra_args],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"Orb sandbox did not start: {line!r}")
+        yield line.split("listening on", 1)[1].split()[0]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def orb_events(count: int, run_id: str) -> list[dict[str, Any]]:
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    return [
+        {
+            "event_name": "api_request",
+            "idempotency_key": f"{run_id}-{index:06d}",
+            "timestamp": (now - timedelta(milliseconds=index)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "properties": {"endpoint": "/v1/search", "region": "eu-west-1", "billable": True, "duration_ms": index % 500},
+            "external_customer_id": f"customer_{index % 97}",
+        }
+        for index in range(count)
+    ]
+
+
+def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Lambda SQS event, as the event source mapping delivers it."""
+    now_ms = str(int(time.time() * 1000))
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"AQEB{index:08d}",
+                "body": json.dumps(event, separators=(",", ":")),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now_ms,
+                    "SenderId": "AROAEXAMPLE:bench",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-ingest",
+                "awsRegion": "us-east-1",
+            }
+            for index, event in enumerate(events)
+        ]
+    }
+
+
+def configure_ingest(base_url: str) -> Any:
+    """Environment of the deployed function, pointed at the sandbox; returns the handler module."""
+    isolate_aws_environment()
+    os.environ.update(
+        {
+            "ORB_API_BASE_URL": base_url,
+            "ORB_API_KEY": API_KEY,
+            "REJECTED_QUEUE_URL": REJECTED_QUEUE_URL,
+            "POWERTOOLS_SERVICE_NAME": "orb_ingest",
+        }
+    )
+    module = load_handler("orb_ingest")
+    from orb_bridge import aws
+
+    InProcessSqs(aws.client("sqs"))  # rejections (none expected) never leave the process
+    return module
+
+
+def volume(base_url: str) -> int:
+    """Events the sandbox holds (its events/volume endpoint, all time)."""
+    import httpx
+
+    response = httpx.get(
+        f"{base_url}/events/volume",
+        params={"timeframe_start": "2000-01-01T00:00:00Z"},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return sum(int(bucket.get("count", 0)) for bucket in response.json().get("data", []))
+
+
+def run_handler(handler: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    event = sqs_event(events)
+    start = time.perf_counter()
+    response = handler.lambda_handler(event, FakeLambdaContext(timeout_seconds=900, function_name="orb_ingest"))
+    elapsed = time.perf_counter() - start
+    if response["batchItemFailures"]:
+        raise RuntimeError(f"ingest reported {len(response['batchItemFailures'])} failures")
+    return {"seconds": elapsed}
+
+
+def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[str, Any]:
+    from orb import Orb
+
+    client = Orb(api_key=API_KEY, base_url=base_url)
+    start = time.perf_counter()
+    calls = 0
+    for index in range(0, len(events), per_call):
+        client.events.ingest(events=events[index : index + per_call])
+        calls += 1
+    elapsed = time.perf_counter() - start
+    client.close()
+    return {"seconds": elapsed, "requests": calls}
+
+
+def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_sample: int = 100) -> dict[str, Any]:
+    from bench.common import median
+    from orb_bridge import ingest as ingest_module
+
+    handler_seconds, sdk_seconds, single_seconds = [], [], []
+    handler_requests = sdk_requests = 0
+    with sandbox_process(latency_seconds=latency) as base_url:
+        handler = configure_ingest(base_url)
+        # Warm up once (imports, connection pool, secrets) so every round measures the same thing.
+        run_handler(handler, orb_events(10, f"warm-{uuid.uuid4().hex[:8]}"))
+        run_sdk(base_url, orb_events(10, f"warm-{uuid.uuid4().hex[:8]}"), 500)
+        before = volume(base_url)
+        for _ in range(rounds):
+            events = orb_events(records, f"h-{uuid.uuid4().hex[:8]}")
+            handler_seconds.append(run_handler(handler, events)["seconds"])
+            events = orb_events(records, f"s-{uuid.uuid4().hex[:8]}")
+            sdk = run_sdk(base_url, events, 500)
+            sdk_seconds.append(sdk["seconds"])
+            sdk_requests = sdk["requests"]
+            sample = orb_events(per_event_sample, f"e-{uuid.uuid4().hex[:8]}")
+            single_seconds.append(run_sdk(base_url, sample, 1)["seconds"])
+        ingested = volume(base_url) - before
+        settings = ingest_module.container_service().settings
+        handler_requests = -(-records // settings.max_events_per_request)
+        concurrency = settings.max_concurrent_requests
+    expected = rounds * (2 * records + per_event_sample)
+    if ingested != expected:
+        raise RuntimeError(f"the sandbox ingested {ingested} events, expected {expected}")
+    handler_s = median(handler_seconds)
+    sdk_s = median(sdk_seconds)
+    single_s = median(single_seconds) * records / per_event_sample
+    return {
+        "records": records,
+        "latency_ms": latency * 1000,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "handler": {"seconds": handler_s, "events_per_s": records / handler_s, "requests": handler_requests},
+        "sdk_batched": {"seconds": sdk_s, "events_per_s": records / sdk_s, "requests": sdk_requests},
+        "sdk_per_event": {
+            "seconds": single_s, "events_per_s": records / single_s, "requests": records,
+            "measured_events": per_event_sample,
+        },
+        "speedup_vs_sdk": sdk_s / handler_s,
+    }
+
+
+# ---- memory (in a fresh process each, so nothing else inflates the figures) -----------------
+
+MEMORY_CHILD = """
+import json, os, resource, sys, tracemalloc, uuid
+from bench import ingest
+handler = ingest.configure_ingest(sys.argv[1] if len(sys.argv) > 1 else os.environ["BENCH_ORB_URL"])
+ingest.run_handler(handler, ingest.orb_events(10, "warm-" + uuid.uuid4().hex[:8]))
+rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+trace = os.environ.get("BENCH_TRACEMALLOC") == "1"
+if trace:
+    tracemalloc.start()
+# The event is built inside the measurement: Lambda's runtime holds it in memory too.
+events = ingest.orb_events(int(os.environ["BENCH_RECORDS"]), "m-" + uuid.uuid4().hex[:8])
+ingest.run_handler(handler, events)
+peak = tracemalloc.get_traced_memory()[1] if trace else None
+print(json.dumps({"tracemalloc_peak": peak,
+                  "rss_before_kb": rss_before_kb,
+                  "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def memory(records: int = 10_000) -> dict[str, Any]:
+    from bench.common import run_json_subprocess
+
+    with sandbox_process(latency_seconds=0.0) as base_url:
+        env = {"BENCH_ORB_URL": base_url, "BENCH_RECORDS": str(records)}
+        rss = run_json_subprocess(MEMORY_CHILD, env={**env, "BENCH_TRACEMALLOC": "0"})
+        traced = run_json_subprocess(MEMORY_CHILD, env={**env, "BENCH_TRACEMALLOC": "1"})
+    return {
+        "records": records,
+        "tracemalloc_peak_mb": traced["tracemalloc_peak"] / 1024 / 1024,
+        "rss_after_imports_mb": rss["rss_before_kb"] / 1024,
+        "max_rss_mb": rss["max_rss_kb"] / 1024,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(rounds=1), indent=2))
+    print(json.dumps(memory(), indent=2))
