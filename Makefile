@@ -47,7 +47,7 @@ template-check: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
 	@PATH="$(SAM_PATH)"; command -v python3.13 >/dev/null || { \
 	  echo "template-check: sam build needs python3.13 on PATH (pyenv install 3.13, or make PY313=/dir/with/python3.13)" >&2; exit 1; }
-	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build
+	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -193,11 +193,19 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
 # ---- memory (in a fresh process each, so nothing else inflates the figures) -----------------
 
 MEMORY_CHILD = """
-import json, os, resource, sys, tracemalloc, uuid
+import json, os, sys, tracemalloc, uuid
 from bench import ingest
+
+def peak_rss_kb():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the pre-exec (forked) parent.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
 handler = ingest.configure_ingest(sys.argv[1] if len(sys.argv) > 1 else os.environ["BENCH_ORB_URL"])
 ingest.run_handler(handler, ingest.orb_events(10, "warm-" + uuid.uuid4().hex[:8]))
-rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss_before_kb = peak_rss_kb()
 trace = os.environ.get("BENCH_TRACEMALLOC") == "1"
 if trace:
     tracemalloc.start()
@@ -207,7 +215,7 @@ ingest.run_handler(handler, events)
 peak = tracemalloc.get_traced_memory()[1] if trace else None
 print(json.dumps({"tracemalloc_peak": peak,
                   "rss_before_kb": rss_before_kb,
-                  "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "max_rss_kb": peak_rss_kb()}))
 """
 
 
@@ -227,5 +235,6 @@ def memory(records: int = 10_000) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(rounds=1), indent=2))
+    if "--memory" not in sys.argv:
+        print(json.dumps(run(rounds=1), indent=2))
     print(json.dumps(memory(), indent=2))
