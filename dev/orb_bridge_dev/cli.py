@@ -104,17 +104,23 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stack.start()
+    except KeyboardInterrupt:  # start() has already stopped what it had started
+        return 130
     except (DevStackError, OSError) as exc:
-        print(f"orb-bridge dev: cannot start: {exc}", file=sys.stderr)
+        print(
+            f"orb-bridge dev: cannot start: {exc}"
+            + (" (is another dev stack running? try --port / --sandbox-port)" if isinstance(exc, OSError) else ""),
+            file=sys.stderr,
+        )
         return 2
     try:
         print(stack.banner(), flush=True)
         print(_curl_example(stack.segment_url), flush=True)
-        print(stack.status_line(), flush=True)
         run_forever(stack, sys.stdout, stop)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop
         print("stopping...", flush=True)
         final = stack.status_line()
         stack.stop()

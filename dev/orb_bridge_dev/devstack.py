@@ -409,19 +409,21 @@ class DevStack:
 
 
 def run_forever(stack: DevStack, out: TextIO, stop: threading.Event, interval: float = 1.0) -> None:
-    """Print a status line whenever the counters change, until ``stop`` is set."""
+    """Print a status line at once, then whenever the counters change, until ``stop`` is set."""
     last = None
     last_error = None
-    while not stop.wait(interval):
+    while True:
         try:
             snapshot = stack.snapshot()
         except Exception as exc:  # moto briefly unavailable: say so, keep going
             print(f"[{time.strftime('%H:%M:%S')}] status unavailable: {type(exc).__name__}", file=out, flush=True)
-            continue
-        line = stack.status_line(snapshot)
-        if line != last:
-            print(f"[{time.strftime('%H:%M:%S')}] {line}", file=out, flush=True)
-            last = line
-        if snapshot["last_error"] and snapshot["last_error"] != last_error:
-            last_error = snapshot["last_error"]
-            print(f"[{time.strftime('%H:%M:%S')}] ingest batch failed: {last_error}", file=out, flush=True)
+        else:
+            line = stack.status_line(snapshot)
+            if line != last:
+                print(f"[{time.strftime('%H:%M:%S')}] {line}", file=out, flush=True)
+                last = line
+            if snapshot["last_error"] and snapshot["last_error"] != last_error:
+                last_error = snapshot["last_error"]
+                print(f"[{time.strftime('%H:%M:%S')}] ingest batch failed: {last_error}", file=out, flush=True)
+        if stop.wait(interval):
+            return

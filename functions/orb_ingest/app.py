@@ -7,12 +7,13 @@ message is only known once its chunk (and any split of it) has been answered.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from orb_bridge import ingest
+from orb_bridge import ingest, queues
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger, metrics
 
@@ -25,6 +26,16 @@ class _SqsRecord(BaseModel):
 
     messageId: str  # noqa: N815 (SQS event field name)
     body: str
+    receiptHandle: str = ""  # noqa: N815
+    eventSourceARN: str = ""  # noqa: N815
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def receive_count(self) -> int:
+        try:
+            return int(self.attributes.get("ApproximateReceiveCount", 1))
+        except (TypeError, ValueError):
+            return 1
 
 
 class _SqsEvent(BaseModel):
@@ -48,13 +59,16 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Fail every message (never delete or dead-letter them as bad data) and say why.
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(messages))
-        return _response([message.message_id for message in messages])
+        failed = [message.message_id for message in messages]
+        _hold_back(batch.Records, set(failed))
+        return _response(failed)
 
     report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
 
     if report.configuration_error:
         logger.error("configuration error: " + report.configuration_error)
         ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
+        _hold_back(batch.Records, set(report.failed_message_ids))
     metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=report.events_ingested)
     metrics.add_metric(name="EventsRejectedByOrb", unit=MetricUnit.Count, value=report.events_rejected_by_orb)
     metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(report.failed_message_ids))
@@ -74,6 +88,32 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         },
     )
     return _response(report.failed_message_ids)
+
+
+# Base of the exponential hold-back (15 min, 30 min, ... 12 h) on configuration errors.
+CONFIG_ERROR_BACKOFF_SECONDS = int(os.environ.get("CONFIG_ERROR_BACKOFF_SECONDS", "900"))
+
+
+def _hold_back(records: list[_SqsRecord], failed: set[str]) -> None:
+    """On a configuration error (bad key, bad URL) delay redelivery exponentially.
+
+    Good events must not be dead-lettered as bad data because of our own misconfiguration: with
+    the hold-back, maxReceiveCount receives take days instead of minutes, time for the alarm on
+    EventsRetried to be seen and the setting fixed.
+    """
+    by_queue: dict[str, list[tuple[str, int]]] = {}
+    for record in records:
+        if record.messageId in failed and record.receiptHandle and record.eventSourceARN:
+            delay = queues.backoff_seconds(record.receive_count, CONFIG_ERROR_BACKOFF_SECONDS)
+            by_queue.setdefault(record.eventSourceARN, []).append((record.receiptHandle, delay))
+    for queue_arn, receipts in by_queue.items():
+        try:
+            not_delayed = queues.delay_redelivery(queues.queue_url_from_arn(queue_arn), receipts)
+        except Exception:
+            logger.exception("could not delay redelivery of failed messages")
+            continue
+        if not_delayed:
+            logger.warning("some failed messages could not be delayed", extra={"count": not_delayed})
 
 
 def _response(failed_message_ids: list[str]) -> dict[str, Any]:

@@ -277,3 +277,53 @@ def test_ten_thousand_records_in_one_invocation(handler, orb, rejected_queue_url
     assert orb.ingest_request_count == 20
     assert orb.ingested_count == 10_000 - len(too_old)
     assert {r["orb_event"]["idempotency_key"] for r in rejected(rejected_queue_url)} == {f"evt-{i:05d}" for i in too_old}
+
+
+def test_a_wrong_api_key_holds_messages_back_instead_of_redriving_them(handler, orb, rejected_queue_url, monkeypatch):
+    """A 401 is our misconfiguration: redelivery is delayed (15 min, then doubling) so that
+    maxReceiveCount quick failures do not move good events to the rejected queue."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="IngestQueue", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=usage_event(i).to_message_body())
+    received = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+    )["Messages"]
+    assert len(received) == 3
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {"ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"]},
+                "eventSourceARN": queue_arn,
+                "eventSource": "aws:sqs",
+            }
+            for m in received
+        ]
+    }
+    monkeypatch.setenv("ORB_API_KEY", "wrong-key")
+    ingest.forget_container_service()
+
+    response = handler.lambda_handler(event, FakeLambdaContext(30))
+
+    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(m["MessageId"] for m in received)
+    # Without the hold-back they would be visible again after the queue's 1 s visibility timeout.
+    import time
+
+    time.sleep(1.5)
+    assert sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []) == []
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "3"
+    assert sqs.receive_message(QueueUrl=rejected_queue_url).get("Messages", []) == []
+    assert orb.ingested_events() == {}
+
+
+def test_backoff_doubles_per_receive_and_caps_at_twelve_hours():
+    from orb_bridge.queues import backoff_seconds
+
+    assert [backoff_seconds(n, 900) for n in (1, 2, 3, 4)] == [900, 1800, 3600, 7200]
+    assert backoff_seconds(10, 900) == 12 * 3600
+    assert backoff_seconds(0, 900) == 900

@@ -120,3 +120,44 @@ def rejection_record(
     if extra:
         record.update(extra)
     return json.dumps(record, separators=(",", ":"), default=str)
+
+
+# SQS caps a message's visibility timeout at 12 hours.
+MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 60 * 60
+
+
+def backoff_seconds(receive_count: int, base_seconds: int) -> int:
+    """Exponential redelivery delay for the n-th receive: base, 2x base, ... capped at 12 h."""
+    exponent = max(0, min(receive_count - 1, 16))
+    return int(min(base_seconds * 2**exponent, MAX_VISIBILITY_TIMEOUT_SECONDS))
+
+
+def queue_url_from_arn(queue_arn: str, client: Any | None = None) -> str:
+    """The URL of the queue an SQS event record came from (``eventSourceARN``)."""
+    _, _, _, _region, account, name = queue_arn.split(":", 5)
+    sqs = client if client is not None else aws.client("sqs")
+    return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+
+
+def delay_redelivery(queue_url: str, receipts: Sequence[tuple[str, int]], client: Any | None = None) -> int:
+    """Hold failed messages back for a while (``(receipt_handle, seconds)`` each).
+
+    Used when no retry can succeed soon (Orb refuses our API key): without it the event source
+    would redeliver them at once and the redrive would move good events to the rejected queue
+    after ``maxReceiveCount`` quick failures. Returns how many could not be delayed (best effort:
+    those simply reappear after the queue's visibility timeout).
+    """
+    sqs = client if client is not None else aws.client("sqs")
+    failed = 0
+    for start in range(0, len(receipts), MAX_ENTRIES_PER_BATCH):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+            for i, (handle, seconds) in enumerate(receipts[start : start + MAX_ENTRIES_PER_BATCH])
+        ]
+        try:
+            response = sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+        except Exception:
+            failed += len(entries)
+            continue
+        failed += len(response.get("Failed", []))
+    return failed
