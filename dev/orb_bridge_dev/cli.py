@@ -113,6 +113,8 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             file=sys.stderr,
         )
         return 2
+    # From here Ctrl-C (even where a parent shell ignores SIGINT) asks the status loop to stop.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         print(stack.banner(), flush=True)
         print(_curl_example(stack.segment_url), flush=True)

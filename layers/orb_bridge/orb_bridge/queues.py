@@ -8,6 +8,7 @@ returned to the caller, which decides (intake answers 503 so Segment retries).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -133,8 +134,14 @@ def backoff_seconds(receive_count: int, base_seconds: int) -> int:
 
 
 def queue_url_from_arn(queue_arn: str, client: Any | None = None) -> str:
-    """The URL of the queue an SQS event record came from (``eventSourceARN``)."""
+    """The URL of the queue an SQS event record came from (``eventSourceARN``).
+
+    ``INGEST_QUEUE_URL``, when it names that queue, saves a GetQueueUrl call (and permission).
+    """
     _, _, _, _region, account, name = queue_arn.split(":", 5)
+    known = os.environ.get("INGEST_QUEUE_URL", "")
+    if known.rstrip("/").endswith(f"/{account}/{name}"):
+        return known
     sqs = client if client is not None else aws.client("sqs")
     return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 

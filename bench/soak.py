@@ -1,0 +1,536 @@
+"""Fault-injection soak through the dev stack: Segment -> HTTP -> intake -> SQS -> ingest -> Orb sandbox.
+
+    python -m bench.soak --events 100000      (make soak)
+
+Sends Segment Track calls over loopback HTTP (single events, Webhooks Actions arrays and
+``{"batch": [...]}`` bodies), 2% of them invalid, about 5% re-sent as Segment retries do, while
+the Orb sandbox injects 500s, 429s, timeouts and dropped connections; one ingest invocation is
+killed (SIGKILL, in a child process) after it has sent part of its batch to Orb, so its messages
+reappear after the visibility timeout. Then it checks, and exits non-zero unless:
+
+- every valid event is ingested in the sandbox exactly once (by idempotency key), none missing;
+- nothing else was billed (duplicates billed: 0, judged by a unique ``seq`` property);
+- every invalid event is on the rejected queue with its reason, and no valid one is.
+
+moto's SQS does work proportional to a queue's depth on every call, so the sender pauses while
+the ingest queue is deep, keeping it drained as the soak goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+AUTH_TOKEN = "soak-bearer-token"
+PROPERTIES_MAPPING = {"amount": "amount", "seq": "seq", "region": "region"}
+INVALID_KINDS = ("missing userId", "nested property", "unparseable timestamp", "empty event name")
+
+
+@dataclass
+class SoakConfig:
+    events: int = 10_000
+    invalid_rate: float = 0.02
+    resend_rate: float = 0.05
+    single_rate: float = 0.05  # share of events sent one per request (classic Webhooks)
+    max_batch: int = 400
+    error_500_rate: float = 0.10
+    error_429_rate: float = 0.05
+    timeout_rate: float = 0.02
+    drop_connection_rate: float = 0.01
+    # Our client gives up after this; the sandbox's "timeout" holds the request a bit longer.
+    orb_request_timeout: float = 1.0
+    max_queue_depth: int = 1500
+    senders: int = 3
+    kill_one_invocation: bool = True
+    seed: int = 20261102
+    drain_timeout: float = 600.0
+
+
+@dataclass
+class SoakReport:
+    config: dict[str, Any]
+    wall_seconds: float = 0.0
+    send_seconds: float = 0.0
+    valid_events: int = 0
+    invalid_events: int = 0
+    requests: int = 0
+    requests_by_shape: dict[str, int] = field(default_factory=dict)
+    resent_requests: int = 0
+    resent_events: int = 0
+    http_statuses: dict[str, int] = field(default_factory=dict)
+    intake_retries: int = 0
+    ingested: int = 0
+    missing: int = 0
+    extra_keys: int = 0
+    duplicates_billed: int = 0
+    content_mismatches: int = 0
+    invalid_on_rejected_queue: int = 0
+    invalid_without_reason: int = 0
+    valid_on_rejected_queue: int = 0
+    rejected_queue_messages: int = 0
+    orb_requests: int = 0
+    orb_outcomes: dict[str, int] = field(default_factory=dict)
+    orb_duplicate_offers: int = 0
+    poller: dict[str, Any] = field(default_factory=dict)
+    killed_invocation: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        r = self
+        lines = [
+            f"soak: {r.valid_events + r.invalid_events:,} Segment events ({r.valid_events:,} valid, "
+            f"{r.invalid_events:,} invalid) in {r.requests:,} requests {r.requests_by_shape}, "
+            f"{r.resent_requests:,} requests re-sent ({r.resent_events:,} events)",
+            f"  wall time {r.wall_seconds:.1f} s (sending {r.send_seconds:.1f} s); HTTP {r.http_statuses}, "
+            f"intake retries {r.intake_retries}",
+            f"  Orb sandbox: {r.orb_requests:,} ingest requests, outcomes {r.orb_outcomes}, "
+            f"keys offered again and deduplicated {r.orb_duplicate_offers:,}",
+            f"  poller: {r.poller}",
+            f"  killed invocation: {r.killed_invocation}",
+            f"  ingested {r.ingested:,} of {r.valid_events:,} valid; missing {r.missing}; extra keys {r.extra_keys}; "
+            f"duplicates billed: {r.duplicates_billed}; content mismatches {r.content_mismatches}",
+            f"  rejected queue: {r.rejected_queue_messages:,} messages; invalid events found "
+            f"{r.invalid_on_rejected_queue:,} of {r.invalid_events:,} (without reason {r.invalid_without_reason}); "
+            f"valid events there {r.valid_on_rejected_queue}",
+            "  RESULT: " + ("PASS" if r.ok else "FAIL: " + "; ".join(r.failures)),
+        ]
+        return "\n".join(lines)
+
+
+# ---- the Segment side -------------------------------------------------------------------------
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_event(run_id: str, seq: int, invalid_kind: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "track",
+        "event": "api_call",
+        "userId": f"customer_{seq % 500}",
+        "messageId": f"{run_id}-{seq:07d}",
+        "timestamp": _now_iso(),
+        "properties": {"amount": seq % 100, "seq": seq, "region": "eu-west-1", "ignored": "not mapped"},
+        "context": {"library": {"name": "soak"}},
+    }
+    if invalid_kind == "missing userId":
+        del event["userId"]
+    elif invalid_kind == "nested property":
+        event["properties"]["amount"] = {"value": 3}
+    elif invalid_kind == "unparseable timestamp":
+        event["timestamp"] = "not a time"
+    elif invalid_kind == "empty event name":
+        event["event"] = ""
+    return event
+
+
+@dataclass
+class Plan:
+    requests: list[tuple[str, bytes, int]]  # (shape, body, events in it)
+    valid: dict[str, dict[str, Any]]  # messageId -> Segment event
+    invalid: dict[str, str]  # messageId -> kind
+
+
+def plan_requests(config: SoakConfig, run_id: str, rng: random.Random) -> Plan:
+    valid: dict[str, dict[str, Any]] = {}
+    invalid: dict[str, str] = {}
+    events = []
+    for seq in range(config.events):
+        kind = INVALID_KINDS[seq % len(INVALID_KINDS)] if rng.random() < config.invalid_rate else None
+        event = make_event(run_id, seq, kind)
+        events.append(event)
+        if kind:
+            invalid[event["messageId"]] = kind
+        else:
+            valid[event["messageId"]] = event
+    requests: list[tuple[str, bytes, int]] = []
+    index = 0
+    while index < len(events):
+        if rng.random() < config.single_rate / (config.single_rate + (1 - config.single_rate) / (config.max_batch / 2)):
+            chunk, shape = events[index : index + 1], "single"
+            body: Any = chunk[0]
+        else:
+            size = rng.randint(2, config.max_batch)
+            chunk = events[index : index + size]
+            shape = "batch" if rng.random() < 0.2 else "array"
+            body = {"batch": chunk} if shape == "batch" else chunk
+        requests.append((shape, json.dumps(body, separators=(",", ":")).encode(), len(chunk)))
+        index += len(chunk)
+    return Plan(requests, valid, invalid)
+
+
+class Sender:
+    """Posts the planned requests like Segment: retries 5xx and connection errors, re-sends some."""
+
+    def __init__(self, stack: Any, config: SoakConfig, rng: random.Random, report: SoakReport) -> None:
+        import httpx
+
+        self.stack = stack
+        self.config = config
+        self.rng = rng
+        self.report = report
+        self.client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=config.senders + 2))
+        self.lock = threading.Lock()
+        self.statuses: Counter[str] = Counter()
+        self.sqs = stack.local_aws.client("sqs")
+
+    def post(self, body: bytes) -> int:
+        import httpx
+
+        headers = {"content-type": "application/json", "authorization": f"Bearer {AUTH_TOKEN}"}
+        for attempt in range(8):
+            try:
+                status = self.client.post(self.stack.segment_url, content=body, headers=headers).status_code
+            except httpx.HTTPError:
+                status = 0
+            with self.lock:
+                self.statuses[str(status)] += 1
+            if status and status < 500 and status != 429:
+                return status
+            with self.lock:
+                self.report.intake_retries += 1
+            time.sleep(min(0.05 * 2**attempt, 2))
+        raise RuntimeError("intake kept failing: Segment would give up after 4 hours; the soak gives up now")
+
+    def wait_for_room(self) -> None:
+        """Backpressure: moto slows down with queue depth, so keep the ingest queue shallow."""
+        url = self.stack.resources.ingest_queue.url
+        while True:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            if int(attributes["ApproximateNumberOfMessages"]) < self.config.max_queue_depth:
+                return
+            time.sleep(0.05)
+
+    def send_all(self, plan: Plan, on_progress: Any = None) -> None:
+        requests = list(plan.requests)
+        resends = [r for r in requests if self.rng.random() < self.config.resend_rate]
+        # Segment retries after a while; interleave the re-sends with the later traffic.
+        schedule: list[tuple[str, bytes, int, bool]] = [(*r, False) for r in requests]
+        for resend in resends:
+            position = self.rng.randint(requests.index(resend) + 1, len(schedule))
+            schedule.insert(position, (*resend, True))
+        self.report.resent_requests = len(resends)
+        self.report.resent_events = sum(r[2] for r in resends)
+        self.report.requests = len(schedule)
+        self.report.requests_by_shape = dict(Counter(r[0] for r in requests))
+
+        cursor = iter(enumerate(schedule))
+        cursor_lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            sent_since_check = 0
+            while True:
+                with cursor_lock:
+                    item = next(cursor, None)
+                if item is None or errors:
+                    return
+                position, (_, body, count, _) = item
+                if sent_since_check >= 200:
+                    self.wait_for_room()
+                    sent_since_check = 0
+                try:
+                    self.post(body)
+                except BaseException as exc:  # noqa: BLE001 (reported after the join)
+                    errors.append(exc)
+                    return
+                sent_since_check += count
+                if on_progress is not None:
+                    on_progress(position, count)
+
+        threads = [threading.Thread(target=worker, name=f"soak-sender-{i}") for i in range(self.config.senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ---- the killed invocation --------------------------------------------------------------------
+
+KILLED_CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    import boto3
+    sys.path.insert(0, os.environ["SOAK_DEV_PATH"])
+    from orb_bridge_dev.devstack import load_function
+    from orb_bridge_dev.poller import LambdaContext, sqs_record
+    # Small sequential chunks, so that the kill lands between two Orb requests.
+    os.environ["ORB_MAX_EVENTS_PER_REQUEST"] = "25"
+    os.environ["ORB_MAX_CONCURRENT_REQUESTS"] = "1"
+    sqs = boto3.client("sqs")
+    url, arn = os.environ["SOAK_QUEUE_URL"], os.environ["SOAK_QUEUE_ARN"]
+    messages = []
+    for _ in range(40):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                  VisibilityTimeout=int(os.environ["SOAK_VISIBILITY"])).get("Messages", [])
+        messages += got
+        if len(messages) >= 200:
+            break
+    handler = load_function("orb_ingest", module_prefix="soak_killed")
+    keys = [json.loads(m["Body"]).get("idempotency_key") for m in messages]
+    print(json.dumps({"received": len(messages), "keys": keys}), flush=True)
+    handler.lambda_handler({"Records": [sqs_record(m, arn) for m in messages]}, LambdaContext("killed", 60))
+    print(json.dumps({"finished": True}), flush=True)
+    """
+)
+
+
+def kill_one_invocation(stack: Any, visibility_seconds: int) -> dict[str, Any]:
+    """Run one ingest invocation in a child process and SIGKILL it once it has sent part of its batch."""
+    sandbox = stack.sandbox
+    env = dict(
+        os.environ,
+        SOAK_DEV_PATH=str(ROOT / "dev"),
+        SOAK_QUEUE_URL=stack.resources.ingest_queue.url,
+        SOAK_QUEUE_ARN=stack.resources.ingest_queue.arn,
+        SOAK_VISIBILITY=str(visibility_seconds),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), os.environ.get("PYTHONPATH", "")]),
+    )
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, env=env, cwd=ROOT)
+    info: dict[str, Any] = {"messages": 0, "in_orb_at_kill": 0, "killed": False}
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        started = json.loads(line) if line.startswith("{") else {"received": 0, "keys": []}
+        keys = set(started["keys"])
+        info["messages"] = started["received"]
+
+        def sent() -> int:
+            offered = sandbox.ingest_attempts_by_key
+            return sum(1 for key in keys if offered[key])
+
+        deadline = time.monotonic() + 60
+        # Kill once part of the batch is in Orb and part is not: mid-flight.
+        while time.monotonic() < deadline and child.poll() is None and keys:
+            if sent() >= min(50, len(keys) // 2):
+                break
+            time.sleep(0.002)
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            info["killed"] = True
+        child.wait(timeout=10)
+        info["in_orb_at_kill"] = sent()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return info
+
+
+# ---- checking the outcome -----------------------------------------------------------------------
+
+
+def read_queue(sqs: Any, queue_url: str) -> list[str]:
+    bodies: list[str] = []
+    empty_rounds = 0
+    while empty_rounds < 2:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+            "Messages", []
+        )
+        if not messages:
+            empty_rounds += 1
+            continue
+        empty_rounds = 0
+        bodies += [message["Body"] for message in messages]
+    return bodies
+
+
+def check(stack: Any, plan: Plan, report: SoakReport) -> None:
+    ingested = stack.sandbox.ingested_events()
+    valid_keys = set(plan.valid)
+    report.ingested = len(ingested)
+    report.missing = len(valid_keys - ingested.keys())
+    report.extra_keys = len(ingested.keys() - valid_keys)
+    seqs = Counter(event.get("properties", {}).get("seq") for event in ingested.values())
+    report.duplicates_billed = sum(count - 1 for count in seqs.values() if count > 1) + report.extra_keys
+    for key, stored in ingested.items():
+        source = plan.valid.get(key)
+        if source is None:
+            continue
+        expected_properties = {
+            orb: source["properties"][segment] for segment, orb in PROPERTIES_MAPPING.items()
+            if segment in source["properties"]
+        }
+        if (
+            stored.get("event_name") != source["event"]
+            or stored.get("external_customer_id") != source["userId"]
+            or stored.get("properties") != expected_properties
+        ):
+            report.content_mismatches += 1
+
+    rejected = [json.loads(body) for body in read_queue(stack.local_aws.client("sqs"), stack.resources.rejected_queue.url)]
+    report.rejected_queue_messages = len(rejected)
+    found_invalid: set[str] = set()
+    for record in rejected:
+        segment_event = record.get("segment_event") if isinstance(record, dict) else None
+        message_id = (segment_event or {}).get("messageId") if isinstance(segment_event, dict) else None
+        # A raw usage event (redriven after maxReceiveCount) or an Orb/ingest rejection of a valid one.
+        key = message_id or record.get("idempotency_key") or (record.get("orb_event") or {}).get("idempotency_key")
+        if key in plan.invalid:
+            found_invalid.add(key)
+            if not record.get("reason"):
+                report.invalid_without_reason += 1
+        elif key in plan.valid:
+            report.valid_on_rejected_queue += 1
+    report.invalid_on_rejected_queue = len(found_invalid)
+
+    stats = stack.sandbox.stats()
+    report.orb_requests = stats["ingest_requests"]
+    report.orb_outcomes = stats["outcomes"]
+    report.orb_duplicate_offers = stats["duplicates"]
+    report.poller = {k: v for k, v in stack.poller.stats.snapshot().items() if k != "last_error"}
+
+    if report.missing:
+        report.failures.append(f"{report.missing} valid events never ingested")
+    if report.duplicates_billed:
+        report.failures.append(f"{report.duplicates_billed} duplicates billed")
+    if report.content_mismatches:
+        report.failures.append(f"{report.content_mismatches} ingested events differ from what was sent")
+    if report.invalid_on_rejected_queue != len(plan.invalid):
+        report.failures.append(
+            f"{len(plan.invalid) - report.invalid_on_rejected_queue} invalid events missing from the rejected queue"
+        )
+    if report.invalid_without_reason:
+        report.failures.append(f"{report.invalid_without_reason} rejected events without a reason")
+    if report.valid_on_rejected_queue:
+        report.failures.append(f"{report.valid_on_rejected_queue} valid events on the rejected queue")
+    if stats["conflicting_duplicates"]:
+        report.failures.append(f"{stats['conflicting_duplicates']} requests held one key twice with different bodies")
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
+    sys.path.insert(0, str(ROOT / "dev")) if str(ROOT / "dev") not in sys.path else None
+    from orb_bridge_dev.devstack import DevStack, DevStackConfig, wait_until
+    from orb_bridge_dev.orb_sandbox import FaultConfig
+
+    rng = random.Random(config.seed)
+    report = SoakReport(config=asdict(config))
+    run_id = f"soak-{uuid.uuid4().hex[:10]}"
+    plan = plan_requests(config, run_id, rng)
+    report.valid_events, report.invalid_events = len(plan.valid), len(plan.invalid)
+
+    faults = FaultConfig(
+        error_500_rate=config.error_500_rate,
+        error_429_rate=config.error_429_rate,
+        timeout_rate=config.timeout_rate,
+        timeout_seconds=config.orb_request_timeout + 0.5,
+        drop_connection_rate=config.drop_connection_rate,
+    )
+    visibility = 2
+    killed_visibility = 10  # long enough for the killed invocation to send part of its batch
+    user_env = {
+        "SEGMENT_AUTH_TOKEN": AUTH_TOKEN,
+        "EXTERNAL_CUSTOMER_ID_FIELD": "userId",
+        "PROPERTIES_MAPPING": json.dumps(PROPERTIES_MAPPING),
+        # Thousands of injected faults each log a warning: keep the output to the summary.
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("SOAK_LOG_LEVEL", "ERROR"),
+    }
+    # Read by the ingest function at its first request; the dev stack leaves these alone.
+    saved = {name: os.environ.get(name) for name in ("ORB_REQUEST_TIMEOUT_SECONDS", "INGEST_SAFETY_MARGIN_SECONDS")}
+    os.environ["ORB_REQUEST_TIMEOUT_SECONDS"] = str(config.orb_request_timeout)
+    stack_config = DevStackConfig(
+        port=0, sandbox_port=0, faults=faults, send_test_webhook=False, user_env=user_env,
+        local_visibility_timeout=visibility,
+    )
+    started = time.perf_counter()
+    try:
+        with DevStack(stack_config) as stack:
+            stack.sandbox._rng.seed(config.seed)  # deterministic fault sequence for a given seed
+            sender = Sender(stack, config, rng, report)
+            kill_at = len(plan.requests) // 3 if config.kill_one_invocation else -1
+            kill_done = threading.Event()
+
+            def on_progress(position: int, count: int) -> None:
+                if position == kill_at and not kill_done.is_set():
+                    kill_done.set()
+                    report.killed_invocation = kill_one_invocation(stack, killed_visibility)
+                if progress is not None:
+                    progress(stack, position, len(plan.requests))
+
+            try:
+                sender.send_all(plan, on_progress)
+            finally:
+                sender.close()
+            report.send_seconds = time.perf_counter() - started
+            report.http_statuses = dict(sender.statuses)
+
+            valid_keys = plan.valid
+
+            def drained() -> bool:
+                return (
+                    stack.sandbox.ingested_count >= len(valid_keys)
+                    and stack.queue_depth(stack.resources.ingest_queue.url) == 0
+                )
+
+            wait_until(drained, timeout=config.drain_timeout, interval=0.5)
+            # Let anything still in flight (a late redelivery) land before judging.
+            wait_until(lambda: stack.queue_depth(stack.resources.ingest_queue.url) == 0, timeout=30, interval=0.2)
+            time.sleep(visibility + 0.5)
+            wait_until(lambda: stack.queue_depth(stack.resources.ingest_queue.url) == 0, timeout=30, interval=0.2)
+            report.wall_seconds = time.perf_counter() - started
+            check(stack, plan, report)
+            if config.kill_one_invocation and not report.killed_invocation.get("killed"):
+                report.failures.append(f"the ingest invocation was not killed mid-flight: {report.killed_invocation}")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=SoakConfig.seed)
+    parser.add_argument("--json", action="store_true", help="also print the report as JSON")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    last = [0.0]
+
+    def progress(stack: Any, position: int, total: int) -> None:
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            print(f"[{position + 1}/{total} requests] {stack.status_line()}", flush=True)
+
+    report = run_soak(SoakConfig(events=args.events, seed=args.seed), progress)
+    print(report.summary())
+    if args.json:
+        print(json.dumps(asdict(report), indent=2, default=str))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
