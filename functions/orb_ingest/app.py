@@ -60,7 +60,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(messages))
         failed = [message.message_id for message in messages]
-        _hold_back(batch.Records, set(failed))
+        _hold_back(batch.Records, set(failed), CONFIG_ERROR_BACKOFF_SECONDS)
         return _response(failed)
 
     report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
@@ -68,7 +68,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if report.configuration_error:
         logger.error("configuration error: " + report.configuration_error)
         ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
-        _hold_back(batch.Records, set(report.failed_message_ids))
+    if report.failed_message_ids:
+        base = CONFIG_ERROR_BACKOFF_SECONDS if report.configuration_error else RETRY_BACKOFF_SECONDS
+        _hold_back(batch.Records, set(report.failed_message_ids), base)
     metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=report.events_ingested)
     metrics.add_metric(name="EventsRejectedByOrb", unit=MetricUnit.Count, value=report.events_rejected_by_orb)
     metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(report.failed_message_ids))
@@ -90,21 +92,24 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _response(report.failed_message_ids)
 
 
-# Base of the exponential hold-back (15 min, 30 min, ... 12 h) on configuration errors.
+# Bases of the exponential hold-back of failed messages (doubling per receive, capped at 12 h):
+# 1 min for Orb's transient errors (429, 5xx, timeouts), 15 min for our own configuration errors.
+RETRY_BACKOFF_SECONDS = int(os.environ.get("RETRY_BACKOFF_SECONDS", "60"))
 CONFIG_ERROR_BACKOFF_SECONDS = int(os.environ.get("CONFIG_ERROR_BACKOFF_SECONDS", "900"))
 
 
-def _hold_back(records: list[_SqsRecord], failed: set[str]) -> None:
-    """On a configuration error (bad key, bad URL) delay redelivery exponentially.
+def _hold_back(records: list[_SqsRecord], failed: set[str], base_seconds: int) -> None:
+    """Delay the redelivery of failed messages exponentially, by their receive count.
 
-    Good events must not be dead-lettered as bad data because of our own misconfiguration: with
-    the hold-back, maxReceiveCount receives take days instead of minutes, time for the alarm on
-    EventsRetried to be seen and the setting fixed.
+    Without it SQS redelivers after the queue's fixed visibility timeout, so maxReceiveCount
+    failures in a row (an Orb outage of an hour, a wrong API key) would move good events to the
+    rejected queue. With it, 10 receives span about 17 hours of Orb errors, or about 2.7 days of
+    a configuration error, time for the alarms to be seen and the cause fixed.
     """
     by_queue: dict[str, list[tuple[str, int]]] = {}
     for record in records:
         if record.messageId in failed and record.receiptHandle and record.eventSourceARN:
-            delay = queues.backoff_seconds(record.receive_count, CONFIG_ERROR_BACKOFF_SECONDS)
+            delay = queues.backoff_seconds(record.receive_count, base_seconds)
             by_queue.setdefault(record.eventSourceARN, []).append((record.receiptHandle, delay))
     for queue_arn, receipts in by_queue.items():
         try:

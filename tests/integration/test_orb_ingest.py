@@ -279,9 +279,11 @@ def test_ten_thousand_records_in_one_invocation(handler, orb, rejected_queue_url
     assert {r["orb_event"]["idempotency_key"] for r in rejected(rejected_queue_url)} == {f"evt-{i:05d}" for i in too_old}
 
 
-def test_a_wrong_api_key_holds_messages_back_instead_of_redriving_them(handler, orb, rejected_queue_url, monkeypatch):
-    """A 401 is our misconfiguration: redelivery is delayed (15 min, then doubling) so that
-    maxReceiveCount quick failures do not move good events to the rejected queue."""
+@pytest.mark.parametrize("cause", ["wrong_api_key", "orb_500"])
+def test_failed_messages_are_held_back_instead_of_redriven(handler, orb, rejected_queue_url, monkeypatch, cause):
+    """Redelivery of failed messages is delayed exponentially (Orb errors from 1 min, a wrong
+    API key from 15 min) so that maxReceiveCount quick failures do not move good events to the
+    rejected queue."""
     sqs = boto3.client("sqs", region_name="us-east-1")
     queue_url = sqs.create_queue(QueueName="IngestQueue", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -304,8 +306,11 @@ def test_a_wrong_api_key_holds_messages_back_instead_of_redriving_them(handler, 
             for m in received
         ]
     }
-    monkeypatch.setenv("ORB_API_KEY", "wrong-key")
-    ingest.forget_container_service()
+    if cause == "wrong_api_key":
+        monkeypatch.setenv("ORB_API_KEY", "wrong-key")
+        ingest.forget_container_service()
+    else:
+        orb.script_ingest_responses([ScriptedResponse(status=500, body={"status": 500, "title": "boom"})])
 
     response = handler.lambda_handler(event, FakeLambdaContext(30))
 

@@ -412,7 +412,11 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
         {"SQSSendMessagePolicy": {"QueueName": "IngestQueue"}},
         {"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}},
     ]
-    assert policies("OrbIngestFunction") == [{"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}}]
+    assert policies("OrbIngestFunction") == [
+        {"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}},
+        # ChangeMessageVisibility on its own source queue, to hold back failed messages.
+        {"SQSPollerPolicy": {"QueueName": "IngestQueue"}},
+    ]
     assert policies("OrbWebhookFunction") == [
         {"DynamoDBCrudPolicy": {"TableName": REFS["WebhookIdempotencyTable"]}},
         {"EventBridgePutEventsPolicy": {"EventBusName": REFS["OrbWebhookEventBus"]}},
