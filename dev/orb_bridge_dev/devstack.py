@@ -168,6 +168,10 @@ class DevStack:
             "POWERTOOLS_METRICS_DISABLED": user.get("POWERTOOLS_METRICS_DISABLED", "true"),
             "POWERTOOLS_LOG_LEVEL": user.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             "POWERTOOLS_SERVICE_NAME": "orb-bridge-dev",
+            # The ingest handler holds failed messages back (1 min / 15 min doubling in AWS):
+            # locally, retries come after the short local visibility timeout instead.
+            "RETRY_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
+            "CONFIG_ERROR_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
         }
         for name in (
             "EVENT_NAME_FIELD",

@@ -60,7 +60,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(messages))
         failed = [message.message_id for message in messages]
-        _hold_back(batch.Records, set(failed), CONFIG_ERROR_BACKOFF_SECONDS)
+        _hold_back(batch.Records, set(failed), _backoff_base(configuration_error=True))
         return _response(failed)
 
     report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
@@ -69,7 +69,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("configuration error: " + report.configuration_error)
         ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
     if report.failed_message_ids:
-        base = CONFIG_ERROR_BACKOFF_SECONDS if report.configuration_error else RETRY_BACKOFF_SECONDS
+        base = _backoff_base(configuration_error=bool(report.configuration_error))
         _hold_back(batch.Records, set(report.failed_message_ids), base)
     metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=report.events_ingested)
     metrics.add_metric(name="EventsRejectedByOrb", unit=MetricUnit.Count, value=report.events_rejected_by_orb)
@@ -94,8 +94,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 # Bases of the exponential hold-back of failed messages (doubling per receive, capped at 12 h):
 # 1 min for Orb's transient errors (429, 5xx, timeouts), 15 min for our own configuration errors.
-RETRY_BACKOFF_SECONDS = int(os.environ.get("RETRY_BACKOFF_SECONDS", "60"))
-CONFIG_ERROR_BACKOFF_SECONDS = int(os.environ.get("CONFIG_ERROR_BACKOFF_SECONDS", "900"))
+# Read at each use, so the dev stack can shrink them to its seconds-long local redelivery.
+def _backoff_base(configuration_error: bool) -> int:
+    name, default = ("CONFIG_ERROR_BACKOFF_SECONDS", 900) if configuration_error else ("RETRY_BACKOFF_SECONDS", 60)
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
 
 
 def _hold_back(records: list[_SqsRecord], failed: set[str], base_seconds: int) -> None:
