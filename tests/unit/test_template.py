@@ -228,8 +228,11 @@ def test_rejected_queue_keeps_messages_14_days_longer_than_the_ingest_queue(temp
 
 def test_alarm_fires_on_any_visible_rejected_message(template: dict) -> None:
     alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
-    (alarm,) = (a["Properties"] for a in alarms.values() if a["Properties"]["Namespace"] == "AWS/SQS")
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    (alarm,) = (
+        a["Properties"]
+        for a in alarms.values()
+        if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    )
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["RejectedQueue", "QueueName"]}}]
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
     topic = "arn:aws:sns:us-east-1:123456789012:ops"
@@ -421,3 +424,10 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
         {"DynamoDBCrudPolicy": {"TableName": REFS["WebhookIdempotencyTable"]}},
         {"EventBridgePutEventsPolicy": {"EventBusName": REFS["OrbWebhookEventBus"]}},
     ]
+
+
+def test_alarm_fires_when_ingest_falls_an_hour_behind(template: dict) -> None:
+    alarm = resources(template)["IngestBacklogAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["IngestQueue", "QueueName"]}}]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 3600
