@@ -31,6 +31,9 @@ def _fault_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--error-429-rate", type=float, default=0.0, help="probability of a 429 (default 0)")
     group.add_argument("--latency-seconds", type=float, default=0.0, help="added latency (default 0)")
     group.add_argument("--drop-connection-rate", type=float, default=0.0, help="probability of a dropped connection")
+    group.add_argument(
+        "--timeout-rate", type=float, default=0.0, help="probability of hanging past the client's timeout (default 0)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +98,7 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             error_429_rate=args.error_429_rate,
             latency_seconds=args.latency_seconds,
             drop_connection_rate=args.drop_connection_rate,
+            timeout_rate=args.timeout_rate,
         ),
         send_test_webhook=not args.no_test_webhook,
         user_env=env,
