@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from orb_bridge import intake
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger, metrics
@@ -19,6 +21,14 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 
 def _response(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    # Refused (4xx, the sender's problem) and failed (5xx, ours: Segment retries) requests are
+    # counted, so every invocation publishes a metric and alarms can watch both.
+    if status_code == 400 and body.get("rejected"):
+        pass  # a body of only invalid events: counted as TrackRejected by the service
+    elif 400 <= status_code < 500:
+        metrics.add_metric(name="TrackRequestsRefused", unit=MetricUnit.Count, value=1)
+    elif status_code >= 500:
+        metrics.add_metric(name="TrackRequestsFailed", unit=MetricUnit.Count, value=1)
     return {"statusCode": status_code, "headers": dict(JSON_HEADERS), "body": json.dumps(body)}
 
 

@@ -178,10 +178,12 @@ def test_nothing_valid_is_400_but_kept_in_rejected_queue(queues, lambda_context)
     "headers",
     [{}, {"x-signature": "0" * 40}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {TOKEN}"}],
 )
-def test_unauthenticated_requests_get_401_and_nothing_is_queued(queues, lambda_context, headers):
+def test_unauthenticated_requests_get_401_and_nothing_is_queued(queues, lambda_context, headers, capsys):
     status, body = invoke(http_event(js_stringify(track()), headers), lambda_context)
     assert (status, body) == (401, {"message": "unauthorized"})
     assert drain(queues["ingest"]) == [] and drain(queues["rejected"]) == []
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf and emf[-1]["TrackRequestsRefused"] == [1.0]
 
 
 def test_batch_signed_over_first_element_needs_bearer_when_required(queues, lambda_context, monkeypatch):
