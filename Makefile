@@ -49,5 +49,12 @@ template-check: $(SAM_STAMP)
 	  echo "template-check: sam build needs python3.13 on PATH (pyenv install 3.13, or make PY313=/dir/with/python3.13)" >&2; exit 1; }
 	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
 
+# Benchmarks against the peers (writes BENCHMARKS.md) and the 100,000-event fault-injection soak.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --events $${SOAK_EVENTS:-100000} $(ARGS)
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -122,12 +122,12 @@ def volume(base_url: str) -> int:
 
 def run_handler(handler: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
     event = sqs_event(events)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     response = handler.lambda_handler(event, FakeLambdaContext(timeout_seconds=900, function_name="orb_ingest"))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if response["batchItemFailures"]:
         raise RuntimeError(f"ingest reported {len(response['batchItemFailures'])} failures")
-    return {"seconds": elapsed}
+    return {"seconds": elapsed, "cpu_seconds": cpu}
 
 
 def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[str, Any]:
@@ -144,11 +144,11 @@ def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[
     return {"seconds": elapsed, "requests": calls}
 
 
-def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_sample: int = 100) -> dict[str, Any]:
+def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_sample: int = 50) -> dict[str, Any]:
     from bench.common import median
     from orb_bridge import ingest as ingest_module
 
-    handler_seconds, sdk_seconds, single_seconds = [], [], []
+    handler_seconds, handler_cpu, sdk_seconds, single_seconds = [], [], [], []
     handler_requests = sdk_requests = 0
     with sandbox_process(latency_seconds=latency) as base_url:
         handler = configure_ingest(base_url)
@@ -158,7 +158,9 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
         before = volume(base_url)
         for _ in range(rounds):
             events = orb_events(records, f"h-{uuid.uuid4().hex[:8]}")
-            handler_seconds.append(run_handler(handler, events)["seconds"])
+            measured = run_handler(handler, events)
+            handler_seconds.append(measured["seconds"])
+            handler_cpu.append(measured["cpu_seconds"])
             events = orb_events(records, f"s-{uuid.uuid4().hex[:8]}")
             sdk = run_sdk(base_url, events, 500)
             sdk_seconds.append(sdk["seconds"])
@@ -180,7 +182,8 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
         "latency_ms": latency * 1000,
         "rounds": rounds,
         "concurrency": concurrency,
-        "handler": {"seconds": handler_s, "events_per_s": records / handler_s, "requests": handler_requests},
+        "handler": {"seconds": handler_s, "cpu_seconds": median(handler_cpu), "events_per_s": records / handler_s,
+                    "requests": handler_requests},
         "sdk_batched": {"seconds": sdk_s, "events_per_s": records / sdk_s, "requests": sdk_requests},
         "sdk_per_event": {
             "seconds": single_s, "events_per_s": records / single_s, "requests": records,

@@ -1,0 +1,159 @@
+"""``make bench``: every figure beside its peer, measured in the same run; writes BENCHMARKS.md.
+
+    python -m bench.run [--rounds N] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench import cold_start, cost, ingest, intake_bench, webhook_verify
+from bench.common import ROOT, isolate_aws_environment, machine_description, markdown_table
+
+# In-region round trip of one SQS / DynamoDB / EventBridge call from Lambda: an assumption (typical
+# published figures are 5-20 ms), used only by the cost model, never measured here.
+AWS_CALL_SECONDS = 0.010
+# Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB.
+FULL_VCPU_MB = 1769
+
+
+def lambda_seconds(cpu_seconds: float, wall_seconds: float, memory_mb: int) -> float:
+    """Local CPU time scaled to the function's CPU share, plus the time spent waiting."""
+    share = min(1.0, memory_mb / FULL_VCPU_MB)
+    return cpu_seconds / share + max(0.0, wall_seconds - cpu_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--rounds", type=int, default=5, help="cold-start rounds (fresh processes per case)")
+    parser.add_argument("--ingest-rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    isolate_aws_environment()
+    started = time.perf_counter()
+    sections: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        sections.append(text)
+
+    machine = machine_description()
+    say("# Benchmarks\n")
+    say(f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` (`python -m bench.run`) on: "
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory']} RAM, {machine['python']}, {machine['os']}. "
+        "Medians over repeated runs; each figure sits beside its peer, measured in the same run.\n")
+
+    print("cold start ...", file=sys.stderr, flush=True)
+    cold = cold_start.run(rounds=args.rounds)
+    say(f"## 1. Cold start: import in a fresh process (median of {args.rounds})\n")
+    say(markdown_table(["case", "median ms", "vs floor", "target"], cold["rows"]) + "\n")
+
+    print("ingest throughput ...", file=sys.stderr, flush=True)
+    throughput = ingest.run(rounds=args.ingest_rounds)
+    h, s, e = throughput["handler"], throughput["sdk_batched"], throughput["sdk_per_event"]
+    say(f"## 2. Ingest throughput: {throughput['records']:,} SQS records, Orb sandbox over loopback with "
+        f"{throughput['latency_ms']:.0f} ms added per request (median of {throughput['rounds']})\n")
+    say(markdown_table(
+        ["path", "wall s", "events/s", "Orb requests", "vs SDK"],
+        [
+            [f"OrbIngest handler ({throughput['concurrency']} concurrent requests of 500)", f"{h['seconds']:.2f}",
+             f"{h['events_per_s']:,.0f}", h["requests"], f"{throughput['speedup_vs_sdk']:.1f}x (target >= 4x: "
+             f"{'met' if throughput['speedup_vs_sdk'] >= 4 else 'MISSED'})"],
+            ["official SDK `client.events.ingest`, 500 per call, sequential", f"{s['seconds']:.2f}",
+             f"{s['events_per_s']:,.0f}", s["requests"], "1.0x"],
+            [f"official SDK, one request per event (measured on {e['measured_events']}, extrapolated)",
+             f"{e['seconds']:,.0f}", f"{e['events_per_s']:,.1f}", f"{e['requests']:,}",
+             f"{s['seconds'] / e['seconds']:.3f}x"],
+        ],
+    ) + "\n")
+
+    print("ingest memory ...", file=sys.stderr, flush=True)
+    mem = ingest.memory()
+    say(f"## 5. Peak memory of one ingest invocation with {mem['records']:,} records (fresh process)\n")
+    say(markdown_table(
+        ["measure", "MB", "target"],
+        [
+            ["peak RSS of the process (VmHWM), imports + event + invocation", f"{mem['max_rss_mb']:.0f}",
+             f"fits 256 MB: {'met' if mem['max_rss_mb'] < 256 else 'MISSED'}"],
+            ["RSS after imports and a warm-up invocation", f"{mem['rss_after_imports_mb']:.0f}", ""],
+            ["tracemalloc peak of Python allocations (event + invocation)", f"{mem['tracemalloc_peak_mb']:.0f}", ""],
+        ],
+    ) + "\n")
+
+    print("intake ...", file=sys.stderr, flush=True)
+    intake = intake_bench.run()
+    say(f"## 3. Intake: one {intake['events']:,}-event Webhooks Actions batch ({intake['body_bytes'] / 1024:,.0f} KB), "
+        "SQS answered in-process\n")
+    say(markdown_table(
+        ["path", "us per event", "whole request ms"],
+        [
+            ["TrackIntake handler (auth, parse, map, validate, SendMessageBatch x "
+             f"{intake['send_message_batch_calls']})", f"{intake['handler_us_per_event']:.1f}",
+             f"{intake['handler_batch_ms']:.1f}"],
+            ["floor: `json.loads` + `json.dumps` of the same body", f"{intake['floor_us_per_event']:.1f}",
+             f"{intake['floor_us_per_event'] * intake['events'] / 1000:.1f}"],
+            ["TrackIntake handler, one single event (classic Webhooks)", f"{intake['single_event_ms'] * 1000:.0f}",
+             f"{intake['single_event_ms']:.2f}"],
+        ],
+    ) + "\n")
+
+    print("webhook verification ...", file=sys.stderr, flush=True)
+    verify = webhook_verify.run()
+    say(f"## 4. Webhook verification ({verify['body_bytes']:,}-byte body, timestamp and HMAC-SHA256)\n")
+    say(markdown_table(
+        ["verifier", "us per verify", "target"],
+        [
+            ["orb_bridge.webhooks.signature.verify", f"{verify['ours_us']:.2f}",
+             f"no slower than the SDK: {'met' if verify['ours_us'] <= verify['sdk_us'] else 'MISSED'}"],
+            ["official SDK `client.webhooks.verify_signature` (orb-billing, stdlib only)", f"{verify['sdk_us']:.2f}", ""],
+        ],
+    ) + "\n")
+
+    facts = cost.template_facts()
+    # Intake: measured CPU, scaled to the function's CPU share, plus the SQS round trips it waits on
+    # (slices of SEND_CHUNK bodies on SEND_WORKERS threads, each slice sequential).
+    slices = math.ceil(intake["events"] / intake["send_chunk"])
+    waves = math.ceil(slices / intake["send_workers"])
+    sqs_wait = waves * math.ceil(intake["send_chunk"] / 10) * AWS_CALL_SECONDS
+    intake_batch_s = lambda_seconds(intake["handler_batch_ms"] / 1000, intake["handler_batch_ms"] / 1000,
+                                    facts.intake_memory_mb) + sqs_wait
+    intake_single_s = lambda_seconds(intake["single_event_ms"] / 1000, intake["single_event_ms"] / 1000,
+                                     facts.intake_memory_mb) + AWS_CALL_SECONDS
+    ingest_s = lambda_seconds(h["cpu_seconds"], h["seconds"], facts.ingest_memory_mb)
+    ingest_per_event = ingest_s / throughput["records"]
+    webhook_s = lambda_seconds(verify["ours_us"] / 1e6, verify["ours_us"] / 1e6, facts.webhook_memory_mb) + 3 * AWS_CALL_SECONDS
+    say("## 6. Cost per million events on AWS (us-east-1 list prices, arm64)\n")
+    say(f"Durations: local CPU time scaled to the function's CPU share ({facts.intake_memory_mb} MB of "
+        f"{FULL_VCPU_MB} MB per vCPU), plus waiting; AWS API calls assumed at {AWS_CALL_SECONDS * 1000:.0f} ms each "
+        f"(not measured here). Memory, batch size from template.yaml (IngestBatchSize {facts.ingest_batch_size:,}; "
+        "ingest time per event from the 10,000-record run with 100 ms Orb latency). CloudWatch Logs and "
+        "idle SQS long polls are not included.\n")
+    for title, rows in (
+        ("Segment batches of 1,000 events (Webhooks Actions batch mode)", cost.usage_cost_per_million(
+            facts=facts, events_per_segment_request=intake["events"], segment_request_bytes=intake["body_bytes"],
+            intake_seconds_per_request=intake_batch_s, sqs_message_bytes=int(intake["sqs_message_bytes"]),
+            ingest_seconds_per_event=ingest_per_event)),
+        ("one event per request (classic Webhooks)", cost.usage_cost_per_million(
+            facts=facts, events_per_segment_request=1, segment_request_bytes=intake["body_bytes"] // intake["events"],
+            intake_seconds_per_request=intake_single_s, sqs_message_bytes=int(intake["sqs_message_bytes"]),
+            ingest_seconds_per_event=ingest_per_event)),
+        ("per million Orb webhooks", cost.webhook_cost_per_million(
+            facts=facts, webhook_seconds=webhook_s, webhook_bytes=verify["body_bytes"])),
+    ):
+        total = sum(row[1] for row in rows)
+        say(f"**{title}: ${total:,.2f} per million**\n")
+        say(markdown_table(["item", "USD / million", "how"], [[r[0], f"{r[1]:.4f}", r[2]] for r in rows]) + "\n")
+
+    say(f"_Whole run: {time.perf_counter() - started:.0f} s. Reproduce: `make bench`. Soak: `make soak`._\n")
+    if not args.no_write:
+        (ROOT / "BENCHMARKS.md").write_text("\n".join(sections))
+        print(f"wrote {ROOT / 'BENCHMARKS.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
