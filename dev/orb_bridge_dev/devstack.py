@@ -92,6 +92,24 @@ def load_function(name: str, module_prefix: str = "orb_bridge_dev_fn") -> Module
     return module
 
 
+def _without_metric_output(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Drop each invocation's metrics when POWERTOOLS_METRICS_DISABLED is set.
+
+    Powertools (3.37) does not clear disabled metrics after an invocation, so they pile up and
+    its 100-value overflow prints them anyway, in ever larger JSON blobs between the status lines.
+    """
+    from orb_bridge.observability import metrics
+
+    def invoke(event: Any, context: Any) -> Any:
+        try:
+            return handler(event, context)
+        finally:
+            if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+                metrics.clear_metrics()
+
+    return invoke
+
+
 def _reset_container_caches() -> None:
     """Forget clients and settings the layer caches per process (a new "container")."""
     from orb_bridge import aws
@@ -244,7 +262,7 @@ class DevStack:
             sqs_client=self.local_aws.client("sqs"),
             queue_url=resources.ingest_queue.url,
             queue_arn=resources.ingest_queue.arn,
-            handler=ingest.lambda_handler,
+            handler=_without_metric_output(ingest.lambda_handler),
             function_name="OrbIngestFunction",
             function_timeout=float(ingest_function.get("Timeout", 3)),
             batch_size=int(resolved.get("BatchSize", 10)),
@@ -254,12 +272,12 @@ class DevStack:
         self.gateway = Gateway(
             [
                 Route(
-                    "POST", "/segment", intake.lambda_handler, "TrackIntakeFunction",
+                    "POST", "/segment", _without_metric_output(intake.lambda_handler), "TrackIntakeFunction",
                     float(function_properties(template, "TrackIntakeFunction").get("Timeout", 3)),
                     on_response=self._count_segment_response,
                 ),
                 Route(
-                    "POST", "/orb/webhook", webhook.lambda_handler, "OrbWebhookFunction",
+                    "POST", "/orb/webhook", _without_metric_output(webhook.lambda_handler), "OrbWebhookFunction",
                     float(function_properties(template, "OrbWebhookFunction").get("Timeout", 3)),
                     on_response=self._count_webhook_response,
                 ),

@@ -171,6 +171,18 @@ def test_identical_duplicates_are_sent_once_and_share_their_fate(rejected_queue)
     assert report.failed_message_ids == ["msg-0", "msg-1", "msg-2"]
 
 
+def test_the_same_event_serialised_differently_is_an_identical_duplicate(rejected_queue):
+    orb = FakeOrb()
+    event = usage_event(1)
+    reordered = json.dumps(dict(reversed(list(event.to_orb().items()))))
+    assert reordered != event.to_message_body()
+    messages = [SqsMessage("msg-0", event.to_message_body()), SqsMessage("msg-1", reordered)]
+    report = make_service(orb, rejected_queue).ingest(messages, plenty_of_time)
+    assert orb.sent_keys() == ["key-1"]
+    assert report.failed_message_ids == [] and report.messages_rejected_at_ingest == 0
+    assert rejected_records(rejected_queue) == []
+
+
 def test_a_conflicting_duplicate_is_rejected_with_a_reason_and_the_first_is_sent(rejected_queue):
     orb = FakeOrb()
     first, conflicting = usage_event(1), usage_event(1, properties={"units": 99})

@@ -139,7 +139,9 @@ class IngestSettings:
     orb_api_key: str
     rejected_queue_url: str
     max_events_per_request: int = 500
-    max_concurrent_requests: int = 8
+    # 20 x 500 = SQS's largest batch (10,000) in one round of requests. The Orb request rate is
+    # bounded by this times the event source's MaximumConcurrency (template: IngestMaxConcurrency).
+    max_concurrent_requests: int = 20
     request_timeout_seconds: float = 10.0
     # Stop starting new Orb requests when less than this much of the invocation remains.
     safety_margin_seconds: float = 3.0
@@ -157,7 +159,7 @@ class IngestSettings:
             max_events_per_request=int(
                 min(500, _number(env, "ORB_MAX_EVENTS_PER_REQUEST", 500, minimum=1))
             ),
-            max_concurrent_requests=int(_number(env, "ORB_MAX_CONCURRENT_REQUESTS", 8, minimum=1)),
+            max_concurrent_requests=int(_number(env, "ORB_MAX_CONCURRENT_REQUESTS", 20, minimum=1)),
             request_timeout_seconds=_number(env, "ORB_REQUEST_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             safety_margin_seconds=_number(env, "INGEST_SAFETY_MARGIN_SECONDS", 3.0, minimum=0),
         )

@@ -58,8 +58,13 @@ class _PendingEvent:
 
     event: OrbUsageEvent
     payload: dict[str, Any]
-    canonical: str
+    body: str  # the first message's body, as sent by intake
     message_ids: list[str]
+
+    def same_event_as(self, body: str, payload: dict[str, Any]) -> bool:
+        # Intake serialises deterministically, so a redelivered duplicate has the same body; only
+        # a differing body needs the (costlier) comparison of the events themselves.
+        return body == self.body or _canonical(payload) == _canonical(self.payload)
 
 
 @dataclass(frozen=True)
@@ -139,11 +144,10 @@ class IngestService:
                 )
                 continue
             payload = event.to_orb()
-            canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
             existing = by_key.get(event.idempotency_key)
             if existing is None:
-                by_key[event.idempotency_key] = _PendingEvent(event, payload, canonical, [message.message_id])
-            elif existing.canonical == canonical:
+                by_key[event.idempotency_key] = _PendingEvent(event, payload, message.body, [message.message_id])
+            elif existing.same_event_as(message.body, payload):
                 # Identical duplicate: one event in Orb; its messages succeed or fail together.
                 existing.message_ids.append(message.message_id)
             else:
@@ -264,6 +268,10 @@ class IngestService:
                 extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
             )
         return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
+
+
+def _canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def _pydantic_errors(exc: ValidationError) -> list[str]:
