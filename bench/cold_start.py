@@ -23,6 +23,8 @@ HANDLER_ENV = {
     "ORB_WEBHOOK_SECRET": "bench-secret",
     "WEBHOOK_EVENT_BUS_NAME": "bench-bus",
     "IDEMPOTENCY_TABLE_NAME": "bench-table",
+    # As template.yaml's Globals set it for every function.
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 # What each function creates on its first request, so "import + clients" compares like for like
@@ -104,8 +106,11 @@ def run(rounds: int = 7) -> dict:
         ratio = medians[case.name] / floor
         target = TARGETS.get(case.function or "")
         verdict = ""
-        if target:
+        if target and case.name.endswith(": import app"):
             verdict = f"<= {target}x: {'met' if ratio <= target else 'MISSED'}"
+        elif target:
+            # The target is on the import; this row adds what the first request pays.
+            verdict = f"(first request; {'within' if ratio <= target else 'over'} {target}x)"
         rows.append([case.name, f"{ms:.0f}", f"{ratio:.2f}x", verdict])
     return {"rounds": rounds, "medians_seconds": medians, "rows": rows}
 
