@@ -283,7 +283,11 @@ def test_refused_deliveries_get_a_generic_401(stack, tamper, capsys):
     assert answer == {"status": "rejected", "message": "webhook signature verification failed"}
     assert stack.forwarded() == [] and stack.idempotency_records() == []
     out = capsys.readouterr().out
-    assert '"WebhooksRejected"' in out and '"reason"' in out  # EMF with the reason dimension
+    blobs = [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+    by_reason = [b for b in blobs if "reason" in b and "WebhooksRejected" in b]
+    totals = [b for b in blobs if "reason" not in b and "WebhooksRejected" in b]
+    assert len(by_reason) == 1 and by_reason[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["reason"]]
+    assert len(totals) == 1 and totals[0]["WebhooksRejected"] in (1.0, [1.0])
     assert SECRET not in out
 
 

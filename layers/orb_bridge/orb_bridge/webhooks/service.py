@@ -109,7 +109,9 @@ class ForwardError(RuntimeError):
 
 
 def count_rejection(reason: str) -> None:
-    # Its own EMF blob so that ``reason`` is a dimension of this metric only.
+    # The total with the function's other metrics (so every invocation publishes one), and the
+    # breakdown in its own EMF blob so that ``reason`` is a dimension of this metric only.
+    metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
     with single_metric(
         name="WebhooksRejected", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
     ) as metric:
