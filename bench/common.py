@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from orb_bridge_dev.lambda_runtime import LambdaContext, load_function
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 PYTHON = sys.executable
@@ -39,37 +41,12 @@ def isolate_aws_environment() -> None:
 
 def load_handler(function_name: str, module_name: str | None = None) -> Any:
     """Import ``functions/<name>/app.py`` under a unique module name, as Lambda imports it."""
-    import importlib.util
-
-    module_name = module_name or f"{function_name}_app"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    path = FUNCTIONS / function_name / "app.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec and spec.loader, f"no handler at {path}"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function(function_name, module_name, fresh=False)
 
 
-class FakeLambdaContext:
+def FakeLambdaContext(timeout_seconds: float = 900.0, function_name: str = "bench", memory_mb: int = 256) -> Any:  # noqa: N802
     """A Lambda context with a real remaining-time clock."""
-
-    def __init__(self, timeout_seconds: float = 900.0, function_name: str = "bench", memory_mb: int = 256) -> None:
-        import uuid
-
-        self._deadline = time.monotonic() + timeout_seconds
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+    return LambdaContext(function_name, timeout_seconds, memory_mb)
 
 
 def median(values: Sequence[float]) -> float:

@@ -1,21 +1,20 @@
 """Shared test fixtures: isolated AWS credentials and a loader for the Lambda handlers.
 
 Each function's handler lives in ``functions/<name>/app.py``; they all are called ``app``, so
-tests load them by path under a unique module name, exactly as Lambda would import the file.
+tests load them by path under a unique module name (``orb_bridge_dev.lambda_runtime``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from orb_bridge_dev.lambda_runtime import LambdaContext, load_function, sqs_event  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ROOT / "functions"
 EVENTS = ROOT / "events"
 
 # Never reach a real AWS account from tests, whatever the developer's shell has.
@@ -30,38 +29,14 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 def load_handler(function_name: str, fresh: bool = False) -> ModuleType:
     """Import ``functions/<function_name>/app.py`` as module ``<function_name>_app``."""
-    module_name = f"{function_name}_app"
-    if not fresh and module_name in sys.modules:
-        return sys.modules[module_name]
-    path = FUNCTIONS / function_name / "app.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec and spec.loader, f"no handler at {path}"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function(function_name, f"{function_name}_app", fresh=fresh)
 
 
-class FakeLambdaContext:
-    """A Lambda context with a real remaining-time clock."""
+class FakeLambdaContext(LambdaContext):
+    """A Lambda context with a real remaining-time clock (timeout first, as tests use it)."""
 
     def __init__(self, timeout_seconds: float = 60.0, function_name: str = "test-function") -> None:
-        import time
-        import uuid
-
-        self._deadline = time.monotonic() + timeout_seconds
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.memory_limit_in_mb = 256
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        import time
-
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        super().__init__(function_name, timeout_seconds)
 
 
 @pytest.fixture

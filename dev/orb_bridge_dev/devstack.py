@@ -11,7 +11,6 @@ and ``stop`` restores.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -25,11 +24,11 @@ from typing import Any, TextIO
 
 from orb_bridge_dev.gateway import Gateway, Route
 from orb_bridge_dev.local_aws import REGION, LocalAws, LocalResources
+from orb_bridge_dev import lambda_runtime
 from orb_bridge_dev.poller import SqsEventSourcePoller
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS_DIR = ROOT / "functions"
 
 DEV_ORB_API_KEY = "orb-bridge-dev-api-key"
 DEV_WEBHOOK_SECRET = "whsec_orb_bridge_dev"
@@ -80,16 +79,10 @@ class Counters:
 
 def load_function(name: str, module_prefix: str = "orb_bridge_dev_fn") -> ModuleType:
     """Import ``functions/<name>/app.py`` afresh (a new module, hence fresh per-container caches)."""
-    path = FUNCTIONS_DIR / name / "app.py"
-    if not path.is_file():
-        raise DevStackError(f"no handler at {path}")
-    module_name = f"{module_prefix}_{name}_app"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    try:
+        return lambda_runtime.load_function(name, f"{module_prefix}_{name}_app")
+    except lambda_runtime.HandlerNotFound as exc:
+        raise DevStackError(str(exc)) from None
 
 
 def _without_metric_output(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from orb_bridge_dev.poller import LambdaContext
+from orb_bridge_dev.lambda_runtime import LambdaContext
 
 # API Gateway HTTP APIs refuse payloads over 10 MB.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orb_bridge_dev.lambda_runtime import LambdaContext
 from orb_bridge_dev.local_aws import REGION
 
 # Lambda delivers at most 10 messages per ReceiveMessage; local caps keep the dev stack lively.
@@ -31,28 +31,6 @@ MAX_LOCAL_BATCHING_WINDOW = 0.5
 IDLE_SLEEP_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-class LambdaContext:
-    """The parts of Lambda's context object handlers use, with a real remaining-time clock."""
-
-    def __init__(self, function_name: str, timeout_seconds: float, memory_mb: int = 256) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self.timeout_seconds = timeout_seconds
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-    @property
-    def timed_out(self) -> bool:
-        return time.monotonic() > self._deadline
 
 
 @dataclass

@@ -18,6 +18,7 @@ from orb_bridge.ingest import IngestService, SqsMessage
 from orb_bridge.orb import OrbClient, shared_http_client
 from orb_bridge.queues import SqsQueue
 from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge_dev import lambda_runtime
 from orb_bridge_dev.orb_sandbox import OrbSandbox, ScriptedResponse
 from tests.conftest import FakeLambdaContext, load_handler
 
@@ -77,26 +78,8 @@ def usage_event(i: int, **changes) -> OrbUsageEvent:
 
 
 def sqs_event(events: list[OrbUsageEvent | str], first_id: int = 0) -> dict:
-    records = []
-    for n, item in enumerate(events, start=first_id):
-        body = item if isinstance(item, str) else item.to_message_body()
-        records.append({
-            "messageId": f"msg-{n:05d}",
-            "receiptHandle": f"rh-{n}",
-            "body": body,
-            "attributes": {
-                "ApproximateReceiveCount": "1",
-                "SentTimestamp": "1763715600000",
-                "SenderId": "AIDAEXAMPLE",
-                "ApproximateFirstReceiveTimestamp": "1763715600001",
-            },
-            "messageAttributes": {},
-            "md5OfBody": "0" * 32,
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:IngestQueue",
-            "awsRegion": "us-east-1",
-        })
-    return {"Records": records}
+    bodies = [item if isinstance(item, str) else item.to_message_body() for item in events]
+    return lambda_runtime.sqs_event(bodies, first_id=first_id)
 
 
 def failed_ids(response: dict) -> list[str]:

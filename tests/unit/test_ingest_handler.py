@@ -8,32 +8,9 @@ import httpx
 import pytest
 
 from orb_bridge import ingest
-from tests.conftest import FakeLambdaContext, load_handler
+from tests.conftest import FakeLambdaContext, load_handler, sqs_event
 from tests.unit.test_ingest_service import FakeOrb, make_service, rejected_queue, usage_event  # noqa: F401
 
-
-def sqs_event(bodies: list[str]) -> dict:
-    return {
-        "Records": [
-            {
-                "messageId": f"msg-{n}",
-                "receiptHandle": f"handle-{n}",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1763715600000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1763715600001",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:IngestQueue",
-                "awsRegion": "us-east-1",
-            }
-            for n, body in enumerate(bodies)
-        ]
-    }
 
 
 @pytest.fixture
@@ -61,7 +38,7 @@ def test_a_configuration_error_fails_every_message_without_raising(handler, monk
 
     response = handler.lambda_handler(sqs_event(["{}", "{}"]), FakeLambdaContext())
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-1"}]}
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00000"}, {"itemIdentifier": "msg-00001"}]}
     assert "ORB_API_KEY_SECRET_ARN (or ORB_API_KEY locally) is required" in caplog.text
     assert emitted_metrics(capsys.readouterr().out)["EventsRetried"] == 2
 
@@ -77,7 +54,7 @@ def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rej
 
     response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-3"}]}
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00002"}, {"itemIdentifier": "msg-00003"}]}
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["EventsIngested"] == 1
     assert metrics["EventsRejectedByOrb"] == 1
@@ -91,6 +68,6 @@ def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(
 
     response = handler.lambda_handler(sqs_event([usage_event(1).to_message_body()]), FakeLambdaContext())
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00000"}]}
     assert ingest._service is None
     assert "configuration error: Orb refused the request (HTTP 401" in caplog.text
