@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import event as record_event
 from hypothesis import strategies as st
 
 from orb_bridge import aws
 from tests.conftest import FakeLambdaContext, load_handler
+from tests.fuzz.strategies import fuzz_settings, json_scalars, json_values
 
 SECRET = "fuzz-orb-webhook-secret"
 OTHER_SECRET = "fuzz-some-other-secret"
@@ -32,20 +33,10 @@ OTHER_SECRET = "fuzz-some-other-secret"
 # Powertools warns when an invocation published no metric (every refused request): noise here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-FUZZ_SETTINGS = settings(
-    max_examples=150,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ_SETTINGS = fuzz_settings(max_examples=150)
 
 # ---- strategies -------------------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
-json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6,
-)
 created_ats = st.sampled_from(
     ["2026-11-02T10:00:00.000Z", "2024-03-27T15:42:29.551", "2026-11-02T10:00:00+02:00", "", "NaN", "0"]
 ) | json_scalars

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import event as record_event
 from hypothesis import strategies as st
 
 from orb_bridge import aws, intake
 from orb_bridge.usage_event import OrbUsageEvent
 from tests.conftest import FakeLambdaContext, load_handler
+from tests.fuzz.strategies import fuzz_settings, json_scalars, json_values
 
 SHARED_SECRET = "fuzz-shared-secret-9c1d"
 AUTH_TOKEN = "fuzz-bearer-token-5e7a"
@@ -32,20 +33,10 @@ PROPERTIES_MAPPING = {"amount": "amount", "plan": "plan_name"}
 # Powertools warns when an invocation published no metric (every refused request): noise here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-FUZZ_SETTINGS = settings(
-    max_examples=200,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ_SETTINGS = fuzz_settings(max_examples=200)
 
 # ---- strategies -------------------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
-json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6,
-)
 timestamps = st.sampled_from(
     ["2026-11-02T10:00:00Z", "2022-05-11T21:33:13.1652304793Z", "2026-11-02T12:00:00+02:00", "yesterday", "", "NaN"]
 ) | json_scalars
