@@ -262,7 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dev":
         return run_dev(args, env)
     if args.command == "map":
-        return run_map(args.file, env)
+        try:
+            return run_map(args.file, env)
+        except BrokenPipeError:  # `orb-bridge map FILE | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if args.command == "webhook" and args.webhook_command == "send":
         return run_webhook_send(args, env)
     build_parser().print_help()
