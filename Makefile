@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 dev: $(STAMP)
 	$(BIN)/orb-bridge dev $(ARGS)
 
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
