@@ -261,6 +261,21 @@ def test_huge_body_413_and_nothing_forwarded(stack, monkeypatch, base64_body):
     assert stack.forwarded() == [] and stack.idempotency_records() == []
 
 
+def test_a_body_eventbridge_could_not_carry_is_413_by_default(stack):
+    body = webhook_body("whk_too_big_for_eventbridge", padding="x" * (256 * 1024))
+    status, answer = stack.invoke(delivery(body))
+    assert status == 413 and "too large" in answer["message"]
+    assert stack.forwarded() == [] and stack.idempotency_records() == []
+
+    # Just under the limit: verified and forwarded whole.
+    from orb_bridge.config import WEBHOOK_MAX_BODY_BYTES
+
+    body = webhook_body("whk_big_but_fits", padding="x" * (WEBHOOK_MAX_BODY_BYTES - 2048))
+    assert len(body) <= WEBHOOK_MAX_BODY_BYTES
+    status, _ = stack.invoke(delivery(body))
+    assert status == 200 and len(stack.forwarded()) == 1
+
+
 @pytest.mark.parametrize(
     "tamper",
     [

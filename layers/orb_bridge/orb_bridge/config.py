@@ -165,13 +165,19 @@ class IngestSettings:
         )
 
 
+# A verified webhook is handed on whole as one EventBridge entry, which must stay under 256 KiB
+# (Detail plus Source, DetailType and Time): a larger body could never be forwarded, so it is
+# refused up front (413, counted as body_too_large) rather than failing on every redelivery.
+WEBHOOK_MAX_BODY_BYTES = 256 * 1024 - 1024
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     secrets: tuple[str, ...]
     event_bus_name: str
     idempotency_table_name: str
     tolerance_seconds: float = 300.0
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = WEBHOOK_MAX_BODY_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -186,5 +192,7 @@ class WebhookSettings:
             event_bus_name=_required(env, "WEBHOOK_EVENT_BUS_NAME"),
             idempotency_table_name=_required(env, "IDEMPOTENCY_TABLE_NAME"),
             tolerance_seconds=_number(env, "ORB_WEBHOOK_TOLERANCE_SECONDS", 300.0, minimum=1),
-            max_body_bytes=int(_number(env, "ORB_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)),
+            max_body_bytes=int(
+                min(WEBHOOK_MAX_BODY_BYTES, _number(env, "ORB_WEBHOOK_MAX_BODY_BYTES", WEBHOOK_MAX_BODY_BYTES, minimum=1024))
+            ),
         )
