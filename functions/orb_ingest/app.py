@@ -7,7 +7,6 @@ message is only known once its chunk (and any split of it) has been answered.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -60,7 +59,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(messages))
         failed = [message.message_id for message in messages]
-        _hold_back(batch.Records, set(failed), _backoff_base(configuration_error=True))
+        _hold_back(batch.Records, set(failed), configuration_error=True)
         return _response(failed)
 
     report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
@@ -69,8 +68,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("configuration error: " + report.configuration_error)
         ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
     if report.failed_message_ids:
-        base = _backoff_base(configuration_error=bool(report.configuration_error))
-        _hold_back(batch.Records, set(report.failed_message_ids), base)
+        _hold_back(batch.Records, set(report.failed_message_ids), configuration_error=bool(report.configuration_error))
     metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=report.events_ingested)
     metrics.add_metric(name="EventsRejectedByOrb", unit=MetricUnit.Count, value=report.events_rejected_by_orb)
     metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(report.failed_message_ids))
@@ -92,38 +90,20 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _response(report.failed_message_ids)
 
 
-# Bases of the exponential hold-back of failed messages (doubling per receive, capped at 12 h):
-# 1 min for Orb's transient errors (429, 5xx, timeouts), 15 min for our own configuration errors.
-# Read at each use, so the dev stack can shrink them to its seconds-long local redelivery.
-def _backoff_base(configuration_error: bool) -> int:
-    name, default = ("CONFIG_ERROR_BACKOFF_SECONDS", 900) if configuration_error else ("RETRY_BACKOFF_SECONDS", 60)
+def _hold_back(records: list[_SqsRecord], failed: set[str], configuration_error: bool) -> None:
+    """Delay the redelivery of the failed messages (see ``queues.hold_back``)."""
+    receipts = [
+        queues.Receipt(record.eventSourceARN, record.receiptHandle, record.receive_count)
+        for record in records
+        if record.messageId in failed and record.receiptHandle and record.eventSourceARN
+    ]
     try:
-        return max(0, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
-def _hold_back(records: list[_SqsRecord], failed: set[str], base_seconds: int) -> None:
-    """Delay the redelivery of failed messages exponentially, by their receive count.
-
-    Without it SQS redelivers after the queue's fixed visibility timeout, so maxReceiveCount
-    failures in a row (an Orb outage of an hour, a wrong API key) would move good events to the
-    rejected queue. With it, 10 receives span about 17 hours of Orb errors, or about 2.7 days of
-    a configuration error, time for the alarms to be seen and the cause fixed.
-    """
-    by_queue: dict[str, list[tuple[str, int]]] = {}
-    for record in records:
-        if record.messageId in failed and record.receiptHandle and record.eventSourceARN:
-            delay = queues.backoff_seconds(record.receive_count, base_seconds)
-            by_queue.setdefault(record.eventSourceARN, []).append((record.receiptHandle, delay))
-    for queue_arn, receipts in by_queue.items():
-        try:
-            not_delayed = queues.delay_redelivery(queues.queue_url_from_arn(queue_arn), receipts)
-        except Exception:
-            logger.exception("could not delay redelivery of failed messages")
-            continue
-        if not_delayed:
-            logger.warning("some failed messages could not be delayed", extra={"count": not_delayed})
+        not_delayed = queues.hold_back(receipts, queues.backoff_base_seconds(configuration_error))
+    except Exception:  # best effort: they reappear after the queue's visibility timeout anyway
+        logger.exception("could not delay redelivery of failed messages")
+        return
+    if not_delayed:
+        logger.warning("some failed messages could not be delayed", extra={"count": not_delayed})
 
 
 def _response(failed_message_ids: list[str]) -> dict[str, Any]:

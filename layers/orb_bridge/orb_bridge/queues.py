@@ -123,6 +123,14 @@ def rejection_record(
     return json.dumps(record, separators=(",", ":"), default=str)
 
 
+# Holding back failed messages
+#
+# Without it SQS redelivers after the queue's fixed visibility timeout, so maxReceiveCount
+# failures in a row (an Orb outage of an hour, a wrong API key) would move good events to the
+# rejected queue. With it, redelivery waits exponentially longer on each receive: 10 receives
+# span about 17 hours of Orb errors, or about 2.7 days of a configuration error, time for the
+# alarms to be seen and the cause fixed.
+
 # SQS caps a message's visibility timeout at 12 hours.
 MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 60 * 60
 
@@ -168,3 +176,40 @@ def delay_redelivery(queue_url: str, receipts: Sequence[tuple[str, int]], client
             continue
         failed += len(response.get("Failed", []))
     return failed
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A received message, as far as delaying its redelivery goes."""
+
+    queue_arn: str
+    receipt_handle: str
+    receive_count: int
+
+
+def backoff_base_seconds(configuration_error: bool) -> int:
+    """First hold-back: 1 min for Orb's transient errors, 15 min for our own configuration errors.
+
+    Read at each use (RETRY_BACKOFF_SECONDS / CONFIG_ERROR_BACKOFF_SECONDS), so the dev stack
+    can shrink them to its seconds-long local redelivery.
+    """
+    name, default = ("CONFIG_ERROR_BACKOFF_SECONDS", 900) if configuration_error else ("RETRY_BACKOFF_SECONDS", 60)
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def hold_back(receipts: Sequence[Receipt], base_seconds: int, client: Any | None = None) -> int:
+    """Delay each message's redelivery by ``backoff_seconds(receive count, base)``.
+
+    Returns how many could not be delayed (they reappear after the visibility timeout).
+    """
+    by_queue: dict[str, list[tuple[str, int]]] = {}
+    for receipt in receipts:
+        delay = backoff_seconds(receipt.receive_count, base_seconds)
+        by_queue.setdefault(receipt.queue_arn, []).append((receipt.receipt_handle, delay))
+    not_delayed = 0
+    for queue_arn, handles in by_queue.items():
+        not_delayed += delay_redelivery(queue_url_from_arn(queue_arn, client), handles, client)
+    return not_delayed
