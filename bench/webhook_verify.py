@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from bench.common import time_per_call
 
-SECRET = "whsec_bench_secret_0123456789"
+SECRET = "dev-secret-bench_secret_0123456789"
 
 
 def sample_body() -> bytes:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
 
 DEV_ORB_API_KEY = "orb-bridge-dev-api-key"
-DEV_WEBHOOK_SECRET = "whsec_orb_bridge_dev"
+DEV_WEBHOOK_SECRET = "orb-bridge-dev-webhook-secret"
 # The seed's Track example (FACTS.md) carries these properties; keep them all locally.
 DEFAULT_PROPERTIES_MAPPING = {"amount": "amount", "currency": "currency", "confirmation_time": "confirmation_time"}
 

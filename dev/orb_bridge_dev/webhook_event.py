@@ -4,8 +4,8 @@ A signed sample cannot live in ``events/``: its timestamp expires after the tole
 This signs a payload (a file, or a default ``resource_event.test`` webhook with a fresh id) with
 the given secret at the current time, exactly as Orb would, and writes the event:
 
-    orb-bridge webhook sign --secret whsec_local [PAYLOAD.json] [-o events/orb_webhook_http_api.json]
-    python -m orb_bridge_dev.webhook_event --secret whsec_local
+    orb-bridge webhook sign --secret dev-secret-local [PAYLOAD.json] [-o events/orb_webhook_http_api.json]
+    python -m orb_bridge_dev.webhook_event --secret dev-secret-local
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from orb_bridge.webhooks.service import EventBridgeForwarder, Outcome, WebhookRe
 from orb_bridge_dev.webhook_event import http_api_event
 from tests.conftest import FakeLambdaContext, load_handler
 
-SECRET = "whsec_integration_5d1c"
+SECRET = "dev-secret-integration_5d1c"
 BUS = "orb-webhooks"
 TABLE = "orb-webhook-idempotency"
 
@@ -308,18 +308,18 @@ def test_refused_deliveries_get_a_generic_401(stack, tamper, capsys):
 
 def test_wrong_secret_and_rotation(stack, monkeypatch):
     body = webhook_body("whk_rotated")
-    assert stack.invoke(delivery(body, secret="whsec_new"))[0] == 401
-    monkeypatch.setenv("ORB_WEBHOOK_SECRET", f"{SECRET},\nwhsec_new")
-    assert stack.invoke(delivery(body, secret="whsec_new"))[0] == 200
+    assert stack.invoke(delivery(body, secret="dev-secret-new"))[0] == 401
+    monkeypatch.setenv("ORB_WEBHOOK_SECRET", f"{SECRET},\ndev-secret-new")
+    assert stack.invoke(delivery(body, secret="dev-secret-new"))[0] == 200
     assert stack.invoke(delivery(webhook_body(), secret=SECRET))[0] == 200
     assert len(stack.forwarded()) == 2
 
 
 def test_secret_from_secrets_manager(stack, monkeypatch):
-    arn = boto3.client("secretsmanager").create_secret(Name="orb-webhook", SecretString="whsec_sm_1\nwhsec_sm_2")["ARN"]
+    arn = boto3.client("secretsmanager").create_secret(Name="orb-webhook", SecretString="dev-secret-sm_1\ndev-secret-sm_2")["ARN"]
     monkeypatch.delenv("ORB_WEBHOOK_SECRET")
     monkeypatch.setenv("ORB_WEBHOOK_SECRET_ARN", arn)
-    assert stack.invoke(delivery(webhook_body(), secret="whsec_sm_2"))[0] == 200
+    assert stack.invoke(delivery(webhook_body(), secret="dev-secret-sm_2"))[0] == 200
     assert stack.invoke(delivery(webhook_body(), secret=SECRET))[0] == 401
 
 

@@ -35,7 +35,7 @@ from tests.conftest import EVENTS, FakeLambdaContext, load_handler
 SAMPLE_BEARER_TOKEN = "sample-token"
 SAMPLE_SHARED_SECRET = "sample-shared-secret"
 ORB_API_KEY = "sandbox-orb-key"
-WEBHOOK_SECRET = "whsec_sample_events_test"
+WEBHOOK_SECRET = "dev-secret-sample_events_test"
 PROPERTIES_MAPPING = {
     "amount": "amount",
     "currency": "currency",
@@ -352,7 +352,7 @@ def test_orb_webhook_refuses_a_sample_signed_with_another_secret(stack: dict, tm
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
     handler._receiver.cache_clear()
-    event = signed_now(webhook_samples(tmp_path)[0], "whsec_someone_else")
+    event = signed_now(webhook_samples(tmp_path)[0], "dev-secret-someone_else")
     response = handler.lambda_handler(event, FakeLambdaContext(10))
     assert response["statusCode"] == 401
     assert drain(stack["sqs"], stack["capture_url"]) == []

@@ -273,7 +273,7 @@ def test_secret_arn_parameters_accept_secret_arns_only(template: dict) -> None:
     for name in ("OrbApiKeySecretArn", "SegmentSharedSecretArn", "SegmentAuthTokenArn", "OrbWebhookSecretArn"):
         pattern = template["Parameters"][name]["AllowedPattern"]
         assert re.fullmatch(pattern, good), name
-        assert not re.fullmatch(pattern, "sk_live_plaintext_api_key"), name  # a pasted secret value
+        assert not re.fullmatch(pattern, "plaintext-api-key-not-an-arn"), name  # a pasted secret value
     assert "Default" not in template["Parameters"]["OrbApiKeySecretArn"]  # required
 
 
@@ -333,7 +333,7 @@ def secret_arns():
             "OrbApiKeySecretArn": create("test-template/orb-api-key", "orb-key"),
             "SegmentSharedSecretArn": create("test-template/segment-shared", "shared"),
             "SegmentAuthTokenArn": create("test-template/segment-token", "token"),
-            "OrbWebhookSecretArn": create("test-template/orb-webhook", "whsec_a,whsec_b"),
+            "OrbWebhookSecretArn": create("test-template/orb-webhook", "dev-secret-a,dev-secret-b"),
         }
 
 
@@ -361,7 +361,7 @@ def test_deployed_environment_loads_every_function_s_settings(template: dict, se
     assert ingest.rejected_queue_url == REFS["RejectedQueue"]
 
     webhook = config.WebhookSettings.from_env(function_environment(template, "OrbWebhookFunction", values, REFS))
-    assert webhook.secrets == ("whsec_a", "whsec_b")
+    assert webhook.secrets == ("dev-secret-a", "dev-secret-b")
     assert webhook.tolerance_seconds == 120
     assert webhook.event_bus_name == REFS["OrbWebhookEventBus"]
     assert webhook.idempotency_table_name == REFS["WebhookIdempotencyTable"]

@@ -18,19 +18,19 @@ def independent_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def test_default_payload_is_a_fresh_signed_test_webhook(tmp_path):
     output = tmp_path / "events" / "event.json"
-    assert main(["--secret", "whsec_x", "-o", str(output)]) == 0
+    assert main(["--secret", "dev-secret-x", "-o", str(output)]) == 0
     event = json.loads(output.read_text())
     assert event["version"] == "2.0" and event["routeKey"] == "POST /orb/webhook"
     assert event["isBase64Encoded"] is False
     headers = event["headers"]
     body = event["body"].encode()
-    assert headers["x-orb-signature"] == independent_signature("whsec_x", headers["x-orb-timestamp"], body)
+    assert headers["x-orb-signature"] == independent_signature("dev-secret-x", headers["x-orb-timestamp"], body)
     age = (datetime.now(UTC) - parse_timestamp(headers["x-orb-timestamp"])).total_seconds()
     assert 0 <= age < 60
     payload = json.loads(body)
     assert payload["type"] == "resource_event.test" and payload["id"].startswith("whk_")
     # A fresh id each time, so repeated local invokes are not deduplicated.
-    assert main(["--secret", "whsec_x", "-o", str(output)]) == 0
+    assert main(["--secret", "dev-secret-x", "-o", str(output)]) == 0
     assert json.loads(json.loads(output.read_text())["body"])["id"] != payload["id"]
 
 
@@ -38,14 +38,14 @@ def test_payload_file_sent_byte_for_byte_base64(tmp_path, monkeypatch):
     payload = tmp_path / "invoice.json"
     raw = b'{"id":"whk_9",  "type":"invoice.issued","created_at":"2024-03-27T15:42:29Z","invoice":{"id":"inv_1"}}\n'
     payload.write_bytes(raw)
-    monkeypatch.setenv("ORB_WEBHOOK_SECRET", "whsec_first,whsec_second")
+    monkeypatch.setenv("ORB_WEBHOOK_SECRET", "dev-secret-first,dev-secret-second")
     output = tmp_path / "event.json"
     assert main([str(payload), "--base64", "-o", str(output)]) == 0
     event = json.loads(output.read_text())
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == raw
     assert event["headers"]["x-orb-signature"] == independent_signature(
-        "whsec_first", event["headers"]["x-orb-timestamp"], raw
+        "dev-secret-first", event["headers"]["x-orb-timestamp"], raw
     )
 
 

@@ -20,8 +20,8 @@ from orb_bridge.webhooks.signature import (
     verify,
 )
 
-SECRET = "whsec_test_7f3a9c"
-OTHER_SECRET = "whsec_rotated_b21e"
+SECRET = "dev-secret-test_7f3a9c"
+OTHER_SECRET = "dev-secret-rotated_b21e"
 NOW = datetime(2024, 3, 27, 15, 42, 29, 551000, tzinfo=UTC)
 TIMESTAMP = "2024-03-27T15:42:29.551"  # Orb's style: no offset, read as UTC
 BODY = b'{"id": "whk_1", "created_at": "2024-03-27T15:42:29+00:00", "type": "resource_event.test", "properties": {}}'
@@ -54,7 +54,7 @@ def test_sign_matches_independent_hmac():
 
 
 def test_secret_is_used_as_utf8_bytes_not_base64_decoded():
-    secret = "whsec_c2VjcmV0"  # looks like base64; Orb keys HMAC with the literal UTF-8 bytes
+    secret = "c2VjcmV0"  # valid base64 (of "secret"); Orb keys HMAC with the literal UTF-8 bytes
     check(signature=orb_signature(secret, TIMESTAMP, BODY), secrets=(secret,))
 
 
@@ -72,7 +72,7 @@ def test_rotation_second_secret_verifies():
 
 
 def test_wrong_secret_rejected():
-    assert rejected(signature=orb_signature("whsec_wrong", TIMESTAMP, BODY)) is RejectionReason.SIGNATURE_MISMATCH
+    assert rejected(signature=orb_signature("dev-secret-wrong", TIMESTAMP, BODY)) is RejectionReason.SIGNATURE_MISMATCH
 
 
 def test_tampered_body_rejected():
