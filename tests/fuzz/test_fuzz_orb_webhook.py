@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -178,9 +179,8 @@ def webhook_stack() -> Iterator[WebhookStack]:
     from moto import mock_aws
 
     env = {"ORB_WEBHOOK_SECRET": SECRET, "POWERTOOLS_LOG_LEVEL": "CRITICAL"}
-    saved = {name: os.environ.get(name) for name in [*env, "IDEMPOTENCY_TABLE_NAME", "WEBHOOK_EVENT_BUS_NAME"]}
-    os.environ.update(env)
-    with mock_aws():
+    # patch.dict restores os.environ whole, including the variables each example sets.
+    with mock.patch.dict(os.environ, env), mock_aws():
         import boto3
 
         aws.reset_clients()
@@ -190,11 +190,6 @@ def webhook_stack() -> Iterator[WebhookStack]:
             boto3.client("events", region_name="us-east-1"),
         )
     aws.reset_clients()
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def http_api_event(body: Any, is_base64: Any, headers: dict[str, str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -186,20 +187,14 @@ def intake_on_moto() -> Iterator[Intake]:
         "ALLOW_UNAUTHENTICATED": "false",
         "POWERTOOLS_LOG_LEVEL": "CRITICAL",
     }
-    saved = {name: os.environ.get(name) for name in [*env, "INGEST_QUEUE_URL", "REJECTED_QUEUE_URL"]}
-    os.environ.update(env)
-    with mock_aws():
+    # patch.dict restores os.environ whole, including the variables each example sets.
+    with mock.patch.dict(os.environ, env), mock_aws():
         aws.reset_clients()
         import boto3
 
         yield Intake(boto3.client("sqs", region_name="us-east-1"))
     aws.reset_clients()
     intake.reset()
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def sign(raw: bytes) -> str:
