@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orb_bridge_dev import lambda_runtime
+
 from bench.common import PYTHON, ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
 
 API_KEY = "bench-orb-key"
@@ -64,28 +66,7 @@ def orb_events(count: int, run_id: str) -> list[dict[str, Any]]:
 
 def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     """A Lambda SQS event, as the event source mapping delivers it."""
-    now_ms = str(int(time.time() * 1000))
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": f"AQEB{index:08d}",
-                "body": json.dumps(event, separators=(",", ":")),
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": now_ms,
-                    "SenderId": "AROAEXAMPLE:bench",
-                    "ApproximateFirstReceiveTimestamp": now_ms,
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-ingest",
-                "awsRegion": "us-east-1",
-            }
-            for index, event in enumerate(events)
-        ]
-    }
+    return lambda_runtime.sqs_event([json.dumps(event, separators=(",", ":")) for event in events], "bench-ingest")
 
 
 def configure_ingest(base_url: str) -> Any:
