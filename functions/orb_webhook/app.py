@@ -7,14 +7,13 @@ EventBridge, and shape its result as an HTTP response.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 from typing import Any
 
 from orb_bridge.config import WebhookSettings
 from orb_bridge.errors import ConfigurationError
+from orb_bridge.http_body import BodyError, decode_http_body
 from orb_bridge.observability import logger, metrics
 from orb_bridge.webhooks.service import (
     GENERIC_REJECTION,
@@ -43,18 +42,12 @@ def _response(result: WebhookResult) -> dict[str, Any]:
 
 
 def _raw_body(event: dict[str, Any], max_body_bytes: int) -> bytes | WebhookResult:
-    body = event.get("body") or ""
-    if not isinstance(body, str):
-        return _refused(RejectionReason.MALFORMED_BODY, "body is not a string", Outcome.REJECTED)
-    if event.get("isBase64Encoded"):
-        # Refuse before decoding anything that cannot fit once decoded.
-        if len(body) > (max_body_bytes // 3 + 1) * 4:
-            return _refused(RejectionReason.BODY_TOO_LARGE, f"base64 body of {len(body)} characters", Outcome.TOO_LARGE)
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return _refused(RejectionReason.MALFORMED_BODY, "body is not valid base64", Outcome.REJECTED)
-    return body.encode("utf-8")
+    try:
+        return decode_http_body(event.get("body"), bool(event.get("isBase64Encoded")), max_bytes=max_body_bytes)
+    except BodyError as exc:
+        if exc.status_code == 413:
+            return _refused(RejectionReason.BODY_TOO_LARGE, exc.message, Outcome.TOO_LARGE)
+        return _refused(RejectionReason.MALFORMED_BODY, exc.message, Outcome.REJECTED)
 
 
 def _refused(reason: RejectionReason, detail: str, outcome: Outcome) -> WebhookResult:

@@ -288,6 +288,7 @@ def test_a_body_eventbridge_could_not_carry_is_413_by_default(stack):
         pytest.param(lambda e: e["headers"].update({"x-orb-timestamp": "NaN"}), id="nan-timestamp"),
         pytest.param(lambda e: e["headers"].update({"x-orb-timestamp": "2020-01-01T00:00:00"}), id="stale"),
         pytest.param(lambda e: e.update(body="!!!", isBase64Encoded=True), id="bad-base64"),
+        pytest.param(lambda e: e.update(body=e["body"] + "\ud800"), id="lone-surrogate-body"),
     ],
 )
 def test_refused_deliveries_get_a_generic_401(stack, tamper, capsys):

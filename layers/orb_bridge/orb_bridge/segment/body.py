@@ -1,4 +1,4 @@
-"""Request bodies: base64, size limits, and the three shapes Segment sends.
+"""Request bodies: size limits, and the three shapes Segment sends (bytes from ``orb_bridge.http_body``).
 
 - one event object (classic Webhooks destination),
 - a JSON array (Webhooks Actions destination in batch mode, up to 4,000 events),
@@ -9,23 +9,15 @@ Every problem is a ``BodyError`` carrying the HTTP status (400 or 413) and a spe
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from orb_bridge.http_body import BodyError, decode_http_body  # noqa: F401 (part of this module's interface)
 from orb_bridge.segment.models import BodyShape
 
 JSON_WHITESPACE = " \t\n\r"
 _DECODER = json.JSONDecoder()
-
-
-class BodyError(ValueError):
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +42,6 @@ def json_type_name(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
-
-def decode_http_body(body: Any, is_base64_encoded: Any = False) -> bytes:
-    """The exact bytes the client sent (API Gateway may deliver them base64-encoded)."""
-    if body is None:
-        return b""
-    if not isinstance(body, str):
-        raise BodyError(400, "request body must be a string")
-    if is_base64_encoded is True:
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise BodyError(400, "request body is marked isBase64Encoded but is not valid base64") from None
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates cannot have come from a real request
-        raise BodyError(400, "request body is not valid UTF-8") from None
 
 
 def check_size(raw_body: bytes, max_body_bytes: int) -> None:

@@ -1,0 +1,40 @@
+"""The exact bytes an HTTP client sent, from an API Gateway HTTP API event.
+
+Both HTTP functions verify signatures over these bytes, so they are never re-serialised;
+API Gateway delivers bodies that are not UTF-8 text base64-encoded (``isBase64Encoded``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+
+class BodyError(ValueError):
+    """A body that cannot be used, with the HTTP status to answer (400 or 413)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def decode_http_body(body: Any, is_base64_encoded: Any = False, max_bytes: int | None = None) -> bytes:
+    """The raw body bytes. ``max_bytes`` refuses (413) base64 text too long to fit once decoded,
+    before decoding it; the caller still checks the decoded size."""
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise BodyError(400, "request body must be a string")
+    if is_base64_encoded is True:
+        if max_bytes is not None and len(body) > (max_bytes // 3 + 1) * 4:
+            raise BodyError(413, f"base64 body of {len(body)} characters is over the limit of {max_bytes} bytes")
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BodyError(400, "request body is marked isBase64Encoded but is not valid base64") from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates cannot have come from a real request
+        raise BodyError(400, "request body is not valid UTF-8") from None
