@@ -13,7 +13,7 @@ from typing import Any
 
 from orb_bridge_dev.gateway import http_api_v2_event
 
-from bench.common import FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler, median, time_per_call
+from bench.common import FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler, time_per_call
 
 AUTH_TOKEN = "bench-intake-token"
 

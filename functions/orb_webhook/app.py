@@ -13,7 +13,7 @@ from typing import Any
 
 from orb_bridge.config import WebhookSettings
 from orb_bridge.errors import ConfigurationError
-from orb_bridge.http_body import BodyError, decode_http_body
+from orb_bridge.http_request import BodyError, decode_http_body
 from orb_bridge.observability import logger, metrics
 from orb_bridge.webhooks.service import (
     GENERIC_REJECTION,

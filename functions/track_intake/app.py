@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from orb_bridge import intake
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger, metrics
-from orb_bridge.http_body import BodyError, decode_http_body
+from orb_bridge.http_request import BodyError, decode_http_body
 
 JSON_HEADERS = {"content-type": "application/json"}
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from orb_bridge.http_request import header
 from orb_bridge.webhooks.signature import (
     RejectionReason,
     WebhookVerificationError,
     format_timestamp,
-    header,
     parse_timestamp,
     sign,
     verify,

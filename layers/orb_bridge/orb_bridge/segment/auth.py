@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orb_bridge.http_request import header  # noqa: F401 (part of this module's interface)
 from orb_bridge.segment.body import first_array_element
 
 
@@ -20,17 +21,6 @@ class AuthResult:
     ok: bool
     # How the request authenticated ("signature", "bearer", "unauthenticated"), or why it did not.
     detail: str
-
-
-def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    """Case-insensitive header lookup (HTTP API lowercases names, but callers may not)."""
-    if not headers:
-        return None
-    wanted = name.lower()
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
-            return value
-    return None
 
 
 def _equal(presented: str, expected: str) -> bool:

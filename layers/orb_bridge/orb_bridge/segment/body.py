@@ -1,4 +1,4 @@
-"""Request bodies: size limits, and the three shapes Segment sends (bytes from ``orb_bridge.http_body``).
+"""Request bodies: size limits, and the three shapes Segment sends (bytes from ``orb_bridge.http_request``).
 
 - one event object (classic Webhooks destination),
 - a JSON array (Webhooks Actions destination in batch mode, up to 4,000 events),
@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_body import BodyError, decode_http_body  # noqa: F401 (part of this module's interface)
+from orb_bridge.http_request import BodyError, decode_http_body  # noqa: F401 (part of this module's interface)
 from orb_bridge.segment.models import BodyShape
 
 JSON_WHITESPACE = " \t\n\r"

@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from orb_bridge import aws
 from orb_bridge.config import WebhookSettings
+from orb_bridge.http_request import header
 from orb_bridge.observability import METRICS_NAMESPACE, logger, metrics
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
 from orb_bridge.webhooks.signature import (
@@ -43,7 +44,6 @@ from orb_bridge.webhooks.signature import (
     TIMESTAMP_HEADER,
     RejectionReason,
     WebhookVerificationError,
-    header,
     verify,
 )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -130,19 +130,6 @@ def v1_signatures(signature_header: str) -> list[bytes]:
             continue
         found.append(value.lower().encode("ascii"))
     return found
-
-
-def header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """Case-insensitive header lookup (HTTP API v2 lowercases names; other callers may not)."""
-    if not headers:
-        return None
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == lowered), None)
-    return value if isinstance(value, str) else None
 
 
 def verify(

@@ -1,14 +1,26 @@
-"""The exact bytes an HTTP client sent, from an API Gateway HTTP API event.
+"""What both HTTP functions read from an API Gateway HTTP API request: headers and raw body.
 
-Both HTTP functions verify signatures over these bytes, so they are never re-serialised;
-API Gateway delivers bodies that are not UTF-8 text base64-encoded (``isBase64Encoded``).
+Both verify signatures over the body's exact bytes, so they are never re-serialised; API
+Gateway delivers bodies that are not UTF-8 text base64-encoded (``isBase64Encoded``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any
+
+
+def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    """Case-insensitive header lookup (HTTP API lowercases names, but callers may not)."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
+            return value
+    return None
 
 
 class BodyError(ValueError):
