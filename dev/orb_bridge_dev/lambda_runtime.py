@@ -11,6 +11,7 @@ import importlib.util
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -47,7 +48,13 @@ def load_function(name: str, module_name: str | None = None, *, fresh: bool = Tr
 class LambdaContext:
     """The parts of Lambda's context object handlers use, with a real remaining-time clock."""
 
-    def __init__(self, function_name: str = "local", timeout_seconds: float = 60.0, memory_mb: int = 256) -> None:
+    def __init__(
+        self,
+        function_name: str = "local",
+        timeout_seconds: float = 60.0,
+        memory_mb: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
@@ -56,14 +63,16 @@ class LambdaContext:
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
         self.timeout_seconds = timeout_seconds
-        self._deadline = time.monotonic() + timeout_seconds
+        # Injectable so tests can move time without sleeping (no timing luck on a loaded machine).
+        self._clock = clock
+        self._deadline = clock() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self._deadline - self._clock()) * 1000))
 
     @property
     def timed_out(self) -> bool:
-        return time.monotonic() > self._deadline
+        return self._clock() > self._deadline
 
 
 def sqs_event(bodies: list[str], queue_name: str = "IngestQueue", receive_count: int = 1, first_id: int = 0) -> dict:

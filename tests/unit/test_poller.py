@@ -215,9 +215,10 @@ def test_failed_message_ids_follow_report_batch_item_failures_rules(response: An
 
 
 def test_context_remaining_time_counts_down() -> None:
-    context = LambdaContext("f", timeout_seconds=0.2)
-    first = context.get_remaining_time_in_millis()
-    time.sleep(0.05)
-    assert 0 < context.get_remaining_time_in_millis() < first <= 200
-    time.sleep(0.2)
+    now = [100.0]
+    context = LambdaContext("f", timeout_seconds=0.2, clock=lambda: now[0])
+    assert context.get_remaining_time_in_millis() == 200 and not context.timed_out
+    now[0] += 0.05
+    assert context.get_remaining_time_in_millis() == 150 and not context.timed_out
+    now[0] += 0.2
     assert context.get_remaining_time_in_millis() == 0 and context.timed_out
