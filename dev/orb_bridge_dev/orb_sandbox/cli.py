@@ -1,0 +1,105 @@
+"""``orb-bridge sandbox`` / ``python -m orb_bridge_dev.orb_sandbox``: run the sandbox alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from orb_bridge_dev.orb_sandbox.faults import FaultConfig
+from orb_bridge_dev.orb_sandbox.server import OrbSandbox
+from orb_bridge_dev.orb_sandbox.validation import ERROR_BODY_VARIANTS
+
+
+def add_behaviour_arguments(parser: argparse.ArgumentParser) -> None:
+    """Orb's rules and limits (shared with ``orb-bridge dev``)."""
+    group = parser.add_argument_group("Orb sandbox behaviour")
+    group.add_argument("--grace-period-hours", type=float, default=12.0,
+                       help="older events need a backfill (Orb's default 12)")
+    group.add_argument("--future-limit-minutes", type=float, default=5.0,
+                       help="events further ahead are invalid (Orb's texts say 5, 60 or 1440; default 5)")
+    group.add_argument("--ingest-valid-events-on-400", action="store_true",
+                       help="when a request is answered 400, still ingest its valid events (default: ingest none)")
+    group.add_argument("--error-body", choices=ERROR_BODY_VARIANTS, default="validation_failed",
+                       help="shape of the 400's per-event failures (Orb does not publish it; default validation_failed)")
+    group.add_argument("--rate-limit-requests-per-second", type=float, default=0.0,
+                       help="answer 429 + Retry-After above this many ingest requests/s (0 = off; Orb live: 100)")
+    group.add_argument("--rate-limit-events-per-minute", type=float, default=0.0,
+                       help="answer 429 + Retry-After above this many ingested events/min (0 = off; Orb live: 10000)")
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -> None:
+    group = parser.add_argument_group("Orb sandbox faults (per ingest request)")
+    group.add_argument("--error-500-rate", type=float, default=0.0, help="probability of a 500 (default 0)")
+    group.add_argument("--error-429-rate", type=float, default=0.0, help="probability of a 429 (default 0)")
+    group.add_argument("--latency-seconds", type=float, default=0.0, help="added latency (default 0)")
+    group.add_argument("--drop-connection-rate", type=float, default=0.0, help="probability of a dropped connection")
+    group.add_argument("--timeout-rate", type=float, default=0.0,
+                       help="probability of hanging past the client's timeout (default 0)")
+    if full:
+        group.add_argument("--timeout-seconds", type=float, default=30.0, help="how long a timeout fault hangs")
+        group.add_argument("--retry-after-seconds", type=float, default=None, help="retry-after on injected 429s")
+        group.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
+
+
+def faults_from_args(args: argparse.Namespace) -> FaultConfig:
+    return FaultConfig(
+        error_500_rate=args.error_500_rate, error_429_rate=args.error_429_rate,
+        latency_seconds=args.latency_seconds, timeout_rate=args.timeout_rate,
+        timeout_seconds=getattr(args, "timeout_seconds", 30.0), drop_connection_rate=args.drop_connection_rate,
+        retry_after_seconds=getattr(args, "retry_after_seconds", None),
+    )
+
+
+def behaviour_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``OrbSandbox`` keyword arguments for the behaviour flags."""
+    return {
+        "grace_period": timedelta(hours=args.grace_period_hours),
+        "future_limit": timedelta(minutes=args.future_limit_minutes),
+        "ingest_valid_events_on_400": args.ingest_valid_events_on_400,
+        "error_body": args.error_body,
+        "rate_limit_requests_per_second": args.rate_limit_requests_per_second,
+        "rate_limit_events_per_minute": args.rate_limit_events_per_minute,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orb-bridge sandbox",
+                                     description="Run the Orb sandbox (an Orb-like API on 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=3001, help="port (0: any free one; default 3001)")
+    parser.add_argument("--api-key", default="sandbox-key")
+    parser.add_argument("--webhook-secret", default=None)
+    add_behaviour_arguments(parser)
+    add_fault_arguments(parser)
+    return parser
+
+
+def sandbox_from_args(args: argparse.Namespace) -> OrbSandbox:
+    return OrbSandbox(api_key=args.api_key, port=args.port, webhook_secret=args.webhook_secret,
+                      faults=faults_from_args(args), seed=args.seed, **behaviour_from_args(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    sandbox = sandbox_from_args(build_parser().parse_args(argv))
+    stop = threading.Event()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    except ValueError:  # not the main thread: Ctrl-C / stop() of the caller ends it instead
+        pass
+    sandbox.start()
+    print(f"Orb sandbox listening on {sandbox.base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stats = sandbox.stats()
+        sandbox.stop()
+        print(f"Orb sandbox stopped: {json.dumps(stats)}", file=sys.stderr)
+    return 0
