@@ -26,23 +26,27 @@ The standard library's ``http.server`` needed private internals for one-write an
 Standalone: ``python -m orb_bridge_dev.orb_sandbox --port 3001 --error-body strings``.
 """
 
-from orb_bridge_dev.orb_sandbox.faults import FaultConfig, RateLimiter, ScriptedResponse
-from orb_bridge_dev.orb_sandbox.problems import format_utc, parse_iso8601
-from orb_bridge_dev.orb_sandbox.server import OrbSandbox
-from orb_bridge_dev.orb_sandbox.validation import (
-    DEFAULT_FUTURE_LIMIT,
-    DEFAULT_GRACE_PERIOD,
-    ERROR_BODY_VARIANTS,
-    MAX_EVENTS_PER_REQUEST,
-    IngestRules,
-)
-from orb_bridge_dev.orb_sandbox.webhooks import SentWebhook, format_orb_timestamp, sign_orb_webhook
+from importlib import import_module
+from typing import Any
+
+# Exports load on first use (PEP 562): ``orb-bridge`` builds its parser from ``options``
+# without importing the HTTP server.
+_EXPORTS = {
+    "FaultConfig": "faults", "RateLimiter": "faults", "ScriptedResponse": "faults",
+    "format_utc": "problems", "parse_iso8601": "problems",
+    "OrbSandbox": "server",
+    "DEFAULT_FUTURE_LIMIT": "validation", "DEFAULT_GRACE_PERIOD": "validation", "ERROR_BODY_VARIANTS": "validation",
+    "MAX_EVENTS_PER_REQUEST": "validation", "IngestRules": "validation",
+    "SentWebhook": "webhooks", "format_orb_timestamp": "webhooks", "sign_orb_webhook": "webhooks",
+    "main": "cli",
+}
 
 
-def main(argv=None) -> int:  # type: ignore[no-untyped-def]
-    from orb_bridge_dev.orb_sandbox.cli import main as cli_main
-
-    return cli_main(argv)
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
 
 
 __all__ = [

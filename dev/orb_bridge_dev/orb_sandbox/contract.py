@@ -28,6 +28,7 @@ ENV_VAR = "ORB_SANDBOX_CONTRACT_SPEC"
 BRIDGE_USER_AGENT = "segment-orb-bridge/"
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
 
+_SPEC_URI = "urn:orb-openapi"
 _lock = threading.Lock()
 _checker: ContractChecker | None = None
 _spec_path: str | None = None
@@ -40,30 +41,26 @@ class ContractChecker:
         from referencing import Registry, Resource
         from referencing.jsonschema import DRAFT202012
 
-        self.spec = spec
-        resource = Resource.from_contents(dict(spec), default_specification=DRAFT202012)
-        self._registry = Registry().with_resource("urn:orb-openapi", resource)
+        # Local "#/components/..." references, pointed at the spec registered under one URI.
+        self.spec = _rebase(spec)
+        resource = Resource.from_contents(self.spec, default_specification=DRAFT202012)
+        self._registry = Registry().with_resource(_SPEC_URI, resource)
         self._formats = jsonschema.FormatChecker(formats=())
         self._formats.checks("date-time")(lambda value: not isinstance(value, str) or bool(_RFC3339.match(value)))
         self._validator_class = jsonschema.Draft202012Validator
+        self._validators: dict[str, Any] = {}
         # "/events/backfills/{backfill_id}/close" -> a regex over the path after "/v1".
         self._paths = [(re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"), path)
-                       for path in spec.get("paths", {})]
+                       for path in self.spec.get("paths", {})]
 
     def errors(self, schema: Mapping[str, Any], instance: Any) -> list[str]:
-        validator = self._validator_class(self._rebase(dict(schema)), registry=self._registry,
-                                          format_checker=self._formats)
+        cache_key = json.dumps(schema, sort_keys=True)
+        validator = self._validators.get(cache_key)
+        if validator is None:
+            validator = self._validator_class(_rebase(schema), registry=self._registry, format_checker=self._formats)
+            self._validators[cache_key] = validator
         return [f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
                 for error in validator.iter_errors(instance)]
-
-    def _rebase(self, schema: Any) -> Any:
-        """Point the spec's local ``#/components/...`` references at the registered spec."""
-        if isinstance(schema, dict):
-            return {k: ("urn:orb-openapi" + v if k == "$ref" and v.startswith("#") else self._rebase(v))
-                    for k, v in schema.items()}
-        if isinstance(schema, list):
-            return [self._rebase(item) for item in schema]
-        return schema
 
     def operation(self, method: str, path: str) -> dict[str, Any] | None:
         relative = path.removeprefix("/v1")
@@ -111,6 +108,14 @@ class ContractChecker:
             schema = request_body["content"]["application/json"]["schema"]
             problems.extend(f"request body: {error}" for error in self.errors(schema, payload))
         return problems
+
+
+def _rebase(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: (_SPEC_URI + v if k == "$ref" and v.startswith("#") else _rebase(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_rebase(item) for item in schema]
+    return schema
 
 
 def enable(spec_path: str) -> None:

@@ -65,6 +65,8 @@ class OrbSandbox(WebhookSender):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(webhook_secret)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the Orb sandbox binds to loopback only, not {host!r}")
         self.api_key = api_key
         self.host = host
         self._requested_port = port
@@ -96,8 +98,6 @@ class OrbSandbox(WebhookSender):
     def start(self) -> OrbSandbox:
         if self._server is not None:
             return self
-        if self.host not in ("127.0.0.1", "localhost", "::1"):
-            logger.warning("Orb sandbox bound to non-loopback host %s", self.host)
         self._stopping.clear()
         self._server = serve(self.host, self._requested_port, self._handle)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
