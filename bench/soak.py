@@ -466,7 +466,7 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
     started = time.perf_counter()
     try:
         with DevStack(stack_config) as stack:
-            stack.sandbox._rng.seed(config.seed)  # deterministic fault sequence for a given seed
+            stack.sandbox.rng.seed(config.seed)  # deterministic fault sequence for a given seed
             sender = Sender(stack, config, rng, report)
             kill_at = len(plan.requests) // 3 if config.kill_one_invocation else -1
             kill_done = threading.Event()

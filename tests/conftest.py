@@ -7,6 +7,7 @@ tests load them by path under a unique module name (``orb_bridge_dev.lambda_runt
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -25,6 +26,23 @@ os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SegmentOrbBridge")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
+# Every Orb sandbox answer in every test (subprocess sandboxes too) is checked against Orb's spec.
+CONTRACT_SPEC = ROOT / "tests" / "contract" / "orb-openapi-subset.json"
+os.environ["ORB_SANDBOX_CONTRACT_SPEC"] = str(CONTRACT_SPEC)
+
+
+@pytest.fixture(autouse=True)
+def orb_contract_checked() -> Iterator[None]:
+    """Fail the test if the Orb sandbox answered (or the bridge asked) outside Orb's spec."""
+    from orb_bridge_dev.orb_sandbox import contract
+
+    if contract.active_spec() != str(CONTRACT_SPEC):
+        contract.enable(str(CONTRACT_SPEC))
+    contract.take_violations()
+    yield
+    violations = contract.take_violations()
+    if violations:
+        pytest.fail("Orb contract violations:\n" + "\n".join(violations), pytrace=False)
 
 
 def load_handler(function_name: str, fresh: bool = False) -> ModuleType:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orb_bridge_dev.orb_sandbox.options import add_behaviour_arguments, behaviour_from_args
+
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:3000/orb/webhook"
 # Orb's default grace period: older events need a backfill (FACTS.md).
 GRACE_PERIOD = timedelta(hours=12)
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--no-test-webhook", action="store_true", help="do not send a resource_event.test at start")
     _fault_arguments(dev)
+    add_behaviour_arguments(dev)  # Orb's rules and rate limits in the sandbox (off by default)
 
     mapping = commands.add_parser(
         "map",
@@ -102,6 +105,7 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         ),
         send_test_webhook=not args.no_test_webhook,
         user_env=env,
+        sandbox_options=behaviour_from_args(args),
     )
     stack = DevStack(config)
     stop = threading.Event()

@@ -57,6 +57,7 @@ class DevStackConfig:
     # Short, so that a failed message comes back within seconds (the template's is for AWS).
     local_visibility_timeout: int = 2
     faults: Any = None  # orb_sandbox.FaultConfig
+    sandbox_options: Mapping[str, Any] = field(default_factory=dict)  # more OrbSandbox keyword arguments
     send_test_webhook: bool = True
     # The settings the user gave (normally os.environ); the stack's defaults fill the rest.
     user_env: Mapping[str, str] | None = None
@@ -232,6 +233,7 @@ class DevStack:
                 port=self.config.sandbox_port,
                 webhook_secret=self.webhook_secret,
                 faults=self.config.faults,
+                **self.config.sandbox_options,
             ).start()
             self.webhook_signer = self.sandbox
             orb_base_url = self.sandbox.base_url

@@ -56,10 +56,14 @@ def test_sdk_ingests_and_finds_events_through_search(sandbox: OrbSandbox, client
     assert set(sandbox.ingested_events()) == {"sdk-1", "sdk-2"}
 
 
-def test_sdk_reads_validation_failed(client: Orb) -> None:
-    response = client.events.ingest(events=[event("fresh"), event("stale", minutes_ago=13 * 60)])
-    assert [failure.idempotency_key for failure in response.validation_failed] == ["stale"]
-    assert "grace period" in response.validation_failed[0].validation_errors[0]
+def test_sdk_raises_request_validation_error_for_a_stale_event(sandbox: OrbSandbox) -> None:
+    with Orb(api_key=API_KEY, base_url=sandbox.base_url, max_retries=0) as sdk:
+        with pytest.raises(orb.RequestValidationError) as raised:
+            sdk.events.ingest(events=[event("fresh"), event("stale", minutes_ago=13 * 60)])
+    assert raised.value.status_code == 400
+    assert raised.value.body["validation_failed"][0]["idempotency_key"] == "stale"
+    assert any("grace period" in message for message in raised.value.validation_errors)
+    assert sandbox.ingested_events() == {}
 
 
 def test_sdk_reads_event_volume(client: Orb) -> None:
@@ -97,12 +101,46 @@ def test_sdk_retries_transient_failures_and_the_event_is_ingested_once(sandbox: 
 
 def test_sdk_backfill_lifecycle(sandbox: OrbSandbox, client: Orb) -> None:
     now = datetime.now(timezone.utc)
-    backfill = client.events.backfills.create(timeframe_start=now - timedelta(days=2), timeframe_end=now - timedelta(days=1))
-    assert backfill.status == "pending"
+    backfill = client.events.backfills.create(timeframe_start=now - timedelta(days=2), timeframe_end=now - timedelta(days=1),
+                                              replace_existing_events=False)
+    assert backfill.status == "pending" and backfill.replace_existing_events is False
+    assert backfill.close_time is not None and backfill.close_time > now  # auto-close, a day from now
     client.events.ingest(events=[event("late", minutes_ago=36 * 60)], backfill_id=backfill.id)
+    assert client.events.backfills.fetch(backfill.id).events_ingested == 1
+    assert "late" not in sandbox.ingested_events()  # not reflected before close
     closed = client.events.backfills.close(backfill.id)
     assert closed.status == "reflected" and closed.events_ingested == 1
     assert "late" in sandbox.ingested_events()
+    found = client.events.search(event_ids=["late"], timeframe_start=now - timedelta(days=3))
+    assert [item.id for item in found.data] == ["late"]
+
+    listed = client.events.backfills.list(limit=1)
+    assert [item.id for item in listed.data] == [backfill.id]
+    reverted = client.events.backfills.revert(backfill.id)
+    assert reverted.status == "reverted" and reverted.reverted_at is not None
+    assert "late" not in sandbox.ingested_events()
+
+
+def test_sdk_backfill_errors(sandbox: OrbSandbox) -> None:
+    now = datetime.now(timezone.utc)
+    with Orb(api_key=API_KEY, base_url=sandbox.base_url, max_retries=0) as sdk:
+        sdk.events.backfills.create(timeframe_start=now - timedelta(days=3), timeframe_end=now - timedelta(days=1))
+        with pytest.raises(orb.ConstraintViolation):
+            sdk.events.backfills.create(timeframe_start=now - timedelta(days=2), timeframe_end=now - timedelta(hours=1))
+        with pytest.raises(orb.RequestValidationError):
+            sdk.events.backfills.create(timeframe_start=now - timedelta(days=40), timeframe_end=now - timedelta(days=4))
+        with pytest.raises(orb.ResourceNotFound):
+            sdk.events.backfills.fetch("bf_nope")
+        with pytest.raises(orb.URLNotFound):
+            sdk.get("/no/such/url", cast_to=dict)
+
+
+def test_sdk_search_and_volume_pages(sandbox: OrbSandbox, client: Orb) -> None:
+    client.events.ingest(events=[event(f"p{i}", minutes_ago=60 * i + 1) for i in range(3)])
+    with pytest.raises(orb.RequestValidationError):
+        client.with_options(max_retries=0).events.search(event_ids=[])
+    first = client.events.volume.list(timeframe_start=datetime.now(timezone.utc) - timedelta(hours=4), limit=2)
+    assert len(first.data) == 2
 
 
 class _Capture(BaseHTTPRequestHandler):

@@ -1,0 +1,145 @@
+"""``POST /v1/ingest``: scripted answers and faults first, then Orb's behaviour.
+
+Orb: "Requests that return a 4xx HTTP status code ... contain at least one event with a
+validation failure. An event with a validation failure can be re-sent ... with the original
+idempotency key since that key is not marked as processed." So any invalid event makes the
+whole request a 400, and its failing keys stay free; whether the request's valid events were
+ingested is the ``ingest_valid_events_on_400`` switch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from orb_bridge_dev.orb_sandbox.problems import RequestError, canonical, default_body, invalid, parse_json_object
+from orb_bridge_dev.orb_sandbox.store import StoredEvent
+from orb_bridge_dev.orb_sandbox.validation import MAX_EVENTS_PER_REQUEST, error_body, event_errors
+from orb_bridge_dev.orb_sandbox.wsgi import Reply
+
+if TYPE_CHECKING:
+    from orb_bridge_dev.orb_sandbox.server import OrbSandbox
+
+
+def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], authorized: bool) -> Reply:
+    with sandbox.lock:
+        sandbox.ingest_request_count += 1
+        scripted = sandbox.scripted.pop(0) if sandbox.scripted else None
+    if scripted is not None:
+        sandbox.count("scripted")
+        sandbox.sleep(scripted.delay_seconds)
+        if scripted.drop_connection:
+            return Reply.drop()
+        headers = {"Transient-Error": "true"} if scripted.status >= 500 else {}
+        headers.update(scripted.headers or {})
+        reply = Reply.json(scripted.status, scripted.body if scripted.body is not None else default_body(scripted.status),
+                           headers)
+        reply.scripted = True
+        return reply
+
+    faults = sandbox.faults
+    sandbox.sleep(faults.latency_seconds)
+    with sandbox.lock:
+        fault = faults.draw(sandbox.rng)
+    if fault is not None:
+        sandbox.count(fault)
+    if fault == "drop_connection":
+        return Reply.drop()
+    if fault == "timeout":
+        sandbox.sleep(faults.timeout_seconds)
+        return Reply.drop()
+    if fault == "error_500":
+        error = RequestError("internal", "Injected fault: internal server error.", {"Transient-Error": "true"})
+        return Reply.problem(error)
+    if fault == "error_429":
+        retry = {} if faults.retry_after_seconds is None else {"retry-after": f"{faults.retry_after_seconds:g}"}
+        return Reply.problem(RequestError("too_many_requests", "Injected fault: rate limit exceeded.", retry))
+
+    if not authorized:
+        sandbox.count("unauthorized")
+        return Reply.problem(RequestError("authentication", "Missing or invalid API key."))
+    try:
+        result = _ingest(sandbox, body, query)
+    except RequestError as error:
+        sandbox.count(f"rejected_{error.status}")
+        return Reply.problem(error)
+    sandbox.count("processed")
+    return Reply.json(200, result)
+
+
+def _read_events(body: bytes) -> list[dict[str, Any]]:
+    """Request-level checks: any failure refuses the request before any event is looked at."""
+    payload = parse_json_object(body)
+    events = payload.get("events")
+    if not isinstance(events, list):
+        raise invalid("Body must be an object with an `events` array.", "events: field required and must be an array")
+    if set(payload) - {"events"}:
+        raise invalid("Unknown top-level fields.", *(f"{name}: unknown field" for name in sorted(set(payload) - {"events"})))
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise invalid(f"At most {MAX_EVENTS_PER_REQUEST} events per request; got {len(events)}.",
+                      f"events: at most {MAX_EVENTS_PER_REQUEST} items allowed")
+    first_seen: dict[str, str] = {}
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise invalid(f"events[{index}] must be an object.", f"events[{index}]: must be an object")
+        key = event.get("idempotency_key")
+        if not isinstance(key, str) or not key:
+            raise invalid(f"events[{index}].idempotency_key must be a non-empty string.",
+                          f"events[{index}].idempotency_key: field required")
+        body_text = canonical(event)
+        if first_seen.setdefault(key, body_text) != body_text:
+            raise invalid(f"Idempotency key {key!r} appears more than once with different event bodies.",
+                          f"events[{index}].idempotency_key: duplicate key {key!r} with a different body")
+    return events
+
+
+def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+    events = _read_events(body)
+    debug = query.get("debug", "").lower() == "true"
+    backfill_id = query.get("backfill_id") or None
+    rules = sandbox.rules
+    with sandbox.lock:
+        now: datetime = sandbox.now()
+        retry_after = sandbox.rate_limiter.admit(len(events), now)
+        if retry_after is not None:
+            raise RequestError("too_many_requests", "Rate limit exceeded: slow down.", {"Retry-After": str(retry_after)})
+        sandbox.store.settle(now)
+        backfill = None
+        if backfill_id is not None:
+            backfill = sandbox.store.backfills.get(backfill_id)
+            if backfill is None:
+                raise RequestError("resource_not_found", f"No backfill with id {backfill_id!r}.")
+            if backfill.status != "pending":
+                raise RequestError("constraint_violation",
+                                   f"Backfill {backfill_id} is {backfill.status}: it no longer accepts events.")
+        failures: dict[str, list[str]] = {}
+        valid: list[StoredEvent] = []
+        seen: set[str] = set()
+        repeated: list[str] = []  # the same key and body again in this request: judged once
+        for event in events:
+            key = event["idempotency_key"]
+            if key in seen:
+                repeated.append(key)
+                continue
+            seen.add(key)
+            errors, moment = event_errors(event, now, rules, backfill)
+            if errors:
+                failures[key] = errors
+            else:
+                valid.append(StoredEvent.from_event(event, moment, now, backfill_id))
+        ingested: list[str] = []
+        duplicate: list[str] = list(repeated)
+        if not failures or rules.ingest_valid_events_on_400:
+            sandbox.store.duplicate_count += len(repeated)
+            for stored in valid:
+                (ingested if sandbox.store.admit(stored, backfill) else duplicate).append(stored.key)
+            if ingested:
+                sandbox.changed.notify_all()
+    if failures:
+        problem_body = error_body(failures, len(events), rules.error_body)
+        extra = {name: value for name, value in problem_body.items() if name not in ("type", "status", "title", "detail")}
+        raise RequestError("request_validation", problem_body["detail"], **extra)
+    response: dict[str, Any] = {"validation_failed": []}
+    if debug:
+        response["debug"] = {"duplicate": duplicate, "ingested": ingested}
+    return response

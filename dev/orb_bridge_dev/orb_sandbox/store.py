@@ -1,0 +1,172 @@
+"""What the sandbox remembers: ingested events and backfills (callers hold the sandbox's lock).
+
+An event is *billed* (counted by search and volume) when it was ingested outside a backfill, or
+through a backfill that is now reflected, and no reflected ``replace_existing_events`` backfill
+has replaced it. Events of a pending backfill are invisible until it closes (Orb: "changes from
+a backfill are not reflected until the backfill is closed"); reverting takes them out again.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from orb_bridge_dev.orb_sandbox.problems import canonical, format_utc
+
+MAX_BACKFILL_WINDOW = timedelta(days=31)
+DEFAULT_CLOSE_AFTER = timedelta(days=1)  # NewBackfill.close_time: "1 day after the creation"
+
+
+@dataclass
+class StoredEvent:
+    key: str
+    event_name: str
+    customer_id: str | None
+    external_customer_id: str | None
+    properties: dict[str, Any]
+    timestamp: datetime
+    ingested_at: datetime
+    backfill_id: str | None = None
+    replaced_by: str | None = None  # the reflected backfill that replaced it
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any], moment: datetime, now: datetime, backfill_id: str | None) -> StoredEvent:
+        return cls(event["idempotency_key"], event["event_name"], event.get("customer_id"),
+                   event.get("external_customer_id"), copy.deepcopy(event["properties"]), moment, now, backfill_id)
+
+    def content(self) -> tuple:
+        return (self.event_name, self.customer_id, self.external_customer_id, canonical(self.properties), self.timestamp)
+
+    def to_orb(self) -> dict[str, Any]:
+        """The spec's ``Event`` schema (search results)."""
+        return {"id": self.key, "customer_id": self.customer_id, "external_customer_id": self.external_customer_id,
+                "event_name": self.event_name, "properties": copy.deepcopy(self.properties),
+                "timestamp": format_utc(self.timestamp), "deprecated": self.replaced_by is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The test helpers' view (``OrbSandbox.ingested_events``)."""
+        body = self.to_orb()
+        body.update(idempotency_key=self.key, ingested_at=format_utc(self.ingested_at), backfill_id=self.backfill_id)
+        return body
+
+
+def synthetic_customer_id(external_customer_id: str) -> str:
+    """The sandbox has no customer records: an external id stands for a customer with this id."""
+    return "cus_ext_" + hashlib.sha256(external_customer_id.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Backfill:
+    id: str
+    created_at: datetime
+    timeframe_start: datetime
+    timeframe_end: datetime
+    close_time: datetime
+    replace_existing_events: bool
+    customer_id: str | None = None
+    external_customer_id: str | None = None
+    deprecation_filter: str | None = None  # kept and echoed; the sandbox does not evaluate it
+    status: str = "pending"
+    reverted_at: datetime | None = None
+    events: dict[str, StoredEvent] = field(default_factory=dict)
+
+    def covers_customer(self, customer_id: str | None, external_customer_id: str | None) -> bool:
+        if self.customer_id is None and self.external_customer_id is None:
+            return True
+        if self.external_customer_id is not None:
+            return external_customer_id == self.external_customer_id or customer_id == self.scoped_customer_id
+        return customer_id == self.customer_id
+
+    def covers(self, event: StoredEvent) -> bool:
+        return (self.timeframe_start <= event.timestamp < self.timeframe_end
+                and self.covers_customer(event.customer_id, event.external_customer_id))
+
+    @property
+    def scoped_customer_id(self) -> str | None:
+        if self.external_customer_id is not None:
+            return synthetic_customer_id(self.external_customer_id)
+        return self.customer_id
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.timeframe_start < end and start < self.timeframe_end
+
+    def to_orb(self) -> dict[str, Any]:
+        """Exactly the spec's ``Backfill`` schema."""
+        return {
+            "id": self.id, "status": self.status, "created_at": format_utc(self.created_at),
+            "timeframe_start": format_utc(self.timeframe_start), "timeframe_end": format_utc(self.timeframe_end),
+            "events_ingested": len(self.events), "close_time": format_utc(self.close_time),
+            "reverted_at": format_utc(self.reverted_at) if self.reverted_at else None,
+            "customer_id": self.scoped_customer_id, "deprecation_filter": self.deprecation_filter,
+            "replace_existing_events": self.replace_existing_events,
+        }
+
+
+class EventStore:
+    def __init__(self) -> None:
+        self.live: dict[str, StoredEvent] = {}
+        self.backfills: dict[str, Backfill] = {}
+        self.offered_by_key: Counter[str] = Counter()
+        self.duplicate_count = 0
+        self.conflicting_duplicates: list[dict[str, Any]] = []
+
+    # ---- what Orb reports ----------------------------------------------------------------
+    def visible(self) -> list[StoredEvent]:
+        """Events search can find: live ones and those of reflected backfills (replaced or not)."""
+        found = list(self.live.values())
+        for backfill in self.backfills.values():
+            if backfill.status == "reflected":
+                found.extend(backfill.events.values())
+        return found
+
+    def billed(self) -> list[StoredEvent]:
+        return [event for event in self.visible() if event.replaced_by is None]
+
+    def billed_count_by_key(self) -> Counter[str]:
+        """How many billed events carry each key (2+ means billed twice, e.g. a key re-sent in a
+        ``replace_existing_events: false`` backfill)."""
+        return Counter(event.key for event in self.billed())
+
+    # ---- ingest bookkeeping ----------------------------------------------------------------
+    def admit(self, stored: StoredEvent, backfill: Backfill | None) -> bool:
+        """Store a valid event unless its key is already taken (live events deduplicate among
+        live ones, a backfill's among its own); True if stored."""
+        self.offered_by_key[stored.key] += 1
+        bucket = backfill.events if backfill is not None else self.live
+        existing = bucket.get(stored.key)
+        if existing is not None:
+            self.duplicate_count += 1
+            if existing.content() != stored.content():
+                self.conflicting_duplicates.append(
+                    {"idempotency_key": stored.key, "stored": existing.as_dict(), "offered": stored.as_dict()})
+            return False
+        bucket[stored.key] = stored
+        return True
+
+    # ---- backfill lifecycle ----------------------------------------------------------------
+    def settle(self, now: datetime) -> None:
+        """Auto-close: a pending backfill whose ``close_time`` has passed is reflected."""
+        for backfill in self.backfills.values():
+            if backfill.status == "pending" and backfill.close_time <= now:
+                self.reflect(backfill, backfill.close_time)
+
+    def reflect(self, backfill: Backfill, now: datetime) -> None:
+        backfill.status = "reflected"  # Orb gets there asynchronously; the sandbox at once
+        backfill.close_time = now
+        if backfill.replace_existing_events:
+            for event in self.billed():
+                if event.backfill_id != backfill.id and backfill.covers(event):
+                    event.replaced_by = backfill.id
+
+    def revert(self, backfill: Backfill, now: datetime) -> None:
+        was_reflected = backfill.status == "reflected"
+        backfill.status = "reverted"
+        backfill.reverted_at = now
+        if was_reflected:
+            for event in self.visible():
+                if event.replaced_by == backfill.id:
+                    event.replaced_by = None
