@@ -102,13 +102,18 @@ def read_ingest_message(body: str, mapping_settings: Callable[[], MappingSetting
     return replay_record(record, mapping_settings)
 
 
-def replay_record(record: Mapping[str, Any], mapping_settings: Callable[[], MappingSettings]) -> IngestMessage:
-    """The event a rejection record replays, or why it cannot be replayed."""
+def replay_record(
+    record: Mapping[str, Any], mapping_settings: Callable[[], MappingSettings], *, ignore_limit: bool = False
+) -> IngestMessage:
+    """The event a rejection record replays, or why it cannot be replayed.
+
+    ``ignore_limit``: an operator's explicit replay (``orb-bridge replay``) is not a loop.
+    """
     count = replay_count(record)
     if record.get("replayable") is False:
         return _keep(record, "not replayable: the record does not carry the whole event "
                              f"(rejected because: {_short(record.get('reason'))})")
-    if count >= MAX_REPLAY_COUNT:
+    if count >= MAX_REPLAY_COUNT and not ignore_limit:
         return _keep(record, f"not replayed again: replayed {count} times and still failing "
                              f"(last reason: {_short(record.get('reason'))}); fix the cause, then "
                              "replay it with `orb-bridge replay --yes`")
