@@ -48,6 +48,8 @@ class FakeOrb:
         self.ingest_calls: list[tuple[str | None, list[str]]] = []
         self.duplicate_keys_sent = 0
         self.fail_next: list[httpx.Response] = []  # answers to give before the real ones
+        self.refuse_keys: set[str] = set()  # events refused by validation wherever they are sent
+        self.kill_at_ingest_call: int | None = None  # raise KeyboardInterrupt at this /ingest call (1-based)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -89,6 +91,8 @@ class FakeOrb:
     def _ingest(self, body: dict[str, Any], backfill_id: str | None) -> httpx.Response:
         events = body["events"]
         keys = [event["idempotency_key"] for event in events]
+        if self.kill_at_ingest_call == len(self.ingest_calls) + 1:
+            raise KeyboardInterrupt("killed while ingesting")
         self.ingest_calls.append((backfill_id, keys))
         backfill = self.backfills.get(backfill_id) if backfill_id else None
         if backfill_id and (backfill is None or backfill["status"] != "pending"):
@@ -96,7 +100,9 @@ class FakeOrb:
         errors = []
         for event in events:
             moment = _time(event["timestamp"])
-            if backfill is not None:
+            if event["idempotency_key"] in self.refuse_keys:
+                errors.append({"idempotency_key": event["idempotency_key"], "validation_errors": ["refused"]})
+            elif backfill is not None:
                 covered = backfill["timeframe_start"] <= moment < backfill["timeframe_end"]
                 scope = backfill["external_customer_id"]
                 if not covered or (scope and event.get("external_customer_id") != scope):
