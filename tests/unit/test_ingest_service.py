@@ -121,7 +121,8 @@ def test_every_event_is_sent_once_in_chunks_of_at_most_the_limit(rejected_queue)
     assert report.requests_made == 3
     assert all(len(request) <= 500 for request in orb.requests)
     assert sorted(orb.sent_keys()) == sorted(event.idempotency_key for event in events)
-    assert orb.requests[0][0] == events[0].to_orb()
+    # Chunks are sent concurrently, so which request arrives first is not fixed.
+    assert events[0].to_orb() in [request[0] for request in orb.requests]
     assert rejected_records(rejected_queue) == []
 
 
