@@ -216,3 +216,29 @@ def test_dev_without_an_endpoint_says_where_to_find_it():
     args = replay_cmd.build_parser().parse_args(["--dev"])
     assert replay_cmd.run(args, {}, out, err, wait_seconds=0) == 2
     assert "--endpoint-url" in err.getvalue()
+
+
+def test_dev_finds_the_dev_stack_queues_at_its_moto_address():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        ingest_url = sqs.create_queue(QueueName="segment-orb-bridge-IngestQueue")["QueueUrl"]
+        rejected_url = sqs.create_queue(QueueName="segment-orb-bridge-RejectedQueue")["QueueUrl"]
+        send(sqs, rejected_url, [rejection_record(stage="intake", reason="r", segment_event=segment_event(7, NOW - HOUR))])
+        out, err = io.StringIO(), io.StringIO()
+        args = replay_cmd.build_parser().parse_args(["--dev", "--yes"])
+        code = replay_cmd.run(args, {"AWS_ENDPOINT_URL": endpoint}, out, err, now=lambda: NOW, wait_seconds=0)
+        assert code == 0, err.getvalue()
+        assert "dev stack at http://127.0.0.1" in out.getvalue() and "replayed 1 event(s)" in out.getvalue()
+        # Mapped with make dev's defaults (amount, currency, confirmation_time).
+        (body,) = all_bodies(sqs, ingest_url)
+        assert json.loads(body)["properties"] == {"amount": 7}
+        assert all_bodies(sqs, rejected_url) == []
+    finally:
+        server.stop()
