@@ -183,12 +183,12 @@ def delete(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> list[Entry]:
 
 # -- the table --------------------------------------------------------------------------------------
 
+AGE_BUCKETS = ((1, "< 1 h"), (12, "1-12 h"), (24, "12-24 h"), (24 * 7, "1-7 days"), (float("inf"), "> 7 days"))
+
+
 def age_bucket(age: timedelta) -> str:
     hours = age.total_seconds() / 3600
-    for limit, label in ((1, "< 1 h"), (12, "1-12 h"), (24, "12-24 h"), (24 * 7, "1-7 days")):
-        if hours < limit:
-            return label
-    return "> 7 days"
+    return next(label for limit, label in AGE_BUCKETS if hours < limit)
 
 
 def _short(text: str, limit: int = 70) -> str:
@@ -213,7 +213,11 @@ def summary(entries: Sequence[Entry], now: datetime, top: int = 10) -> str:
         width = max(len(title), *(len(value) for value in counts))
         lines.append("")
         lines.append(f"  {title:<{width}}  count")
-        for value, count in counts.most_common(top):
+        rows = counts.most_common(top)
+        if title == "event age":  # youngest first, not by count
+            order = [label for _, label in AGE_BUCKETS]
+            rows.sort(key=lambda row: order.index(row[0]))
+        for value, count in rows:
             lines.append(f"  {value:<{width}}  {count:>5}")
         if len(counts) > top:
             lines.append(f"  ({len(counts) - top} more)")
