@@ -97,9 +97,18 @@ class Backfiller:
                                     f"{group.end.isoformat()}: close or revert it in Orb first")
         external = group.scope[1] if group.scope and group.scope[0] == "external_customer_id" else None
         customer = group.scope[1] if group.scope and group.scope[0] == "customer_id" else None
-        backfill = self.orb.create_backfill(timeframe_start=group.start, timeframe_end=group.end,
-                                            close_time=self.now + self.close_after,
-                                            external_customer_id=external, customer_id=customer)
+        try:
+            backfill = self.orb.create_backfill(timeframe_start=group.start, timeframe_end=group.end,
+                                                close_time=self.now + self.close_after,
+                                                external_customer_id=external, customer_id=customer)
+        except OrbApiError as exc:
+            if exc.status_code is not None and exc.status_code < 500:
+                raise
+            # The answer was lost or a 5xx: it may exist anyway. Adopt it rather than collide with it.
+            backfill = next((b for b in self.orb.pending_backfills() if b.timeframe_start == group.start
+                             and b.timeframe_end == group.end and not b.replace_existing_events), None)
+            if backfill is None:
+                raise
         self.state.record(backfill.id, group, group.start, group.end)  # before any event is sent
         pending.append(backfill)
         return backfill

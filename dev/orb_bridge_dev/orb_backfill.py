@@ -149,7 +149,8 @@ class OrbBackfillClient:
         return f"OrbBackfillClient({self.base_url!r})"
 
     def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-                 events: int = 0) -> Any:
+                 events: int = 0, idempotent: bool = True) -> Any:
+        """One call, retried on 429 (never processed), and on 5xx and network errors if ``idempotent``."""
         last_error = "no attempt made"
         for attempt in range(self.attempts):
             self.pacer.acquire(events)
@@ -161,8 +162,13 @@ class OrbBackfillClient:
                 )
             except httpx.HTTPError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
+                if not idempotent:
+                    break
                 self._sleep(min(0.5 * 2**attempt, 8))
                 continue
+            if response.status_code >= 500 and not idempotent:
+                last_error = f"HTTP {response.status_code}"
+                break
             if response.status_code == 429 or response.status_code >= 500:
                 self.rate_limited += response.status_code == 429
                 last_error = f"HTTP {response.status_code}"
@@ -173,7 +179,7 @@ class OrbBackfillClient:
             if response.status_code >= 400:
                 raise OrbApiError(response.status_code, _problem(body, response), body)
             return body
-        raise OrbApiError(None, f"{method} {path} failed after {self.attempts} attempts ({last_error})")
+        raise OrbApiError(None, f"{method} {path} failed ({last_error})")
 
     # -- backfills ------------------------------------------------------------------------------
     def create_backfill(self, *, timeframe_start: datetime, timeframe_end: datetime, close_time: datetime,
@@ -190,7 +196,8 @@ class OrbBackfillClient:
             body["external_customer_id"] = external_customer_id
         elif customer_id:
             body["customer_id"] = customer_id
-        return Backfill.model_validate(self._request("POST", "/events/backfills", json=body))
+        # Not retried on a 5xx or a lost answer: it may have been created (see Backfiller.open_backfill).
+        return Backfill.model_validate(self._request("POST", "/events/backfills", json=body, idempotent=False))
 
     def list_backfills(self, page_size: int = 100) -> Iterator[Backfill]:
         cursor: str | None = None

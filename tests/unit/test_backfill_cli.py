@@ -183,3 +183,27 @@ def test_the_pacer_keeps_to_the_event_budget():
         pacer.acquire(500)
     # 1,000 events at once (the bucket), then 500 more every 30 s.
     assert clock[0] == pytest.approx(120.0)
+
+
+def test_a_backfill_created_but_answered_with_a_500_is_adopted_not_duplicated(stack, orb, tmp_path):
+    sqs, _, rejected_url = stack
+    send(sqs, rejected_url, late_records(3))
+    real = orb.__call__
+
+    answered = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        response = real(request)
+        if request.method == "POST" and request.url.path.endswith("/events/backfills") and not answered:
+            answered.append(response)
+            return httpx.Response(502, json={"status": 502, "title": "Bad Gateway"})
+        return response
+
+    out, err = io.StringIO(), io.StringIO()
+    args = backfill_cmd.build_parser().parse_args(
+        ["--stack", STACK, "--region", "us-east-1", "--state-file", str(tmp_path / "s.json"), "--yes"])
+    code = backfill_cmd.run(args, {"ORB_API_KEY": "orb-key"}, out, err, now=lambda: NOW,
+                            http=httpx.Client(transport=httpx.MockTransport(flaky)), sleep=lambda _: None, wait_seconds=0)
+    assert code == 0, out.getvalue() + err.getvalue()
+    assert len(orb.backfills) == 1 and answered[0].status_code == 200
+    assert sorted(orb.billed()) == ["msg-0", "msg-1", "msg-2"] and all_bodies(sqs, rejected_url) == []
