@@ -242,3 +242,13 @@ def test_dev_finds_the_dev_stack_queues_at_its_moto_address():
         assert all_bodies(sqs, rejected_url) == []
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("command", ["replay", "backfill"])
+def test_the_orb_bridge_command_dispatches_to_it(command, capsys):
+    from orb_bridge_dev import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: orb-bridge {command}" in capsys.readouterr().out
