@@ -5,6 +5,8 @@
     orb-bridge webhook send TYPE [--url ...]                 sign and send an Orb webhook to the stack
     orb-bridge webhook sign [PAYLOAD] [-o FILE]              write a signed HTTP API event for sam local invoke
     orb-bridge sandbox [--port 3001] ...                     run the Orb sandbox alone
+    orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events through the ingest queue
+    orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("sandbox", add_help=False, help="run the Orb sandbox alone (see `orb-bridge sandbox --help`)")
+    commands.add_parser("replay", add_help=False, help="replay rejected events (see `orb-bridge replay --help`)")
+    commands.add_parser("backfill", add_help=False, help="backfill late rejected events into Orb (see `orb-bridge backfill --help`)")
     return parser
 
 
@@ -251,11 +255,15 @@ def run_webhook_send(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # These two delegate their whole command line to their own parsers.
+    # These delegate their whole command line to their own parsers.
     if argv[:1] == ["sandbox"]:
         from orb_bridge_dev import orb_sandbox
 
         return orb_sandbox.main(argv[1:])
+    if argv[:1] in (["replay"], ["backfill"]):
+        from orb_bridge_dev import backfill_cmd, replay_cmd
+
+        return (replay_cmd if argv[0] == "replay" else backfill_cmd).main(argv[1:])
     if argv[:2] == ["webhook", "sign"]:
         from orb_bridge_dev import webhook_event
 

@@ -1,0 +1,263 @@
+"""A small client for Orb's backfill and search endpoints, for `orb-bridge backfill` (never deployed).
+
+Per Orb's OpenAPI spec (https://docs.withorb.com/api-reference): ``POST /events/backfills``
+(``NewBackfill``), ``GET /events/backfills`` (``Backfills``, cursor paginated),
+``GET /events/backfills/{id}``, ``POST /events/backfills/{id}/close``, ``POST /events/search``
+(``EventSearchCriteria``: 1 to 500 ``event_ids``, optional ``timeframe_start``/``timeframe_end``)
+and ``POST /ingest?backfill_id=``. It runs on an operator's machine, so unlike the Lambda client
+it retries itself: 429 (honouring ``Retry-After`` / ``retry-after-ms``), 5xx and network errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+MAX_SEARCH_IDS = 500
+MAX_INGEST_EVENTS = 500
+PENDING_STATUSES = frozenset({"pending", "pending_revert"})
+
+
+class OrbApiError(RuntimeError):
+    def __init__(self, status_code: int | None, message: str, body: Any = None) -> None:
+        super().__init__(f"HTTP {status_code}: {message}" if status_code is not None else message)
+        self.status_code = status_code
+        self.body = body
+
+
+class Backfill(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    status: str
+    created_at: datetime
+    timeframe_start: datetime
+    timeframe_end: datetime
+    events_ingested: int = 0
+    close_time: datetime | None = None
+    reverted_at: datetime | None = None
+    customer_id: str | None = None
+    replace_existing_events: bool
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING_STATUSES
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """Timeframes are [start, end): Orb refuses two pending backfills whose timeframes overlap."""
+        return self.timeframe_start < end and start < self.timeframe_end
+
+
+class OrbEvent(BaseModel):
+    """An event as ``/events/search`` returns it (``id`` is the idempotency key)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    event_name: str
+    timestamp: datetime
+    properties: dict[str, Any] = {}
+    customer_id: str | None = None
+    external_customer_id: str | None = None
+    deprecated: bool = False
+
+
+@dataclass
+class Pacer:
+    """Client-side budget: at most ``requests_per_second`` requests and ``events_per_minute`` events.
+
+    Two token buckets refilled continuously; ``clock``/``sleep`` are injectable for tests.
+    """
+
+    requests_per_second: float = 50.0
+    events_per_minute: float = 5000.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _request_tokens: float = field(default=-1.0, repr=False)
+    _event_tokens: float = field(default=-1.0, repr=False)
+    _last: float | None = field(default=None, repr=False)
+
+    def acquire(self, events: int) -> None:
+        if self._last is None:
+            self._last = self.clock()
+            self._request_tokens = max(1.0, self.requests_per_second)
+            self._event_tokens = max(float(events), self.events_per_minute)
+        while True:
+            now = self.clock()
+            elapsed, self._last = now - self._last, now
+            if self.requests_per_second > 0:
+                self._request_tokens = min(max(1.0, self.requests_per_second),
+                                           self._request_tokens + elapsed * self.requests_per_second)
+            if self.events_per_minute > 0:
+                self._event_tokens = min(max(float(events), self.events_per_minute),
+                                         self._event_tokens + elapsed * self.events_per_minute / 60)
+            wait = 0.0
+            if self.requests_per_second > 0 and self._request_tokens < 1:
+                wait = (1 - self._request_tokens) / self.requests_per_second
+            if self.events_per_minute > 0 and self._event_tokens < events:
+                wait = max(wait, (events - self._event_tokens) * 60 / self.events_per_minute)
+            if wait <= 0:
+                self._request_tokens -= 1
+                self._event_tokens -= events
+                return
+            self.sleep(wait)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+class OrbBackfillClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        http: httpx.Client | None = None,
+        pacer: Pacer | None = None,
+        attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._http = http or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+        self.pacer = pacer or Pacer(sleep=sleep)
+        self.attempts = attempts
+        self._sleep = sleep
+        self.requests_made = 0
+        self.rate_limited = 0
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OrbBackfillClient({self.base_url!r})"
+
+    def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+                 events: int = 0, idempotent: bool = True) -> Any:
+        """One call, retried on 429 (never processed), and on 5xx and network errors if ``idempotent``."""
+        last_error = "no attempt made"
+        for attempt in range(self.attempts):
+            self.pacer.acquire(events)
+            self.requests_made += 1
+            try:
+                response = self._http.request(
+                    method, self.base_url + path, json=json, params=params,
+                    headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+                )
+            except httpx.HTTPError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                if not idempotent:
+                    break
+                self._sleep(min(0.5 * 2**attempt, 8))
+                continue
+            if response.status_code >= 500 and not idempotent:
+                last_error = f"HTTP {response.status_code}"
+                break
+            if response.status_code == 429 or response.status_code >= 500:
+                self.rate_limited += response.status_code == 429
+                last_error = f"HTTP {response.status_code}"
+                delay = retry_after_seconds(response)
+                self._sleep(min(delay, 60) if delay is not None else min(0.5 * 2**attempt, 8))
+                continue
+            body = _json(response)
+            if response.status_code >= 400:
+                raise OrbApiError(response.status_code, _problem(body, response), body)
+            return body
+        raise OrbApiError(None, f"{method} {path} failed ({last_error})")
+
+    # -- backfills ------------------------------------------------------------------------------
+    def create_backfill(self, *, timeframe_start: datetime, timeframe_end: datetime, close_time: datetime,
+                        external_customer_id: str | None = None, customer_id: str | None = None) -> Backfill:
+        body: dict[str, Any] = {
+            "timeframe_start": _iso(timeframe_start),
+            "timeframe_end": _iso(timeframe_end),
+            "close_time": _iso(close_time),
+            # Never replace: Orb's default (true) would deprecate every existing event in the
+            # timeframe, i.e. all the usage that did get through, and bill only what we resend.
+            "replace_existing_events": False,
+        }
+        if external_customer_id:
+            body["external_customer_id"] = external_customer_id
+        elif customer_id:
+            body["customer_id"] = customer_id
+        # Not retried on a 5xx or a lost answer: it may have been created (see Backfiller.open_backfill).
+        return Backfill.model_validate(self._request("POST", "/events/backfills", json=body, idempotent=False))
+
+    def list_backfills(self, page_size: int = 100) -> Iterator[Backfill]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            page = self._request("GET", "/events/backfills", params=params)
+            for item in page.get("data", []):
+                yield Backfill.model_validate(item)
+            metadata = page.get("pagination_metadata") or {}
+            cursor = metadata.get("next_cursor")
+            if not metadata.get("has_more") or not cursor:
+                return
+
+    def pending_backfills(self) -> list[Backfill]:
+        return [backfill for backfill in self.list_backfills() if backfill.pending]
+
+    def fetch_backfill(self, backfill_id: str) -> Backfill:
+        return Backfill.model_validate(self._request("GET", f"/events/backfills/{backfill_id}"))
+
+    def close_backfill(self, backfill_id: str) -> Backfill:
+        return Backfill.model_validate(self._request("POST", f"/events/backfills/{backfill_id}/close"))
+
+    # -- events ---------------------------------------------------------------------------------
+    def search_events(self, event_ids: Sequence[str], timeframe_start: datetime,
+                      timeframe_end: datetime) -> dict[str, OrbEvent]:
+        """The events Orb has under these idempotency keys (500 per request, as the spec allows)."""
+        found: dict[str, OrbEvent] = {}
+        for start in range(0, len(event_ids), MAX_SEARCH_IDS):
+            body = {
+                "event_ids": list(event_ids[start : start + MAX_SEARCH_IDS]),
+                # Without timeframe_start Orb searches only the last week.
+                "timeframe_start": _iso(timeframe_start),
+                "timeframe_end": _iso(timeframe_end),
+            }
+            for item in self._request("POST", "/events/search", json=body).get("data", []):
+                event = OrbEvent.model_validate(item)
+                found[event.id] = event
+        return found
+
+    def ingest(self, events: Sequence[Mapping[str, Any]], backfill_id: str) -> None:
+        """One ``POST /ingest?backfill_id=``; raises OrbApiError if Orb refuses it (e.g. a 400)."""
+        if len(events) > MAX_INGEST_EVENTS:
+            raise ValueError(f"at most {MAX_INGEST_EVENTS} events per request")
+        self._request("POST", "/ingest", json={"events": list(events)}, params={"backfill_id": backfill_id},
+                      events=len(events))
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"detail": response.text[:500]}
+
+
+def _problem(body: Any, response: httpx.Response) -> str:
+    if isinstance(body, Mapping):
+        parts = [str(body[key]) for key in ("title", "detail") if body.get(key)]
+        parts += [str(error) for error in body.get("validation_errors") or []][:5]
+        if parts:
+            return "; ".join(parts)
+    return response.reason_phrase or "error"
