@@ -28,7 +28,7 @@ from orb_bridge_dev.devstack_env import (  # noqa: F401 (re-exported: the CLI an
 from orb_bridge_dev.devstack_status import Counters, DevStackStatus, run_forever  # noqa: F401 (re-exported)
 from orb_bridge_dev.gateway import Gateway, Route
 from orb_bridge_dev.local_aws import LocalAws, LocalResources
-from orb_bridge_dev.local_functions import (  # noqa: F401 (load_function re-exported for bench/soak.py)
+from orb_bridge_dev.local_functions import (
     _reset_container_caches,
     _without_metric_output,
     load_function,

@@ -6,9 +6,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from orb_bridge_dev.devstack_env import DEV_ORB_API_KEY, DEV_WEBHOOK_SECRET
+
+if TYPE_CHECKING:
+    from orb_bridge_dev.devstack import DevStack
 
 
 @dataclass
@@ -38,10 +41,17 @@ class DevStackStatus:
     sandbox: Any
     test_webhook_status: int | None
     _sqs: Any
-    segment_url: str
-    webhook_url: str
-    segment_authenticated: bool
-    uses_real_orb: bool
+
+    if TYPE_CHECKING:  # provided by DevStack and DevStackEnvironment
+
+        @property
+        def segment_url(self) -> str: ...
+        @property
+        def webhook_url(self) -> str: ...
+        @property
+        def segment_authenticated(self) -> bool: ...
+        @property
+        def uses_real_orb(self) -> bool: ...
 
     def _count_segment_response(self, status: int, body: dict[str, Any] | None) -> None:
         with self.counters.lock:

@@ -91,6 +91,9 @@ def speed_up_moto_sqs() -> None:
 
     models.unix_time = unix_time
     models.unix_time_millis = unix_time_millis
-    models.Queue.attributes = property(LazyQueueAttributes)
-    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    # The patch itself: mypy rightly objects to assigning methods, which is the point here.
+    models.Queue.attributes = property(LazyQueueAttributes)  # type: ignore[method-assign,assignment]
+    models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
     _moto_sqs_patched = True
