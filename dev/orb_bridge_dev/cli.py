@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:3000/orb/webhook"
-# Orb's default grace period: older events need a backfill (FACTS.md).
+# Orb's default grace period: older events need a backfill (docs/facts.md#orb-timestamps-and-grace-period).
 GRACE_PERIOD = timedelta(hours=12)
 
 

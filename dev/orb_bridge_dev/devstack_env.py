@@ -1,6 +1,6 @@
 """The dev stack's settings: what the handlers' environment holds locally, and applying it.
 
-Local defaults (a dev Orb API key and webhook secret, the seed example's property mapping) fill
+Local defaults (a dev Orb API key and webhook secret, the Orb destination example's property mapping) fill
 in what the user's settings (normally ``os.environ``) leave out; the user's settings win.
 Secrets from ARNs would be read from moto's empty Secrets Manager, so plain values are used.
 """
@@ -16,7 +16,7 @@ from orb_bridge_dev.local_aws import REGION, LocalResources
 
 DEV_ORB_API_KEY = "orb-bridge-dev-api-key"
 DEV_WEBHOOK_SECRET = "orb-bridge-dev-webhook-secret"
-# The seed's Track example (FACTS.md) carries these properties; keep them all locally.
+# Segment's Orb destination example (docs/facts.md#segment-track-calls) carries these properties; keep them all locally.
 DEFAULT_PROPERTIES_MAPPING = {"amount": "amount", "currency": "currency", "confirmation_time": "confirmation_time"}
 
 # Secrets from ARNs would be read from moto's (empty) Secrets Manager: locally use plain values.

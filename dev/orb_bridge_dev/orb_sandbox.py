@@ -1,7 +1,7 @@
 """An Orb look-alike HTTP server on loopback, for integration tests, the dev stack and benchmarks.
 
 It implements the slice of Orb's API the bridge talks to, with Orb's observable behaviour
-(see ``FACTS.md``): ``POST /v1/ingest`` (Bearer auth, at most 500 events, per-event validation
+(see ``docs/facts.md``): ``POST /v1/ingest`` (Bearer auth, at most 500 events, per-event validation
 reported in ``validation_failed``, each idempotency key ingested at most once, a request holding
 one key twice with different bodies rejected whole), ``POST /v1/events/search``,
 ``GET /v1/events/volume`` and a minimal backfill lifecycle (``POST /v1/events/backfills``,

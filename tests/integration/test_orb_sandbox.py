@@ -1,4 +1,4 @@
-"""The Orb sandbox behaves like Orb's API (FACTS.md, seed OpenAPI), over real loopback HTTP."""
+"""The Orb sandbox behaves like Orb's API (docs/facts.md, Orb's OpenAPI spec), over real loopback HTTP."""
 
 from __future__ import annotations
 
