@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test unit integration e2e bench soak template-check clean
+.PHONY: dev test lint unit integration e2e bench soak template-check clean
 
 $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ dev: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# ruff (lint and format check) and mypy: strict on the layer, checked on everything else.
+# The handlers are all `app.py`, so mypy sees each function's directory on its own.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/orb_bridge/orb_bridge dev/orb_bridge_dev bench tests
+	@for fn in functions/*/; do echo "mypy $$fn"; MYPYPATH=layers/orb_bridge $(BIN)/mypy $$fn/app.py || exit 1; done
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -1,22 +1,13 @@
-"""Shared test fixtures: isolated AWS credentials and a loader for the Lambda handlers.
-
-Each function's handler lives in ``functions/<name>/app.py``; they all are called ``app``, so
-tests load them by path under a unique module name (``orb_bridge_dev.lambda_runtime``).
-"""
+"""Shared test fixtures and isolated AWS credentials (helpers live in ``tests/support``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from orb_bridge_dev.lambda_runtime import LambdaContext, load_function, sqs_event  # noqa: F401 (re-exported)
-
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
+from tests.support.lambdas import ROOT, FakeLambdaContext
 
 # Never reach a real AWS account from tests, whatever the developer's shell has.
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -43,18 +34,6 @@ def orb_contract_checked() -> Iterator[None]:
     violations = contract.take_violations()
     if violations:
         pytest.fail("Orb contract violations:\n" + "\n".join(violations), pytrace=False)
-
-
-def load_handler(function_name: str, fresh: bool = False) -> ModuleType:
-    """Import ``functions/<function_name>/app.py`` as module ``<function_name>_app``."""
-    return load_function(function_name, f"{function_name}_app", fresh=fresh)
-
-
-class FakeLambdaContext(LambdaContext):
-    """A Lambda context with a real remaining-time clock (timeout first, as tests use it)."""
-
-    def __init__(self, timeout_seconds: float = 60.0, function_name: str = "test-function") -> None:
-        super().__init__(function_name, timeout_seconds)
 
 
 @pytest.fixture

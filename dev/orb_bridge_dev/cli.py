@@ -25,7 +25,7 @@ from typing import Any
 from orb_bridge_dev.orb_sandbox.options import add_behaviour_arguments, behaviour_from_args
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:3000/orb/webhook"
-# Orb's default grace period: older events need a backfill (FACTS.md).
+# Orb's default grace period: older events need a backfill (docs/facts.md#orb-timestamps-and-grace-period).
 GRACE_PERIOD = timedelta(hours=12)
 
 

@@ -11,41 +11,32 @@ and ``stop`` restores.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
+from orb_bridge_dev.devstack_env import (  # noqa: F401 (re-exported: the CLI and tests import them from here)
+    DEFAULT_PROPERTIES_MAPPING,
+    DEV_ORB_API_KEY,
+    DEV_WEBHOOK_SECRET,
+    DevStackEnvironment,
+    DevStackError,
+)
+from orb_bridge_dev.devstack_status import Counters, DevStackStatus, run_forever  # noqa: F401 (re-exported)
 from orb_bridge_dev.gateway import Gateway, Route
-from orb_bridge_dev.local_aws import REGION, LocalAws, LocalResources
-from orb_bridge_dev import lambda_runtime
+from orb_bridge_dev.local_aws import LocalAws, LocalResources
+from orb_bridge_dev.local_functions import (
+    _reset_container_caches,
+    _without_metric_output,
+    load_function,
+)
 from orb_bridge_dev.poller import SqsEventSourcePoller
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
-
-DEV_ORB_API_KEY = "orb-bridge-dev-api-key"
-DEV_WEBHOOK_SECRET = "orb-bridge-dev-webhook-secret"
-# The seed's Track example (FACTS.md) carries these properties; keep them all locally.
-DEFAULT_PROPERTIES_MAPPING = {"amount": "amount", "currency": "currency", "confirmation_time": "confirmation_time"}
-
-# Secrets from ARNs would be read from moto's (empty) Secrets Manager: locally use plain values.
-_ARN_VARIABLES = (
-    "ORB_API_KEY_SECRET_ARN",
-    "SEGMENT_SHARED_SECRET_ARN",
-    "SEGMENT_AUTH_TOKEN_ARN",
-    "ORB_WEBHOOK_SECRET_ARN",
-)
-
-
-class DevStackError(RuntimeError):
-    """The dev stack cannot start as configured (the message says what to change)."""
 
 
 @dataclass
@@ -63,59 +54,6 @@ class DevStackConfig:
     user_env: Mapping[str, str] | None = None
 
 
-@dataclass
-class Counters:
-    """What the stack has done, for the progress line and the tests."""
-
-    segment_requests: int = 0
-    received: int = 0  # Segment events in the requests answered
-    enqueued: int = 0  # accepted: Orb events put on the ingest queue
-    skipped: int = 0  # non-Track calls acknowledged
-    intake_rejected: int = 0
-    webhooks_verified: int = 0  # delivered and accepted (forwarded or duplicate)
-    webhooks_duplicate: int = 0
-    webhooks_refused: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-def load_function(name: str, module_prefix: str = "orb_bridge_dev_fn") -> ModuleType:
-    """Import ``functions/<name>/app.py`` afresh (a new module, hence fresh per-container caches)."""
-    try:
-        return lambda_runtime.load_function(name, f"{module_prefix}_{name}_app")
-    except lambda_runtime.HandlerNotFound as exc:
-        raise DevStackError(str(exc)) from None
-
-
-def _without_metric_output(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """Drop each invocation's metrics when POWERTOOLS_METRICS_DISABLED is set.
-
-    Powertools (3.37) does not clear disabled metrics after an invocation, so they pile up and
-    its 100-value overflow prints them anyway, in ever larger JSON blobs between the status lines.
-    """
-    from orb_bridge.observability import metrics
-
-    def invoke(event: Any, context: Any) -> Any:
-        try:
-            return handler(event, context)
-        finally:
-            if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
-                metrics.clear_metrics()
-
-    return invoke
-
-
-def _reset_container_caches() -> None:
-    """Forget clients and settings the layer caches per process (a new "container")."""
-    from orb_bridge import aws
-
-    aws.reset_clients()
-    for module_name, function_name in (("orb_bridge.intake", "reset"), ("orb_bridge.ingest", "forget_container_service")):
-        module = sys.modules.get(module_name)
-        reset = getattr(module, function_name, None) if module else None
-        if callable(reset):
-            reset()
-
-
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,7 +63,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     return bool(predicate())
 
 
-class DevStack:
+class DevStack(DevStackEnvironment, DevStackStatus):
+    """The whole product on loopback; settings in ``devstack_env``, reporting in ``devstack_status``."""
+
+
     def __init__(self, config: DevStackConfig | None = None) -> None:
         self.config = config or DevStackConfig()
         self.user_env: Mapping[str, str] = dict(self.config.user_env if self.config.user_env is not None else os.environ)
@@ -140,64 +81,6 @@ class DevStack:
         self.test_webhook_status: int | None = None
         self._saved_env: dict[str, str | None] = {}
         self._sqs: Any = None
-
-    # ---- configuration -------------------------------------------------------------------
-    @property
-    def uses_real_orb(self) -> bool:
-        return bool(self.user_env.get("ORB_API_BASE_URL", "").strip())
-
-    @property
-    def webhook_secret(self) -> str:
-        value = self.user_env.get("ORB_WEBHOOK_SECRET", "").strip()
-        # Several secrets (rotation) may be listed: the first signs the dev stack's webhooks.
-        first = next((s.strip() for s in value.replace("\n", ",").split(",") if s.strip()), "")
-        return first or DEV_WEBHOOK_SECRET
-
-    @property
-    def segment_authenticated(self) -> bool:
-        return any(self.user_env.get(name, "").strip() for name in ("SEGMENT_SHARED_SECRET", "SEGMENT_AUTH_TOKEN"))
-
-    def handler_env(self, resources: LocalResources, orb_base_url: str) -> dict[str, str]:
-        """The environment the handlers run with: the stack's values, then the user's settings."""
-        user = self.user_env
-        env = {
-            "AWS_ENDPOINT_URL": resources.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "INGEST_QUEUE_URL": resources.ingest_queue.url,
-            "REJECTED_QUEUE_URL": resources.rejected_queue.url,
-            "IDEMPOTENCY_TABLE_NAME": resources.idempotency_table_name,
-            "WEBHOOK_EVENT_BUS_NAME": resources.event_bus_name,
-            "ORB_API_BASE_URL": orb_base_url,
-            "ORB_API_KEY": user.get("ORB_API_KEY", "") if self.uses_real_orb else DEV_ORB_API_KEY,
-            "ORB_WEBHOOK_SECRET": user.get("ORB_WEBHOOK_SECRET", "").strip() or DEV_WEBHOOK_SECRET,
-            "EXTERNAL_CUSTOMER_ID_FIELD": user.get("EXTERNAL_CUSTOMER_ID_FIELD", "").strip() or "userId",
-            "PROPERTIES_MAPPING": user.get("PROPERTIES_MAPPING", "").strip() or json.dumps(DEFAULT_PROPERTIES_MAPPING),
-            "ALLOW_UNAUTHENTICATED": "false" if self.segment_authenticated else "true",
-            # Readable dev output: no EMF metric blobs, warnings and errors only (override freely).
-            "POWERTOOLS_METRICS_DISABLED": user.get("POWERTOOLS_METRICS_DISABLED", "true"),
-            "POWERTOOLS_LOG_LEVEL": user.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            "POWERTOOLS_SERVICE_NAME": "orb-bridge-dev",
-            # The ingest handler holds failed messages back (1 min / 15 min doubling in AWS):
-            # locally, retries come after the short local visibility timeout instead.
-            "RETRY_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
-            "CONFIG_ERROR_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
-        }
-        for name in (
-            "EVENT_NAME_FIELD",
-            "IDEMPOTENCY_KEY_FIELD",
-            "SEGMENT_SHARED_SECRET",
-            "SEGMENT_AUTH_TOKEN",
-            "REQUIRE_BEARER_FOR_BATCHES",
-            "ORB_WEBHOOK_TOLERANCE_SECONDS",
-        ):
-            if user.get(name, "").strip():
-                env[name] = user[name]
-        if self.segment_authenticated and user.get("ALLOW_UNAUTHENTICATED", "").strip():
-            env["ALLOW_UNAUTHENTICATED"] = user["ALLOW_UNAUTHENTICATED"]
-        return env
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> DevStack:
@@ -306,22 +189,6 @@ class DevStack:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _apply_env(self, env: Mapping[str, str]) -> None:
-        for name in (*env, *_ARN_VARIABLES, "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-            if name not in self._saved_env:
-                self._saved_env[name] = os.environ.get(name)
-        for name in (*_ARN_VARIABLES, "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-            os.environ.pop(name, None)
-        os.environ.update(env)
-
-    def _restore_env(self) -> None:
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env = {}
-
     # ---- URLs ----------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -335,112 +202,3 @@ class DevStack:
     @property
     def webhook_url(self) -> str:
         return f"{self.base_url}/orb/webhook"
-
-    # ---- counters ------------------------------------------------------------------------
-    def _count_segment_response(self, status: int, body: dict[str, Any] | None) -> None:
-        with self.counters.lock:
-            self.counters.segment_requests += 1
-            if not body:
-                return
-            accepted = body.get("accepted") if isinstance(body.get("accepted"), int) else 0
-            skipped = body.get("skipped") if isinstance(body.get("skipped"), int) else 0
-            rejected = len(body["rejected"]) if isinstance(body.get("rejected"), list) else 0
-            self.counters.received += accepted + skipped + rejected
-            self.counters.enqueued += accepted
-            self.counters.skipped += skipped
-            self.counters.intake_rejected += rejected
-
-    def _count_webhook_response(self, status: int, body: dict[str, Any] | None) -> None:
-        with self.counters.lock:
-            if 200 <= status < 300:
-                self.counters.webhooks_verified += 1
-                if body and body.get("status") == "duplicate":
-                    self.counters.webhooks_duplicate += 1
-            else:
-                self.counters.webhooks_refused += 1
-
-    def queue_depth(self, queue_url: str) -> int:
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-    def snapshot(self) -> dict[str, Any]:
-        assert self.resources is not None and self.poller is not None
-        with self.counters.lock:
-            counters = {
-                "segment_requests": self.counters.segment_requests,
-                "received": self.counters.received,
-                "enqueued": self.counters.enqueued,
-                "skipped": self.counters.skipped,
-                "intake_rejected": self.counters.intake_rejected,
-                "webhooks_verified": self.counters.webhooks_verified,
-                "webhooks_duplicate": self.counters.webhooks_duplicate,
-                "webhooks_refused": self.counters.webhooks_refused,
-            }
-        poller = self.poller.stats.snapshot()
-        counters["retried"] = poller["failed"]
-        counters["ingest_done"] = poller["succeeded"]
-        counters["ingested"] = self.sandbox.ingested_count if self.sandbox is not None else poller["succeeded"]
-        counters["in_queue"] = self.queue_depth(self.resources.ingest_queue.url)
-        counters["rejected"] = self.queue_depth(self.resources.rejected_queue.url)
-        counters["forwarded"] = self.queue_depth(self.resources.bus_tap_queue.url)
-        counters["last_error"] = poller["last_error"]
-        return counters
-
-    def status_line(self, snapshot: Mapping[str, Any] | None = None) -> str:
-        s = snapshot or self.snapshot()
-        return (
-            f"segment: received {s['received']}, enqueued {s['enqueued']}, skipped {s['skipped']} | "
-            f"orb: ingested {s['ingested']}, retried {s['retried']}, in queue {s['in_queue']} | "
-            f"rejected queue {s['rejected']} | "
-            f"webhooks: verified {s['webhooks_verified']}, refused {s['webhooks_refused']}, "
-            f"forwarded {s['forwarded']}"
-        )
-
-    def banner(self) -> str:
-        assert self.resources is not None
-        orb = (
-            f"{self.user_env['ORB_API_BASE_URL']} (real Orb, ORB_API_KEY from your environment)"
-            if self.uses_real_orb
-            else f"{self.sandbox.base_url}  (Orb sandbox, API key {DEV_ORB_API_KEY})"
-        )
-        auth = "authenticated (your SEGMENT_* settings)" if self.segment_authenticated else "ALLOW_UNAUTHENTICATED=true"
-        lines = [
-            "orb-bridge dev stack is up",
-            f"  POST {self.segment_url}      Segment Track calls ({auth})",
-            f"  POST {self.webhook_url}  Orb webhooks (secret {'from ORB_WEBHOOK_SECRET' if self.user_env.get('ORB_WEBHOOK_SECRET') else DEV_WEBHOOK_SECRET})",
-            f"  Orb    {orb}",
-            f"  AWS    {self.resources.endpoint_url} (moto): ingest queue {self.resources.ingest_queue.name} "
-            f"(visibility {self.config.local_visibility_timeout} s locally, maxReceiveCount "
-            f"{self.resources.ingest_queue.max_receive_count}), rejected queue {self.resources.rejected_queue.name}, "
-            f"table {self.resources.idempotency_table_name}, bus {self.resources.event_bus_name}",
-            f"  mapping: EXTERNAL_CUSTOMER_ID_FIELD={self.env['EXTERNAL_CUSTOMER_ID_FIELD']} "
-            f"PROPERTIES_MAPPING={self.env['PROPERTIES_MAPPING']}",
-        ]
-        if self.test_webhook_status is not None:
-            lines.append(f"  sent a resource_event.test webhook: HTTP {self.test_webhook_status}")
-        lines.append("Ctrl-C to stop.")
-        return "\n".join(lines)
-
-
-def run_forever(stack: DevStack, out: TextIO, stop: threading.Event, interval: float = 1.0) -> None:
-    """Print a status line at once, then whenever the counters change, until ``stop`` is set."""
-    last = None
-    last_error = None
-    while True:
-        try:
-            snapshot = stack.snapshot()
-        except Exception as exc:  # moto briefly unavailable: say so, keep going
-            print(f"[{time.strftime('%H:%M:%S')}] status unavailable: {type(exc).__name__}", file=out, flush=True)
-        else:
-            line = stack.status_line(snapshot)
-            if line != last:
-                print(f"[{time.strftime('%H:%M:%S')}] {line}", file=out, flush=True)
-                last = line
-            if snapshot["last_error"] and snapshot["last_error"] != last_error:
-                last_error = snapshot["last_error"]
-                print(f"[{time.strftime('%H:%M:%S')}] ingest batch failed: {last_error}", file=out, flush=True)
-        if stop.wait(interval):
-            return

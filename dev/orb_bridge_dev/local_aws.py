@@ -11,23 +11,18 @@ Two local deviations, both deliberate:
 - a "bus tap" SQS queue receives every event on the webhook bus, so forwarded webhooks can
   be seen and counted.
 
-And one speed-up of moto itself (``speed_up_moto_sqs``), same behaviour.
+moto itself runs in a child process (``moto_server``), with one speed-up of its SQS
+(``moto_sqs_speedup``), same behaviour.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orb_bridge_dev.moto_server import MotoServerProcess
 from orb_bridge_dev.template import PSEUDO_PARAMETERS, TemplateError, parameter_values, resolve
 
 REGION = "us-east-1"
@@ -42,77 +37,6 @@ DEFAULT_LOCAL_VISIBILITY_TIMEOUT = 2
 BUS_TAP_QUEUE_NAME = "orb-bridge-dev-bus-tap"
 # Matches every event put on the bus (EventBridge needs at least one field in a pattern).
 BUS_TAP_PATTERN = {"account": [ACCOUNT_ID]}
-
-_moto_sqs_patched = False
-
-
-def speed_up_moto_sqs() -> None:
-    """Make moto's SQS calls cost about the same whatever the queue's depth (same behaviour).
-
-    moto (5.x) computes every queue attribute, each a scan of all messages, for every message it
-    sends and receives, and reads the clock through naive datetimes on each check: at 1,000
-    queued messages a SendMessageBatch took ~150 ms and a ReceiveMessage ~500 ms, ~25x slower
-    than with this patch (~7 ms each). The clock now reads ``time.time()``; the retention check
-    reads the queue's retention period directly instead of computing all its attributes.
-    """
-    global _moto_sqs_patched
-    if _moto_sqs_patched:
-        return
-    from moto.sqs import models
-
-    slow_unix_time, slow_unix_time_millis = models.unix_time, models.unix_time_millis
-
-    def unix_time(dt: Any = None) -> float:
-        return time.time() if dt is None else slow_unix_time(dt)
-
-    def unix_time_millis(dt: Any = None) -> float:
-        return time.time() * 1000.0 if dt is None else slow_unix_time_millis(dt)
-
-    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
-        retention_period = int(self.get_queue(queue_name).message_retention_period)
-        return retention_period + message.sent_timestamp / 1000 > time.time()
-
-    class LazyQueueAttributes(Mapping):
-        """``Queue.attributes`` computed key by key: SendMessage only reads one of them."""
-
-        def __init__(self, queue: Any) -> None:
-            self._queue = queue
-            names = list(queue.BASE_ATTRIBUTES)
-            if queue.fifo_queue:
-                names += queue.FIFO_ATTRIBUTES
-            if queue.kms_master_key_id:
-                names += queue.KMS_ATTRIBUTES
-            self._names = dict.fromkeys(names)
-            if queue.policy:
-                self._names["Policy"] = None
-            if queue.redrive_policy:
-                self._names["RedrivePolicy"] = None
-
-        def __getitem__(self, name: str) -> Any:
-            if name not in self._names:
-                raise KeyError(name)
-            if name == "Policy":
-                value = self._queue.policy
-            elif name == "RedrivePolicy":
-                value = json.dumps(self._queue.redrive_policy)
-            else:
-                value = getattr(self._queue, camelcase_to_underscores(name))
-            return str(value).lower() if isinstance(value, bool) else value
-
-        def __iter__(self) -> Any:
-            return iter(self._names)
-
-        def __len__(self) -> int:
-            return len(self._names)
-
-    from moto.core.utils import camelcase_to_underscores
-
-    models.unix_time = unix_time
-    models.unix_time_millis = unix_time_millis
-    models.Queue.attributes = property(LazyQueueAttributes)
-    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
-    _moto_sqs_patched = True
-
 
 # SQS attributes the template may set that a CreateQueue call accepts as strings.
 _QUEUE_ATTRIBUTES = (
@@ -170,73 +94,6 @@ class LocalResources:
     event_bus_name: str
     event_bus_arn: str
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class MotoServerProcess:
-    """moto's server in a child process on 127.0.0.1.
-
-    Its own process, so moto's work runs on another core than the handlers, the poller and the
-    sandbox instead of competing with them for one interpreter lock (3-4x the dev stack's
-    throughput on two cores). The child exits when its stdin closes, so it never outlives us.
-    """
-
-    def __init__(self, port: int = 0) -> None:
-        self.port = port
-        self._process: subprocess.Popen[str] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "orb_bridge_dev.local_aws", "--serve-moto", "--port", str(self.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        ready: list[str] = []
-        reader = threading.Thread(target=lambda: ready.append(self._process.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        line = ready[0].strip() if ready else ""
-        if not line.startswith("moto listening on "):
-            self.stop()
-            raise RuntimeError(f"moto's server did not start (got {line!r})")
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def get_host_and_port(self) -> tuple[str, int]:
-        return "127.0.0.1", self.port
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        try:
-            if process.stdin:
-                process.stdin.close()
-            process.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait(timeout=5)
-        if process.stdout:
-            process.stdout.close()
-
-
-def serve_moto(port: int) -> None:
-    """The child process: moto's server until stdin closes."""
-    speed_up_moto_sqs()
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
-    # werkzeug logs every request moto serves (the poller makes many): keep the terminal readable.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    print(f"moto listening on {host}:{bound_port}", flush=True)
-    try:
-        sys.stdin.read()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
 
 
 class LocalAws:
@@ -397,13 +254,3 @@ class LocalAws:
         arn = events.create_event_bus(Name=name)["EventBusArn"]
         resolver.register(EVENT_BUS, name, Arn=arn, Name=name)
         return name, arn
-
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(description="moto's server for the dev stack (exits when stdin closes)")
-    _parser.add_argument("--serve-moto", action="store_true", required=True)
-    _parser.add_argument("--port", type=int, default=0)
-    # Ctrl-C in the terminal reaches the whole process group: let the parent stop us instead.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve_moto(_parser.parse_args().port)

@@ -14,8 +14,8 @@ import pytest
 from orb_bridge_dev import cli
 from orb_bridge_dev.devstack import DEV_ORB_API_KEY, DEV_WEBHOOK_SECRET, DevStack, wait_until
 from orb_bridge_dev.orb_sandbox import ScriptedResponse
-from tests.conftest import EVENTS
-from tests.e2e.conftest import queue_bodies
+from tests.support.lambdas import EVENTS
+from tests.support.queues import queue_bodies
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,8 @@ from hypothesis import event as record_event
 from hypothesis import strategies as st
 
 from orb_bridge import aws
-from tests.conftest import FakeLambdaContext, load_handler
-from tests.fuzz.strategies import fuzz_settings, json_scalars, json_values
+from tests.support.lambdas import FakeLambdaContext, load_handler
+from tests.support.strategies import fuzz_settings, json_scalars, json_values
 
 SECRET = "fuzz-orb-webhook-secret"
 OTHER_SECRET = "fuzz-some-other-secret"

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from orb_bridge import aws, intake
 from orb_bridge.usage_event import OrbUsageEvent
-from tests.conftest import FakeLambdaContext, load_handler
-from tests.fuzz.strategies import fuzz_settings, json_scalars, json_values
+from tests.support.lambdas import FakeLambdaContext, load_handler
+from tests.support.strategies import fuzz_settings, json_scalars, json_values
 
 SHARED_SECRET = "fuzz-shared-secret-9c1d"
 AUTH_TOKEN = "fuzz-bearer-token-5e7a"

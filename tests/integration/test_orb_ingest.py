@@ -21,7 +21,7 @@ from orb_bridge.queues import SqsQueue
 from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge_dev import lambda_runtime
 from orb_bridge_dev.orb_sandbox import ERROR_BODY_VARIANTS, IngestRules, OrbSandbox, ScriptedResponse
-from tests.conftest import FakeLambdaContext, load_handler
+from tests.support.lambdas import FakeLambdaContext, load_handler
 
 API_KEY = "sandbox-key"
 

@@ -1,4 +1,4 @@
-"""The Orb sandbox behaves like Orb's API (its OpenAPI spec: tests/contract/), over real loopback HTTP.
+"""The Orb sandbox behaves like Orb's API (docs/facts.md, its OpenAPI spec: tests/contract/), over loopback HTTP.
 
 Backfills and rate limits: test_orb_sandbox_backfills.py, test_orb_sandbox_limits.py."""
 

@@ -19,7 +19,7 @@ from orb_bridge import aws
 from orb_bridge.config import WebhookSettings
 from orb_bridge.webhooks.service import EventBridgeForwarder, Outcome, WebhookReceiver
 from orb_bridge_dev.webhook_event import http_api_event
-from tests.conftest import FakeLambdaContext, load_handler
+from tests.support.lambdas import FakeLambdaContext, load_handler
 
 SECRET = "dev-secret-integration_5d1c"
 BUS = "orb-webhooks"

@@ -29,7 +29,7 @@ from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge_dev import webhook_event
 from orb_bridge_dev.orb_sandbox import OrbSandbox
 from orb_bridge_dev.template import function_environment, load_template, parameter_values, resolve
-from tests.conftest import EVENTS, FakeLambdaContext, load_handler
+from tests.support.lambdas import EVENTS, FakeLambdaContext, load_handler
 
 # Credentials in the sample files' headers (documented in the README and the files themselves).
 SAMPLE_BEARER_TOKEN = "sample-token"

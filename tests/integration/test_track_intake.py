@@ -13,7 +13,7 @@ from moto import mock_aws
 from orb_bridge import aws, intake
 from orb_bridge.observability import logger, metrics
 from orb_bridge.usage_event import OrbUsageEvent
-from tests.conftest import load_handler
+from tests.support.lambdas import load_handler
 
 # Refused requests publish no metrics; Powertools warns about that on every flush.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

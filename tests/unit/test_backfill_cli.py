@@ -19,8 +19,8 @@ from orb_bridge_dev.backfill_plan import plan_groups
 from orb_bridge_dev.orb_backfill import Pacer
 from orb_bridge_dev.rejected_records import Entry
 from orb_bridge.usage_event import OrbUsageEvent
-from orb_backfill_fake import FakeOrb
-from rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, send
+from tests.support.orb_backfill_fake import FakeOrb
+from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, send
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LATE = NOW - 13 * HOUR

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orb_bridge_dev import cli
-from tests.conftest import EVENTS
+from tests.support.lambdas import EVENTS
 
 
 def write(tmp_path: Path, document: object) -> str:

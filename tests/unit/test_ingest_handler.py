@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from orb_bridge import ingest
-from tests.conftest import FakeLambdaContext, load_handler, sqs_event
-from tests.unit.test_ingest_service import FakeOrb, make_service, rejected_queue, usage_event  # noqa: F401
+from tests.support.ingest_doubles import FakeOrb, make_service, usage_event
+from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 
 
 
@@ -43,7 +43,7 @@ def test_a_configuration_error_fails_every_message_without_raising(handler, monk
     assert emitted_metrics(capsys.readouterr().out)["EventsRetried"] == 2
 
 
-def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys):  # noqa: F811
+def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys):
     orb = FakeOrb()
     orb.invalid_keys = {"key-1": ["too old"]}
     orb.scripted = [lambda: httpx.Response(200, json={"validation_failed": [
@@ -61,7 +61,7 @@ def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rej
     assert metrics["EventsRetried"] == 2
 
 
-def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog):  # noqa: F811
+def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog):
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
     ingest._service = make_service(orb, rejected_queue)

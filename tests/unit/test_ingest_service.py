@@ -4,107 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 
-import boto3
 import httpx
 import pytest
-from moto import mock_aws
 
-from orb_bridge import aws
-from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService, SqsMessage
-from orb_bridge.orb import OrbClient
-from orb_bridge.queues import SqsQueue
+from orb_bridge.ingest import SqsMessage
 from orb_bridge.usage_event import OrbUsageEvent
-
-
-def usage_event(i: int, **changes) -> OrbUsageEvent:
-    fields = {
-        "event_name": "api_call",
-        "idempotency_key": f"key-{i}",
-        "timestamp": "2026-11-21T09:00:00Z",
-        "external_customer_id": f"cust-{i % 7}",
-        "properties": {"units": i},
-    }
-    fields.update(changes)
-    return OrbUsageEvent(**fields)
-
+from tests.support.ingest_doubles import FakeOrb, make_service, rejected_records, usage_event
 
 def messages_for(events: list[OrbUsageEvent]) -> list[SqsMessage]:
     return [SqsMessage(f"msg-{n}", event.to_message_body()) for n, event in enumerate(events)]
-
-
-class FakeOrb:
-    """Answers like Orb: 200 with ``validation_failed`` for ``invalid_keys``, unless scripted."""
-
-    def __init__(self) -> None:
-        self.requests: list[list[dict]] = []
-        self.timeouts: list[float] = []
-        self.invalid_keys: dict[str, list[str]] = {}
-        # key -> a 400 for any request carrying it (a "poisonous" event)
-        self.bad_request_keys: set[str] = set()
-        self.scripted: list[Callable[[], httpx.Response]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        events = json.loads(request.content)["events"]
-        with self._lock:
-            self.requests.append(events)
-            self.timeouts.append(request.extensions["timeout"]["read"])
-            scripted = self.scripted.pop(0) if self.scripted else None
-        if scripted is not None:
-            return scripted()
-        keys = [event["idempotency_key"] for event in events]
-        assert len(keys) == len(set(keys)), "a request carried the same idempotency key twice"
-        bad = [key for key in keys if key in self.bad_request_keys]
-        if bad:
-            return httpx.Response(
-                400,
-                json={"status": 400, "title": "Request validation error", "validation_errors": [f"{bad[0]} is bad"]},
-            )
-        failed = [
-            {"idempotency_key": key, "validation_errors": self.invalid_keys[key]}
-            for key in keys
-            if key in self.invalid_keys
-        ]
-        return httpx.Response(200, json={"validation_failed": failed})
-
-    def sent_keys(self) -> list[str]:
-        return [event["idempotency_key"] for request in self.requests for event in request]
-
-
-@pytest.fixture
-def rejected_queue():
-    with mock_aws():
-        aws.reset_clients()
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        url = sqs.create_queue(QueueName="rejected")["QueueUrl"]
-        yield url
-    aws.reset_clients()
-
-
-def rejected_records(url: str) -> list[dict]:
-    sqs = aws.client("sqs")
-    records = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            return records
-        records.extend(json.loads(message["Body"]) for message in batch)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
-
-
-def make_service(orb: FakeOrb, queue_url: str, **settings) -> IngestService:
-    options = {"max_events_per_request": 500, "max_concurrent_requests": 4, "request_timeout_seconds": 2.0,
-               "safety_margin_seconds": 1.0}
-    options.update(settings)
-    config = IngestSettings(orb_api_base_url="https://orb.test/v1", orb_api_key="k", rejected_queue_url=queue_url,
-                            **options)
-    client = OrbClient(config.orb_api_base_url, config.orb_api_key, httpx.Client(transport=httpx.MockTransport(orb)))
-    return IngestService(config, client, SqsQueue(queue_url))
 
 
 def plenty_of_time() -> float:

@@ -20,8 +20,8 @@ from orb_bridge.ingest import IngestService, SqsMessage
 from orb_bridge.orb import OrbClient
 from orb_bridge.queues import SqsQueue, rejection_record
 from orb_bridge_dev import replay_cmd
-from orb_backfill_fake import FakeOrb
-from rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, segment_event, send
+from tests.support.orb_backfill_fake import FakeOrb
+from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, segment_event, send
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FIXED_MAPPING = {"amount": "amount"}

@@ -1,5 +1,6 @@
 """Orb webhook signature verification. Signatures are computed here with ``hmac`` directly,
-exactly as FACTS.md describes Orb's scheme, so a bug shared by ``sign`` and ``verify`` shows."""
+exactly as docs/facts.md#orb-webhook-signatures describes Orb's scheme, so a bug shared by
+``sign`` and ``verify`` shows."""
 
 from __future__ import annotations
 

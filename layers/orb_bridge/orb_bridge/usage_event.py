@@ -1,7 +1,7 @@
 """The Orb usage event: what Track intake produces, the SQS message body, and what ingest sends.
 
 One SQS message carries exactly one event serialised with ``to_message_body``; ingest reads it
-back with ``from_message_body``. Field rules follow Orb's ingest API (see FACTS.md).
+back with ``from_message_body``. Field rules follow Orb's ingest API (see docs/facts.md#orb-ingest-request).
 """
 
 from __future__ import annotations

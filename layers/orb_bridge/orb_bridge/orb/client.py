@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from orb_bridge import __version__
 from orb_bridge.orb.models import IngestResponse, OrbProblem
 
-# Orb marks these as worth retrying (FACTS.md): rate limited, request timeout, conflict, 5xx.
+# Orb marks these as worth retrying (docs/facts.md#orb-429-and-retries): rate limited, request timeout, conflict, 5xx.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # The whole request was refused because of what it carries: split it to find the bad events.
 BAD_REQUEST_STATUSES = frozenset({400, 413, 422})

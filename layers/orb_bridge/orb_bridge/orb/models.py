@@ -1,4 +1,4 @@
-"""Orb's answers to ``POST /ingest``, as far as the bridge relies on them (see FACTS.md).
+"""Orb's answers to ``POST /ingest``, as far as the bridge relies on them (see docs/facts.md#orb-ingest-200-response).
 
 Models are lenient on purpose (unknown fields ignored): Orb adds fields over time, and a
 response we cannot fully read must never crash the function.

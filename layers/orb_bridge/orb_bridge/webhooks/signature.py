@@ -1,4 +1,4 @@
-"""Orb webhook signatures, verified exactly as Orb signs them (see FACTS.md, "Orb: outbound webhooks").
+"""Orb webhook signatures, verified exactly as Orb signs them (docs/facts.md#orb-webhook-signatures).
 
 Signed bytes: ``b"v1:" + <X-Orb-Timestamp as received> + b":" + <raw body>``, HMAC-SHA256 keyed
 with the secret's UTF-8 bytes. ``X-Orb-Signature`` holds one or more space-separated
