@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     say("# Benchmarks\n")
     say(f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` (`python -m bench.run`) on: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory']} RAM, {machine['python']}, {machine['os']}. "
-        "Medians over repeated runs; each figure sits beside its peer, measured in the same run.\n")
+        "Each figure sits beside its peer, measured in the same run: medians of fresh processes for cold starts "
+        "(ratios within a round), minimums of interleaved rounds for CPU-bound figures, medians for the rest. "
+        "This machine is shared: absolute times drift with its load, ratios much less.\n")
 
     print("Lambda-like runtime ...", file=sys.stderr, flush=True)
     like = lambda_like.run(args.lambda_python, args.lambda_build, rounds=args.rounds, repeats=args.repeats)
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "boto3/botocore as the runtime ships them. Secrets Manager, SQS, DynamoDB and EventBridge are moto's server on "
         "127.0.0.1 for the functions and the floor alike; Orb is the sandbox (no added latency).\n")
     say(f"### Full cold start: import, settings (with the secret reads), clients, first request; ms, median of "
-        f"{like['rounds']} fresh processes each\n")
+        f"{like['rounds']} fresh processes each; vs floor = median of the per-round ratios (each round runs every case)\n")
     say(markdown_table(["case", *lambda_like.STEPS, "total ms", "vs floor", "target"], like["cold"]["rows"]) + "\n")
     if not like["cold"]["met"]:
         missed.append("full cold start")
