@@ -142,21 +142,25 @@ def intake_batch(spec):
     calls_before = floor_stub.calls
     floor_batch()
     floor_calls = floor_stub.calls - calls_before
+    # CPU time of the process (all threads) is the work done, what Lambda's CPU share pays for; on
+    # this shared machine it is also far steadier than wall time. Both are kept.
     best = {name: float("inf") for name in cases}
+    best_wall = dict(best)
     for _ in range(spec["repeats"]):
         for name, function in cases.items():
             loops = 20 if name in ("single", "json") else 1
-            mark = time.perf_counter()
+            mark, cpu_mark = time.perf_counter(), time.process_time()
             for _ in range(loops):
                 function()
-            best[name] = min(best[name], (time.perf_counter() - mark) / loops)
+            best[name] = min(best[name], (time.process_time() - cpu_mark) / loops)
+            best_wall[name] = min(best_wall[name], (time.perf_counter() - mark) / loops)
     events = len(json.loads(body))
     if spec.get("profile_path"):
         import cProfile
 
         cProfile.runctx("for _ in range(5): handler_batch()", globals(), {"handler_batch": handler_batch},
                         spec["profile_path"])
-    return {"events": events, "floor_calls": floor_calls, "seconds": best}
+    return {"events": events, "floor_calls": floor_calls, "seconds": best, "wall_seconds": best_wall}
 
 
 def main():
