@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit integration e2e bench soak template-check clean
+.PHONY: dev test lint unit integration e2e bench bench-build soak template-check clean
 
 $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,13 +58,34 @@ template-check: $(SAM_STAMP)
 	@PATH="$(SAM_PATH)"; command -v python3.13 >/dev/null || { \
 	  echo "template-check: sam build needs python3.13 on PATH (pyenv install 3.13, or make PY313=/dir/with/python3.13)" >&2; exit 1; }
 	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
+	PATH="$(SAM_PATH)" python3.13 packaging/check_bytecode.py .aws-sam/build
 
-# Benchmarks against the peers (writes BENCHMARKS.md) and the 100,000-event fault-injection soak.
-bench: $(STAMP)
-	$(BIN)/python -m bench.run $(ARGS)
+# What Lambda runs, for the bench: the same `sam build` (packaging/Makefile) for this machine's
+# architecture in its own build directory (never the one `sam deploy` uses), and a python3.13 venv
+# holding only the boto3/botocore of the python3.13 Lambda runtime.
+BENCH_ARCH := $(shell uname -m)
+BENCH_BUILD := .aws-sam/bench-$(BENCH_ARCH)
+LAMBDA_VENV := .venv-lambda
+LAMBDA_BOTO3_VERSION ?= 1.40.4
+
+$(LAMBDA_VENV)/.installed:
+	@test -n "$(PY313)" || { echo "bench: needs python3.13 (pyenv install 3.13, or make PY313=/dir/with/python3.13)" >&2; exit 1; }
+	$(PY313)/python3.13 -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install --quiet 'boto3==$(LAMBDA_BOTO3_VERSION)' 'botocore==$(LAMBDA_BOTO3_VERSION)'
+	touch $@
+
+bench-build: $(SAM_STAMP)
+	PATH="$(SAM_PATH)" LAMBDA_ARCH=$(BENCH_ARCH) $(SAM_ENV) $(SAM) build --template template.yaml \
+	  --build-dir $(BENCH_BUILD)/build --cached --cache-dir $(BENCH_BUILD)/cache
+	PATH="$(SAM_PATH)" python3.13 packaging/check_bytecode.py $(BENCH_BUILD)/build
+
+# Benchmarks against the peers (writes BENCHMARKS.md; exits non-zero when a target is missed) and
+# the 100,000-event fault-injection soak.
+bench: $(STAMP) $(LAMBDA_VENV)/.installed bench-build
+	$(BIN)/python -m bench.run --lambda-python $(LAMBDA_VENV)/bin/python --lambda-build $(BENCH_BUILD)/build $(ARGS)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --events $${SOAK_EVENTS:-100000} $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .aws-sam .pytest_cache

@@ -136,7 +136,16 @@ def test_code_locations_exist(template: dict) -> None:
     assert layer["Properties"]["ContentUri"] == "layers/orb_bridge/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # packaging/Makefile builds everything (wheels for arm64, python3.13 .pyc): a target per resource,
+    # and its default architecture is the one the template deploys.
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "ContextPath": "packaging", "BuildArchitecture": "arm64"}
+    makefile = (REPO_ROOT / "packaging/Makefile").read_text()
+    assert "\nLAMBDA_ARCH ?= arm64\n" in makefile
+    for logical_id in ("OrbBridgeLayer", *FUNCTIONS):
+        assert f"build-{logical_id}" in makefile, f"packaging/Makefile: no build-{logical_id} target"
+        if logical_id != "OrbBridgeLayer":
+            metadata = resources(template)[logical_id]["Metadata"]
+            assert metadata == {"BuildMethod": "makefile", "ContextPath": "packaging"}
     layer_dir = REPO_ROOT / "layers/orb_bridge"
     assert (layer_dir / "requirements.txt").is_file()
     assert (layer_dir / "orb_bridge/__init__.py").is_file()
