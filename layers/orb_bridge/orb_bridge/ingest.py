@@ -3,30 +3,41 @@
 What happens to each message (nothing is ever silently dropped):
 
 - done: Orb ingested its event, or it was written to the rejected queue with its reason
-  (unreadable body, conflicting duplicate idempotency key, Orb's ``validation_failed``, or a
-  400 that still hits the event once isolated by splitting the chunk);
-- failed (reported in ``batchItemFailures``, so SQS redelivers it; after ``maxReceiveCount`` the
-  queue's redrive keeps it in the rejected queue): Orb answered 429/408/409/5xx, timed out or
-  was unreachable; the API key or base URL is wrong (401/403/404, a configuration error); the
-  invocation ran short of time before sending it; or writing its rejection failed.
+  (unreadable body, conflicting duplicate idempotency key, named by Orb's 400 or a 200's
+  ``validation_failed``, or refused alone once a 400 naming nobody was split down to it);
+- deferred (re-enqueued by the handler with a delay, not counting towards ``maxReceiveCount``):
+  it waited on pacing, our own (no slot within this invocation's time) or Orb's (a 429, held
+  back at least ``Retry-After``), or the invocation ran short of time before sending it;
+- failed (``batchItemFailures``: SQS redelivers it after an exponential hold-back, and after
+  ``maxReceiveCount`` the redrive keeps it in the rejected queue): Orb answered 5xx/408/409,
+  timed out or was unreachable; the API key or base URL is wrong (a configuration error); a 400
+  naming nobody could not be narrowed down within the request budget; or writing its
+  rejection failed.
 
-Resending is safe: Orb ingests an idempotency key at most once within its grace period.
+A 400 that names events: those go to the rejected queue with Orb's messages and the rest of the
+request is sent again at once (whether Orb ingested the valid events of a 400 is undocumented;
+re-sending is safe: Orb ingests an idempotency key at most once). A 400 that names nobody is
+split in halves sent concurrently. Every request takes a slot from the shared pacer first.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from orb_bridge.config import IngestSettings
 from orb_bridge.observability import logger
-from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
+from orb_bridge.orb.client import IngestResult, OrbClient, Outcome, shared_http_client
+from orb_bridge.pacing import NoPacing, Pacer, pacer_from_settings
 from orb_bridge.queues import SqsQueue, rejection_record
 from orb_bridge.usage_event import OrbUsageEvent
 
@@ -43,13 +54,18 @@ class SqsMessage:
 @dataclass
 class IngestReport:
     failed_message_ids: list[str]
+    # message id -> seconds to hold it back before it is offered again (pacing, 429, time)
+    deferred: dict[str, float] = field(default_factory=dict)
     events_ingested: int = 0
     events_rejected_by_orb: int = 0
     # Unreadable bodies and conflicting duplicates, kept in the rejected queue.
     messages_rejected_at_ingest: int = 0
     requests_made: int = 0
+    rate_limited: int = 0  # 429 answers
     # Set when Orb refused our credentials or the base URL is wrong.
     configuration_error: str | None = None
+    # Epoch seconds of the oldest event timestamp among the failed and deferred ones.
+    oldest_pending_event: float | None = None
 
 
 @dataclass
@@ -66,6 +82,10 @@ class _PendingEvent:
         # a differing body needs the (costlier) comparison of the events themselves.
         return body == self.body or _canonical(payload) == _canonical(self.payload)
 
+    @property
+    def key(self) -> str:
+        return self.event.idempotency_key
+
 
 @dataclass(frozen=True)
 class _Rejection:
@@ -73,49 +93,212 @@ class _Rejection:
     message_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Job:
+    events: list[_PendingEvent]
+    split: bool = False  # part of a search for unnamed bad events
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What a worker did with a job: Orb's answer, or why it did not send (``not_sent``)."""
+
+    answer: IngestResult | None = None
+    not_sent: str = ""  # "stopped", "time" or "paced"
+    wait_seconds: float = 0.0
+
+
 @dataclass
-class _ChunkResult:
-    ingested: list[_PendingEvent] = field(default_factory=list)
-    rejected_by_orb: list[_Rejection] = field(default_factory=list)
+class _Run:
+    """One invocation's state, only touched by the scheduling thread (``stop`` by workers too)."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    retry_after: float = 0.0
+    requests_started: int = 0
+    ingested: int = 0
+    rejected_by_orb: int = 0
+    rejections: list[_Rejection] = field(default_factory=list)
     failed: list[_PendingEvent] = field(default_factory=list)
-    requests: int = 0
+    deferred: list[tuple[_PendingEvent, float]] = field(default_factory=list)
+    rate_limited: int = 0
     configuration_error: str | None = None
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, orb: OrbClient, rejected_queue: SqsQueue) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        orb: OrbClient,
+        rejected_queue: SqsQueue,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.orb = orb
         self.rejected_queue = rejected_queue
+        self.pacer = pacer if pacer is not None else NoPacing()
+        self.sleep = sleep
 
     def ingest(self, messages: Sequence[SqsMessage], remaining_seconds: Callable[[], float]) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
         pending, rejections = self._collect(messages)
-        report = IngestReport(
-            failed_message_ids=[], messages_rejected_at_ingest=sum(len(r.message_ids) for r in rejections)
+        run = _Run(rejections=rejections)
+        size = self.settings.max_events_per_request
+        jobs = deque(_Job(pending[i : i + size]) for i in range(0, len(pending), size))
+        if jobs:
+            self._schedule(jobs, run, remaining_seconds)
+
+        failed = {message_id for event in run.failed for message_id in event.message_ids}
+        failed.update(self._write_rejections(run.rejections))
+        deferred: dict[str, float] = {}
+        for event, seconds in run.deferred:
+            for message_id in event.message_ids:
+                if message_id not in failed:
+                    deferred[message_id] = max(seconds, deferred.get(message_id, 0.0))
+        pending_events = [event for event in run.failed] + [event for event, _ in run.deferred]
+        return IngestReport(
+            failed_message_ids=_in_order(messages, failed),
+            deferred=deferred,
+            events_ingested=run.ingested,
+            events_rejected_by_orb=run.rejected_by_orb,
+            messages_rejected_at_ingest=sum(len(r.message_ids) for r in rejections),
+            requests_made=run.requests_started,
+            rate_limited=run.rate_limited,
+            configuration_error=run.configuration_error,
+            oldest_pending_event=min((_epoch(event) for event in pending_events), default=None),
         )
-        failed: set[str] = set()
 
-        chunk_size = self.settings.max_events_per_request
-        chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
-        stop = threading.Event()
-        if chunks:
-            workers = min(self.settings.max_concurrent_requests, len(chunks))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
-                futures = [pool.submit(self._send_chunk, chunk, remaining_seconds, stop) for chunk in chunks]
-                results = [future.result() for future in futures]
-            for result in results:
-                report.requests_made += result.requests
-                report.events_ingested += len(result.ingested)
-                report.events_rejected_by_orb += len(result.rejected_by_orb)
-                rejections.extend(result.rejected_by_orb)
-                for event in result.failed:
-                    failed.update(event.message_ids)
-                report.configuration_error = report.configuration_error or result.configuration_error
+    def _schedule(self, jobs: deque[_Job], run: _Run, remaining_seconds: Callable[[], float]) -> None:
+        """Keep up to ``max_concurrent_requests`` jobs in flight; answers may add jobs (re-sends,
+        halves), handled here in one thread so the run's state needs no lock."""
+        workers = min(self.settings.max_concurrent_requests, max(len(jobs), 2))
+        running: dict[Future[_Attempt], _Job] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
+            while jobs or running:
+                while jobs and len(running) < workers and not run.stop.is_set():
+                    if run.requests_started >= self.settings.max_requests_per_invocation:
+                        break
+                    job = jobs.popleft()
+                    run.requests_started += 1
+                    running[pool.submit(self._attempt, job, run.stop, remaining_seconds)] = job
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    attempt = future.result()
+                    if attempt.not_sent:
+                        run.requests_started -= 1
+                    self._handle(job, attempt, jobs, run)
+        for job in jobs:  # never started: stopped, or out of request budget
+            self._leave(job, run, "budget" if not run.stop.is_set() else "stopped")
 
-        failed.update(self._write_rejections(rejections))
-        report.failed_message_ids = _in_order(messages, failed)
-        return report
+    def _attempt(self, job: _Job, stop: threading.Event, remaining_seconds: Callable[[], float]) -> _Attempt:
+        """In a worker: take a pacing slot, wait for it, send."""
+        if stop.is_set():
+            return _Attempt(not_sent="stopped")
+        timeout = self._request_timeout(remaining_seconds)
+        if timeout is None:
+            return _Attempt(not_sent="time")
+        latest_start = remaining_seconds() - self.settings.safety_margin_seconds - timeout
+        slot = self.pacer.reserve(len(job.events), latest_start)
+        if not slot.granted:
+            return _Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
+        if slot.wait_seconds > 0:
+            self.sleep(slot.wait_seconds)
+            if stop.is_set():
+                return _Attempt(not_sent="stopped")
+        return _Attempt(self.orb.ingest([event.payload for event in job.events], timeout))
+
+    def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
+        """The timeout for a request started now, or None when there is no time to start one."""
+        budget = remaining_seconds() - self.settings.safety_margin_seconds
+        if budget < self.settings.request_timeout_seconds or budget < MIN_REQUEST_TIMEOUT_SECONDS:
+            return None
+        return min(self.settings.request_timeout_seconds, budget)
+
+    def _handle(self, job: _Job, attempt: _Attempt, jobs: deque[_Job], run: _Run) -> None:
+        events = job.events
+        if attempt.not_sent:
+            if attempt.not_sent == "paced":
+                logger.info("no pacing slot within this invocation: events deferred",
+                            extra={"events": len(events), "wait_seconds": round(attempt.wait_seconds, 3)})
+                run.deferred.extend((event, attempt.wait_seconds) for event in events)
+            else:
+                self._leave(job, run, attempt.not_sent)
+            return
+        answer = attempt.answer
+        assert answer is not None
+        outcome = answer.outcome
+        if outcome is Outcome.OK:
+            for event in events:
+                errors = answer.validation_failed.get(event.key)
+                if errors is None:
+                    run.ingested += 1
+                else:
+                    self._reject(run, event, "Orb refused the event (validation_failed)", errors)
+        elif outcome is Outcome.RATE_LIMITED:
+            run.rate_limited += 1
+            wait_seconds = answer.retry_after_seconds or 0.0
+            run.retry_after = max(run.retry_after, wait_seconds)
+            if not run.stop.is_set():
+                logger.warning("Orb rate limited ingest: no new requests in this invocation",
+                               extra={"retry_after_seconds": wait_seconds})
+            run.stop.set()
+            self._hold_off_everyone(wait_seconds)
+            run.deferred.extend((event, wait_seconds) for event in events)
+        elif outcome is Outcome.RETRYABLE:
+            logger.warning("Orb ingest failed, SQS will redeliver",
+                           extra={"error": answer.error_summary, "events": len(events)})
+            run.failed.extend(events)
+        elif outcome is Outcome.CONFIGURATION:
+            # No request can succeed: stop sending, fail everything unsent, never reject as bad data.
+            run.stop.set()
+            run.configuration_error = (
+                f"Orb refused the request ({answer.error_summary}): check the API key "
+                "(ORB_API_KEY_SECRET_ARN) and ORB_API_BASE_URL"
+            )
+            run.failed.extend(events)
+        else:  # INVALID_EVENTS or BAD_REQUEST
+            named = answer.attribution.by_key if outcome is Outcome.INVALID_EVENTS else {}
+            hit = [event for event in events if event.key in named]
+            if hit:
+                reason = f"Orb refused the event (HTTP {answer.status_code} request validation error)"
+                for event in hit:
+                    self._reject(run, event, reason, named[event.key])
+                rest = [event for event in events if event.key not in named]
+                if rest:  # re-send the others now: whether Orb kept them is unknown, re-sending is safe
+                    jobs.appendleft(_Job(rest, job.split))
+            elif len(events) == 1:
+                self._reject(run, events[0], f"Orb refused the event ({answer.error_summary})", answer.errors)
+            else:  # nothing attributable: split, both halves at once
+                middle = len(events) // 2
+                jobs.appendleft(_Job(events[middle:], True))
+                jobs.appendleft(_Job(events[:middle], True))
+
+    def _leave(self, job: _Job, run: _Run, why: str) -> None:
+        """Events not sent: deferred when the wait is ours or Orb's pacing, failed otherwise."""
+        if run.configuration_error:
+            run.failed.extend(job.events)
+        elif why == "stopped":  # after a 429
+            run.deferred.extend((event, run.retry_after) for event in job.events)
+        elif job.split or why == "budget":
+            # Narrowing down a 400 that named nobody is Orb's refusal, not pacing: it counts.
+            logger.warning("could not isolate the events Orb refused within this invocation",
+                           extra={"events": len(job.events), "reason": why})
+            run.failed.extend(job.events)
+        else:  # too little time left to start: ours
+            run.deferred.extend((event, 0.0) for event in job.events)
+
+    def _hold_off_everyone(self, seconds: float) -> None:
+        try:
+            self.pacer.hold_off(seconds)
+        except Exception:  # best effort: this invocation stops anyway
+            logger.exception("could not record Orb's Retry-After in the pacing table")
+
+    def _reject(self, run: _Run, event: _PendingEvent, reason: str, errors: Sequence[str]) -> None:
+        run.rejected_by_orb += 1
+        run.rejections.append(self._orb_rejection(event, reason, errors))
 
     # -- reading the batch --------------------------------------------------------------------
 
@@ -172,73 +355,6 @@ class IngestService:
                 )
         return list(by_key.values()), rejections
 
-    # -- sending --------------------------------------------------------------------------------
-
-    def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
-        """The timeout for a request started now, or None when there is no time to start one."""
-        budget = remaining_seconds() - self.settings.safety_margin_seconds
-        if budget < self.settings.request_timeout_seconds or budget < MIN_REQUEST_TIMEOUT_SECONDS:
-            return None
-        return min(self.settings.request_timeout_seconds, budget)
-
-    def _send_chunk(
-        self, chunk: list[_PendingEvent], remaining_seconds: Callable[[], float], stop: threading.Event
-    ) -> _ChunkResult:
-        result = _ChunkResult()
-        self._send(chunk, remaining_seconds, stop, result)
-        return result
-
-    def _send(
-        self,
-        events: list[_PendingEvent],
-        remaining_seconds: Callable[[], float],
-        stop: threading.Event,
-        result: _ChunkResult,
-    ) -> None:
-        if stop.is_set():
-            result.failed.extend(events)
-            return
-        timeout = self._request_timeout(remaining_seconds)
-        if timeout is None:
-            logger.warning("too little time left in the invocation: events left for SQS to redeliver",
-                           extra={"events": len(events)})
-            result.failed.extend(events)
-            return
-        answer = self.orb.ingest([event.payload for event in events], timeout)
-        result.requests += 1
-
-        if answer.outcome is Outcome.OK:
-            for event in events:
-                errors = answer.validation_failed.get(event.event.idempotency_key)
-                if errors is None:
-                    result.ingested.append(event)
-                else:
-                    result.rejected_by_orb.append(
-                        self._orb_rejection(event, "Orb refused the event (validation_failed)", errors)
-                    )
-            unknown = set(answer.validation_failed) - {event.event.idempotency_key for event in events}
-            if unknown:
-                logger.warning("Orb listed idempotency keys it was not sent", extra={"keys": sorted(unknown)[:20]})
-        elif answer.outcome is Outcome.RETRYABLE:
-            logger.warning("Orb ingest failed, SQS will redeliver", extra={"error": answer.error_summary, "events": len(events)})
-            result.failed.extend(events)
-        elif answer.outcome is Outcome.AUTH:
-            # No request can succeed: stop sending, fail everything unsent, never reject as bad data.
-            stop.set()
-            result.configuration_error = (
-                f"Orb refused the request ({answer.error_summary}): check the API key "
-                "(ORB_API_KEY_SECRET_ARN) and ORB_API_BASE_URL"
-            )
-            result.failed.extend(events)
-        elif len(events) == 1:  # BAD_REQUEST isolated to one event
-            result.rejected_by_orb.append(
-                self._orb_rejection(events[0], f"Orb refused the event ({answer.error_summary})", answer.errors)
-            )
-        else:  # BAD_REQUEST for several events: split to isolate the bad ones
-            middle = len(events) // 2
-            self._send(events[:middle], remaining_seconds, stop, result)
-            self._send(events[middle:], remaining_seconds, stop, result)
-
     @staticmethod
     def _orb_rejection(event: _PendingEvent, reason: str, errors: Sequence[str]) -> _Rejection:
         logger.warning(
@@ -281,6 +397,10 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
     ]
 
 
+def _epoch(event: _PendingEvent) -> float:
+    return datetime.fromisoformat(event.event.timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def _in_order(messages: Sequence[SqsMessage], failed: set[str]) -> list[str]:
     seen: set[str] = set()
     ordered = []
@@ -308,6 +428,8 @@ def container_service() -> IngestService:
                 settings,
                 OrbClient(settings.orb_api_base_url, settings.orb_api_key, http),
                 SqsQueue(settings.rejected_queue_url),
+                pacer_from_settings(settings.requests_per_second, settings.events_per_minute,
+                                    settings.pacing_table_name),
             )
         return _service
 
