@@ -110,17 +110,18 @@ class DynamoDbPacer:
                     ConditionExpression="attribute_not_exists(tat) OR tat < :until",
                     ExpressionAttributeValues={":until": {"N": str(until_ms)}},
                 )
-            except self.client.exceptions.ConditionalCheckFailedException:
-                pass  # already held off at least that long
+            except Exception as exc:
+                if not _condition_failed(exc):
+                    raise  # already held off at least that long otherwise
 
     def _reserve_one(self, item: str, cost_ms: float, now_ms: float, latest_ms: float) -> float | None:
         """The start (ms) of the slot reserved on ``item``, or None when it would start too late."""
         cost = int(round(cost_ms)) or 1
         now = int(now_ms)
-        conditional = self.client.exceptions.ConditionalCheckFailedException
+        client = self.client
         for _ in range(MAX_ATTEMPTS):
             try:  # a busy bucket: queue behind the last reservation
-                answer = self.client.update_item(
+                answer = client.update_item(
                     TableName=self.table_name,
                     Key={"id": {"S": item}},
                     UpdateExpression="ADD tat :cost",
@@ -131,10 +132,11 @@ class DynamoDbPacer:
                     ReturnValues="UPDATED_NEW",
                 )
                 return float(answer["Attributes"]["tat"]["N"]) - cost
-            except conditional:
-                pass
+            except Exception as exc:
+                if not _condition_failed(exc):
+                    raise
             try:  # an idle bucket: start now
-                self.client.update_item(
+                client.update_item(
                     TableName=self.table_name,
                     Key={"id": {"S": item}},
                     UpdateExpression="SET tat = :next",
@@ -142,8 +144,9 @@ class DynamoDbPacer:
                     ExpressionAttributeValues={":next": {"N": str(now + cost)}, ":now": {"N": str(now)}},
                 )
                 return float(now)
-            except conditional:
-                pass
+            except Exception as exc:
+                if not _condition_failed(exc):
+                    raise
             if self._tat(item) > latest_ms:  # neither: the queue of reservations is too long
                 return None
         return None
@@ -151,6 +154,12 @@ class DynamoDbPacer:
     def _tat(self, item: str) -> float:
         answer = self.client.get_item(TableName=self.table_name, Key={"id": {"S": item}}, ConsistentRead=True)
         return float(answer.get("Item", {}).get("tat", {}).get("N", 0))
+
+
+def _condition_failed(exc: Exception) -> bool:
+    # By code, not by client.exceptions: those classes belong to one client instance.
+    response = getattr(exc, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def pacer_from_settings(requests_per_second: float, events_per_minute: float, table_name: str) -> Pacer:

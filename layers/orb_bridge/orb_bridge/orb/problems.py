@@ -43,8 +43,9 @@ class Attribution:
     def add(self, key: str, messages: Sequence[str]) -> None:
         kept = self.by_key.setdefault(key, [])
         for message in messages:
-            if len(kept) < MAX_MESSAGES_PER_EVENT:
-                kept.append(bounded(message))
+            text = bounded(message)
+            if len(kept) < MAX_MESSAGES_PER_EVENT and text not in kept:
+                kept.append(text)
 
 
 def bounded(message: Any) -> str:
