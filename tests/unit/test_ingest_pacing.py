@@ -133,7 +133,9 @@ def test_an_invocation_paced_beyond_its_time_defers_the_rest_instead_of_failing(
     clock = Clock()
     orb = FakeOrb()
     pacer = DynamoDbPacer(table, 100, 10_000, client=AtomicWrites(), clock=clock)
-    service = make_service(orb, rejected_queue, request_timeout_seconds=2.0, safety_margin_seconds=1.0)
+    # One request at a time: the fake clock moves only in the pacer's waits, deterministically.
+    service = make_service(orb, rejected_queue, request_timeout_seconds=2.0, safety_margin_seconds=1.0,
+                           max_concurrent_requests=1)
     service.pacer, service.sleep = pacer, clock.sleep
     deadline = clock.now + 20
 
@@ -142,8 +144,8 @@ def test_an_invocation_paced_beyond_its_time_defers_the_rest_instead_of_failing(
     assert report.failed_message_ids == []
     assert report.events_ingested == len(orb.requests) * 500
     assert report.events_ingested + len(report.deferred) == 10_000
-    assert 0 < len(orb.requests) <= 7  # slots at 0, 3, ... 15 s (+2 s timeout +1 s margin <= 20 s)
-    assert max(report.deferred.values()) > 0  # those refused a slot wait for it
+    assert len(orb.requests) == 6  # slots at 0, 3, ... 15 s; 18 s + 2 s timeout + 1 s margin > 20 s
+    assert min(report.deferred.values()) == pytest.approx(3)  # the next slot is 3 s away
 
 
 def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_after(rejected_queue):  # noqa: F811
