@@ -116,7 +116,10 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
         try:
             seconds = float(raw)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError, IndexError):
+                parsed = None
             if parsed is not None and parsed.tzinfo is not None:
                 seconds = parsed.timestamp() - (time.time() if now is None else now)
     if seconds is None or seconds != seconds:  # missing, unreadable or NaN
