@@ -159,3 +159,14 @@ def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_af
     assert len(orb.requests) == 1 and report.rate_limited == 1
     assert report.failed_message_ids == []
     assert report.deferred == {f"msg-{i}": 7.0 for i in range(50)}
+
+
+def test_a_pacing_table_that_cannot_be_used_fails_the_events_rather_than_sending_unpaced(rejected_queue):  # noqa: F811
+    orb = FakeOrb()
+    with mock_aws():  # no table: every reservation fails
+        pacer = DynamoDbPacer("missing", 100, 10_000, client=boto3.client("dynamodb", region_name="us-east-1"))
+        service = make_service(orb, rejected_queue, max_events_per_request=5)
+        service.pacer = pacer
+        report = service.ingest(messages_for([usage_event(i) for i in range(10)]), lambda: 60.0)
+    assert orb.requests == []
+    assert report.failed_message_ids == [f"msg-{i}" for i in range(10)] and report.deferred == {}

@@ -104,7 +104,7 @@ class _Attempt:
     """What a worker did with a job: Orb's answer, or why it did not send (``not_sent``)."""
 
     answer: IngestResult | None = None
-    not_sent: str = ""  # "stopped", "time" or "paced"
+    not_sent: str = ""  # "stopped", "time", "paced" or "pacer_error"
     wait_seconds: float = 0.0
 
 
@@ -171,7 +171,7 @@ class IngestService:
     def _schedule(self, jobs: deque[_Job], run: _Run, remaining_seconds: Callable[[], float]) -> None:
         """Keep up to ``max_concurrent_requests`` jobs in flight; answers may add jobs (re-sends,
         halves), handled here in one thread so the run's state needs no lock."""
-        workers = min(self.settings.max_concurrent_requests, max(len(jobs), 2))
+        workers = self.settings.max_concurrent_requests  # threads start only as jobs need them
         running: dict[Future[_Attempt], _Job] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
             while jobs or running:
@@ -201,7 +201,13 @@ class IngestService:
         if timeout is None:
             return _Attempt(not_sent="time")
         latest_start = remaining_seconds() - self.settings.safety_margin_seconds - timeout
-        slot = self.pacer.reserve(len(job.events), latest_start)
+        try:
+            slot = self.pacer.reserve(len(job.events), latest_start)
+        except Exception:
+            # Never send unpaced; and never defer on it either (a broken table would defer
+            # forever): a failed delivery, held back and counted like an Orb error.
+            logger.exception("the pacing table could not be used: events left for SQS to redeliver")
+            return _Attempt(not_sent="pacer_error")
         if not slot.granted:
             return _Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
         if slot.wait_seconds > 0:
@@ -282,6 +288,8 @@ class IngestService:
             run.failed.extend(job.events)
         elif why == "stopped":  # after a 429
             run.deferred.extend((event, run.retry_after) for event in job.events)
+        elif why == "pacer_error":
+            run.failed.extend(job.events)
         elif job.split or why == "budget":
             # Narrowing down a 400 that named nobody is Orb's refusal, not pacing: it counts.
             logger.warning("could not isolate the events Orb refused within this invocation",
