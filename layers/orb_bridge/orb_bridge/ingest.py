@@ -22,33 +22,22 @@ split in halves sent concurrently. Every request takes a slot from the shared pa
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
-from pydantic import ValidationError
 
 from orb_bridge.config import IngestSettings
+from orb_bridge.ingest_messages import PendingEvent, Rejection, SqsMessage, collect, epoch, in_order
 from orb_bridge.observability import logger
 from orb_bridge.orb.client import IngestResult, OrbClient, Outcome, shared_http_client
 from orb_bridge.pacing import NoPacing, Pacer, pacer_from_settings
 from orb_bridge.queues import SqsQueue, rejection_record
-from orb_bridge.usage_event import OrbUsageEvent
 
 # Below this, a request is not worth starting even if the settings allow it.
 MIN_REQUEST_TIMEOUT_SECONDS = 0.1
-
-
-@dataclass(frozen=True)
-class SqsMessage:
-    message_id: str
-    body: str
 
 
 @dataclass
@@ -68,34 +57,9 @@ class IngestReport:
     oldest_pending_event: float | None = None
 
 
-@dataclass
-class _PendingEvent:
-    """One unique event to send, and every SQS message that carries it."""
-
-    event: OrbUsageEvent
-    payload: dict[str, Any]
-    body: str  # the first message's body, as sent by intake
-    message_ids: list[str]
-
-    def same_event_as(self, body: str, payload: dict[str, Any]) -> bool:
-        # Intake serialises deterministically, so a redelivered duplicate has the same body; only
-        # a differing body needs the (costlier) comparison of the events themselves.
-        return body == self.body or _canonical(payload) == _canonical(self.payload)
-
-    @property
-    def key(self) -> str:
-        return self.event.idempotency_key
-
-
-@dataclass(frozen=True)
-class _Rejection:
-    body: str
-    message_ids: tuple[str, ...]
-
-
 @dataclass(frozen=True)
 class _Job:
-    events: list[_PendingEvent]
+    events: list[PendingEvent]
     split: bool = False  # part of a search for unnamed bad events
 
 
@@ -117,9 +81,9 @@ class _Run:
     requests_started: int = 0
     ingested: int = 0
     rejected_by_orb: int = 0
-    rejections: list[_Rejection] = field(default_factory=list)
-    failed: list[_PendingEvent] = field(default_factory=list)
-    deferred: list[tuple[_PendingEvent, float]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    failed: list[PendingEvent] = field(default_factory=list)
+    deferred: list[tuple[PendingEvent, float]] = field(default_factory=list)
     rate_limited: int = 0
     configuration_error: str | None = None
 
@@ -141,7 +105,7 @@ class IngestService:
 
     def ingest(self, messages: Sequence[SqsMessage], remaining_seconds: Callable[[], float]) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
-        pending, rejections = self._collect(messages)
+        pending, rejections = collect(messages)
         run = _Run(rejections=rejections)
         size = self.settings.max_events_per_request
         jobs = deque(_Job(pending[i : i + size]) for i in range(0, len(pending), size))
@@ -157,7 +121,7 @@ class IngestService:
                     deferred[message_id] = max(seconds, deferred.get(message_id, 0.0))
         pending_events = [event for event in run.failed] + [event for event, _ in run.deferred]
         return IngestReport(
-            failed_message_ids=_in_order(messages, failed),
+            failed_message_ids=in_order(messages, failed),
             deferred=deferred,
             events_ingested=run.ingested,
             events_rejected_by_orb=run.rejected_by_orb,
@@ -165,7 +129,7 @@ class IngestService:
             requests_made=run.requests_started,
             rate_limited=run.rate_limited,
             configuration_error=run.configuration_error,
-            oldest_pending_event=min((_epoch(event) for event in pending_events), default=None),
+            oldest_pending_event=min((epoch(event) for event in pending_events), default=None),
         )
 
     def _schedule(self, jobs: deque[_Job], run: _Run, remaining_seconds: Callable[[], float]) -> None:
@@ -304,72 +268,19 @@ class IngestService:
         except Exception:  # best effort: this invocation stops anyway
             logger.exception("could not record Orb's Retry-After in the pacing table")
 
-    def _reject(self, run: _Run, event: _PendingEvent, reason: str, errors: Sequence[str]) -> None:
+    def _reject(self, run: _Run, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
         run.rejected_by_orb += 1
         run.rejections.append(self._orb_rejection(event, reason, errors))
 
     # -- reading the batch --------------------------------------------------------------------
 
-    def _collect(self, messages: Sequence[SqsMessage]) -> tuple[list[_PendingEvent], list[_Rejection]]:
-        """Parse bodies and collapse duplicates so no request carries an idempotency key twice."""
-        by_key: dict[str, _PendingEvent] = {}
-        rejections: list[_Rejection] = []
-        for message in messages:
-            try:
-                event = OrbUsageEvent.from_message_body(message.body)
-            except ValidationError as exc:
-                logger.warning(
-                    "unreadable ingest message sent to the rejected queue",
-                    extra={"message_id": message.message_id, "errors": _pydantic_errors(exc)},
-                )
-                rejections.append(
-                    _Rejection(
-                        rejection_record(
-                            stage="ingest",
-                            reason="message body is not a valid Orb usage event",
-                            errors=_pydantic_errors(exc),
-                            extra={"sqs_message_id": message.message_id, "message_body": message.body},
-                        ),
-                        (message.message_id,),
-                    )
-                )
-                continue
-            payload = event.to_orb()
-            existing = by_key.get(event.idempotency_key)
-            if existing is None:
-                by_key[event.idempotency_key] = _PendingEvent(event, payload, message.body, [message.message_id])
-            elif existing.same_event_as(message.body, payload):
-                # Identical duplicate: one event in Orb; its messages succeed or fail together.
-                existing.message_ids.append(message.message_id)
-            else:
-                # Orb would refuse the whole request; the first one seen is sent, this one is kept.
-                logger.warning(
-                    "conflicting duplicate idempotency key sent to the rejected queue",
-                    extra={"message_id": message.message_id, "idempotency_key": event.idempotency_key},
-                )
-                rejections.append(
-                    _Rejection(
-                        rejection_record(
-                            stage="ingest",
-                            reason="conflicting duplicate: another message in the same batch has this "
-                            "idempotency key with a different body",
-                            errors=[f"idempotency_key {event.idempotency_key!r} also used by SQS message "
-                                    f"{existing.message_ids[0]}"],
-                            orb_event=payload,
-                            extra={"sqs_message_id": message.message_id, "sent_event": existing.payload},
-                        ),
-                        (message.message_id,),
-                    )
-                )
-        return list(by_key.values()), rejections
-
     @staticmethod
-    def _orb_rejection(event: _PendingEvent, reason: str, errors: Sequence[str]) -> _Rejection:
+    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str]) -> Rejection:
         logger.warning(
             "event refused by Orb sent to the rejected queue",
             extra={"idempotency_key": event.event.idempotency_key, "message_ids": event.message_ids, "errors": list(errors)},
         )
-        return _Rejection(
+        return Rejection(
             rejection_record(
                 stage="orb", reason=reason, errors=errors, orb_event=event.payload,
                 extra={"sqs_message_ids": event.message_ids},
@@ -377,7 +288,7 @@ class IngestService:
             tuple(event.message_ids),
         )
 
-    def _write_rejections(self, rejections: list[_Rejection]) -> set[str]:
+    def _write_rejections(self, rejections: list[Rejection]) -> set[str]:
         """Keep every rejection; return the message ids whose rejection could not be written."""
         if not rejections:
             return set()
@@ -392,31 +303,6 @@ class IngestService:
                 extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
             )
         return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
-
-
-def _canonical(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
-
-
-def _pydantic_errors(exc: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)
-    ]
-
-
-def _epoch(event: _PendingEvent) -> float:
-    return datetime.fromisoformat(event.event.timestamp.replace("Z", "+00:00")).timestamp()
-
-
-def _in_order(messages: Sequence[SqsMessage], failed: set[str]) -> list[str]:
-    seen: set[str] = set()
-    ordered = []
-    for message in messages:
-        if message.message_id in failed and message.message_id not in seen:
-            seen.add(message.message_id)
-            ordered.append(message.message_id)
-    return ordered
 
 
 # -- one service per container ----------------------------------------------------------------
