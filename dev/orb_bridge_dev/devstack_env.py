@@ -81,6 +81,10 @@ class DevStackEnvironment:
             # locally, retries come after the short local visibility timeout instead.
             "RETRY_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
             "CONFIG_ERROR_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
+            # No pacing table locally (the deployed stack paces through one): a sandbox rate
+            # limit is met with 429s, which ingest handles by deferring.
+            "ORB_REQUESTS_PER_SECOND": "0",
+            "ORB_EVENTS_PER_MINUTE": "0",
         }
         for name in (
             "EVENT_NAME_FIELD",

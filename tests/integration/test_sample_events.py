@@ -136,6 +136,12 @@ def stack(template: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
             BillingMode=table["BillingMode"],
         )
         refs["WebhookIdempotencyTable"] = "WebhookIdempotencyTable"
+        pacing = resources["OrbPacingTable"]["Properties"]
+        boto3.client("dynamodb", region_name=region).create_table(
+            TableName="OrbPacingTable", KeySchema=pacing["KeySchema"],
+            AttributeDefinitions=pacing["AttributeDefinitions"], BillingMode=pacing["BillingMode"],
+        )
+        refs["OrbPacingTable"] = "OrbPacingTable"
 
         # The example rule's pattern, enabled, delivering to a queue the test reads.
         events = boto3.client("events", region_name=region)

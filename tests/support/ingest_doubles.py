@@ -10,7 +10,7 @@ import httpx
 
 from orb_bridge import aws
 from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService
+from orb_bridge.ingest import IngestService, SqsMessage
 from orb_bridge.orb import OrbClient
 from orb_bridge.queues import SqsQueue
 from orb_bridge.usage_event import OrbUsageEvent
@@ -88,3 +88,7 @@ def make_service(orb: FakeOrb, queue_url: str, **settings) -> IngestService:
                             **options)
     client = OrbClient(config.orb_api_base_url, config.orb_api_key, httpx.Client(transport=httpx.MockTransport(orb)))
     return IngestService(config, client, SqsQueue(queue_url))
+
+
+def messages_for(events: list[OrbUsageEvent]) -> list[SqsMessage]:
+    return [SqsMessage(f"msg-{n}", event.to_message_body()) for n, event in enumerate(events)]

@@ -71,3 +71,89 @@ def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00000"}]}
     assert ingest._service is None
     assert "configuration error: Orb refused the request (HTTP 401" in caplog.text
+
+
+class RecordingSqs:
+    """moto's SQS, recording what ingest sends to the ingest queue; can refuse some entries."""
+
+    def __init__(self, refuse_bodies: set[str] = frozenset()) -> None:
+        import boto3
+
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.sent: list[dict] = []
+        self.refuse_bodies = refuse_bodies
+
+    def send_message_batch(self, QueueUrl, Entries):  # noqa: N803
+        accepted = [e for e in Entries if e["MessageBody"] not in self.refuse_bodies]
+        self.sent += accepted
+        failed = [{"Id": e["Id"], "Code": "InvalidParameterValue", "Message": "no", "SenderFault": True}
+                  for e in Entries if e["MessageBody"] in self.refuse_bodies]
+        answer = self.sqs.send_message_batch(QueueUrl=QueueUrl, Entries=accepted) if accepted else {}
+        return {"Successful": answer.get("Successful", []), "Failed": failed}
+
+    def __getattr__(self, name):
+        return getattr(self.sqs, name)
+
+
+@pytest.fixture
+def ingest_queue(rejected_queue, monkeypatch):  # noqa: F811 (inside rejected_queue's mock_aws)
+    from orb_bridge import aws
+
+    recording = RecordingSqs()
+    url = recording.sqs.create_queue(QueueName="IngestQueue")["QueueUrl"]
+    monkeypatch.setenv("INGEST_QUEUE_URL", url)
+    monkeypatch.setattr(aws, "client", lambda service: recording if service == "sqs" else None)
+    return recording
+
+
+def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_originals(handler, ingest_queue, rejected_queue, capsys):  # noqa: F811
+    orb = FakeOrb()
+    orb.scripted = [lambda: httpx.Response(429, headers={"retry-after-ms": "2500"}, json={"status": 429})]
+    ingest._service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1)
+    event = sqs_event([usage_event(i).to_message_body() for i in range(4)], receive_count=3)
+
+    response = handler.lambda_handler(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []} and len(orb.requests) == 1
+    assert sorted(e["MessageBody"] for e in ingest_queue.sent) == sorted(r["body"] for r in event["Records"])
+    for entry in ingest_queue.sent:
+        assert entry["DelaySeconds"] == 3  # 2.5 s rounded up: at least Retry-After
+        attributes = {k: v["StringValue"] for k, v in entry["MessageAttributes"].items()}
+        assert attributes == {"orb_bridge.deferrals": "1", "orb_bridge.first_enqueued_ms": "1763715600000",
+                              "orb_bridge.earlier_failures": "2"}
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["EventsDeferred"] == 4 and metrics["OrbRateLimited"] == 1
+    assert metrics["OldestPendingEventAgeSeconds"] > 0
+
+
+def test_a_copy_sqs_refuses_leaves_its_original_to_redelivery(handler, ingest_queue, rejected_queue):  # noqa: F811
+    orb = FakeOrb()
+    orb.scripted = [lambda: httpx.Response(429, json={"status": 429})]
+    ingest._service = make_service(orb, rejected_queue, max_concurrent_requests=1)
+    bodies = [usage_event(i).to_message_body() for i in range(3)]
+    ingest_queue.refuse_bodies = {bodies[1]}
+
+    response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00001"}]}
+    assert len(ingest_queue.sent) == 2
+
+
+def test_a_wait_longer_than_sqs_delays_hops_without_calling_orb(handler, ingest_queue, rejected_queue):  # noqa: F811
+    import time
+
+    orb = FakeOrb()
+    ingest._service = make_service(orb, rejected_queue)
+    not_before = int((time.time() + 2000) * 1000)
+    event = sqs_event([usage_event(1).to_message_body()])
+    event["Records"][0]["messageAttributes"] = {
+        "orb_bridge.not_before_ms": {"stringValue": str(not_before), "dataType": "Number"},
+        "orb_bridge.deferrals": {"stringValue": "4", "dataType": "Number"},
+    }
+
+    assert handler.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert orb.requests == []
+    (copy,) = ingest_queue.sent
+    assert copy["DelaySeconds"] == 900
+    assert copy["MessageAttributes"]["orb_bridge.not_before_ms"]["StringValue"] == str(not_before)
+    assert copy["MessageAttributes"]["orb_bridge.deferrals"]["StringValue"] == "5"

@@ -76,7 +76,7 @@ def test_an_unreadable_200_is_retried_rather_than_trusted():
     assert result.outcome is Outcome.RETRYABLE
 
 
-@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
+@pytest.mark.parametrize("status", [408, 409, 500, 502, 503, 504])
 def test_transient_statuses_are_retryable(status):
     result = client_answering(answer(status, {"status": status, "title": "try later"})).ingest([EVENT], 1)
     assert result.outcome is Outcome.RETRYABLE
@@ -85,22 +85,26 @@ def test_transient_statuses_are_retryable(status):
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
-def test_credentials_or_base_url_problems_are_auth_errors(status):
+def test_credentials_or_base_url_problems_are_configuration_errors(status):
     result = client_answering(answer(status, {"status": status, "title": "Unauthorized"})).ingest([EVENT], 1)
-    assert result.outcome is Outcome.AUTH
+    assert result.outcome is Outcome.CONFIGURATION
     assert "Unauthorized" in result.error_summary
 
 
-def test_a_400_is_a_bad_request_carrying_orbs_problem_details():
+TYPES = "https://docs.withorb.com/reference/error-responses#"
+
+
+def test_a_400_request_validation_error_names_events_and_carries_orbs_problem_details():
     problem = {
         "status": 400,
         "title": "Request validation error",
-        "type": "https://docs.withorb.com/reference/error-responses#400-request-validation-error",
+        "type": TYPES + "400-request-validation-errors",
         "detail": "events.0.timestamp: invalid",
         "validation_errors": ["events.0.timestamp is not a valid datetime"],
     }
     result = client_answering(answer(400, problem)).ingest([EVENT], 1)
-    assert result.outcome is Outcome.BAD_REQUEST
+    assert result.outcome is Outcome.INVALID_EVENTS
+    assert result.attribution.by_key == {"k1": ["events.0.timestamp is not a valid datetime"]}
     assert result.errors == [
         "Request validation error",
         "events.0.timestamp: invalid",
@@ -108,9 +112,46 @@ def test_a_400_is_a_bad_request_carrying_orbs_problem_details():
     ]
 
 
+@pytest.mark.parametrize(
+    ("status", "kind", "outcome"),
+    [
+        (400, "400-constraint-violation", Outcome.BAD_REQUEST),
+        (400, "400-duplicate-resource-creation", Outcome.BAD_REQUEST),
+        (404, "404-url-not-found", Outcome.CONFIGURATION),
+        (404, "404-resource-not-found", Outcome.BAD_REQUEST),
+        (409, "409-resource-conflict", Outcome.RETRYABLE),
+        (413, "413-request-too-large", Outcome.BAD_REQUEST),
+        (429, "429-too-many-requests", Outcome.RATE_LIMITED),
+        (500, "500-internal-server-error", Outcome.RETRYABLE),
+    ],
+)
+def test_answers_are_classified_by_status_and_problem_type(status, kind, outcome):
+    body = {"type": TYPES + kind, "status": status, "title": "t"}
+    assert client_answering(answer(status, body)).ingest([EVENT], 1).outcome is outcome
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [({"retry-after": "7"}, 7.0), ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5), ({}, 5.0),
+     ({"retry-after": "soon"}, 5.0), ({"retry-after": "-3"}, 0.0)],
+)
+def test_a_429_carries_how_long_to_wait(headers, seconds):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers=headers, json={"type": TYPES + "429-too-many-requests", "status": 429})
+
+    result = client_answering(handler).ingest([EVENT], 1)
+    assert result.outcome is Outcome.RATE_LIMITED and result.retry_after_seconds == seconds
+
+
+def test_retry_after_as_an_http_date_counts_from_now():
+    from orb_bridge.orb import retry_after
+
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, now=1445412500.0) == 10.0
+
+
 def test_a_non_json_error_body_is_kept_as_text():
     result = client_answering(answer(400, content=b"bad things")).ingest([EVENT], 1)
-    assert result.outcome is Outcome.BAD_REQUEST
+    assert result.outcome is Outcome.INVALID_EVENTS and not result.attribution.by_key
     assert result.errors == ["bad things"]
 
 

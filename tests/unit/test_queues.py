@@ -116,3 +116,46 @@ def test_rejection_record_carries_reason_and_event():
                                          segment_event={"type": "track"}))
     assert record["stage"] == "intake" and record["reason"] == "no userId" and record["errors"] == ["userId missing"]
     assert record["segment_event"] == {"type": "track"} and record["rejected_at"].endswith("Z")
+
+
+def test_visibility_is_capped_at_what_is_left_of_twelve_hours_since_receipt():
+    from orb_bridge.queues import MAX_RECEIPT_AGE_SECONDS, backoff_seconds, visibility_cap_seconds
+
+    now = 1_800_000_000.0
+    # First receive: ApproximateFirstReceiveTimestamp is this receive, 100 s ago.
+    assert visibility_cap_seconds(1, int((now - 100) * 1000), now) == 43_200 - 100 - 60
+    # Later receives: the first-receive time says nothing about this one; a receipt that still
+    # works was received at most MAX_RECEIPT_AGE_SECONDS ago.
+    assert visibility_cap_seconds(7, int((now - 86_400) * 1000), now) == 43_200 - MAX_RECEIPT_AGE_SECONDS - 60
+    # The 7th failed delivery of a configuration error asks 15 min x 64 = 16 h: capped.
+    assert backoff_seconds(7, 900, visibility_cap_seconds(7, None, now)) == 42_240
+
+
+def test_hold_back_spans_recomputed_with_the_cap():
+    from orb_bridge.queues import hold_back_span
+
+    assert hold_back_span(10, 60) == 1023 * 60  # about 17 hours of Orb errors
+    assert hold_back_span(10, 900) == (15 + 30 + 60 + 120 + 240 + 480) * 60 + 4 * 42_240  # 2.6 days
+
+
+def test_hold_back_never_asks_sqs_for_more_than_it_grants(sqs):
+    url = sqs.create_queue(QueueName="IngestQueue", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.send_message(QueueUrl=url, MessageBody="held")
+    (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+
+    class Recording:
+        def __init__(self) -> None:
+            self.entries: list[dict] = []
+
+        def change_message_visibility_batch(self, QueueUrl, Entries):  # noqa: N803
+            self.entries += Entries
+            return sqs.change_message_visibility_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+        def get_queue_url(self, **kwargs):
+            return sqs.get_queue_url(**kwargs)
+
+    client = Recording()
+    receipt = Receipt(arn, message["ReceiptHandle"], receive_count=10, earlier_failures=3)
+    assert hold_back([receipt], base_seconds=900, client=client) == 0
+    assert client.entries[0]["VisibilityTimeout"] == 42_240

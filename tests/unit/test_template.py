@@ -46,6 +46,8 @@ REFS = {
     "OrbWebhookEventBus": "segment-orb-bridge-orb-webhooks",
     "OrbWebhookEventBus.Arn": "arn:aws:events:us-east-1:123456789012:event-bus/segment-orb-bridge-orb-webhooks",
     "BridgeHttpApi": "a1b2c3d4e5",
+    "OrbPacingTable": "segment-orb-bridge-OrbPacingTable-X",
+    "OrbPacingTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/segment-orb-bridge-OrbPacingTable-X",
 }
 SECRETS_POLICY = "AWSSecretsManagerGetSecretValuePolicy"
 ORB_KEY_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orb/api-key-AbCdEf"
@@ -426,8 +428,13 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
     ]
     assert policies("OrbIngestFunction") == [
         {"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}},
+        # Re-sends messages deferred by pacing as delayed copies.
+        {"SQSSendMessagePolicy": {"QueueName": "IngestQueue"}},
         # ChangeMessageVisibility on its own source queue, to hold back failed messages.
         {"SQSPollerPolicy": {"QueueName": "IngestQueue"}},
+        # The shared pacing budget: read and conditionally update its two items, nothing else.
+        {"Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                        "Resource": REFS["OrbPacingTable.Arn"]}]},
     ]
     assert policies("OrbWebhookFunction") == [
         {"DynamoDBCrudPolicy": {"TableName": REFS["WebhookIdempotencyTable"]}},
@@ -440,3 +447,32 @@ def test_alarm_fires_when_ingest_falls_an_hour_behind(template: dict) -> None:
     assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["IngestQueue", "QueueName"]}}]
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 3600
+
+
+def test_ingest_is_paced_to_orbs_live_limits_by_default_through_the_table(template: dict, secret_arns: dict) -> None:
+    values = parameter_values(template, secret_arns)
+    env = function_environment(template, "OrbIngestFunction", values, REFS)
+    settings = config.IngestSettings.from_env(env)
+    assert (settings.requests_per_second, settings.events_per_minute) == (100, 10_000)
+    assert settings.pacing_table_name == REFS["OrbPacingTable"]
+    assert resources(template)["OrbPacingTable"]["Condition"] == "PacingEnabled"
+    assert resolve({"Condition": "PacingEnabled"}, template, values, REFS)
+
+
+def test_pacing_off_means_no_table_and_no_table_access(template: dict, secret_arns: dict) -> None:
+    values = parameter_values(template, {**secret_arns, "OrbRequestsPerSecond": 0, "OrbEventsPerMinute": 0})
+    assert not resolve({"Condition": "PacingEnabled"}, template, values, REFS)
+    env = function_environment(template, "OrbIngestFunction", values, REFS)
+    settings = config.IngestSettings.from_env(env)
+    assert not settings.paced and settings.pacing_table_name == ""
+    policies = resolve(function_properties(template, "OrbIngestFunction")["Policies"], template, values, REFS)
+    assert not any("Statement" in p for p in policies if isinstance(p, dict))
+
+
+def test_alarm_fires_when_a_pending_event_is_half_way_to_orbs_grace_period(template: dict) -> None:
+    alarm = resources(template)["OldestPendingEventAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentOrbBridge", "OldestPendingEventAgeSeconds")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "orb_ingest"}]
+    assert alarm["Statistic"] == "Maximum" and alarm["Threshold"] == 6 * 3600
+    env = function_properties(template, "OrbIngestFunction")["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "orb_ingest"

@@ -145,6 +145,20 @@ class IngestSettings:
     request_timeout_seconds: float = 10.0
     # Stop starting new Orb requests when less than this much of the invocation remains.
     safety_margin_seconds: float = 3.0
+    # Orb's limits, shared by every concurrent invocation through the pacing table (see
+    # orb_bridge.pacing). 0 = not paced; both 0 (the default when unset, e.g. locally): no table
+    # and no AWS call at all. The template sets Orb's live defaults, 100/s and 10,000/min.
+    requests_per_second: float = 0.0
+    events_per_minute: float = 0.0
+    pacing_table_name: str = ""
+    # Requests one invocation may make, splits and re-sends after a 400 included.
+    # 200: ten events refused by a 400 naming nobody, among 2,000, are isolated in one invocation
+    # (150 requests measured, tests/unit/test_ingest_orb_400.py).
+    max_requests_per_invocation: int = 200
+
+    @property
+    def paced(self) -> bool:
+        return self.requests_per_second > 0 or self.events_per_minute > 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -152,7 +166,7 @@ class IngestSettings:
         api_key = resolve_secret("ORB_API_KEY", env, arn_variable="ORB_API_KEY_SECRET_ARN")
         if not api_key:
             raise ConfigurationError("ORB_API_KEY_SECRET_ARN (or ORB_API_KEY locally) is required")
-        return cls(
+        settings = cls(
             orb_api_base_url=(env.get("ORB_API_BASE_URL", "").strip() or DEFAULT_ORB_API_BASE_URL).rstrip("/"),
             orb_api_key=api_key,
             rejected_queue_url=_required(env, "REJECTED_QUEUE_URL"),
@@ -162,7 +176,22 @@ class IngestSettings:
             max_concurrent_requests=int(_number(env, "ORB_MAX_CONCURRENT_REQUESTS", 20, minimum=1)),
             request_timeout_seconds=_number(env, "ORB_REQUEST_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             safety_margin_seconds=_number(env, "INGEST_SAFETY_MARGIN_SECONDS", 3.0, minimum=0),
+            requests_per_second=_number(env, "ORB_REQUESTS_PER_SECOND", 0.0, minimum=0),
+            events_per_minute=_number(env, "ORB_EVENTS_PER_MINUTE", 0.0, minimum=0),
+            pacing_table_name=env.get("ORB_PACING_TABLE_NAME", "").strip(),
+            max_requests_per_invocation=int(_number(env, "ORB_MAX_REQUESTS_PER_INVOCATION", 200, minimum=1)),
         )
+        if settings.paced and not settings.pacing_table_name:
+            raise ConfigurationError(
+                "ORB_PACING_TABLE_NAME is required when ORB_REQUESTS_PER_SECOND or ORB_EVENTS_PER_MINUTE "
+                "is not 0 (set both to 0 to turn pacing off)"
+            )
+        if settings.events_per_minute and settings.events_per_minute < settings.max_events_per_request:
+            raise ConfigurationError(
+                f"ORB_EVENTS_PER_MINUTE ({settings.events_per_minute:g}) is below ORB_MAX_EVENTS_PER_REQUEST "
+                f"({settings.max_events_per_request}): lower the chunk size or raise the budget"
+            )
+        return settings
 
 
 # A verified webhook is handed on whole as one EventBridge entry, which must stay under 256 KiB

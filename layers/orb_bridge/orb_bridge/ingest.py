@@ -3,176 +3,182 @@
 What happens to each message (nothing is ever silently dropped):
 
 - done: Orb ingested its event, or it was written to the rejected queue with its reason
-  (unreadable body, conflicting duplicate idempotency key, Orb's ``validation_failed``, or a
-  400 that still hits the event once isolated by splitting the chunk);
-- failed (reported in ``batchItemFailures``, so SQS redelivers it; after ``maxReceiveCount`` the
-  queue's redrive keeps it in the rejected queue): Orb answered 429/408/409/5xx, timed out or
-  was unreachable; the API key or base URL is wrong (401/403/404, a configuration error); the
-  invocation ran short of time before sending it; or writing its rejection failed.
+  (unreadable body, conflicting duplicate idempotency key, named by Orb's 400 or a 200's
+  ``validation_failed``, or refused alone once a 400 naming nobody was split down to it);
+- deferred (re-enqueued by the handler with a delay, not counting towards ``maxReceiveCount``):
+  it waited on pacing, our own (no slot within this invocation's time) or Orb's (a 429, held
+  back at least ``Retry-After``), or the invocation ran short of time before sending it;
+- failed (``batchItemFailures``: SQS redelivers it after an exponential hold-back, and after
+  ``maxReceiveCount`` the redrive keeps it in the rejected queue): Orb answered 5xx/408/409,
+  timed out or was unreachable; the API key or base URL is wrong (a configuration error); a 400
+  naming nobody could not be narrowed down within the request budget; or writing its
+  rejection failed.
 
-Resending is safe: Orb ingests an idempotency key at most once within its grace period.
+A 400 that names events: those go to the rejected queue with Orb's messages and the rest of the
+request is sent again at once (whether Orb ingested the valid events of a 400 is undocumented;
+re-sending is safe: Orb ingests an idempotency key at most once). A 400 that names nobody is
+split in halves sent concurrently. Every request takes a slot from the shared pacer first.
 """
 
 from __future__ import annotations
 
-import json
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import ValidationError
 
 from orb_bridge.config import IngestSettings
+from orb_bridge.ingest_messages import PendingEvent, Rejection, SqsMessage, collect, epoch, in_order
 from orb_bridge.observability import logger
-from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
+from orb_bridge.orb.client import IngestResult, OrbClient, Outcome, shared_http_client
+from orb_bridge.pacing import NoPacing, Pacer, pacer_from_settings
 from orb_bridge.queues import SqsQueue, rejection_record
-from orb_bridge.usage_event import OrbUsageEvent
 
 # Below this, a request is not worth starting even if the settings allow it.
 MIN_REQUEST_TIMEOUT_SECONDS = 0.1
 
 
-@dataclass(frozen=True)
-class SqsMessage:
-    message_id: str
-    body: str
-
-
 @dataclass
 class IngestReport:
     failed_message_ids: list[str]
+    # message id -> seconds to hold it back before it is offered again (pacing, 429, time)
+    deferred: dict[str, float] = field(default_factory=dict)
     events_ingested: int = 0
     events_rejected_by_orb: int = 0
     # Unreadable bodies and conflicting duplicates, kept in the rejected queue.
     messages_rejected_at_ingest: int = 0
     requests_made: int = 0
+    rate_limited: int = 0  # 429 answers
     # Set when Orb refused our credentials or the base URL is wrong.
     configuration_error: str | None = None
-
-
-@dataclass
-class _PendingEvent:
-    """One unique event to send, and every SQS message that carries it."""
-
-    event: OrbUsageEvent
-    payload: dict[str, Any]
-    body: str  # the first message's body, as sent by intake
-    message_ids: list[str]
-
-    def same_event_as(self, body: str, payload: dict[str, Any]) -> bool:
-        # Intake serialises deterministically, so a redelivered duplicate has the same body; only
-        # a differing body needs the (costlier) comparison of the events themselves.
-        return body == self.body or _canonical(payload) == _canonical(self.payload)
+    # Epoch seconds of the oldest event timestamp among the failed and deferred ones.
+    oldest_pending_event: float | None = None
 
 
 @dataclass(frozen=True)
-class _Rejection:
-    body: str
-    message_ids: tuple[str, ...]
+class _Job:
+    events: list[PendingEvent]
+    split: bool = False  # part of a search for unnamed bad events
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What a worker did with a job: Orb's answer, or why it did not send (``not_sent``)."""
+
+    answer: IngestResult | None = None
+    not_sent: str = ""  # "stopped", "time", "paced" or "pacer_error"
+    wait_seconds: float = 0.0
 
 
 @dataclass
-class _ChunkResult:
-    ingested: list[_PendingEvent] = field(default_factory=list)
-    rejected_by_orb: list[_Rejection] = field(default_factory=list)
-    failed: list[_PendingEvent] = field(default_factory=list)
-    requests: int = 0
+class _Run:
+    """One invocation's state, only touched by the scheduling thread (``stop`` by workers too)."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    retry_after: float = 0.0
+    requests_started: int = 0
+    ingested: int = 0
+    rejected_by_orb: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    failed: list[PendingEvent] = field(default_factory=list)
+    deferred: list[tuple[PendingEvent, float]] = field(default_factory=list)
+    rate_limited: int = 0
     configuration_error: str | None = None
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, orb: OrbClient, rejected_queue: SqsQueue) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        orb: OrbClient,
+        rejected_queue: SqsQueue,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.orb = orb
         self.rejected_queue = rejected_queue
+        self.pacer = pacer if pacer is not None else NoPacing()
+        self.sleep = sleep
 
     def ingest(self, messages: Sequence[SqsMessage], remaining_seconds: Callable[[], float]) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
-        pending, rejections = self._collect(messages)
-        report = IngestReport(
-            failed_message_ids=[], messages_rejected_at_ingest=sum(len(r.message_ids) for r in rejections)
+        pending, rejections = collect(messages)
+        run = _Run(rejections=rejections)
+        size = self.settings.max_events_per_request
+        jobs = deque(_Job(pending[i : i + size]) for i in range(0, len(pending), size))
+        if jobs:
+            self._schedule(jobs, run, remaining_seconds)
+
+        failed = {message_id for event in run.failed for message_id in event.message_ids}
+        failed.update(self._write_rejections(run.rejections))
+        deferred: dict[str, float] = {}
+        for event, seconds in run.deferred:
+            for message_id in event.message_ids:
+                if message_id not in failed:
+                    deferred[message_id] = max(seconds, deferred.get(message_id, 0.0))
+        pending_events = [event for event in run.failed] + [event for event, _ in run.deferred]
+        return IngestReport(
+            failed_message_ids=in_order(messages, failed),
+            deferred=deferred,
+            events_ingested=run.ingested,
+            events_rejected_by_orb=run.rejected_by_orb,
+            messages_rejected_at_ingest=sum(len(r.message_ids) for r in rejections),
+            requests_made=run.requests_started,
+            rate_limited=run.rate_limited,
+            configuration_error=run.configuration_error,
+            oldest_pending_event=min((epoch(event) for event in pending_events), default=None),
         )
-        failed: set[str] = set()
 
-        chunk_size = self.settings.max_events_per_request
-        chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
-        stop = threading.Event()
-        if chunks:
-            workers = min(self.settings.max_concurrent_requests, len(chunks))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
-                futures = [pool.submit(self._send_chunk, chunk, remaining_seconds, stop) for chunk in chunks]
-                results = [future.result() for future in futures]
-            for result in results:
-                report.requests_made += result.requests
-                report.events_ingested += len(result.ingested)
-                report.events_rejected_by_orb += len(result.rejected_by_orb)
-                rejections.extend(result.rejected_by_orb)
-                for event in result.failed:
-                    failed.update(event.message_ids)
-                report.configuration_error = report.configuration_error or result.configuration_error
+    def _schedule(self, jobs: deque[_Job], run: _Run, remaining_seconds: Callable[[], float]) -> None:
+        """Keep up to ``max_concurrent_requests`` jobs in flight; answers may add jobs (re-sends,
+        halves), handled here in one thread so the run's state needs no lock."""
+        workers = self.settings.max_concurrent_requests  # threads start only as jobs need them
+        running: dict[Future[_Attempt], _Job] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
+            while jobs or running:
+                while jobs and len(running) < workers and not run.stop.is_set():
+                    if run.requests_started >= self.settings.max_requests_per_invocation:
+                        break
+                    job = jobs.popleft()
+                    run.requests_started += 1
+                    running[pool.submit(self._attempt, job, run.stop, remaining_seconds)] = job
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    attempt = future.result()
+                    if attempt.not_sent:
+                        run.requests_started -= 1
+                    self._handle(job, attempt, jobs, run)
+        for job in jobs:  # never started: stopped, or out of request budget
+            self._leave(job, run, "budget" if not run.stop.is_set() else "stopped")
 
-        failed.update(self._write_rejections(rejections))
-        report.failed_message_ids = _in_order(messages, failed)
-        return report
-
-    # -- reading the batch --------------------------------------------------------------------
-
-    def _collect(self, messages: Sequence[SqsMessage]) -> tuple[list[_PendingEvent], list[_Rejection]]:
-        """Parse bodies and collapse duplicates so no request carries an idempotency key twice."""
-        by_key: dict[str, _PendingEvent] = {}
-        rejections: list[_Rejection] = []
-        for message in messages:
-            try:
-                event = OrbUsageEvent.from_message_body(message.body)
-            except ValidationError as exc:
-                logger.warning(
-                    "unreadable ingest message sent to the rejected queue",
-                    extra={"message_id": message.message_id, "errors": _pydantic_errors(exc)},
-                )
-                rejections.append(
-                    _Rejection(
-                        rejection_record(
-                            stage="ingest",
-                            reason="message body is not a valid Orb usage event",
-                            errors=_pydantic_errors(exc),
-                            extra={"sqs_message_id": message.message_id, "message_body": message.body},
-                        ),
-                        (message.message_id,),
-                    )
-                )
-                continue
-            payload = event.to_orb()
-            existing = by_key.get(event.idempotency_key)
-            if existing is None:
-                by_key[event.idempotency_key] = _PendingEvent(event, payload, message.body, [message.message_id])
-            elif existing.same_event_as(message.body, payload):
-                # Identical duplicate: one event in Orb; its messages succeed or fail together.
-                existing.message_ids.append(message.message_id)
-            else:
-                # Orb would refuse the whole request; the first one seen is sent, this one is kept.
-                logger.warning(
-                    "conflicting duplicate idempotency key sent to the rejected queue",
-                    extra={"message_id": message.message_id, "idempotency_key": event.idempotency_key},
-                )
-                rejections.append(
-                    _Rejection(
-                        rejection_record(
-                            stage="ingest",
-                            reason="conflicting duplicate: another message in the same batch has this "
-                            "idempotency key with a different body",
-                            errors=[f"idempotency_key {event.idempotency_key!r} also used by SQS message "
-                                    f"{existing.message_ids[0]}"],
-                            orb_event=payload,
-                            extra={"sqs_message_id": message.message_id, "sent_event": existing.payload},
-                        ),
-                        (message.message_id,),
-                    )
-                )
-        return list(by_key.values()), rejections
-
-    # -- sending --------------------------------------------------------------------------------
+    def _attempt(self, job: _Job, stop: threading.Event, remaining_seconds: Callable[[], float]) -> _Attempt:
+        """In a worker: take a pacing slot, wait for it, send."""
+        if stop.is_set():
+            return _Attempt(not_sent="stopped")
+        timeout = self._request_timeout(remaining_seconds)
+        if timeout is None:
+            return _Attempt(not_sent="time")
+        latest_start = remaining_seconds() - self.settings.safety_margin_seconds - timeout
+        try:
+            slot = self.pacer.reserve(len(job.events), latest_start)
+        except Exception:
+            # Never send unpaced; and never defer on it either (a broken table would defer
+            # forever): a failed delivery, held back and counted like an Orb error.
+            logger.exception("the pacing table could not be used: events left for SQS to redeliver")
+            return _Attempt(not_sent="pacer_error")
+        if not slot.granted:
+            return _Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
+        if slot.wait_seconds > 0:
+            self.sleep(slot.wait_seconds)
+            if stop.is_set():
+                return _Attempt(not_sent="stopped")
+        return _Attempt(self.orb.ingest([event.payload for event in job.events], timeout))
 
     def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
         """The timeout for a request started now, or None when there is no time to start one."""
@@ -181,71 +187,100 @@ class IngestService:
             return None
         return min(self.settings.request_timeout_seconds, budget)
 
-    def _send_chunk(
-        self, chunk: list[_PendingEvent], remaining_seconds: Callable[[], float], stop: threading.Event
-    ) -> _ChunkResult:
-        result = _ChunkResult()
-        self._send(chunk, remaining_seconds, stop, result)
-        return result
-
-    def _send(
-        self,
-        events: list[_PendingEvent],
-        remaining_seconds: Callable[[], float],
-        stop: threading.Event,
-        result: _ChunkResult,
-    ) -> None:
-        if stop.is_set():
-            result.failed.extend(events)
+    def _handle(self, job: _Job, attempt: _Attempt, jobs: deque[_Job], run: _Run) -> None:
+        events = job.events
+        if attempt.not_sent:
+            if attempt.not_sent == "paced":
+                logger.info("no pacing slot within this invocation: events deferred",
+                            extra={"events": len(events), "wait_seconds": round(attempt.wait_seconds, 3)})
+                run.deferred.extend((event, attempt.wait_seconds) for event in events)
+            else:
+                self._leave(job, run, attempt.not_sent)
             return
-        timeout = self._request_timeout(remaining_seconds)
-        if timeout is None:
-            logger.warning("too little time left in the invocation: events left for SQS to redeliver",
-                           extra={"events": len(events)})
-            result.failed.extend(events)
-            return
-        answer = self.orb.ingest([event.payload for event in events], timeout)
-        result.requests += 1
-
-        if answer.outcome is Outcome.OK:
+        answer = attempt.answer
+        assert answer is not None
+        outcome = answer.outcome
+        if outcome is Outcome.OK:
             for event in events:
-                errors = answer.validation_failed.get(event.event.idempotency_key)
+                errors = answer.validation_failed.get(event.key)
                 if errors is None:
-                    result.ingested.append(event)
+                    run.ingested += 1
                 else:
-                    result.rejected_by_orb.append(
-                        self._orb_rejection(event, "Orb refused the event (validation_failed)", errors)
-                    )
-            unknown = set(answer.validation_failed) - {event.event.idempotency_key for event in events}
-            if unknown:
-                logger.warning("Orb listed idempotency keys it was not sent", extra={"keys": sorted(unknown)[:20]})
-        elif answer.outcome is Outcome.RETRYABLE:
-            logger.warning("Orb ingest failed, SQS will redeliver", extra={"error": answer.error_summary, "events": len(events)})
-            result.failed.extend(events)
-        elif answer.outcome is Outcome.AUTH:
+                    self._reject(run, event, "Orb refused the event (validation_failed)", errors)
+        elif outcome is Outcome.RATE_LIMITED:
+            run.rate_limited += 1
+            wait_seconds = answer.retry_after_seconds or 0.0
+            run.retry_after = max(run.retry_after, wait_seconds)
+            if not run.stop.is_set():
+                logger.warning("Orb rate limited ingest: no new requests in this invocation",
+                               extra={"retry_after_seconds": wait_seconds})
+            run.stop.set()
+            self._hold_off_everyone(wait_seconds)
+            run.deferred.extend((event, wait_seconds) for event in events)
+        elif outcome is Outcome.RETRYABLE:
+            logger.warning("Orb ingest failed, SQS will redeliver",
+                           extra={"error": answer.error_summary, "events": len(events)})
+            run.failed.extend(events)
+        elif outcome is Outcome.CONFIGURATION:
             # No request can succeed: stop sending, fail everything unsent, never reject as bad data.
-            stop.set()
-            result.configuration_error = (
+            run.stop.set()
+            run.configuration_error = (
                 f"Orb refused the request ({answer.error_summary}): check the API key "
                 "(ORB_API_KEY_SECRET_ARN) and ORB_API_BASE_URL"
             )
-            result.failed.extend(events)
-        elif len(events) == 1:  # BAD_REQUEST isolated to one event
-            result.rejected_by_orb.append(
-                self._orb_rejection(events[0], f"Orb refused the event ({answer.error_summary})", answer.errors)
-            )
-        else:  # BAD_REQUEST for several events: split to isolate the bad ones
-            middle = len(events) // 2
-            self._send(events[:middle], remaining_seconds, stop, result)
-            self._send(events[middle:], remaining_seconds, stop, result)
+            run.failed.extend(events)
+        else:  # INVALID_EVENTS or BAD_REQUEST
+            named = answer.attribution.by_key if outcome is Outcome.INVALID_EVENTS else {}
+            hit = [event for event in events if event.key in named]
+            if hit:
+                reason = f"Orb refused the event (HTTP {answer.status_code} request validation error)"
+                for event in hit:
+                    self._reject(run, event, reason, named[event.key])
+                rest = [event for event in events if event.key not in named]
+                if rest:  # re-send the others now: whether Orb kept them is unknown, re-sending is safe
+                    jobs.appendleft(_Job(rest, job.split))
+            elif len(events) == 1:
+                self._reject(run, events[0], f"Orb refused the event ({answer.error_summary})", answer.errors)
+            else:  # nothing attributable: split, both halves at once
+                middle = len(events) // 2
+                jobs.appendleft(_Job(events[middle:], True))
+                jobs.appendleft(_Job(events[:middle], True))
+
+    def _leave(self, job: _Job, run: _Run, why: str) -> None:
+        """Events not sent: deferred when the wait is ours or Orb's pacing, failed otherwise."""
+        if run.configuration_error:
+            run.failed.extend(job.events)
+        elif why == "stopped":  # after a 429
+            run.deferred.extend((event, run.retry_after) for event in job.events)
+        elif why == "pacer_error":
+            run.failed.extend(job.events)
+        elif job.split or why == "budget":
+            # Narrowing down a 400 that named nobody is Orb's refusal, not pacing: it counts.
+            logger.warning("could not isolate the events Orb refused within this invocation",
+                           extra={"events": len(job.events), "reason": why})
+            run.failed.extend(job.events)
+        else:  # too little time left to start: ours
+            run.deferred.extend((event, 0.0) for event in job.events)
+
+    def _hold_off_everyone(self, seconds: float) -> None:
+        try:
+            self.pacer.hold_off(seconds)
+        except Exception:  # best effort: this invocation stops anyway
+            logger.exception("could not record Orb's Retry-After in the pacing table")
+
+    def _reject(self, run: _Run, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
+        run.rejected_by_orb += 1
+        run.rejections.append(self._orb_rejection(event, reason, errors))
+
+    # -- reading the batch --------------------------------------------------------------------
 
     @staticmethod
-    def _orb_rejection(event: _PendingEvent, reason: str, errors: Sequence[str]) -> _Rejection:
+    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str]) -> Rejection:
         logger.warning(
             "event refused by Orb sent to the rejected queue",
             extra={"idempotency_key": event.event.idempotency_key, "message_ids": event.message_ids, "errors": list(errors)},
         )
-        return _Rejection(
+        return Rejection(
             rejection_record(
                 stage="orb", reason=reason, errors=errors, orb_event=event.payload,
                 extra={"sqs_message_ids": event.message_ids},
@@ -253,7 +288,7 @@ class IngestService:
             tuple(event.message_ids),
         )
 
-    def _write_rejections(self, rejections: list[_Rejection]) -> set[str]:
+    def _write_rejections(self, rejections: list[Rejection]) -> set[str]:
         """Keep every rejection; return the message ids whose rejection could not be written."""
         if not rejections:
             return set()
@@ -268,27 +303,6 @@ class IngestService:
                 extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
             )
         return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
-
-
-def _canonical(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
-
-
-def _pydantic_errors(exc: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)
-    ]
-
-
-def _in_order(messages: Sequence[SqsMessage], failed: set[str]) -> list[str]:
-    seen: set[str] = set()
-    ordered = []
-    for message in messages:
-        if message.message_id in failed and message.message_id not in seen:
-            seen.add(message.message_id)
-            ordered.append(message.message_id)
-    return ordered
 
 
 # -- one service per container ----------------------------------------------------------------
@@ -308,6 +322,8 @@ def container_service() -> IngestService:
                 settings,
                 OrbClient(settings.orb_api_base_url, settings.orb_api_key, http),
                 SqsQueue(settings.rejected_queue_url),
+                pacer_from_settings(settings.requests_per_second, settings.events_per_minute,
+                                    settings.pacing_table_name),
             )
         return _service
 

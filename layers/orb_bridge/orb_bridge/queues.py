@@ -31,11 +31,11 @@ class SendFailure:
     sender_fault: bool
 
 
-def _batches(bodies: Sequence[str]) -> Iterator[list[int]]:
+def _batches(entries: Sequence[dict[str, Any]]) -> Iterator[list[int]]:
     batch: list[int] = []
     size = 0
-    for index, body in enumerate(bodies):
-        body_size = len(body.encode("utf-8"))
+    for index, entry in enumerate(entries):
+        body_size = _entry_size(entry)
         if batch and (len(batch) == MAX_ENTRIES_PER_BATCH or size + body_size > MAX_BATCH_BYTES):
             yield batch
             batch, size = [], 0
@@ -43,6 +43,13 @@ def _batches(bodies: Sequence[str]) -> Iterator[list[int]]:
         size += body_size
     if batch:
         yield batch
+
+
+def _entry_size(entry: dict[str, Any]) -> int:
+    size = len(entry["MessageBody"].encode("utf-8"))
+    for name, value in entry.get("MessageAttributes", {}).items():
+        size += len(name) + len(value.get("DataType", "")) + len(str(value.get("StringValue", "")))
+    return size
 
 
 class SqsQueue:
@@ -56,12 +63,17 @@ class SqsQueue:
 
     def send_all(self, bodies: Sequence[str], attempts: int = SEND_ATTEMPTS) -> list[SendFailure]:
         """Send every body as its own message; return what still failed after retries."""
+        return self.send_entries([{"MessageBody": body} for body in bodies], attempts)
+
+    def send_entries(self, entries: Sequence[dict[str, Any]], attempts: int = SEND_ATTEMPTS) -> list[SendFailure]:
+        """Send ``SendMessageBatch`` entries without their ``Id`` (``MessageBody``,
+        ``DelaySeconds``, ``MessageAttributes``); return what still failed after retries."""
         failures: list[SendFailure] = []
-        for batch in _batches(bodies):
-            failures.extend(self._send_batch(bodies, batch, attempts))
+        for batch in _batches(entries):
+            failures.extend(self._send_batch(entries, batch, attempts))
         return failures
 
-    def _send_batch(self, bodies: Sequence[str], indexes: list[int], attempts: int) -> list[SendFailure]:
+    def _send_batch(self, bodies: Sequence[dict[str, Any]], indexes: list[int], attempts: int) -> list[SendFailure]:
         pending = list(indexes)
         final: list[SendFailure] = []  # sender faults: retrying cannot help
         last: dict[int, SendFailure] = {}
@@ -71,7 +83,7 @@ class SqsQueue:
             try:
                 response = self.client.send_message_batch(
                     QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(i), "MessageBody": bodies[i]} for i in pending],
+                    Entries=[{"Id": str(i), **bodies[i]} for i in pending],
                 )
             except Exception as exc:  # network or service error: retry the whole batch
                 last = {i: SendFailure(i, type(exc).__name__, str(exc), False) for i in pending}
@@ -127,18 +139,43 @@ def rejection_record(
 #
 # Without it SQS redelivers after the queue's fixed visibility timeout, so maxReceiveCount
 # failures in a row (an Orb outage of an hour, a wrong API key) would move good events to the
-# rejected queue. With it, redelivery waits exponentially longer on each receive: 10 receives
-# span about 17 hours of Orb errors, or about 2.7 days of a configuration error, time for the
-# alarms to be seen and the cause fixed.
+# rejected queue. With it, redelivery waits exponentially longer on each failed delivery.
+# SQS caps a message's visibility at 12 hours from when it was *received* (this receive, not
+# the first one; a request past the cap fails), so each hold-back is capped at what is left of
+# those 12 hours (``visibility_cap_seconds``). With the defaults (maxReceiveCount 10) that spans
+# about 17 hours of Orb errors and about 2.6 days of a configuration error (``hold_back_span``).
 
-# SQS caps a message's visibility timeout at 12 hours.
+# SQS caps a message's visibility timeout at 12 hours from its receipt.
 MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 60 * 60
+# How long ago a message whose receipt handle still works can at most have been received: the
+# event source invokes within its batching window (<= 300 s) and the receipt stops working once
+# the queue's visibility timeout (360 s in the template) passes. Used when the receive time is
+# unknown (ApproximateFirstReceiveTimestamp is the *first* receive, exact only for receive 1).
+MAX_RECEIPT_AGE_SECONDS = 15 * 60
+# Margin for clock differences and the time the ChangeMessageVisibility call itself takes.
+VISIBILITY_CAP_MARGIN_SECONDS = 60
 
 
-def backoff_seconds(receive_count: int, base_seconds: int) -> int:
-    """Exponential redelivery delay for the n-th receive: base, 2x base, ... capped at 12 h."""
-    exponent = max(0, min(receive_count - 1, 16))
-    return int(min(base_seconds * 2**exponent, MAX_VISIBILITY_TIMEOUT_SECONDS))
+def visibility_cap_seconds(receive_count: int, first_receive_ms: int | None, now: float) -> int:
+    """The longest visibility SQS still grants for this receipt."""
+    if receive_count <= 1 and first_receive_ms:
+        received = min(first_receive_ms / 1000, now)
+    else:
+        received = now - MAX_RECEIPT_AGE_SECONDS
+    left = MAX_VISIBILITY_TIMEOUT_SECONDS - (now - received) - VISIBILITY_CAP_MARGIN_SECONDS
+    return int(max(0, left))
+
+
+def backoff_seconds(failed_deliveries: int, base_seconds: int, cap_seconds: int = MAX_VISIBILITY_TIMEOUT_SECONDS) -> int:
+    """Exponential redelivery delay after the n-th failed delivery: base, 2x base, ... capped."""
+    exponent = max(0, min(failed_deliveries - 1, 16))
+    return int(min(base_seconds * 2**exponent, cap_seconds, MAX_VISIBILITY_TIMEOUT_SECONDS))
+
+
+def hold_back_span(max_receive_count: int, base_seconds: int) -> int:
+    """Seconds from the first failed delivery until the redrive moves a message (for the docs)."""
+    cap = MAX_VISIBILITY_TIMEOUT_SECONDS - MAX_RECEIPT_AGE_SECONDS - VISIBILITY_CAP_MARGIN_SECONDS
+    return sum(backoff_seconds(n, base_seconds, cap) for n in range(1, max_receive_count + 1))
 
 
 def queue_url_from_arn(queue_arn: str, client: Any | None = None) -> str:
@@ -185,6 +222,9 @@ class Receipt:
     queue_arn: str
     receipt_handle: str
     receive_count: int
+    # Failed deliveries of earlier copies (a deferred message is re-sent as a new one).
+    earlier_failures: int = 0
+    first_receive_ms: int | None = None
 
 
 def backoff_base_seconds(configuration_error: bool) -> int:
@@ -200,14 +240,18 @@ def backoff_base_seconds(configuration_error: bool) -> int:
         return default
 
 
-def hold_back(receipts: Sequence[Receipt], base_seconds: int, client: Any | None = None) -> int:
-    """Delay each message's redelivery by ``backoff_seconds(receive count, base)``.
+def hold_back(
+    receipts: Sequence[Receipt], base_seconds: int, client: Any | None = None, now: float | None = None
+) -> int:
+    """Delay each message's redelivery by ``backoff_seconds``, within what SQS still grants.
 
     Returns how many could not be delayed (they reappear after the visibility timeout).
     """
+    now = time.time() if now is None else now
     by_queue: dict[str, list[tuple[str, int]]] = {}
     for receipt in receipts:
-        delay = backoff_seconds(receipt.receive_count, base_seconds)
+        cap = visibility_cap_seconds(receipt.receive_count, receipt.first_receive_ms, now)
+        delay = backoff_seconds(receipt.receive_count + receipt.earlier_failures, base_seconds, cap)
         by_queue.setdefault(receipt.queue_arn, []).append((receipt.receipt_handle, delay))
     not_delayed = 0
     for queue_arn, handles in by_queue.items():

@@ -3,14 +3,22 @@
 Not the orb-billing SDK: importing it adds about 0.5 s to every cold start, and its built-in
 retries would fight our own retry model (SQS redelivery, see ``orb_bridge.ingest``).
 
+Answers are classified by status *and* RFC 7807 ``type`` (Orb's error components, see
+https://docs.withorb.com/reference/error-responses): a 404 ``url-not-found`` is our base URL
+being wrong, a 404 ``resource-not-found`` is about the content; a 400
+``request-validation-errors`` names invalid events, other 400s refuse the request as a whole.
+
 One ``httpx.Client`` per container (``shared_http_client``): it is thread-safe, keeps its
 connections alive across invocations, and unlike an ``AsyncClient`` is not tied to an event loop.
 """
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import functools
+import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,41 +28,47 @@ from pydantic import ValidationError
 
 from orb_bridge import __version__
 from orb_bridge.orb.models import IngestResponse, OrbProblem
+from orb_bridge.orb.problems import Attribution, attribute
 
-# Orb marks these as worth retrying (docs/facts.md#orb-429-and-retries): rate limited, request timeout, conflict, 5xx.
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
-# The whole request was refused because of what it carries: split it to find the bad events.
-BAD_REQUEST_STATUSES = frozenset({400, 413, 422})
-AUTH_STATUSES = frozenset({401, 403})
-# The base URL does not point at Orb's API: a deployment problem, like a wrong key.
-MISCONFIGURED_STATUSES = frozenset({404, 405})
+ERROR_TYPE_BASE = "https://docs.withorb.com/reference/error-responses#"
+REQUEST_VALIDATION = ERROR_TYPE_BASE + "400-request-validation-errors"
+URL_NOT_FOUND = ERROR_TYPE_BASE + "404-url-not-found"
+RESOURCE_NOT_FOUND = ERROR_TYPE_BASE + "404-resource-not-found"
+# Without Retry-After, a 429's events wait this long before they are offered again.
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+MAX_RETRY_AFTER_SECONDS = 12 * 3600.0
 
 USER_AGENT = f"segment-orb-bridge/{__version__}"
 
 
 class Outcome(enum.Enum):
-    OK = "ok"  # 200; ``validation_failed`` may still list some events
-    RETRYABLE = "retryable"  # nothing we can fix now; SQS redelivers
-    BAD_REQUEST = "bad_request"  # the request's content was refused as a whole
-    AUTH = "auth"  # the API key or base URL is wrong: no request can succeed
+    OK = "ok"  # 200; ``validation_failed`` should be empty, but a listed event is still honoured
+    INVALID_EVENTS = "invalid_events"  # 400 request validation: ``attribution`` names what it can
+    BAD_REQUEST = "bad_request"  # the request's content was refused as a whole (400/413/422...)
+    RATE_LIMITED = "rate_limited"  # 429: stop sending, hold the events back ``retry_after`` s
+    RETRYABLE = "retryable"  # 5xx, 408, 409 idempotency mismatch, network: SQS redelivers
+    CONFIGURATION = "configuration"  # API key or base URL wrong: no request can succeed
 
 
 @dataclass(frozen=True)
 class IngestResult:
     outcome: Outcome
     status_code: int | None = None
-    # idempotency_key -> Orb's validation errors (outcome OK only)
+    # idempotency_key -> Orb's validation errors (a 200 that lists failures)
     validation_failed: Mapping[str, list[str]] = field(default_factory=dict)
     # Why the request failed: Orb's problem details, or the transport error.
     errors: list[str] = field(default_factory=list)
+    attribution: Attribution = field(default_factory=Attribution)
+    retry_after_seconds: float | None = None
+    problem_type: str | None = None
 
     @property
     def error_summary(self) -> str:
         status = f"HTTP {self.status_code}" if self.status_code is not None else "no response"
-        return f"{status}: {'; '.join(self.errors)}" if self.errors else status
+        return f"{status}: {'; '.join(self.errors[:5])}" if self.errors else status
 
 
-def classify(response: httpx.Response) -> IngestResult:
+def classify(response: httpx.Response, sent_keys: Sequence[str] = ()) -> IngestResult:
     status = response.status_code
     if status == 200:
         try:
@@ -67,23 +81,71 @@ def classify(response: httpx.Response) -> IngestResult:
         for failure in parsed.validation_failed:
             failed.setdefault(failure.idempotency_key, []).extend(failure.validation_errors)
         return IngestResult(Outcome.OK, status, validation_failed=failed)
-    errors = _problem(response)
-    if status in AUTH_STATUSES or status in MISCONFIGURED_STATUSES:
-        return IngestResult(Outcome.AUTH, status, errors=errors)
-    if status in BAD_REQUEST_STATUSES:
-        return IngestResult(Outcome.BAD_REQUEST, status, errors=errors)
-    # 5xx, 408/409/429, and any other unexpected answer: let SQS redeliver; after
-    # maxReceiveCount the queue's redrive keeps the messages in the rejected queue.
-    return IngestResult(Outcome.RETRYABLE, status, errors=errors)
+
+    body = _json(response)
+    problem = _problem(body, response)
+    kind = problem.type if problem is not None else None
+    errors = problem.describe() if problem is not None else _text(response)
+    result = functools.partial(IngestResult, status_code=status, errors=errors, problem_type=kind)
+    if status in (401, 403, 405) or (status == 404 and kind != RESOURCE_NOT_FOUND):
+        # 404 url-not-found (or an untyped 404: not Orb's API answering) is a wrong base URL.
+        return result(Outcome.CONFIGURATION)
+    if status == 429:
+        return result(Outcome.RATE_LIMITED, retry_after_seconds=retry_after(response.headers))
+    if status == 400 and (kind == REQUEST_VALIDATION or kind is None):
+        # An untyped 400 may still name events; with nothing attributable ingest splits it.
+        return result(Outcome.INVALID_EVENTS, attribution=attribute(body, sent_keys))
+    if status in (400, 404, 413, 422):
+        # Other 400s (constraint violation...), resource-not-found, too large: split to isolate.
+        return result(Outcome.BAD_REQUEST)
+    # 5xx, 408, 409 (IdempotencyRequestMismatch: retryable per Orb), anything unexpected.
+    return result(Outcome.RETRYABLE)
 
 
-def _problem(response: httpx.Response) -> list[str]:
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
+    """Seconds to wait from ``retry-after-ms``, ``Retry-After`` (seconds or HTTP date), else a default."""
+    raw_ms = headers.get("retry-after-ms")
+    seconds: float | None = None
+    if raw_ms:
+        try:
+            seconds = float(raw_ms) / 1000
+        except ValueError:
+            seconds = None
+    raw = headers.get("retry-after")
+    if seconds is None and raw:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError, IndexError):
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:
+                seconds = parsed.timestamp() - (time.time() if now is None else now)
+    if seconds is None or seconds != seconds:  # missing, unreadable or NaN
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _json(response: httpx.Response) -> Any:
     try:
-        problem = OrbProblem.model_validate_json(response.content)
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _problem(body: Any, response: httpx.Response) -> OrbProblem | None:
+    if not isinstance(body, dict):
+        return None
+    try:
+        return OrbProblem.model_validate(body)
     except ValidationError:
-        text = response.text.strip()
-        return [text[:500]] if text else []
-    return problem.describe()
+        return None
+
+
+def _text(response: httpx.Response) -> list[str]:
+    text = response.text.strip()
+    return [text[:500]] if text else []
 
 
 class OrbClient:
@@ -110,7 +172,7 @@ class OrbClient:
             return IngestResult(Outcome.RETRYABLE, errors=[f"timeout: {type(exc).__name__}"])
         except httpx.HTTPError as exc:  # connection refused/reset, protocol errors
             return IngestResult(Outcome.RETRYABLE, errors=[f"transport error: {type(exc).__name__}: {exc}"])
-        return classify(response)
+        return classify(response, [str(event.get("idempotency_key", "")) for event in events])
 
 
 @functools.cache
