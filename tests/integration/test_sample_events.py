@@ -335,7 +335,7 @@ def webhook_samples(tmp_path: Path) -> list[dict]:
 def test_orb_webhook_accepts_freshly_signed_samples_and_forwards_them_once(stack: dict, tmp_path: Path) -> None:
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
-    handler._receiver.cache_clear()
+    handler.reset()
     for event in webhook_samples(tmp_path):
         webhook = json.loads(event["body"])
         assert event["routeKey"] == "POST /orb/webhook"
@@ -351,7 +351,7 @@ def test_orb_webhook_accepts_freshly_signed_samples_and_forwards_them_once(stack
 def test_orb_webhook_refuses_a_sample_signed_with_another_secret(stack: dict, tmp_path: Path) -> None:
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
-    handler._receiver.cache_clear()
+    handler.reset()
     event = signed_now(webhook_samples(tmp_path)[0], "dev-secret-someone_else")
     response = handler.lambda_handler(event, FakeLambdaContext(10))
     assert response["statusCode"] == 401

@@ -20,6 +20,12 @@ def handler():
     ingest.forget_container_service()
 
 
+def use_service(monkeypatch, service):
+    """The container's service, as if built from the environment (settings are re-read per call)."""
+    ingest._service = service
+    monkeypatch.setattr(ingest, "container_service", lambda: service)
+
+
 def emitted_metrics(output: str) -> dict[str, float]:
     values: dict[str, float] = {}
     for line in output.splitlines():
@@ -43,13 +49,13 @@ def test_a_configuration_error_fails_every_message_without_raising(handler, monk
     assert emitted_metrics(capsys.readouterr().out)["EventsRetried"] == 2
 
 
-def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys):  # noqa: F811
+def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys, monkeypatch):  # noqa: F811
     orb = FakeOrb()
     orb.invalid_keys = {"key-1": ["too old"]}
     orb.scripted = [lambda: httpx.Response(200, json={"validation_failed": [
         {"idempotency_key": "key-1", "validation_errors": ["too old"]}]}),
         lambda: httpx.Response(500, json={"status": 500})]
-    ingest._service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1)
+    use_service(monkeypatch, make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1))
     bodies = [usage_event(i).to_message_body() for i in range(4)]
 
     response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())
@@ -61,10 +67,10 @@ def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rej
     assert metrics["EventsRetried"] == 2
 
 
-def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog):  # noqa: F811
+def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog, monkeypatch):  # noqa: F811
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
-    ingest._service = make_service(orb, rejected_queue)
+    use_service(monkeypatch, make_service(orb, rejected_queue))
 
     response = handler.lambda_handler(sqs_event([usage_event(1).to_message_body()]), FakeLambdaContext())
 

@@ -352,7 +352,7 @@ def test_deployed_environment_loads_every_function_s_settings(template: dict, se
     intake = config.IntakeSettings.from_env(function_environment(template, "TrackIntakeFunction", values, REFS))
     assert intake.mapping.external_customer_id_field == "context.groupId"
     assert intake.mapping.properties_mapping == {"amount": "amount_usd"}
-    assert (intake.shared_secret, intake.auth_token) == ("shared", "token")
+    assert (intake.shared_secrets, intake.auth_tokens) == (("shared",), ("token",))
     assert intake.require_bearer_for_batches and not intake.allow_unauthenticated
     assert (intake.ingest_queue_url, intake.rejected_queue_url) == (REFS["IngestQueue"], REFS["RejectedQueue"])
 

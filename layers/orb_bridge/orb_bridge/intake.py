@@ -250,15 +250,28 @@ class TrackIntake:
             logger.error("could not keep the refused body", extra={"code": failures[0].code})
 
 
+_service: TrackIntake | None = None
+
+
 def default_intake() -> TrackIntake:
-    """The service for this request: settings (and secrets, through their 300 s cache) are
-    re-resolved at every request, so a rotated token or secret takes effect in warm containers;
-    the SQS client is the container's (``orb_bridge.aws``). Raises ConfigurationError until fixed."""
-    return TrackIntake(IntakeSettings.from_env())
+    """The service for this request (raises ConfigurationError until the deployment is fixed).
+
+    Settings, with the Segment secret and token through their 300 s cache, are re-resolved at
+    every request, so a rotated credential takes effect in warm containers; the service is
+    rebuilt only when they changed, and the SQS client is the container's (``orb_bridge.aws``).
+    """
+    global _service
+    settings = IntakeSettings.from_env()
+    service = _service
+    if service is None or service.settings != settings:
+        service = _service = TrackIntake(settings)
+    return service
 
 
 def reset() -> None:
-    """Forget cached secrets (tests switch environments)."""
+    """Forget the service and cached secrets (tests switch environments)."""
+    global _service
     from orb_bridge.secrets import secret_cache
 
+    _service = None
     secret_cache.clear()

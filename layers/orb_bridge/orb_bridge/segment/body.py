@@ -13,33 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_request import BodyError, decode_http_body  # noqa: F401 (part of this module's interface)
+from orb_bridge.http_request import MAX_JSON_DEPTH, BodyError, decode_http_body, json_depth_exceeds  # noqa: F401
 from orb_bridge.segment.models import BodyShape
 
 JSON_WHITESPACE = " \t\n\r"
-# Deeper than any real event; deeper structures could overflow Python's stack in json.dumps.
-MAX_JSON_DEPTH = 64
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
-
-
-def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when ``document`` nests objects or arrays deeper than ``limit`` (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
 
 
 @dataclass(frozen=True, slots=True)
