@@ -43,6 +43,7 @@ REFS = {
     "IngestQueue.QueueName": "IngestQueue",
     "RejectedQueue.QueueName": "RejectedQueue",
     "WebhookIdempotencyTable": "segment-orb-bridge-WebhookIdempotencyTable-X",
+    "WebhookIdempotencyTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/segment-orb-bridge-WebhookIdempotencyTable-X",
     "OrbWebhookEventBus": "segment-orb-bridge-orb-webhooks",
     "OrbWebhookEventBus.Arn": "arn:aws:events:us-east-1:123456789012:event-bus/segment-orb-bridge-orb-webhooks",
     "BridgeHttpApi": "a1b2c3d4e5",
@@ -421,7 +422,10 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
         {"SQSPollerPolicy": {"QueueName": "IngestQueue"}},
     ]
     assert policies("OrbWebhookFunction") == [
-        {"DynamoDBCrudPolicy": {"TableName": REFS["WebhookIdempotencyTable"]}},
+        # Least privilege: exactly what Powertools Idempotency calls (no Scan, Query or batch calls).
+        {"Statement": [{"Effect": "Allow", "Resource": REFS["WebhookIdempotencyTable.Arn"],
+                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                   "dynamodb:DeleteItem"]}]},
         {"EventBridgePutEventsPolicy": {"EventBusName": REFS["OrbWebhookEventBus"]}},
     ]
 
