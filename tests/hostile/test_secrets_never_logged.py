@@ -31,11 +31,13 @@ SECRETS = {
 
 @pytest.fixture
 def debug_logs(monkeypatch, capsys):
-    """Everything written at DEBUG: the root logger (where Lambda's runtime sends library logs)
-    and Powertools' JSON lines on stdout/stderr."""
+    """Everything logged at DEBUG, through the root logger (where Lambda's runtime sends library
+    logs, and Powertools' records propagate), formatted with extras as Powertools writes them;
+    plus anything printed."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logger.registered_formatter)
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
