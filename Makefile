@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit integration e2e bench bench-build soak template-check clean
+.PHONY: dev test lint unit integration e2e bench bench-build soak template-check checkov clean
 
 $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,22 @@ template-check: $(SAM_STAMP)
 	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
 	PATH="$(SAM_PATH)" python3.13 packaging/check_bytecode.py .aws-sam/build
 
+# checkov (static security analysis of template.yaml) also pins many packages: its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_VERSION ?= 3.3.30
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV_STAMP)
+
+# Every suppression sits beside its resource in template.yaml with a one-line reason;
+# --skip-download: offline, no guideline downloads from the vendor's API.
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
+
 # What Lambda runs, for the bench: the same `sam build` (packaging/Makefile) for this machine's
 # architecture in its own build directory (never the one `sam deploy` uses), and a python3.13 venv
 # holding only the boto3/botocore of the python3.13 Lambda runtime.
@@ -88,4 +104,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak --events $${SOAK_EVENTS:-100000} $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache

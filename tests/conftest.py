@@ -39,3 +39,13 @@ def orb_contract_checked() -> Iterator[None]:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secret_cache():
+    """Secrets read from (moto's) Secrets Manager are cached per ARN for 300 s: not across tests."""
+    from orb_bridge.secrets import secret_cache
+
+    secret_cache.clear()
+    yield
+    secret_cache.clear()

@@ -7,7 +7,6 @@ EventBridge, and shape its result as an HTTP response.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -26,11 +25,26 @@ from orb_bridge.webhooks.service import (
 from orb_bridge.webhooks.signature import RejectionReason
 
 
-@functools.lru_cache(maxsize=4)
+_current: WebhookReceiver | None = None
+
+
 def _receiver(settings: WebhookSettings) -> WebhookReceiver:
-    # Settings are re-read per request (the secret is cached by Parameters for 300 s, so a
-    # rotated secret is picked up); the receiver and its clients are built once per settings.
-    return WebhookReceiver(settings)
+    # Settings are re-read per request (the secret through its 300 s cache, so a rotated secret
+    # is picked up); the receiver is rebuilt only when they changed, around the container's clients.
+    global _current
+    receiver = _current
+    if receiver is None or receiver.settings != settings:
+        receiver = _current = WebhookReceiver(settings)
+    return receiver
+
+
+def reset() -> None:
+    """Forget the receiver and cached secrets (tests switch moto backends and environments)."""
+    global _current
+    from orb_bridge.secrets import secret_cache
+
+    _current = None
+    secret_cache.clear()
 
 
 def _response(result: WebhookResult) -> dict[str, Any]:

@@ -55,8 +55,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         service = intake.default_intake()
     except ConfigurationError as exc:
-        logger.error("configuration error", extra={"reason": str(exc)})
-        return _response(500, {"message": f"track intake is misconfigured: {exc}"})
+        # The caller may be anyone: the setting at fault is named in the log only.
+        logger.error(f"configuration error: {exc}")
+        return _response(500, {"message": "track intake is misconfigured; see the function's log"})
     try:
         result = service.handle(headers, raw_body)
     except Exception:  # a bug of ours: log it, answer a retryable 500 without internals

@@ -225,8 +225,9 @@ def test_track_intake_accepts_the_http_api_sample(stack: dict, name: str) -> Non
 
 @pytest.mark.parametrize("name", INTAKE_HTTP_EVENTS)
 def test_http_api_samples_carry_a_valid_segment_signature(stack: dict, name: str) -> None:
-    # Only the shared secret configured and the Bearer header removed: the X-Signature in the
-    # file (over the body, or a batch's first element as Segment signs it) must verify alone.
+    # Only the shared secret configured and the Bearer header removed: the signature in the file
+    # must verify alone (X-Signature over a single event; X-Segment-Signature over a whole batch,
+    # since an X-Signature over a batch's first event never authenticates a batch).
     stack["use_function_environment"]("TrackIntakeFunction", SegmentAuthTokenArn="")
     event = read_event(name)
     del event["headers"]["authorization"]
@@ -240,6 +241,7 @@ def test_http_api_samples_are_refused_with_other_credentials(stack: dict, name: 
     event = read_event(name)
     event["headers"]["authorization"] = "Bearer not-the-token"
     event["headers"]["x-signature"] = "0" * 40
+    event["headers"].pop("x-segment-signature", None)
     response = load_handler("track_intake").lambda_handler(event, FakeLambdaContext(10))
     assert response["statusCode"] == 401
     assert drain(stack["sqs"], stack["ingest_url"]) == []
@@ -341,7 +343,7 @@ def webhook_samples(tmp_path: Path) -> list[dict]:
 def test_orb_webhook_accepts_freshly_signed_samples_and_forwards_them_once(stack: dict, tmp_path: Path) -> None:
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
-    handler._receiver.cache_clear()
+    handler.reset()
     for event in webhook_samples(tmp_path):
         webhook = json.loads(event["body"])
         assert event["routeKey"] == "POST /orb/webhook"
@@ -357,7 +359,7 @@ def test_orb_webhook_accepts_freshly_signed_samples_and_forwards_them_once(stack
 def test_orb_webhook_refuses_a_sample_signed_with_another_secret(stack: dict, tmp_path: Path) -> None:
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
-    handler._receiver.cache_clear()
+    handler.reset()
     event = signed_now(webhook_samples(tmp_path)[0], "dev-secret-someone_else")
     response = handler.lambda_handler(event, FakeLambdaContext(10))
     assert response["statusCode"] == 401

@@ -12,12 +12,16 @@ from tests.support.ingest_doubles import FakeOrb, make_service, usage_event
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 
 
-
 @pytest.fixture
 def handler():
     ingest.forget_container_service()
     yield load_handler("orb_ingest")
     ingest.forget_container_service()
+
+
+def use_service(monkeypatch, service):
+    """The container's service, as if built from the environment (settings are re-read per call)."""
+    monkeypatch.setattr(ingest, "container_service", lambda: service)
 
 
 def emitted_metrics(output: str) -> dict[str, float]:
@@ -43,13 +47,13 @@ def test_a_configuration_error_fails_every_message_without_raising(handler, monk
     assert emitted_metrics(capsys.readouterr().out)["EventsRetried"] == 2
 
 
-def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys):
+def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys, monkeypatch):
     orb = FakeOrb()
     orb.invalid_keys = {"key-1": ["too old"]}
     orb.scripted = [lambda: httpx.Response(200, json={"validation_failed": [
         {"idempotency_key": "key-1", "validation_errors": ["too old"]}]}),
         lambda: httpx.Response(500, json={"status": 500})]
-    ingest._service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1)
+    use_service(monkeypatch, make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1))
     bodies = [usage_event(i).to_message_body() for i in range(4)]
 
     response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())
@@ -61,15 +65,17 @@ def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rej
     assert metrics["EventsRetried"] == 2
 
 
-def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog):
+def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog, monkeypatch):
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
-    ingest._service = make_service(orb, rejected_queue)
+    use_service(monkeypatch, make_service(orb, rejected_queue))
+    forgotten: list[bool] = []
+    monkeypatch.setattr(ingest, "forget_container_service", lambda: forgotten.append(True))
 
     response = handler.lambda_handler(sqs_event([usage_event(1).to_message_body()]), FakeLambdaContext())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00000"}]}
-    assert ingest._service is None
+    assert forgotten == [True]  # the key (and settings) are read afresh at the next request
     assert "configuration error: Orb refused the request (HTTP 401" in caplog.text
 
 
@@ -96,7 +102,7 @@ class RecordingSqs:
 
 
 @pytest.fixture
-def ingest_queue(rejected_queue, monkeypatch):  # noqa: F811 (inside rejected_queue's mock_aws)
+def ingest_queue(rejected_queue, monkeypatch):  # inside rejected_queue's mock_aws
     from orb_bridge import aws
 
     recording = RecordingSqs()
@@ -106,10 +112,10 @@ def ingest_queue(rejected_queue, monkeypatch):  # noqa: F811 (inside rejected_qu
     return recording
 
 
-def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_originals(handler, ingest_queue, rejected_queue, capsys):  # noqa: F811
+def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_originals(handler, ingest_queue, rejected_queue, capsys, monkeypatch):
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(429, headers={"retry-after-ms": "2500"}, json={"status": 429})]
-    ingest._service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1)
+    use_service(monkeypatch, make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1))
     event = sqs_event([usage_event(i).to_message_body() for i in range(4)], receive_count=3)
 
     response = handler.lambda_handler(event, FakeLambdaContext())
@@ -126,10 +132,10 @@ def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_or
     assert metrics["OldestPendingEventAgeSeconds"] > 0
 
 
-def test_a_copy_sqs_refuses_leaves_its_original_to_redelivery(handler, ingest_queue, rejected_queue):  # noqa: F811
+def test_a_copy_sqs_refuses_leaves_its_original_to_redelivery(handler, ingest_queue, rejected_queue, monkeypatch):
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(429, json={"status": 429})]
-    ingest._service = make_service(orb, rejected_queue, max_concurrent_requests=1)
+    use_service(monkeypatch, make_service(orb, rejected_queue, max_concurrent_requests=1))
     bodies = [usage_event(i).to_message_body() for i in range(3)]
     ingest_queue.refuse_bodies = {bodies[1]}
 
@@ -139,11 +145,11 @@ def test_a_copy_sqs_refuses_leaves_its_original_to_redelivery(handler, ingest_qu
     assert len(ingest_queue.sent) == 2
 
 
-def test_a_wait_longer_than_sqs_delays_hops_without_calling_orb(handler, ingest_queue, rejected_queue):  # noqa: F811
+def test_a_wait_longer_than_sqs_delays_hops_without_calling_orb(handler, ingest_queue, rejected_queue, monkeypatch):
     import time
 
     orb = FakeOrb()
-    ingest._service = make_service(orb, rejected_queue)
+    use_service(monkeypatch, make_service(orb, rejected_queue))
     not_before = int((time.time() + 2000) * 1000)
     event = sqs_event([usage_event(1).to_message_body()])
     event["Records"][0]["messageAttributes"] = {

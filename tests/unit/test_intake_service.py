@@ -49,7 +49,7 @@ def settings(ingest_url: str, rejected_url: str, **overrides) -> IntakeSettings:
         mapping=MappingSettings(properties_mapping={"amount": "amount"}),
         ingest_queue_url=ingest_url,
         rejected_queue_url=rejected_url,
-        auth_token="token",
+        auth_tokens=("token",),
     )
     values.update(overrides)
     return IntakeSettings(**values)
@@ -76,7 +76,7 @@ def test_signature_secret_and_bearer_token_from_settings(sqs):
 
     ingest = sqs.create_queue(QueueName="ingest")["QueueUrl"]
     rejected = sqs.create_queue(QueueName="rejected")["QueueUrl"]
-    service = TrackIntake(settings(ingest, rejected, shared_secret="secret", auth_token=None))
+    service = TrackIntake(settings(ingest, rejected, shared_secrets=("secret",), auth_tokens=()))
     body = b'{"type":"page","messageId":"p-1"}'
     signature = hmac.new(b"secret", body, hashlib.sha1).hexdigest()
     assert service.handle({"X-Signature": signature}, body).body == {"accepted": 0, "skipped": 1, "rejected": []}

@@ -43,6 +43,7 @@ REFS = {
     "IngestQueue.QueueName": "IngestQueue",
     "RejectedQueue.QueueName": "RejectedQueue",
     "WebhookIdempotencyTable": "segment-orb-bridge-WebhookIdempotencyTable-X",
+    "WebhookIdempotencyTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/segment-orb-bridge-WebhookIdempotencyTable-X",
     "OrbWebhookEventBus": "segment-orb-bridge-orb-webhooks",
     "OrbWebhookEventBus.Arn": "arn:aws:events:us-east-1:123456789012:event-bus/segment-orb-bridge-orb-webhooks",
     "BridgeHttpApi": "a1b2c3d4e5",
@@ -147,7 +148,7 @@ def test_code_locations_exist(template: dict) -> None:
         assert f"build-{logical_id}" in makefile, f"packaging/Makefile: no build-{logical_id} target"
         if logical_id != "OrbBridgeLayer":
             metadata = resources(template)[logical_id]["Metadata"]
-            assert metadata == {"BuildMethod": "makefile", "ContextPath": "packaging"}
+            assert metadata["BuildMethod"] == "makefile" and metadata["ContextPath"] == "packaging"
     layer_dir = REPO_ROOT / "layers/orb_bridge"
     assert (layer_dir / "requirements.txt").is_file()
     assert (layer_dir / "orb_bridge/__init__.py").is_file()
@@ -363,7 +364,7 @@ def test_deployed_environment_loads_every_function_s_settings(template: dict, se
     intake = config.IntakeSettings.from_env(function_environment(template, "TrackIntakeFunction", values, REFS))
     assert intake.mapping.external_customer_id_field == "context.groupId"
     assert intake.mapping.properties_mapping == {"amount": "amount_usd"}
-    assert (intake.shared_secret, intake.auth_token) == ("shared", "token")
+    assert (intake.shared_secrets, intake.auth_tokens) == (("shared",), ("token",))
     assert intake.require_bearer_for_batches and not intake.allow_unauthenticated
     assert (intake.ingest_queue_url, intake.rejected_queue_url) == (REFS["IngestQueue"], REFS["RejectedQueue"])
 
@@ -437,7 +438,10 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
                         "Resource": REFS["OrbPacingTable.Arn"]}]},
     ]
     assert policies("OrbWebhookFunction") == [
-        {"DynamoDBCrudPolicy": {"TableName": REFS["WebhookIdempotencyTable"]}},
+        # Least privilege: exactly what Powertools Idempotency calls (no Scan, Query or batch calls).
+        {"Statement": [{"Effect": "Allow", "Resource": REFS["WebhookIdempotencyTable.Arn"],
+                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                   "dynamodb:DeleteItem"]}]},
         {"EventBridgePutEventsPolicy": {"EventBusName": REFS["OrbWebhookEventBus"]}},
     ]
 

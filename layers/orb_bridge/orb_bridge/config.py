@@ -102,10 +102,14 @@ class IntakeSettings:
     mapping: MappingSettings
     ingest_queue_url: str
     rejected_queue_url: str
-    shared_secret: str | None = None
-    auth_token: str | None = None
+    # Several values (comma or newline separated in the secret) verify during a rotation.
+    # repr=False: settings objects may end up in a log line or a traceback.
+    shared_secrets: tuple[str, ...] = field(default=(), repr=False)
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     allow_unauthenticated: bool = False
     require_bearer_for_batches: bool = False
+    # Insecure opt-out: accept batches whose X-Signature covers only their first event.
+    allow_first_event_signature_for_batches: bool = False
     max_body_bytes: int = 6 * 1024 * 1024
     max_batch_events: int = 4000
 
@@ -116,27 +120,46 @@ class IntakeSettings:
             mapping=MappingSettings.from_env(env),
             ingest_queue_url=_required(env, "INGEST_QUEUE_URL"),
             rejected_queue_url=_required(env, "REJECTED_QUEUE_URL"),
-            shared_secret=resolve_secret("SEGMENT_SHARED_SECRET", env),
-            auth_token=resolve_secret("SEGMENT_AUTH_TOKEN", env),
+            shared_secrets=tuple(split_secrets(resolve_secret("SEGMENT_SHARED_SECRET", env))),
+            auth_tokens=tuple(split_secrets(resolve_secret("SEGMENT_AUTH_TOKEN", env))),
             allow_unauthenticated=_bool(env, "ALLOW_UNAUTHENTICATED"),
             require_bearer_for_batches=_bool(env, "REQUIRE_BEARER_FOR_BATCHES"),
+            allow_first_event_signature_for_batches=_bool(env, "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES"),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 6 * 1024 * 1024, minimum=1024)),
             max_batch_events=int(_number(env, "MAX_BATCH_EVENTS", 4000, minimum=1)),
         )
-        if not (settings.shared_secret or settings.auth_token or settings.allow_unauthenticated):
+        if not (settings.shared_secrets or settings.auth_tokens or settings.allow_unauthenticated):
             raise ConfigurationError(
                 "no Segment authentication configured: set SEGMENT_SHARED_SECRET(_ARN) and/or "
                 "SEGMENT_AUTH_TOKEN(_ARN), or ALLOW_UNAUTHENTICATED=true for local development only"
             )
-        if settings.require_bearer_for_batches and not settings.auth_token:
+        if settings.require_bearer_for_batches and not settings.auth_tokens:
             raise ConfigurationError("REQUIRE_BEARER_FOR_BATCHES=true needs SEGMENT_AUTH_TOKEN(_ARN)")
         return settings
+
+
+# The Orb API key travels in the Authorization header: only https, except to a local stand-in.
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
+def orb_api_base_url(env: Mapping[str, str]) -> str:
+    raw = (env.get("ORB_API_BASE_URL", "").strip() or DEFAULT_ORB_API_BASE_URL).rstrip("/")
+    scheme, _, rest = raw.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host if host.startswith("[") else host.split(":", 1)[0]
+    if scheme.lower() == "https" and host:
+        return raw
+    if scheme.lower() == "http" and host.lower() in _LOCAL_HOSTS:
+        return raw
+    raise ConfigurationError(
+        f"ORB_API_BASE_URL must be an https:// URL (http:// only to 127.0.0.1 or localhost), got {raw[:64]!r}"
+    )
 
 
 @dataclass(frozen=True)
 class IngestSettings:
     orb_api_base_url: str
-    orb_api_key: str
+    orb_api_key: str = field(repr=False)
     rejected_queue_url: str
     max_events_per_request: int = 500
     # 20 x 500 = SQS's largest batch (10,000) in one round of requests. The Orb request rate is
@@ -167,7 +190,7 @@ class IngestSettings:
         if not api_key:
             raise ConfigurationError("ORB_API_KEY_SECRET_ARN (or ORB_API_KEY locally) is required")
         settings = cls(
-            orb_api_base_url=(env.get("ORB_API_BASE_URL", "").strip() or DEFAULT_ORB_API_BASE_URL).rstrip("/"),
+            orb_api_base_url=orb_api_base_url(env),
             orb_api_key=api_key,
             rejected_queue_url=_required(env, "REJECTED_QUEUE_URL"),
             max_events_per_request=int(
@@ -202,7 +225,7 @@ WEBHOOK_MAX_BODY_BYTES = 256 * 1024 - 1024
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...] = field(repr=False)
     event_bus_name: str
     idempotency_table_name: str
     tolerance_seconds: float = 300.0

@@ -50,3 +50,24 @@ def decode_http_body(body: Any, is_base64_encoded: Any = False, max_bytes: int |
         return body.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates cannot have come from a real request
         raise BodyError(400, "request body is not valid UTF-8") from None
+
+
+# Deeper than any real event or webhook; deeper structures could overflow Python's stack in json.dumps.
+MAX_JSON_DEPTH = 64
+
+
+def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``document`` nests objects or arrays deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False

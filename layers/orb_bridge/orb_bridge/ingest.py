@@ -308,19 +308,26 @@ class IngestService:
 # -- one service per container ----------------------------------------------------------------
 
 _service: IngestService | None = None
+_http: Any = None
 _service_lock = threading.Lock()
 
 
 def container_service() -> IngestService:
-    """The service built from the environment at the first request (raises ConfigurationError)."""
-    global _service
+    """The service for this invocation (raises ConfigurationError).
+
+    Settings, with the API key through its 300 s secret cache, are re-resolved at every
+    invocation, so a rotated key takes effect in warm containers; the service is rebuilt only
+    when they changed, around the container's one HTTP client.
+    """
+    global _service, _http
+    settings = IngestSettings.from_env()
     with _service_lock:
-        if _service is None:
-            settings = IngestSettings.from_env()
-            http = shared_http_client(max(32, settings.max_concurrent_requests))
+        if _service is None or _service.settings != settings:
+            if _http is None:
+                _http = shared_http_client(max(32, settings.max_concurrent_requests))
             _service = IngestService(
                 settings,
-                OrbClient(settings.orb_api_base_url, settings.orb_api_key, http),
+                OrbClient(settings.orb_api_base_url, settings.orb_api_key, _http),
                 SqsQueue(settings.rejected_queue_url),
                 pacer_from_settings(settings.requests_per_second, settings.events_per_minute,
                                     settings.pacing_table_name),
@@ -329,7 +336,10 @@ def container_service() -> IngestService:
 
 
 def forget_container_service() -> None:
-    """Re-read settings (and the API key secret) at the next request, e.g. after a 401."""
+    """Re-read settings and the API key secret (bypassing its cache) at the next request, e.g. after a 401."""
     global _service
+    from orb_bridge.secrets import secret_cache
+
     with _service_lock:
         _service = None
+    secret_cache.clear()

@@ -10,7 +10,6 @@ idempotency key makes the duplicates harmless downstream.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from orb_bridge.config import IntakeSettings
 from orb_bridge.observability import logger, metrics
-from orb_bridge.queues import SendFailure, SqsQueue, rejection_record
+from orb_bridge.queues import MAX_RECORD_BYTES, SendFailure, SqsQueue, rejection_record
 from orb_bridge.segment.auth import authenticate
-from orb_bridge.segment.body import JSON_WHITESPACE, BodyError, SegmentBody, check_size, parse_segment_body
+from orb_bridge.segment.body import BodyError, SegmentBody, check_size, parse_segment_body
 from orb_bridge.segment.mapping import map_elements
 from orb_bridge.segment.models import MappedEvent
 
@@ -30,8 +29,16 @@ from orb_bridge.segment.models import MappedEvent
 SEND_CHUNK = 100
 SEND_WORKERS = 8
 # A rejected-queue message must fit SQS even on queues still pinned to 256 KiB.
-MAX_REJECTION_BYTES = 200 * 1024
-EXCERPT_CHARS = 16 * 1024
+MAX_REJECTION_BYTES = MAX_RECORD_BYTES
+EXCERPT_CHARS = 8 * 1024
+# The answer's list of rejected events stops here (Lambda refuses responses over 6 MB).
+MAX_REJECTED_LISTING_BYTES = 4 * 1024 * 1024
+# Events of a refused signature-only batch are kept in records of about this size.
+UNAUTHENTICATED_RECORD_BYTES = 150 * 1024
+SIGNATURE_ONLY_BATCH_REASON = (
+    "unauthenticated: a batch whose X-Signature covers only its first event; configure the Bearer "
+    "token (or X-Segment-Signature) in Segment. Check these events came from Segment before replaying them"
+)
 # Enough detail in the log to debug a bad batch without flooding it.
 MAX_LOGGED_REJECTIONS = 20
 
@@ -52,18 +59,37 @@ def _excerpt(text: str) -> str:
 
 def _rejection_body(outcome: MappedEvent, element: Any) -> str:
     extra = {"index": outcome.index, "message_id": outcome.message_id}
-    record = rejection_record(
+    return rejection_record(
         stage="intake", reason=outcome.error or "", errors=[outcome.error or ""], segment_event=element, extra=extra
     )
-    if len(record) > MAX_REJECTION_BYTES:  # json.dumps escapes non-ASCII, so chars == bytes
-        original = json.dumps(element, separators=(",", ":"), default=str)
-        record = rejection_record(
-            stage="intake",
-            reason=outcome.error or "",
-            errors=[outcome.error or ""],
-            extra={**extra, "segment_event_bytes": len(original), "segment_event_excerpt": _excerpt(original)},
-        )
-    return record
+
+
+def _element_groups(elements: Sequence[Any], budget: int = UNAUTHENTICATED_RECORD_BYTES) -> list[list[Any]]:
+    """Consecutive elements in groups of about ``budget`` serialised bytes (whole elements only)."""
+    groups: list[list[Any]] = []
+    size = 0
+    for element in elements:
+        element_size = len(json.dumps(element, separators=(",", ":"), default=str))
+        if groups and size + element_size <= budget:
+            groups[-1].append(element)
+            size += element_size
+        else:
+            groups.append([element])
+            size = element_size
+    return groups
+
+
+def _rejected_listing(rejected: Sequence[MappedEvent]) -> tuple[list[dict[str, Any]], int]:
+    """The answer's ``rejected`` entries, within ``MAX_REJECTED_LISTING_BYTES``; and how many were left out."""
+    listing: list[dict[str, Any]] = []
+    size = 0
+    for outcome in rejected:
+        item = {"index": outcome.index, "messageId": outcome.message_id, "error": outcome.error}
+        size += len(json.dumps(item)) + 2
+        if size > MAX_REJECTED_LISTING_BYTES:
+            break
+        listing.append(item)
+    return listing, len(rejected) - len(listing)
 
 
 def send_concurrently(queue: SqsQueue, bodies: Sequence[str], workers: int = SEND_WORKERS) -> list[SendFailure]:
@@ -104,39 +130,64 @@ class TrackIntake:
             logger.warning("request refused", extra={"status": exc.status_code, "reason": exc.message})
             return _error(exc.status_code, exc.message)
 
-        # Parsed before authenticating: the batch rule needs the body's shape. A parse error
-        # is reported only to authenticated callers.
-        body: SegmentBody | None = None
-        body_error: BodyError | None = None
+        # Authenticated from the headers and the raw bytes alone: nobody's body is parsed before.
+        auth = authenticate(
+            headers,
+            raw_body,
+            shared_secrets=settings.shared_secrets,
+            auth_tokens=settings.auth_tokens,
+            allow_unauthenticated=settings.allow_unauthenticated,
+            allow_first_event_signature_for_batches=settings.allow_first_event_signature_for_batches,
+        )
+        if auth.first_event_only:
+            return self._refuse_signature_only_batch(raw_body)
+        if not auth.ok:
+            logger.warning("request not authenticated", extra={"reason": auth.detail})
+            return _error(401, "unauthorized")
+
         try:
             body = parse_segment_body(
                 raw_body, max_body_bytes=settings.max_body_bytes, max_batch_events=settings.max_batch_events
             )
         except BodyError as exc:
-            body_error = exc
-
-        is_array = body.shape == "array" if body else raw_body.lstrip(JSON_WHITESPACE.encode()).startswith(b"[")
-        auth = authenticate(
-            headers,
-            raw_body,
-            shared_secret=settings.shared_secret,
-            auth_token=settings.auth_token,
-            allow_unauthenticated=settings.allow_unauthenticated,
-            require_bearer_for_batches=settings.require_bearer_for_batches,
-            is_batch=body.is_batch if body else is_array,
-            is_array=is_array,
-        )
-        if not auth.ok:
-            logger.warning("request not authenticated", extra={"reason": auth.detail})
+            logger.warning("request body refused", extra={"status": exc.status_code, "reason": exc.message})
+            self._keep_malformed_body(raw_body, exc)
+            return _error(exc.status_code, exc.message)
+        if settings.require_bearer_for_batches and body.is_batch and auth.detail != "bearer":
+            logger.warning("request not authenticated", extra={"reason": "batch request without the required Bearer token"})
             return _error(401, "unauthorized")
-
-        if body_error is not None:
-            logger.warning("request body refused", extra={"status": body_error.status_code, "reason": body_error.message})
-            self._keep_malformed_body(raw_body, body_error)
-            return _error(body_error.status_code, body_error.message)
-
-        assert body is not None  # parse_segment_body either returned or raised
         return self._process(body)
+
+    def _refuse_signature_only_batch(self, raw_body: bytes) -> IntakeResponse:
+        """401, counted and alarmed; the batch is kept, marked unauthenticated and not replayable,
+        so a deployment still batching with only the shared secret loses no usage unseen."""
+        metrics.add_metric(name="SignatureOnlyBatchesRefused", unit=MetricUnit.Count, value=1)
+        logger.warning("request not authenticated", extra={"reason": "batch whose X-Signature covers only its first event"})
+        settings = self.settings
+        try:
+            elements = parse_segment_body(
+                raw_body, max_body_bytes=settings.max_body_bytes, max_batch_events=settings.max_batch_events
+            ).elements
+        except BodyError as exc:
+            records = [
+                rejection_record(
+                    stage="intake", reason=SIGNATURE_ONLY_BATCH_REASON, errors=[exc.message], replayable=False,
+                    extra={"body_bytes": len(raw_body), "body_excerpt": _excerpt(raw_body.decode("utf-8", "replace"))},
+                )
+            ]
+        else:
+            groups = _element_groups(elements)
+            records = [
+                rejection_record(
+                    stage="intake", reason=SIGNATURE_ONLY_BATCH_REASON, replayable=False,
+                    extra={"segment_events": group, "part": number, "parts": len(groups)},
+                )
+                for number, group in enumerate(groups, start=1)
+            ]
+        failures = self.rejected_queue.send_all(records)
+        if failures:
+            logger.error("could not keep the refused batch", extra={"code": failures[0].code, "records": len(records)})
+        return _error(401, "unauthorized")
 
     def _process(self, body: SegmentBody) -> IntakeResponse:
         outcomes = map_elements(body.elements, self.settings.mapping)
@@ -177,11 +228,10 @@ class TrackIntake:
             extra={"shape": body.shape, "events": len(outcomes), "accepted": len(accepted), "skipped": skipped,
                    "rejected": len(rejected)},
         )
-        response: dict[str, Any] = {
-            "accepted": len(accepted),
-            "skipped": skipped,
-            "rejected": [{"index": o.index, "messageId": o.message_id, "error": o.error} for o in rejected],
-        }
+        listing, omitted = _rejected_listing(rejected)
+        response: dict[str, Any] = {"accepted": len(accepted), "skipped": skipped, "rejected": listing}
+        if omitted:
+            response["rejected_omitted"] = omitted
         if not accepted and not skipped:
             response["message"] = "no valid events in the request"
             return IntakeResponse(400, response)
@@ -200,11 +250,28 @@ class TrackIntake:
             logger.error("could not keep the refused body", extra={"code": failures[0].code})
 
 
-@functools.cache
+_service: TrackIntake | None = None
+
+
 def default_intake() -> TrackIntake:
-    """Built at the first request (a ConfigurationError is raised each time until fixed)."""
-    return TrackIntake(IntakeSettings.from_env())
+    """The service for this request (raises ConfigurationError until the deployment is fixed).
+
+    Settings, with the Segment secret and token through their 300 s cache, are re-resolved at
+    every request, so a rotated credential takes effect in warm containers; the service is
+    rebuilt only when they changed, and the SQS client is the container's (``orb_bridge.aws``).
+    """
+    global _service
+    settings = IntakeSettings.from_env()
+    service = _service
+    if service is None or service.settings != settings:
+        service = _service = TrackIntake(settings)
+    return service
 
 
 def reset() -> None:
-    default_intake.cache_clear()
+    """Forget the service and cached secrets (tests switch environments)."""
+    global _service
+    from orb_bridge.secrets import secret_cache
+
+    _service = None
+    secret_cache.clear()

@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_request import BodyError, decode_http_body  # noqa: F401 (part of this module's interface)
+from orb_bridge.http_request import MAX_JSON_DEPTH, BodyError, decode_http_body, json_depth_exceeds  # noqa: F401
 from orb_bridge.segment.models import BodyShape
 
 JSON_WHITESPACE = " \t\n\r"
-_DECODER = json.JSONDecoder()
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,43 +57,21 @@ def _text(raw_body: bytes) -> str:
         raise BodyError(400, f"request body is not valid UTF-8 (byte {exc.start})") from None
 
 
-def first_array_element(raw_body: bytes) -> bytes | None:
-    """The exact bytes of ``body[0]`` when the body is a JSON array, else None.
-
-    Segment signs only ``JSON.stringify(body[0])`` of a batch; that string is the first
-    element exactly as it appears in the body, so its span is located, never re-serialised.
-    Decoding and re-encoding UTF-8 is lossless, so the slice's bytes are the bytes sent.
-    """
-    try:
-        text = raw_body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    start = len(text) - len(text.lstrip(JSON_WHITESPACE))
-    if not text.startswith("[", start):
-        return None
-    start += 1
-    while start < len(text) and text[start] in JSON_WHITESPACE:
-        start += 1
-    try:
-        _, end = _DECODER.raw_decode(text, start)
-    except (ValueError, RecursionError):
-        return None
-    return text[start:end].encode("utf-8")
-
-
 def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events: int) -> SegmentBody:
     check_size(raw_body, max_body_bytes)
     text = _text(raw_body)
     if not text.strip(JSON_WHITESPACE):
         raise BodyError(400, "request body is empty")
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BodyError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
-        raise BodyError(400, f"request body is not valid JSON: {exc}") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer literal longer than Python's digit limit
+        raise BodyError(400, f"request body is not valid JSON: {str(exc)[:120]}") from None
     except RecursionError:
-        raise BodyError(400, "request body is nested too deeply") from None
+        raise BodyError(400, f"request body is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if json_depth_exceeds(document):
+        raise BodyError(400, f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
 
     if isinstance(document, list):
         shape: BodyShape = "array"

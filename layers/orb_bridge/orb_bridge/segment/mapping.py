@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orb_bridge.config import MappingSettings
+from orb_bridge.errors import clip, quote
 from orb_bridge.segment.body import json_type_name, parse_segment_body
 from orb_bridge.segment.models import (
     MAX_EVENT_BYTES,
@@ -37,6 +38,8 @@ _ISO_8601 = re.compile(
 _NOT_SQS_SAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _MISSING = object()
+# One element's rejection reason, echoed in the answer: 4,000 of them stay far below 6 MB.
+MAX_ERROR_CHARS = 512
 
 
 class MappingError(ValueError):
@@ -83,14 +86,14 @@ def normalise_timestamp(value: Any) -> str:
         raise MappingError(f"must be an ISO 8601 string, got {json_type_name(value)}")
     match = _ISO_8601.fullmatch(value.strip())
     if not match:
-        raise MappingError(f"{value!r} is not an ISO 8601 date-time")
+        raise MappingError(f"{quote(value)} is not an ISO 8601 date-time")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     if not zulu and not sign:
-        raise MappingError(f"{value!r} has no UTC offset (expected Z or +HH:MM)")
+        raise MappingError(f"{quote(value)} has no UTC offset (expected Z or +HH:MM)")
     offset = timedelta(0)
     if sign:
         if int(off_h) > 23 or int(off_m) > 59:
-            raise MappingError(f"{value!r} has an invalid UTC offset")
+            raise MappingError(f"{quote(value)} has an invalid UTC offset")
         offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
     microsecond = int((fraction or "0")[:6].ljust(6, "0"))
     try:
@@ -99,7 +102,7 @@ def normalise_timestamp(value: Any) -> str:
             tzinfo=timezone(offset),
         ).astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise MappingError(f"{value!r} is not a valid date-time ({exc})") from None
+        raise MappingError(f"{quote(value)} is not a valid date-time ({exc})") from None
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if len(text) != 19:  # years before 1000 are not zero-padded on every platform
         text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
@@ -148,8 +151,8 @@ def mapped_properties(event: Mapping[str, Any], properties_mapping: Mapping[str,
 def _message_id(element: Any) -> str | None:
     if isinstance(element, Mapping):
         message_id = element.get("messageId")
-        if isinstance(message_id, str):
-            return message_id
+        if isinstance(message_id, str):  # echoed in answers and logs: bounded, always encodable
+            return clip(message_id, MAX_MESSAGE_ID_CHARS)
     return None
 
 
@@ -201,7 +204,7 @@ def to_orb_event(event: Mapping[str, Any], settings: MappingSettings) -> OrbUsag
     except ValidationError as exc:
         raise MappingError(_validation_message(exc)) from None
     except (UnicodeError, ValueError) as exc:  # e.g. lone surrogates from \ud800 escapes
-        raise MappingError(f"event holds text that cannot be encoded: {exc}") from None
+        raise MappingError(f"event holds text that cannot be encoded: {clip(exc, 120)}") from None
     bad = _NOT_SQS_SAFE.search(orb_event.to_message_body())
     if bad:
         raise MappingError(f"event holds a character that cannot be queued (U+{ord(bad.group()):04X})")
@@ -221,11 +224,11 @@ def map_element(index: int, element: Any, settings: MappingSettings) -> MappedEv
     if call_type in SKIPPED_CALL_TYPES:
         return MappedEvent(index, message_id, call_type, skipped=True)
     if call_type != TRACK:
-        return MappedEvent(index, message_id, call_type, error=f"type: unknown Segment call type {call_type[:40]!r}")
+        return MappedEvent(index, message_id, clip(call_type), error=f"type: unknown Segment call type {quote(call_type)}")
     try:
         return MappedEvent(index, message_id, call_type, orb_event=to_orb_event(element, settings))
     except MappingError as exc:
-        return MappedEvent(index, message_id, call_type, error=str(exc))
+        return MappedEvent(index, message_id, call_type, error=clip(exc, MAX_ERROR_CHARS))
 
 
 def map_elements(elements: list[Any], settings: MappingSettings) -> list[MappedEvent]:

@@ -9,8 +9,9 @@ if TYPE_CHECKING:
     from orb_bridge.usage_event import OrbUsageEvent
 
 TRACK = "track"
-# Acknowledged without billing: answering 200 stops Segment from retrying them.
-SKIPPED_CALL_TYPES = frozenset({"identify", "page", "screen", "group", "alias"})
+# Acknowledged without billing: answering 200 stops Segment from retrying them. ``delete`` is
+# the notice the classic Webhooks destination sends when a user is deleted in Segment.
+SKIPPED_CALL_TYPES = frozenset({"identify", "page", "screen", "group", "alias", "delete"})
 
 # Segment's own limits (Tracking API spec).
 MAX_MESSAGE_ID_CHARS = 100

@@ -14,6 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from orb_bridge.errors import clip
+from orb_bridge.http_request import MAX_JSON_DEPTH, json_depth_exceeds
+
 EXPANDED = "expanded"
 STANDARD = "standard"
 # EventBridge limits DetailType to 128 characters; a longer type could never be handed on.
@@ -64,13 +67,22 @@ def parse_webhook(raw_body: bytes) -> tuple[OrbWebhook, str]:
     except json.JSONDecodeError as exc:
         raise InvalidWebhookPayload([f"body is not JSON: {exc.msg} at position {exc.pos}"]) from None
     except ValueError as exc:  # NaN / Infinity: not JSON, and EventBridge would refuse the detail
-        raise InvalidWebhookPayload([f"body is not JSON: {exc}"]) from None
+        raise InvalidWebhookPayload([f"body is not JSON: {str(exc)[:120]}"]) from None
+    except RecursionError:
+        raise InvalidWebhookPayload([f"body is nested more than {MAX_JSON_DEPTH} levels deep"]) from None
+    if json_depth_exceeds(document):
+        raise InvalidWebhookPayload([f"body is nested more than {MAX_JSON_DEPTH} levels deep"])
     if not isinstance(document, dict):
         raise InvalidWebhookPayload([f"body must be a JSON object, got {type(document).__name__}"])
     try:
         webhook = OrbWebhook.model_validate(document)
     except ValidationError as exc:
         raise InvalidWebhookPayload(
-            [f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}" for error in exc.errors()]
+            [
+                clip(f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}", 256)
+                for error in exc.errors(include_url=False, include_input=False)[:10]
+            ]
         ) from None
+    except RecursionError:  # defensive: the depth check above keeps pydantic well within the stack
+        raise InvalidWebhookPayload([f"body is nested more than {MAX_JSON_DEPTH} levels deep"]) from None
     return webhook, text

@@ -121,7 +121,8 @@ def count_rejection(reason: str) -> None:
 def not_configured(message: str) -> WebhookResult:
     logger.error("Orb webhook receiver is not configured", extra={"error": message})
     count_rejection(NOT_CONFIGURED_REASON)
-    return WebhookResult(Outcome.NOT_CONFIGURED, f"webhook receiver is not configured: {message}")
+    # The caller may be anyone: the details are in the log only.
+    return WebhookResult(Outcome.NOT_CONFIGURED, "webhook receiver is not configured; see the function's log")
 
 
 class EventBridgeForwarder:
