@@ -131,6 +131,7 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     try:
         # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
+        assert stack.resources is not None
         write_dev_stack_file(stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "")
         print(stack.banner(), flush=True)
         print(_curl_example(stack.segment_url), flush=True)

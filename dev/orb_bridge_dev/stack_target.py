@@ -99,14 +99,15 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         ingest_queue_url=ingest,
         rejected_queue_url=rejected,
         mapping=functools.cache(lambda: MappingSettings.from_env(map_settings_env(env))),
-        orb_base_url=(running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb else env["ORB_API_BASE_URL"].strip(),
+        orb_base_url=((running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb
+                      else env["ORB_API_BASE_URL"].strip()),
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
     )
 
 
 def write_dev_stack_file(aws_endpoint_url: str, orb_api_base_url: str, path: Path | None = None) -> None:
-    (path or DEV_STACK_FILE).write_text(json.dumps({"aws_endpoint_url": aws_endpoint_url, "orb_api_base_url": orb_api_base_url,
-                                "pid": os.getpid()}) + "\n")
+    running = {"aws_endpoint_url": aws_endpoint_url, "orb_api_base_url": orb_api_base_url, "pid": os.getpid()}
+    (path or DEV_STACK_FILE).write_text(json.dumps(running) + "\n")
 
 
 def remove_dev_stack_file(path: Path | None = None) -> None:

@@ -51,13 +51,12 @@ def rejected_url(stack: DevStack) -> str:
 
 
 @pytest.fixture
-def clean_rejected_queue(stack: DevStack) -> Iterator[None]:
+def clean_rejected_queue(stack: DevStack) -> None:
     """Other tests leave records behind; these tests count the queue."""
     sqs = stack.local_aws.client("sqs")  # PurgeQueue: once a minute only
     while batch := sqs.receive_message(QueueUrl=rejected_url(stack), MaxNumberOfMessages=10).get("Messages", []):
         sqs.delete_message_batch(QueueUrl=rejected_url(stack), Entries=[
             {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]} for i, message in enumerate(batch)])
-    yield
 
 
 @pytest.fixture
@@ -184,7 +183,8 @@ def test_late_events_refused_by_orb_are_routed_to_backfill_and_backfilled_once(
     # An event already in Orb inside the window (put there by an earlier, closed backfill).
     seeded = _seed_existing_event(stack, http, late_at + timedelta(seconds=30))
     keys = [f"late-{i}" for i in range(50)]
-    response = http.post(stack.segment_url, json=[track(key, late_at + timedelta(seconds=i)) for i, key in enumerate(keys)])
+    events = [track(key, late_at + timedelta(seconds=i)) for i, key in enumerate(keys)]
+    response = http.post(stack.segment_url, json=events)
     assert response.status_code == 200, response.text
 
     # Orb refuses them; ingest routes them to the rejected queue, saying why and what to run.
@@ -225,7 +225,8 @@ def _seed_existing_event(stack: DevStack, http: Any, at: datetime) -> str:
     backfill_id = created.json()["id"]
     event = {"event_name": "api_call", "idempotency_key": "late-seeded", "external_customer_id": "cust_replay",
              "timestamp": stamp(at), "properties": {"amount": 7}}
-    ingested = http.post(f"{base}/ingest", params={"backfill_id": backfill_id}, headers=headers, json={"events": [event]})
+    ingested = http.post(f"{base}/ingest", params={"backfill_id": backfill_id}, headers=headers,
+                         json={"events": [event]})
     assert ingested.status_code == 200, ingested.text
     closed = http.post(f"{base}/events/backfills/{backfill_id}/close", headers=headers)
     assert closed.status_code == 200, closed.text

@@ -100,7 +100,8 @@ def collect(messages: Sequence[SqsMessage], mapping_settings: Callable[[], Mappi
         payload = event.to_orb()
         existing = by_key.get(event.idempotency_key)
         if existing is None:
-            by_key[event.idempotency_key] = PendingEvent(event, payload, message.body, [message.message_id], item.origin)
+            by_key[event.idempotency_key] = PendingEvent(event, payload, message.body, [message.message_id],
+                                                         item.origin)
         elif existing.same_event_as(message.body, payload):
             # Identical duplicate: one event in Orb; its messages succeed or fail together.
             existing.message_ids.append(message.message_id)
