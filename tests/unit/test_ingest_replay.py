@@ -130,3 +130,15 @@ def test_the_grace_period_follows_the_setting(rejected_queue):
     assert report.late_events_rejected == 0
     (record,) = rejected_records(rejected_queue)
     assert "hint" not in record
+
+
+def test_a_late_record_replayed_and_refused_for_another_reason_loses_its_old_hint(rejected_queue):
+    orb = FakeOrb()
+    orb.invalid_keys = {"key-2": ["bad property"]}
+    fresh = usage_event(2, timestamp="2026-11-21T21:30:00Z")
+    old = json.loads(rejection_record(stage="orb", reason="outside Orb's grace period (12 h): refused",
+                                      orb_event=fresh.to_orb(), extra={"hint": "backfill it", "sqs_message_ids": ["x"]}))
+    service(orb, rejected_queue, now=at(13)).ingest([SqsMessage("m", json.dumps(old))], plenty_of_time)
+
+    (record,) = rejected_records(rejected_queue)
+    assert "hint" not in record and record["sqs_message_ids"] == ["m"] and record["replay_count"] == 1
