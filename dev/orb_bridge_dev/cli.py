@@ -127,7 +127,12 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return 2
     # From here Ctrl-C (even where a parent shell ignores SIGINT) asks the status loop to stop.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from orb_bridge_dev.stack_target import remove_dev_stack_file, write_dev_stack_file
+
     try:
+        # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
+        assert stack.resources is not None
+        write_dev_stack_file(stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "")
         print(stack.banner(), flush=True)
         print(_curl_example(stack.segment_url), flush=True)
         run_forever(stack, sys.stdout, stop)
@@ -135,6 +140,7 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop
+        remove_dev_stack_file()
         print("stopping...", flush=True)
         final = stack.status_line()
         stack.stop()

@@ -3,8 +3,8 @@
 ``--stack NAME`` reads the queue URLs from the stack's outputs (``IngestQueueUrl``,
 ``RejectedQueueUrl``) and the mapping and Orb settings from its parameters, with the usual AWS
 credential chain (``--profile``, ``--region``, environment, SSO...). ``--dev`` talks to the dev
-stack's moto server, whose address ``orb-bridge dev`` prints in its banner
-(``AWS http://127.0.0.1:PORT (moto)``): pass it with ``--endpoint-url`` or ``AWS_ENDPOINT_URL``.
+stack's moto server: ``orb-bridge dev`` writes its addresses to ``.orb-bridge-dev.json`` at the
+repository's root while it runs (``--endpoint-url`` or ``AWS_ENDPOINT_URL`` override it).
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from orb_bridge.config import DEFAULT_ORB_API_BASE_URL, MappingSettings
 from orb_bridge_dev.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, STAGE_CHOICES, Target, TargetError
 
 DEV_ORB_BASE_URL = "http://127.0.0.1:3001/v1"
+# Written by `orb-bridge dev` while it runs, removed when it stops: what `--dev` talks to.
+DEV_STACK_FILE = Path(__file__).resolve().parents[2] / ".orb-bridge-dev.json"
 # Stack parameter -> the environment variable the functions read it as.
 MAPPING_PARAMETERS = {
     "EventNameField": "EVENT_NAME_FIELD",
@@ -75,10 +79,11 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
     from orb_bridge_dev.local_aws import INGEST_QUEUE, REGION, REJECTED_QUEUE
     from orb_bridge_dev.template import PSEUDO_PARAMETERS
 
-    endpoint = (args.endpoint_url or env.get("AWS_ENDPOINT_URL", "")).strip()
+    running = read_dev_stack_file()
+    endpoint = (args.endpoint_url or env.get("AWS_ENDPOINT_URL", "") or running.get("aws_endpoint_url", "")).strip()
     if not endpoint:
-        raise TargetError("--dev needs the dev stack's moto address: pass --endpoint-url http://127.0.0.1:PORT "
-                          "(`orb-bridge dev` prints it on its 'AWS' line) or set AWS_ENDPOINT_URL")
+        raise TargetError("--dev: no dev stack running (start it with `make dev`), or pass --endpoint-url "
+                          "http://127.0.0.1:PORT (its 'AWS' banner line) or set AWS_ENDPOINT_URL")
     session = session_factory(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     sqs = session.client("sqs", endpoint_url=endpoint)
     stack = PSEUDO_PARAMETERS["AWS::StackName"]
@@ -94,9 +99,34 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         ingest_queue_url=ingest,
         rejected_queue_url=rejected,
         mapping=functools.cache(lambda: MappingSettings.from_env(map_settings_env(env))),
-        orb_base_url=DEV_ORB_BASE_URL if local_orb else env["ORB_API_BASE_URL"].strip(),
+        orb_base_url=((running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb
+                      else env["ORB_API_BASE_URL"].strip()),
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
     )
+
+
+def write_dev_stack_file(aws_endpoint_url: str, orb_api_base_url: str, path: Path | None = None) -> None:
+    running = {"aws_endpoint_url": aws_endpoint_url, "orb_api_base_url": orb_api_base_url, "pid": os.getpid()}
+    (path or DEV_STACK_FILE).write_text(json.dumps(running) + "\n")
+
+
+def remove_dev_stack_file(path: Path | None = None) -> None:
+    path = path or DEV_STACK_FILE
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():  # never another stack's file
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def read_dev_stack_file(path: Path | None = None) -> dict[str, str]:
+    """The running dev stack's addresses, or {} (none, or its process is gone)."""
+    try:
+        running = json.loads((path or DEV_STACK_FILE).read_text())
+        os.kill(int(running["pid"]), 0)  # signal 0: only checks the process exists
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {key: str(value) for key, value in running.items() if key != "pid"}
 
 
 def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any]) -> Target:

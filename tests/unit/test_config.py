@@ -110,3 +110,11 @@ def test_secret_arns_are_read_from_secrets_manager_and_win_over_plain_values():
         with pytest.raises(ConfigurationError, match="could not read secret ORB_API_KEY_SECRET_ARN") as raised:
             IngestSettings.from_env({"ORB_API_KEY_SECRET_ARN": missing, "REJECTED_QUEUE_URL": "q"})
         assert "from-secrets-manager" not in str(raised.value)
+
+
+def test_ingest_grace_period_defaults_to_orbs_12_hours_and_is_configurable():
+    base = {"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q"}
+    assert IngestSettings.from_env(base).grace_period_hours == 12.0
+    assert IngestSettings.from_env({**base, "ORB_GRACE_PERIOD_HOURS": "24"}).grace_period_hours == 24.0
+    with pytest.raises(ConfigurationError, match="ORB_GRACE_PERIOD_HOURS"):
+        IngestSettings.from_env({**base, "ORB_GRACE_PERIOD_HOURS": "soon"})

@@ -163,3 +163,33 @@ def test_a_wait_longer_than_sqs_delays_hops_without_calling_orb(handler, ingest_
     assert copy["DelaySeconds"] == 900
     assert copy["MessageAttributes"]["orb_bridge.not_before_ms"]["StringValue"] == str(not_before)
     assert copy["MessageAttributes"]["orb_bridge.deferrals"]["StringValue"] == "5"
+
+
+def test_replays_are_counted_and_those_waiting_on_the_mapping_are_held_back_as_configuration_errors(
+    handler, rejected_queue, capsys, monkeypatch
+):
+    from orb_bridge import ingest_batch
+    from orb_bridge.errors import ConfigurationError
+    from orb_bridge.queues import rejection_record
+
+    def broken():
+        raise ConfigurationError("EXTERNAL_CUSTOMER_ID_FIELD is required")
+
+    service = make_service(FakeOrb(), rejected_queue)
+    service.mapping_settings = broken
+    use_service(monkeypatch, service)
+    held: list[tuple[set, bool]] = []
+    monkeypatch.setattr(ingest_batch, "hold_back", lambda records, failed, configuration_error: held.append(
+        (set(failed), configuration_error)))
+    bodies = [
+        rejection_record(stage="orb", reason="refused", orb_event=usage_event(1).to_orb()),
+        rejection_record(stage="intake", reason="mapping", segment_event={"type": "track", "event": "e",
+                                                                          "userId": "u", "messageId": "m"}),
+    ]
+
+    response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00001"}]}
+    assert held == [({"msg-00001"}, True)]
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["EventsReplayed"] == 1 and metrics["EventsIngested"] == 1

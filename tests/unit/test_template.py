@@ -480,3 +480,12 @@ def test_alarm_fires_when_a_pending_event_is_half_way_to_orbs_grace_period(templ
     assert alarm["Statistic"] == "Maximum" and alarm["Threshold"] == 6 * 3600
     env = function_properties(template, "OrbIngestFunction")["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == "orb_ingest"
+
+
+def test_ingest_re_maps_redriven_records_with_the_same_mapping_parameters_as_intake(template: dict) -> None:
+    mapping = ("EVENT_NAME_FIELD", "EXTERNAL_CUSTOMER_ID_FIELD", "IDEMPOTENCY_KEY_FIELD", "PROPERTIES_MAPPING")
+    intake = function_properties(template, "TrackIntakeFunction")["Environment"]["Variables"]
+    ingest = function_properties(template, "OrbIngestFunction")["Environment"]["Variables"]
+    assert {name: ingest.get(name) for name in mapping} == {name: intake[name] for name in mapping}
+    assert ingest["ORB_GRACE_PERIOD_HOURS"] == {"Ref": "OrbGracePeriodHours"}
+    assert template["Parameters"]["OrbGracePeriodHours"]["Default"] == 12

@@ -178,6 +178,9 @@ class IngestSettings:
     # 200: ten events refused by a 400 naming nobody, among 2,000, are isolated in one invocation
     # (150 requests measured, tests/unit/test_ingest_orb_400.py).
     max_requests_per_invocation: int = 200
+    # Orb's grace period for the account (12 h by default): a refused event older than this is
+    # routed to the rejected queue with a hint to backfill it.
+    grace_period_hours: float = 12.0
 
     @property
     def paced(self) -> bool:
@@ -203,6 +206,7 @@ class IngestSettings:
             events_per_minute=_number(env, "ORB_EVENTS_PER_MINUTE", 0.0, minimum=0),
             pacing_table_name=env.get("ORB_PACING_TABLE_NAME", "").strip(),
             max_requests_per_invocation=int(_number(env, "ORB_MAX_REQUESTS_PER_INVOCATION", 200, minimum=1)),
+            grace_period_hours=_number(env, "ORB_GRACE_PERIOD_HOURS", 12.0, minimum=0),
         )
         if settings.paced and not settings.pacing_table_name:
             raise ConfigurationError(

@@ -4,7 +4,9 @@ What happens to each message (nothing is ever silently dropped):
 
 - done: Orb ingested its event, or it was written to the rejected queue with its reason
   (unreadable body, conflicting duplicate idempotency key, named by Orb's 400 or a 200's
-  ``validation_failed``, or refused alone once a 400 naming nobody was split down to it);
+  ``validation_failed``, or refused alone once a 400 naming nobody was split down to it; an
+  event older than Orb's grace period that Orb refused says so and names ``orb-bridge
+  backfill``), or it carried nothing to bill (a replayed non-Track Segment call);
 - deferred (re-enqueued by the handler with a delay, not counting towards ``maxReceiveCount``):
   it waited on pacing, our own (no slot within this invocation's time) or Orb's (a 429, held
   back at least ``Retry-After``), or the invocation ran short of time before sending it;
@@ -12,7 +14,12 @@ What happens to each message (nothing is ever silently dropped):
   ``maxReceiveCount`` the redrive keeps it in the rejected queue): Orb answered 5xx/408/409,
   timed out or was unreachable; the API key or base URL is wrong (a configuration error); a 400
   naming nobody could not be narrowed down within the request budget; or writing its
-  rejection failed.
+  rejection failed; or it is a redriven rejection record to re-map while the mapping settings
+  are broken.
+
+A message may be a rejection record redriven from the rejected queue (the SQS console's DLQ
+redrive to a custom destination): its event is replayed, and if it fails again it goes back as
+one flat record with a ``replay_count`` (``orb_bridge.replay``).
 
 A 400 that names events: those go to the rejected queue with Orb's messages and the rest of the
 request is sent again at once (whether Orb ingested the valid events of a 400 is undocumented;
@@ -28,16 +35,23 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
-from orb_bridge.config import IngestSettings
+from orb_bridge.config import IngestSettings, MappingSettings
 from orb_bridge.ingest_messages import PendingEvent, Rejection, SqsMessage, collect, epoch, in_order
 from orb_bridge.observability import logger
 from orb_bridge.orb.client import IngestResult, OrbClient, Outcome, shared_http_client
 from orb_bridge.pacing import NoPacing, Pacer, pacer_from_settings
-from orb_bridge.queues import SqsQueue, rejection_record
+from orb_bridge.queues import SqsQueue
+from orb_bridge.replay import rejection_after
 
 # Below this, a request is not worth starting even if the settings allow it.
 MIN_REQUEST_TIMEOUT_SECONDS = 0.1
+BACKFILL_HINT = (
+    "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
+    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
+    "(dry run first, then --yes)"
+)
 
 
 @dataclass
@@ -55,6 +69,13 @@ class IngestReport:
     configuration_error: str | None = None
     # Epoch seconds of the oldest event timestamp among the failed and deferred ones.
     oldest_pending_event: float | None = None
+    events_replayed: int = 0  # redriven rejection records whose event was sent again
+    replays_refused: int = 0  # redriven records sent back to the rejected queue unsent
+    # Redriven records that need the mapping while it is broken: failed, held back as a
+    # configuration error (also in ``failed_message_ids``).
+    mapping_error_message_ids: list[str] = field(default_factory=list)
+    mapping_error: str = ""
+    late_events_rejected: int = 0  # refused by Orb and older than the grace period
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,7 @@ class _Run:
     deferred: list[tuple[PendingEvent, float]] = field(default_factory=list)
     rate_limited: int = 0
     configuration_error: str | None = None
+    late_rejected: int = 0
 
 
 class IngestService:
@@ -96,17 +118,23 @@ class IngestService:
         rejected_queue: SqsQueue,
         pacer: Pacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        mapping_settings: Callable[[], MappingSettings] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.orb = orb
         self.rejected_queue = rejected_queue
         self.pacer = pacer if pacer is not None else NoPacing()
         self.sleep = sleep
+        # Called only to re-map a redriven intake record (a broken mapping must not stop plain events).
+        self.mapping_settings = mapping_settings or MappingSettings.from_env
+        self.clock = clock
 
     def ingest(self, messages: Sequence[SqsMessage], remaining_seconds: Callable[[], float]) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
-        pending, rejections = collect(messages)
-        run = _Run(rejections=rejections)
+        batch = collect(messages, self.mapping_settings)
+        pending, rejections = batch.pending, batch.rejections
+        run = _Run(rejections=list(rejections))
         size = self.settings.max_events_per_request
         jobs = deque(_Job(pending[i : i + size]) for i in range(0, len(pending), size))
         if jobs:
@@ -114,6 +142,10 @@ class IngestService:
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
         failed.update(self._write_rejections(run.rejections))
+        if batch.mapping_error_ids:
+            logger.error("redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
+                         extra={"messages": len(batch.mapping_error_ids), "error": batch.mapping_error})
+            failed.update(batch.mapping_error_ids)
         deferred: dict[str, float] = {}
         for event, seconds in run.deferred:
             for message_id in event.message_ids:
@@ -130,6 +162,11 @@ class IngestService:
             rate_limited=run.rate_limited,
             configuration_error=run.configuration_error,
             oldest_pending_event=min((epoch(event) for event in pending_events), default=None),
+            events_replayed=batch.replayed,
+            replays_refused=batch.replays_refused,
+            mapping_error_message_ids=in_order(messages, set(batch.mapping_error_ids)),
+            mapping_error=batch.mapping_error,
+            late_events_rejected=run.late_rejected,
         )
 
     def _schedule(self, jobs: deque[_Job], run: _Run, remaining_seconds: Callable[[], float]) -> None:
@@ -270,21 +307,32 @@ class IngestService:
 
     def _reject(self, run: _Run, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
         run.rejected_by_orb += 1
-        run.rejections.append(self._orb_rejection(event, reason, errors))
+        extra: dict[str, Any] = {"sqs_message_ids": event.message_ids}
+        if self._is_late(event):
+            # Orb's wording for a late event is unpublished: the event's age decides, and the
+            # record names the way out (replaying cannot work, a backfill can).
+            run.late_rejected += 1
+            hours = self.settings.grace_period_hours
+            reason = f"outside Orb's grace period ({hours:g} h): {reason}"
+            extra["hint"] = BACKFILL_HINT.format(hours=hours)
+        run.rejections.append(self._orb_rejection(event, reason, errors, extra))
 
-    # -- reading the batch --------------------------------------------------------------------
+    def _is_late(self, event: PendingEvent) -> bool:
+        try:
+            return epoch(event) < self.clock() - self.settings.grace_period_hours * 3600
+        except ValueError:
+            return False
 
     @staticmethod
-    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str]) -> Rejection:
+    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:
         logger.warning(
             "event refused by Orb sent to the rejected queue",
-            extra={"idempotency_key": event.event.idempotency_key, "message_ids": event.message_ids, "errors": list(errors)},
+            extra={"idempotency_key": event.event.idempotency_key, "message_ids": event.message_ids,
+                   "errors": list(errors), "replay": event.origin is not None},
         )
         return Rejection(
-            rejection_record(
-                stage="orb", reason=reason, errors=errors, orb_event=event.payload,
-                extra={"sqs_message_ids": event.message_ids},
-            ),
+            rejection_after(event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload,
+                            extra=extra),
             tuple(event.message_ids),
         )
 
@@ -331,6 +379,8 @@ def container_service() -> IngestService:
                 SqsQueue(settings.rejected_queue_url),
                 pacer_from_settings(settings.requests_per_second, settings.events_per_minute,
                                     settings.pacing_table_name),
+                # Read per batch, lazily: a mapping mistake fails only the records that need it.
+                mapping_settings=MappingSettings.from_env,
             )
         return _service
 

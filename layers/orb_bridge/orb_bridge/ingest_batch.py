@@ -14,7 +14,9 @@ Around ``IngestService`` this decides how each unfinished message comes back:
   and after ``maxReceiveCount`` the redrive moves the message to the rejected queue.
 
 Metrics: EventsIngested, EventsRejectedByOrb, EventsRetried, EventsDeferred, OrbRequests,
-OrbRateLimited, MessagesRejectedAtIngest, and OldestPendingEventAgeSeconds (how old the oldest
+OrbRateLimited, MessagesRejectedAtIngest, EventsReplayed (redriven rejection records sent again),
+ReplaysRefused (redriven records sent back to the rejected queue unsent), LateEventsRejected
+(refused by Orb past the grace period: backfill them), and OldestPendingEventAgeSeconds (how old the oldest
 event still waiting is, against Orb's grace period: the queue's own age restarts with each copy).
 """
 
@@ -100,8 +102,12 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
         logger.error("configuration error: " + report.configuration_error)
         ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
     failed = list(report.failed_message_ids) + defer(records, {**report.deferred, **early}, now)
-    if failed:
-        hold_back(records, set(failed), configuration_error=bool(report.configuration_error))
+    # Replays waiting on a mapping fix are held back like any configuration error.
+    mapping_wait = set(report.mapping_error_message_ids)
+    if mapping_wait:
+        hold_back(records, mapping_wait, configuration_error=True)
+    if set(failed) - mapping_wait:
+        hold_back(records, set(failed) - mapping_wait, configuration_error=bool(report.configuration_error))
     _emit(report, now)
     logger.info(
         "ingest batch done",
@@ -114,6 +120,8 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
             "messages_deferred": len(report.deferred) + len(early),
             "orb_requests": report.requests_made,
             "orb_rate_limited": report.rate_limited,
+            "events_replayed": report.events_replayed,
+            "replays_refused": report.replays_refused,
         },
     )
     return response(failed)
@@ -130,6 +138,12 @@ def _emit(report: ingest.IngestReport, now: float) -> None:
         metrics.add_metric(name="OrbRateLimited", unit=count, value=report.rate_limited)
     if report.messages_rejected_at_ingest:
         metrics.add_metric(name="MessagesRejectedAtIngest", unit=count, value=report.messages_rejected_at_ingest)
+    if report.events_replayed:
+        metrics.add_metric(name="EventsReplayed", unit=count, value=report.events_replayed)
+    if report.replays_refused:
+        metrics.add_metric(name="ReplaysRefused", unit=count, value=report.replays_refused)
+    if report.late_events_rejected:
+        metrics.add_metric(name="LateEventsRejected", unit=count, value=report.late_events_rejected)
     if report.oldest_pending_event is not None:
         age = max(0.0, now - report.oldest_pending_event)
         metrics.add_metric(name="OldestPendingEventAgeSeconds", unit=MetricUnit.Seconds, value=round(age, 1))

@@ -1,5 +1,8 @@
 """Reading an ingest batch: SQS message bodies -> unique Orb events, and the rejected-queue records.
 
+A body is a usage event or, redriven from the rejected queue, a rejection record whose event is
+replayed (``orb_bridge.replay``).
+
 Duplicates are collapsed so no request carries an idempotency key twice (Orb refuses a request
 holding one key twice with different bodies).
 """
@@ -7,15 +10,14 @@ holding one key twice with different bodies).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
+from orb_bridge.config import MappingSettings
+from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger
-from orb_bridge.queues import rejection_record
 from orb_bridge.usage_event import OrbUsageEvent
 
 
@@ -33,6 +35,9 @@ class PendingEvent:
     payload: dict[str, Any]
     body: str  # the first message's body, as sent by intake
     message_ids: list[str]
+    # The rejection record the event replays (the first among its messages), None for a usage
+    # event: a failure is written with ``replay.rejection_after(origin, ...)``, flat.
+    origin: Mapping[str, Any] | None = None
 
     def same_event_as(self, body: str, payload: dict[str, Any]) -> bool:
         # Intake serialises deterministically, so a redelivered duplicate has the same body; only
@@ -50,46 +55,68 @@ class Rejection:
     message_ids: tuple[str, ...]
 
 
-def collect(messages: Sequence[SqsMessage]) -> tuple[list[PendingEvent], list[Rejection]]:
-    """Parse bodies and collapse duplicates so no request carries an idempotency key twice."""
+@dataclass
+class Batch:
+    """A batch read: events to send, records for the rejected queue, and what needs no request."""
+
+    pending: list[PendingEvent] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    # Replays that need the mapping settings while they are broken: failed deliveries, held back.
+    mapping_error_ids: list[str] = field(default_factory=list)
+    mapping_error: str = ""
+    skipped_ids: list[str] = field(default_factory=list)  # nothing to bill: acknowledged
+    replayed: int = 0  # messages that were rejection records, now sent again
+    replays_refused: int = 0  # rejection records that went back to the rejected queue unsent
+
+
+def collect(messages: Sequence[SqsMessage], mapping_settings: Callable[[], MappingSettings] | None = None) -> Batch:
+    """Read bodies (usage events or redriven rejection records, see ``orb_bridge.replay``) and
+    collapse duplicates so no request carries an idempotency key twice."""
+    from orb_bridge.replay import Action, read_ingest_message, rejection_after
+
+    settings = _once(mapping_settings or _settings_from_env)
+    batch = Batch()
     by_key: dict[str, PendingEvent] = {}
-    rejections: list[Rejection] = []
     for message in messages:
-        try:
-            event = OrbUsageEvent.from_message_body(message.body)
-        except ValidationError as exc:
-            logger.warning(
-                "unreadable ingest message sent to the rejected queue",
-                extra={"message_id": message.message_id, "errors": pydantic_errors(exc)},
-            )
-            rejections.append(
-                Rejection(
-                    rejection_record(
-                        stage="ingest",
-                        reason="message body is not a valid Orb usage event",
-                        errors=pydantic_errors(exc),
-                        extra={"sqs_message_id": message.message_id, "message_body": message.body},
-                    ),
-                    (message.message_id,),
-                )
-            )
+        item = read_ingest_message(message.body, settings)
+        if item.action is Action.REJECT:
+            assert item.rejection is not None
+            logger.warning("ingest message sent to the rejected queue unsent",
+                           extra={"message_id": message.message_id, "detail": item.detail})
+            batch.rejections.append(Rejection(_with_message_id(item.rejection, message.message_id),
+                                              (message.message_id,)))
+            batch.replays_refused += item.is_replay
             continue
+        if item.action is Action.SKIP:
+            batch.skipped_ids.append(message.message_id)
+            continue
+        if item.action is Action.RETRY:
+            batch.mapping_error_ids.append(message.message_id)
+            batch.mapping_error = item.detail
+            continue
+        event = item.event
+        assert event is not None
+        batch.replayed += item.is_replay
         payload = event.to_orb()
         existing = by_key.get(event.idempotency_key)
         if existing is None:
-            by_key[event.idempotency_key] = PendingEvent(event, payload, message.body, [message.message_id])
+            by_key[event.idempotency_key] = PendingEvent(event, payload, message.body, [message.message_id],
+                                                         item.origin)
         elif existing.same_event_as(message.body, payload):
             # Identical duplicate: one event in Orb; its messages succeed or fail together.
             existing.message_ids.append(message.message_id)
+            if existing.origin is None:
+                existing.origin = item.origin
         else:
             # Orb would refuse the whole request; the first one seen is sent, this one is kept.
             logger.warning(
                 "conflicting duplicate idempotency key sent to the rejected queue",
                 extra={"message_id": message.message_id, "idempotency_key": event.idempotency_key},
             )
-            rejections.append(
+            batch.rejections.append(
                 Rejection(
-                    rejection_record(
+                    rejection_after(
+                        item.origin,
                         stage="ingest",
                         reason="conflicting duplicate: another message in the same batch has this "
                         "idempotency key with a different body",
@@ -101,18 +128,40 @@ def collect(messages: Sequence[SqsMessage]) -> tuple[list[PendingEvent], list[Re
                     (message.message_id,),
                 )
             )
-    return list(by_key.values()), rejections
+    batch.pending = list(by_key.values())
+    return batch
+
+
+def _with_message_id(record: str, message_id: str) -> str:
+    """The record with the SQS message it came from (56 bytes more, within SQS's 256 KiB)."""
+    decoded = json.loads(record)
+    decoded.setdefault("sqs_message_id", message_id)
+    return json.dumps(decoded, separators=(",", ":"))
+
+
+def _settings_from_env() -> MappingSettings:
+    return MappingSettings.from_env()
+
+
+def _once(factory: Callable[[], MappingSettings]) -> Callable[[], MappingSettings]:
+    """``factory`` called at most once per batch, its ConfigurationError remembered too."""
+    memo: list[MappingSettings | ConfigurationError] = []
+
+    def settings() -> MappingSettings:
+        if not memo:
+            try:
+                memo.append(factory())
+            except ConfigurationError as exc:
+                memo.append(exc)
+        if isinstance(memo[0], ConfigurationError):
+            raise memo[0]
+        return memo[0]
+
+    return settings
 
 
 def _canonical(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
-
-
-def pydantic_errors(exc: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)
-    ]
 
 
 def epoch(event: PendingEvent) -> float:

@@ -40,7 +40,8 @@ MAX_REPLAY_COUNT = 3
 MAX_HISTORY = MAX_REPLAY_COUNT + 1
 MAX_HISTORY_REASON_CHARS = 500
 # Fields describing the latest failure; everything else in a record is payload and carried over.
-_FAILURE_FIELDS = ("stage", "reason", "errors", "rejected_at", "replay_count", "history", "first_rejected_at")
+_FAILURE_FIELDS = ("stage", "reason", "errors", "rejected_at", "replay_count", "history", "first_rejected_at",
+                   "errors_omitted", "hint", "sqs_message_id", "sqs_message_ids", "sent_event")
 
 
 class Action(enum.Enum):
