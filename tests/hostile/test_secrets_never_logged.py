@@ -16,6 +16,7 @@ from moto import mock_aws
 from orb_bridge import aws, ingest, intake
 from orb_bridge.config import IngestSettings, IntakeSettings, WebhookSettings
 from orb_bridge.observability import logger
+from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 from tests.hostile.conftest import http_event, js_stringify, sign, track
 
@@ -116,11 +117,11 @@ def test_orb_webhook_at_debug(deployed, debug_logs):
     from tests.integration.test_orb_webhook import delivery, webhook_body
 
     app = load_handler("orb_webhook")
-    app.reset()
+    webhook_service.reset()
     assert app.lambda_handler(delivery(webhook_body(), secret=SECRETS["orb-webhook"]), FakeLambdaContext())[
         "statusCode"] == 200
     assert app.lambda_handler(delivery(webhook_body(), secret="wrong"), FakeLambdaContext())["statusCode"] == 401
-    app.reset()
+    webhook_service.reset()
     assert_no_secret_in(debug_logs())
 
 
