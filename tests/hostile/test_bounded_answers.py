@@ -9,7 +9,7 @@ import pytest
 
 from orb_bridge import intake as intake_module
 from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES
-from tests.hostile.conftest import (
+from tests.support.segment_requests import (
     MAX_RECORD_BYTES,
     MAX_RESPONSE_BYTES,
     TOKEN,

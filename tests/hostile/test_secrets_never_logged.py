@@ -18,7 +18,7 @@ from orb_bridge.config import IngestSettings, IntakeSettings, WebhookSettings
 from orb_bridge.observability import logger
 from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
-from tests.hostile.conftest import http_event, js_stringify, sign, track
+from tests.support.segment_requests import http_event, js_stringify, sign, track
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -114,7 +114,7 @@ def test_orb_ingest_at_debug(deployed, debug_logs, monkeypatch):
 
 
 def test_orb_webhook_at_debug(deployed, debug_logs):
-    from tests.integration.test_orb_webhook import delivery, webhook_body
+    from tests.support.webhook_stack import delivery, webhook_body
 
     app = load_handler("orb_webhook")
     webhook_service.reset()

@@ -252,9 +252,9 @@ def queue_url_from_arn(queue_arn: str, client: Any | None = None) -> str:
 def delay_redelivery(queue_url: str, receipts: Sequence[tuple[str, int]], client: Any | None = None) -> int:
     """Hold failed messages back for a while (``(receipt_handle, seconds)`` each).
 
-    Used when no retry can succeed soon (Orb refuses our API key): without it the event source
-    would redeliver them at once and the redrive would move good events to the rejected queue
-    after ``maxReceiveCount`` quick failures. Returns how many could not be delayed (best effort:
+    ``hold_back`` uses it for every failed message: without it the event source would redeliver
+    them at once and the redrive would move good events to the rejected queue after
+    ``maxReceiveCount`` quick failures. Returns how many could not be delayed (best effort:
     those simply reappear after the queue's visibility timeout).
     """
     sqs = client if client is not None else aws.client("sqs")
