@@ -242,7 +242,7 @@ def test_no_secret_refuses_every_request_with_a_generic_500(stack, monkeypatch, 
 
 
 @pytest.mark.parametrize(
-    "body, error",
+    ("body", "error"),
     [
         (b'{"type": "invoice.issued", "created_at": "2024-03-27T15:42:29Z"}', "id"),
         (b'{"id": "whk_x", "created_at": "2024-03-27T15:42:29Z"}', "type"),

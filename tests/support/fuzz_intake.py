@@ -29,9 +29,12 @@ PROPERTIES_MAPPING = {"amount": "amount", "plan": "plan_name"}
 
 # ---- strategies -------------------------------------------------------------------------------
 
-timestamps = st.sampled_from(
-    ["2026-11-02T10:00:00Z", "2022-05-11T21:33:13.1652304793Z", "2026-11-02T12:00:00+02:00", "yesterday", "", "NaN"]
-) | json_scalars
+timestamps = (
+    st.sampled_from(
+        ["2026-11-02T10:00:00Z", "2022-05-11T21:33:13.1652304793Z", "2026-11-02T12:00:00+02:00", "yesterday", "", "NaN"]
+    )
+    | json_scalars
+)
 identifiers = st.text(min_size=0, max_size=10) | json_scalars
 segment_events = st.fixed_dictionaries(
     {},
@@ -43,8 +46,9 @@ segment_events = st.fixed_dictionaries(
         "messageId": identifiers,
         "timestamp": timestamps,
         "originalTimestamp": timestamps,
-        "properties": st.dictionaries(st.sampled_from(["amount", "plan", "other"]) | st.text(max_size=5), json_values,
-                                      max_size=4)
+        "properties": st.dictionaries(
+            st.sampled_from(["amount", "plan", "other"]) | st.text(max_size=5), json_values, max_size=4
+        )
         | json_values,
         "context": json_values,
     },
@@ -52,8 +56,12 @@ segment_events = st.fixed_dictionaries(
 # Mostly well-formed Track calls, so the mapping's accept path is exercised as much as its rejections.
 track_calls = st.builds(
     lambda event, user, message, amount, extra: {
-        "type": "track", "event": event, "userId": user, "messageId": message,
-        "timestamp": "2026-11-02T10:00:00.123Z", "properties": {"amount": amount, **extra},
+        "type": "track",
+        "event": event,
+        "userId": user,
+        "messageId": message,
+        "timestamp": "2026-11-02T10:00:00.123Z",
+        "properties": {"amount": amount, **extra},
     },
     st.text(min_size=1, max_size=8),
     st.text(min_size=1, max_size=8),
@@ -114,8 +122,10 @@ fuzz_headers = st.dictionaries(header_names, st.text(max_size=30), max_size=4).m
 forged_credentials = st.fixed_dictionaries(
     {},
     optional={
-        "authorization": st.sampled_from(["", "Bearer", "Bearer ", f"Basic {AUTH_TOKEN}", f"Bearer {AUTH_TOKEN}x",
-                                          f"bearer {AUTH_TOKEN[:-1]}"]) | st.text(max_size=40),
+        "authorization": st.sampled_from(
+            ["", "Bearer", "Bearer ", f"Basic {AUTH_TOKEN}", f"Bearer {AUTH_TOKEN}x", f"bearer {AUTH_TOKEN[:-1]}"]
+        )
+        | st.text(max_size=40),
         "x-signature": st.sampled_from(["", "0" * 40, "zz"]) | st.text(max_size=50),
     },
 )

@@ -28,8 +28,14 @@ def js_stringify(value: Any) -> bytes:
 
 
 def track(n: int = 1, **overrides: Any) -> dict[str, Any]:
-    event = {"type": "track", "event": "api_call", "userId": f"cust-{n}", "messageId": f"msg-{n}",
-             "timestamp": "2026-11-02T10:00:00Z", "properties": {"amount": n}}
+    event = {
+        "type": "track",
+        "event": "api_call",
+        "userId": f"cust-{n}",
+        "messageId": f"msg-{n}",
+        "timestamp": "2026-11-02T10:00:00Z",
+        "properties": {"amount": n},
+    }
     event.update(overrides)
     return event
 

@@ -175,7 +175,7 @@ class IngestSettings(EnvSettings):
     orb_api_base_url: str = Field(DEFAULT_ORB_API_BASE_URL, alias="ORB_API_BASE_URL")
     orb_api_key: str = Field(repr=False)
     rejected_queue_url: str = Field(alias="REJECTED_QUEUE_URL")
-    # More than Orb takes is lowered to Orb's 500.
+    # More than Orb takes is lowered to Orb's 500 by from_env (tests build larger ones directly).
     max_events_per_request: int = Field(ORB_MAX_EVENTS_PER_REQUEST, alias="ORB_MAX_EVENTS_PER_REQUEST", ge=1)
     # 20 x 500 = SQS's largest batch (10,000) in one round of requests. The Orb request rate is
     # bounded by this times the event source's MaximumConcurrency (template: IngestMaxConcurrency).
@@ -199,11 +199,6 @@ class IngestSettings(EnvSettings):
     mapping: MappingSettings = Field(default_factory=MappingSettings)
 
     secret_variables: ClassVar[frozenset[str]] = frozenset({"orb_api_key"})
-
-    @field_validator("max_events_per_request")
-    @classmethod
-    def at_most_orbs_limit(cls, value: int) -> int:
-        return min(ORB_MAX_EVENTS_PER_REQUEST, value)
 
     @field_validator("orb_api_base_url")
     @classmethod
@@ -230,6 +225,8 @@ class IngestSettings(EnvSettings):
         settings = cls._validate_env(
             env, orb_api_key=api_key, mapping=MappingSettings.from_env(env) if mapped else MappingSettings()
         )
+        if settings.max_events_per_request > ORB_MAX_EVENTS_PER_REQUEST:
+            settings = settings.model_copy(update={"max_events_per_request": ORB_MAX_EVENTS_PER_REQUEST})
         if settings.paced and not settings.pacing_table_name:
             raise ConfigurationError(
                 "ORB_PACING_TABLE_NAME is required when ORB_REQUESTS_PER_SECOND or ORB_EVENTS_PER_MINUTE "
@@ -264,15 +261,10 @@ class WebhookSettings(EnvSettings):
     event_bus_name: str = Field(alias="WEBHOOK_EVENT_BUS_NAME")
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
     tolerance_seconds: float = Field(300.0, alias="ORB_WEBHOOK_TOLERANCE_SECONDS", ge=1)
-    # More than EventBridge can carry is lowered to WEBHOOK_MAX_BODY_BYTES.
+    # More than EventBridge can carry is lowered to WEBHOOK_MAX_BODY_BYTES by from_env.
     max_body_bytes: int = Field(WEBHOOK_MAX_BODY_BYTES, alias="ORB_WEBHOOK_MAX_BODY_BYTES", ge=1024)
 
     secret_variables: ClassVar[frozenset[str]] = frozenset({"secrets"})
-
-    @field_validator("max_body_bytes")
-    @classmethod
-    def at_most_eventbridge(cls, value: int) -> int:
-        return min(WEBHOOK_MAX_BODY_BYTES, value)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -282,7 +274,10 @@ class WebhookSettings(EnvSettings):
             raise ConfigurationError(
                 "no Orb webhook secret configured: set ORB_WEBHOOK_SECRET_ARN (or ORB_WEBHOOK_SECRET locally)"
             )
-        return cls._validate_env(env, secrets=secrets)
+        settings = cls._validate_env(env, secrets=secrets)
+        if settings.max_body_bytes > WEBHOOK_MAX_BODY_BYTES:
+            settings = settings.model_copy(update={"max_body_bytes": WEBHOOK_MAX_BODY_BYTES})
+        return settings
 
 
 class ObservabilitySettings(EnvSettings):

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from orb_bridge.config import IngestSettings
 from orb_bridge.ingest_messages import PendingEvent, Rejection, SqsMessage, collect, epoch, in_order
@@ -198,7 +199,7 @@ class IngestService:
                 self._leave(job, run, attempt.not_sent)
             return
         answer = attempt.answer
-        assert answer is not None
+        assert answer is not None  # noqa: S101 (for mypy: a sent attempt has an answer)
         outcome = answer.outcome
         if outcome is Outcome.OK:
             for event in events:

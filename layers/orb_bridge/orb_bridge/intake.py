@@ -22,11 +22,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from orb_bridge.config import IntakeSettings
 from orb_bridge.errors import ConfigurationError
-from orb_bridge.http_request import BodyProblem, read_request
+from orb_bridge.http_request import BodyError, BodyProblem, read_request
 from orb_bridge.observability import logger, metrics
 from orb_bridge.queues import MAX_RECORD_BYTES, SendFailure, SqsQueue, rejection_record
 from orb_bridge.segment.auth import authenticate
-from orb_bridge.segment.body import BodyError, SegmentBody, check_size, parse_segment_body
+from orb_bridge.segment.body import SegmentBody, check_size, parse_segment_body
 from orb_bridge.segment.mapping import map_elements
 from orb_bridge.segment.models import MappedEvent
 

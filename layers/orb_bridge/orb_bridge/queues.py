@@ -246,7 +246,7 @@ def queue_url_from_arn(queue_arn: str, client: Any | None = None) -> str:
     if known.rstrip("/").endswith(f"/{account}/{name}"):
         return known
     sqs = client if client is not None else aws.client("sqs")
-    return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
 
 def delay_redelivery(queue_url: str, receipts: Sequence[tuple[str, int]], client: Any | None = None) -> int:

@@ -13,11 +13,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_request import MAX_JSON_DEPTH, BodyError, decode_http_body, json_depth_exceeds  # noqa: F401
-from orb_bridge.http_request import BodyProblem
+from orb_bridge.http_request import (  # noqa: F401 (BodyError, decode_http_body: part of this module's interface)
+    MAX_JSON_DEPTH,
+    BodyError,
+    BodyProblem,
+    decode_http_body,
+    json_depth_exceeds,
+)
+from orb_bridge.segment.models import BodyShape
 
 MALFORMED, TOO_LARGE = BodyProblem.MALFORMED, BodyProblem.TOO_LARGE
-from orb_bridge.segment.models import BodyShape
 
 JSON_WHITESPACE = " \t\n\r"
 def _reject_constant(name: str) -> Any:

@@ -23,7 +23,7 @@ MAX_TYPE_LENGTH = 128
 MAX_ID_LENGTH = 256
 
 
-class InvalidWebhookPayload(ValueError):
+class InvalidWebhookPayload(ValueError):  # noqa: N818 (reads as what was received, like Orb's docs)
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
@@ -48,6 +48,9 @@ from orb_bridge.webhooks.signature import (
     WebhookVerificationError,
     verify,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 EVENT_SOURCE = "orb"
 # Keep ids long enough to cover Orb's redelivery window (Orb does not publish it; a week is
@@ -143,7 +146,7 @@ class EventBridgeForwarder:
             raise ForwardError(
                 f"PutEvents rejected the entry: {entry.get('ErrorCode', 'Unknown')}: {entry.get('ErrorMessage', '')}"
             )
-        return entries[0]["EventId"]
+        return str(entries[0]["EventId"])
 
 
 class WebhookReceiver:
@@ -173,7 +176,7 @@ class WebhookReceiver:
 
         # ``delivery`` is the idempotency payload: just the id, so the (possibly large) body is not
         # deep-copied and hashed by Powertools.
-        @idempotent_function(
+        @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is untyped
             data_keyword_argument="delivery",
             persistence_store=persistence,
             config=self.idempotency_config,
@@ -257,7 +260,7 @@ class WebhookReceiver:
         return _refused(reason, detail, outcome, message)
 
 
-def _mark_duplicate(response: Any, data_record: Any) -> Any:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     """Powertools calls this only when it answers from a stored record, i.e. for a redelivery."""
     return {**(response or {}), "duplicate": True}
 
