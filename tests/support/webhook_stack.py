@@ -68,8 +68,8 @@ class WebhookStack:
         response = self.handler.lambda_handler(event, FakeLambdaContext(function_name="OrbWebhookFunction"))
         return response["statusCode"], json.loads(response["body"])
 
-    def forwarded(self) -> list[dict]:
-        events = []
+    def forwarded(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
         while True:
             messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
