@@ -199,7 +199,7 @@ def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None)
     try:
         outcomes = map_body(raw, settings)
     except BodyError as exc:
-        print(f"rejected: the whole body (HTTP {exc.status_code}): {exc.message}", file=out)
+        print(f"rejected: the whole body ({exc.problem.value}): {exc.message}", file=out)
         return 1
     now = datetime.now(UTC)
     accepted = skipped = rejected = 0

@@ -139,6 +139,11 @@ class LocalAws:
             raise
         return self.resources
 
+    @property
+    def running(self) -> bool:
+        """Whether moto's server process is up (``start`` stops it again when setup fails)."""
+        return self._server is not None
+
     def stop(self) -> None:
         if self._server is not None:
             server, self._server = self._server, None

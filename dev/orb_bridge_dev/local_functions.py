@@ -43,7 +43,11 @@ def _reset_container_caches() -> None:
     from orb_bridge import aws
 
     aws.reset_clients()
-    for module_name, function_name in (("orb_bridge.intake", "reset"), ("orb_bridge.ingest", "forget_container_service")):
+    for module_name, function_name in (
+        ("orb_bridge.intake", "reset"),
+        ("orb_bridge.ingest", "forget_container_service"),
+        ("orb_bridge.webhooks.service", "reset"),
+    ):
         module = sys.modules.get(module_name)
         reset = getattr(module, function_name, None) if module else None
         if callable(reset):

@@ -9,7 +9,7 @@ import pytest
 
 from orb_bridge import intake as intake_module
 from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES
-from tests.hostile.conftest import (
+from tests.support.segment_requests import (
     MAX_RECORD_BYTES,
     MAX_RESPONSE_BYTES,
     TOKEN,
@@ -87,8 +87,8 @@ def test_the_answer_stays_under_6_mb_whatever_the_input(intake_stack: IntakeStac
     rejected = CountingQueue()
     service = intake_module.TrackIntake(intake_module.IntakeSettings.from_env(), CountingQueue(), rejected)
     result = service.handle(BEARER, body)
-    answer = json.dumps({"statusCode": result.status_code, "body": json.dumps(result.body)})
-    assert result.status_code == 400 and len(answer.encode()) < MAX_RESPONSE_BYTES
+    answer = json.dumps({"statusCode": 400, "body": json.dumps(result.body)})
+    assert result.outcome is intake_module.IntakeOutcome.NOTHING_VALID and len(answer.encode()) < MAX_RESPONSE_BYTES
     assert len(result.body["rejected"]) + result.body.get("rejected_omitted", 0) == 4000
     assert len(rejected.bodies) == 4000 and max(len(b.encode()) for b in rejected.bodies) < MAX_RECORD_BYTES
 

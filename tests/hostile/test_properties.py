@@ -14,18 +14,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.strategies import fuzz_settings, json_values
-from tests.fuzz.test_fuzz_track_intake import (
+from tests.support.fuzz_intake import (
     AUTH_TOKEN,
     Intake,
     forged_credentials,
     fuzz_headers,
     http_api_event,
     http_bodies,
-    intake_on_moto,  # noqa: F401 (module-scoped moto fixture)
     raw_bodies,
     sign,
 )
-from tests.hostile.conftest import MAX_RECORD_BYTES, MAX_RESPONSE_BYTES, track
+from tests.support.segment_requests import MAX_RECORD_BYTES, MAX_RESPONSE_BYTES, track
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 

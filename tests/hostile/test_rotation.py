@@ -14,8 +14,9 @@ from moto import mock_aws
 
 from orb_bridge import aws, ingest, intake
 from orb_bridge.secrets import SECRET_CACHE_SECONDS, secret_cache
+from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
-from tests.hostile.conftest import http_event, js_stringify, sign, track
+from tests.support.segment_requests import http_event, js_stringify, sign, track
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -110,7 +111,7 @@ def test_orb_api_key_rotates_in_a_warm_ingest(secrets_manager, clock, monkeypatc
 
 
 def test_orb_webhook_secret_rotates_in_a_warm_webhook_function(secrets_manager, clock, monkeypatch):
-    from tests.integration.test_orb_webhook import delivery, webhook_body
+    from tests.support.webhook_stack import delivery, webhook_body
 
     dynamodb = aws.client("dynamodb")
     dynamodb.create_table(TableName="idem", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -123,7 +124,7 @@ def test_orb_webhook_secret_rotates_in_a_warm_webhook_function(secrets_manager, 
     monkeypatch.setenv("WEBHOOK_EVENT_BUS_NAME", "bus")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "idem")
     app = load_handler("orb_webhook")
-    app.reset()
+    webhook_service.reset()
 
     def status(secret: str) -> int:
         return app.lambda_handler(delivery(webhook_body(), secret=secret), FakeLambdaContext())["statusCode"]
@@ -134,4 +135,4 @@ def test_orb_webhook_secret_rotates_in_a_warm_webhook_function(secrets_manager, 
     clock.now += SECRET_CACHE_SECONDS
     assert status("whk-secret-old") == 401
     assert status("whk-secret-new") == 200
-    app.reset()
+    webhook_service.reset()

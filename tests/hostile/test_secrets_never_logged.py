@@ -16,8 +16,9 @@ from moto import mock_aws
 from orb_bridge import aws, ingest, intake
 from orb_bridge.config import IngestSettings, IntakeSettings, WebhookSettings
 from orb_bridge.observability import logger
+from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
-from tests.hostile.conftest import http_event, js_stringify, sign, track
+from tests.support.segment_requests import http_event, js_stringify, sign, track
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -113,14 +114,14 @@ def test_orb_ingest_at_debug(deployed, debug_logs, monkeypatch):
 
 
 def test_orb_webhook_at_debug(deployed, debug_logs):
-    from tests.integration.test_orb_webhook import delivery, webhook_body
+    from tests.support.webhook_stack import delivery, webhook_body
 
     app = load_handler("orb_webhook")
-    app.reset()
+    webhook_service.reset()
     assert app.lambda_handler(delivery(webhook_body(), secret=SECRETS["orb-webhook"]), FakeLambdaContext())[
         "statusCode"] == 200
     assert app.lambda_handler(delivery(webhook_body(), secret="wrong"), FakeLambdaContext())["statusCode"] == 401
-    app.reset()
+    webhook_service.reset()
     assert_no_secret_in(debug_logs())
 
 

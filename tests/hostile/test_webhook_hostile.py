@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_orb_webhook import delivery, stack  # noqa: F401 (the moto-backed fixture)
+from tests.support.webhook_stack import delivery
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
 @pytest.mark.parametrize("depth", [65, 990, 3000])
-def test_a_signed_deeply_nested_webhook_is_a_400(stack, depth):  # noqa: F811
+def test_a_signed_deeply_nested_webhook_is_a_400(stack, depth):
     body = ('{"id":"whk_deep","type":"invoice.issued","created_at":"2024-03-27T15:42:29Z","x":'
             + "[" * depth + "]" * depth + "}").encode()
     status, answer = stack.invoke(delivery(body))
@@ -20,13 +20,13 @@ def test_a_signed_deeply_nested_webhook_is_a_400(stack, depth):  # noqa: F811
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity"])
-def test_a_signed_webhook_with_nan_is_a_400(stack, constant):  # noqa: F811
+def test_a_signed_webhook_with_nan_is_a_400(stack, constant):
     body = f'{{"id":"whk_nan","type":"invoice.issued","created_at":"2024-03-27T15:42:29Z","x":{constant}}}'.encode()
     status, _ = stack.invoke(delivery(body))
     assert status == 400 and stack.forwarded() == []
 
 
-def test_validation_errors_echo_no_caller_values(stack):  # noqa: F811
+def test_validation_errors_echo_no_caller_values(stack):
     body = ('{"id":"' + "i" * 5000 + '","type":"' + "t" * 5000 + '","created_at":"' + "c" * 5000 + '"}').encode()
     status, answer = stack.invoke(delivery(body))
     assert status == 400 and all(len(error) <= 260 for error in answer["errors"])

@@ -29,6 +29,7 @@ from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge_dev import webhook_event
 from orb_bridge_dev.orb_sandbox import OrbSandbox
 from orb_bridge_dev.template import function_environment, load_template, parameter_values, resolve
+from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import EVENTS, FakeLambdaContext, load_handler
 
 # Credentials in the sample files' headers (documented in the README and the files themselves).
@@ -343,7 +344,7 @@ def webhook_samples(tmp_path: Path) -> list[dict]:
 def test_orb_webhook_accepts_freshly_signed_samples_and_forwards_them_once(stack: dict, tmp_path: Path) -> None:
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
-    handler.reset()
+    webhook_service.reset()
     for event in webhook_samples(tmp_path):
         webhook = json.loads(event["body"])
         assert event["routeKey"] == "POST /orb/webhook"
@@ -359,7 +360,7 @@ def test_orb_webhook_accepts_freshly_signed_samples_and_forwards_them_once(stack
 def test_orb_webhook_refuses_a_sample_signed_with_another_secret(stack: dict, tmp_path: Path) -> None:
     stack["use_function_environment"]("OrbWebhookFunction")
     handler = load_handler("orb_webhook")
-    handler.reset()
+    webhook_service.reset()
     event = signed_now(webhook_samples(tmp_path)[0], "dev-secret-someone_else")
     response = handler.lambda_handler(event, FakeLambdaContext(10))
     assert response["statusCode"] == 401

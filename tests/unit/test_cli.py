@@ -73,7 +73,7 @@ def test_map_reports_an_unusable_body_and_a_bad_setting(tmp_path: Path, capsys: 
     path = tmp_path / "broken.json"
     path.write_text('{"type": "track",')
     assert cli.run_map(str(path), {}) == 1
-    assert "rejected: the whole body (HTTP 400): request body is not valid JSON" in capsys.readouterr().out
+    assert "rejected: the whole body (malformed): request body is not valid JSON" in capsys.readouterr().out
 
     assert cli.run_map(str(path), {"PROPERTIES_MAPPING": "{not json"}) == 2
     assert "PROPERTIES_MAPPING is not valid JSON" in capsys.readouterr().err

@@ -11,6 +11,8 @@ from orb_bridge.config import (
     IngestSettings,
     IntakeSettings,
     MappingSettings,
+    ObservabilitySettings,
+    RedeliverySettings,
     WebhookSettings,
 )
 from orb_bridge.errors import ConfigurationError
@@ -58,8 +60,8 @@ def test_intake_fails_closed_without_credentials():
     ("extra", "message"),
     [
         ({"ALLOW_UNAUTHENTICATED": "maybe"}, "ALLOW_UNAUTHENTICATED must be true or false"),
-        ({"MAX_BATCH_EVENTS": "NaN"}, "MAX_BATCH_EVENTS must be >= 1"),
-        ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES must be a number"),
+        ({"MAX_BATCH_EVENTS": "NaN"}, "MAX_BATCH_EVENTS must be a whole number"),
+        ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES must be a whole number"),
         ({"REQUIRE_BEARER_FOR_BATCHES": "true", "SEGMENT_AUTH_TOKEN": "", "SEGMENT_SHARED_SECRET": "s"},
          "REQUIRE_BEARER_FOR_BATCHES=true needs SEGMENT_AUTH_TOKEN"),
         ({"INGEST_QUEUE_URL": " "}, "INGEST_QUEUE_URL is required"),
@@ -118,3 +120,88 @@ def test_ingest_grace_period_defaults_to_orbs_12_hours_and_is_configurable():
     assert IngestSettings.from_env({**base, "ORB_GRACE_PERIOD_HOURS": "24"}).grace_period_hours == 24.0
     with pytest.raises(ConfigurationError, match="ORB_GRACE_PERIOD_HOURS"):
         IngestSettings.from_env({**base, "ORB_GRACE_PERIOD_HOURS": "soon"})
+
+
+INGEST_ENV = {"ORB_API_KEY": "orb-key", "REJECTED_QUEUE_URL": "https://sqs.example/rejected"}
+BASE_ENV = {
+    IntakeSettings: INTAKE_ENV,
+    IngestSettings: INGEST_ENV,
+    WebhookSettings: WEBHOOK_ENV,
+    RedeliverySettings: {},
+    MappingSettings: {"EXTERNAL_CUSTOMER_ID_FIELD": "userId"},
+}
+# Every variable a settings model reads, one bad value each, and what the error says. Unset
+# (None) means the variable is required.
+BAD_VALUES = [
+    (MappingSettings, "EXTERNAL_CUSTOMER_ID_FIELD", None, "EXTERNAL_CUSTOMER_ID_FIELD is required"),
+    (MappingSettings, "EXTERNAL_CUSTOMER_ID_FIELD", "context..id", "EXTERNAL_CUSTOMER_ID_FIELD must be a dotted path"),
+    (MappingSettings, "EVENT_NAME_FIELD", ".event", "EVENT_NAME_FIELD must be a dotted path"),
+    (MappingSettings, "IDEMPOTENCY_KEY_FIELD", "messageId.", "IDEMPOTENCY_KEY_FIELD must be a dotted path"),
+    (MappingSettings, "PROPERTIES_MAPPING", "{", "PROPERTIES_MAPPING is not valid JSON"),
+    (IntakeSettings, "INGEST_QUEUE_URL", None, "INGEST_QUEUE_URL is required"),
+    (IntakeSettings, "REJECTED_QUEUE_URL", None, "REJECTED_QUEUE_URL is required"),
+    (IntakeSettings, "ALLOW_UNAUTHENTICATED", "maybe", "ALLOW_UNAUTHENTICATED must be true or false, got 'maybe'"),
+    (IntakeSettings, "REQUIRE_BEARER_FOR_BATCHES", "2", "REQUIRE_BEARER_FOR_BATCHES must be true or false"),
+    (IntakeSettings, "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES", "sure",
+     "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES must be true or false"),
+    (IntakeSettings, "MAX_BODY_BYTES", "100", "MAX_BODY_BYTES must be >= 1024, got '100'"),
+    (IntakeSettings, "MAX_BATCH_EVENTS", "0", "MAX_BATCH_EVENTS must be >= 1"),
+    (IntakeSettings, "SEGMENT_AUTH_TOKEN", None, "no Segment authentication configured"),
+    (IngestSettings, "ORB_API_KEY", None, "ORB_API_KEY_SECRET_ARN \\(or ORB_API_KEY locally\\) is required"),
+    (IngestSettings, "REJECTED_QUEUE_URL", None, "REJECTED_QUEUE_URL is required"),
+    (IngestSettings, "ORB_API_BASE_URL", "http://api.withorb.com/v1", "ORB_API_BASE_URL must be an https:// URL"),
+    (IngestSettings, "ORB_MAX_EVENTS_PER_REQUEST", "0", "ORB_MAX_EVENTS_PER_REQUEST must be >= 1"),
+    (IngestSettings, "ORB_MAX_CONCURRENT_REQUESTS", "twenty", "ORB_MAX_CONCURRENT_REQUESTS must be a whole number"),
+    (IngestSettings, "ORB_REQUEST_TIMEOUT_SECONDS", "0", "ORB_REQUEST_TIMEOUT_SECONDS must be >= 0.1"),
+    (IngestSettings, "INGEST_SAFETY_MARGIN_SECONDS", "-1", "INGEST_SAFETY_MARGIN_SECONDS must be >= 0"),
+    (IngestSettings, "ORB_REQUESTS_PER_SECOND", "inf", "ORB_REQUESTS_PER_SECOND must be a finite number"),
+    (IngestSettings, "ORB_EVENTS_PER_MINUTE", "lots", "ORB_EVENTS_PER_MINUTE must be a number"),
+    (IngestSettings, "ORB_PACING_TABLE_NAME", None, "ORB_PACING_TABLE_NAME is required when"),
+    (IngestSettings, "ORB_MAX_REQUESTS_PER_INVOCATION", "1.5", "ORB_MAX_REQUESTS_PER_INVOCATION must be a whole number"),
+    (IngestSettings, "ORB_GRACE_PERIOD_HOURS", "0", "ORB_GRACE_PERIOD_HOURS must be > 0"),
+    (RedeliverySettings, "RETRY_BACKOFF_SECONDS", "soon", "RETRY_BACKOFF_SECONDS must be a whole number"),
+    (RedeliverySettings, "CONFIG_ERROR_BACKOFF_SECONDS", "-1", "CONFIG_ERROR_BACKOFF_SECONDS must be >= 0"),
+    (WebhookSettings, "ORB_WEBHOOK_SECRET", None, "no Orb webhook secret configured"),
+    (WebhookSettings, "WEBHOOK_EVENT_BUS_NAME", None, "WEBHOOK_EVENT_BUS_NAME is required"),
+    (WebhookSettings, "IDEMPOTENCY_TABLE_NAME", None, "IDEMPOTENCY_TABLE_NAME is required"),
+    (WebhookSettings, "ORB_WEBHOOK_TOLERANCE_SECONDS", "NaN", "ORB_WEBHOOK_TOLERANCE_SECONDS must be a finite number"),
+    (WebhookSettings, "ORB_WEBHOOK_MAX_BODY_BYTES", "1k", "ORB_WEBHOOK_MAX_BODY_BYTES must be a whole number"),
+]
+# Names with no wrong value (any text names a log service or a metrics namespace).
+ANY_TEXT = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+
+
+@pytest.mark.parametrize(("model", "variable", "bad", "message"), BAD_VALUES, ids=lambda v: getattr(v, "__name__", v))
+def test_every_bad_value_is_a_configuration_error_naming_its_variable(model, variable, bad, message):
+    env = {name: value for name, value in BASE_ENV[model].items() if name != variable}
+    if bad is not None:
+        env[variable] = bad
+    elif variable == "ORB_PACING_TABLE_NAME":
+        env["ORB_REQUESTS_PER_SECOND"] = "100"  # pacing on, and no table
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        model.from_env(env)
+    for secret in ("orb-key", "whsec", "token"):
+        assert secret not in str(raised.value)
+
+
+def test_the_table_covers_every_variable_of_every_settings_model():
+    covered = {variable for _, variable, _, _ in BAD_VALUES}
+    read = set(ObservabilitySettings.variables())
+    for model in (IntakeSettings, IngestSettings, WebhookSettings, RedeliverySettings, MappingSettings):
+        read |= set(model.variables())
+    assert read - covered == ANY_TEXT
+    assert ObservabilitySettings.from_env({}).metrics_namespace == "SegmentOrbBridge"
+
+
+def test_settings_repr_holds_no_secret():
+    intake = IntakeSettings.from_env({**INTAKE_ENV, "SEGMENT_SHARED_SECRET": "s3cret"})
+    ingest = IngestSettings.from_env(INGEST_ENV)
+    webhook = WebhookSettings.from_env(WEBHOOK_ENV)
+    text = " ".join(repr(settings) for settings in (intake, ingest, webhook))
+    assert "orb-key" not in text and "whsec" not in text and "s3cret" not in text
+
+
+def test_blank_variables_count_as_unset_and_values_are_stripped():
+    settings = IngestSettings.from_env({**INGEST_ENV, "ORB_MAX_CONCURRENT_REQUESTS": " ", "ORB_GRACE_PERIOD_HOURS": " 6 "})
+    assert (settings.max_concurrent_requests, settings.grace_period_hours) == (20, 6.0)
+    assert RedeliverySettings.from_env({"RETRY_BACKOFF_SECONDS": "2"}).retry_backoff_seconds == 2

@@ -9,7 +9,7 @@ from moto import mock_aws
 
 from orb_bridge import aws
 from orb_bridge.config import IntakeSettings, MappingSettings
-from orb_bridge.intake import MAX_REJECTION_BYTES, TrackIntake, send_concurrently
+from orb_bridge.intake import MAX_REJECTION_BYTES, IntakeOutcome, TrackIntake, send_concurrently
 from orb_bridge.observability import metrics
 from orb_bridge.queues import SqsQueue
 
@@ -62,7 +62,7 @@ def test_oversized_rejected_event_is_kept_as_an_excerpt_that_fits_sqs(sqs):
     huge = {"type": "track", "event": "e", "userId": "u", "messageId": "m-big",
             "timestamp": "2022-01-01T00:00:00Z", "context": {"blob": "\u00e9" * 300_000}}
     response = service.handle({"authorization": "Bearer token"}, json.dumps(huge).encode())
-    assert response.status_code == 400
+    assert response.outcome is IntakeOutcome.NOTHING_VALID
     assert "more than Segment's limit" in response.body["rejected"][0]["error"]
     [record] = [json.loads(b) for b in receive_all(sqs, rejected)]
     assert len(json.dumps(record)) <= MAX_REJECTION_BYTES
@@ -80,4 +80,4 @@ def test_signature_secret_and_bearer_token_from_settings(sqs):
     body = b'{"type":"page","messageId":"p-1"}'
     signature = hmac.new(b"secret", body, hashlib.sha1).hexdigest()
     assert service.handle({"X-Signature": signature}, body).body == {"accepted": 0, "skipped": 1, "rejected": []}
-    assert service.handle({"authorization": "Bearer token"}, body).status_code == 401
+    assert service.handle({"authorization": "Bearer token"}, body).outcome is IntakeOutcome.UNAUTHORIZED

@@ -80,4 +80,4 @@ def test_a_template_without_the_redrive_policy_is_refused() -> None:
     local = LocalAws(template)
     with pytest.raises(TemplateError, match="RedrivePolicy"):
         local.start()
-    assert local._server is None  # stopped on failure
+    assert not local.running  # stopped on failure

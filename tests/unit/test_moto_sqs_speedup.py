@@ -73,5 +73,5 @@ def test_queues_and_messages_carry_the_fields_the_patch_reads() -> None:
         # The lazy mapping reads each base attribute as the snake_case field of the queue.
         for name in queue.BASE_ATTRIBUTES:
             assert hasattr(queue, camelcase_to_underscores(name)), f"moto's Queue lost {name}"
-        (message,) = queue._messages
+        (message,) = queue._messages  # moto's private list, which the patch reads: this test watches it
         assert isinstance(message.sent_timestamp, int)

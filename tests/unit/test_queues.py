@@ -9,6 +9,7 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge import aws
+from orb_bridge.errors import ConfigurationError
 from orb_bridge.queues import (
     MAX_BATCH_BYTES,
     Receipt,
@@ -107,8 +108,11 @@ def test_hold_back_delays_redelivery_by_receive_count(sqs, monkeypatch):
 def test_backoff_bases_come_from_the_environment(monkeypatch):
     assert (backoff_base_seconds(False), backoff_base_seconds(True)) == (60, 900)
     monkeypatch.setenv("RETRY_BACKOFF_SECONDS", "2")
-    monkeypatch.setenv("CONFIG_ERROR_BACKOFF_SECONDS", "not a number")
     assert (backoff_base_seconds(False), backoff_base_seconds(True)) == (2, 900)
+    # A bad value is an error naming it (it used to fall back to the default silently).
+    monkeypatch.setenv("CONFIG_ERROR_BACKOFF_SECONDS", "not a number")
+    with pytest.raises(ConfigurationError, match="CONFIG_ERROR_BACKOFF_SECONDS must be a whole number"):
+        backoff_base_seconds(True)
 
 
 def test_rejection_record_carries_reason_and_event():

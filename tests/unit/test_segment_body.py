@@ -7,7 +7,10 @@ import json
 
 import pytest
 
+from orb_bridge.http_request import BodyProblem
 from orb_bridge.segment.body import BodyError, decode_http_body, parse_segment_body
+
+MALFORMED, TOO_LARGE = BodyProblem.MALFORMED, BodyProblem.TOO_LARGE
 
 
 def parse(raw: bytes, max_body_bytes: int = 10_000, max_batch_events: int = 5):
@@ -31,7 +34,7 @@ def test_invalid_base64_and_non_string_bodies_are_400():
     for body, flag in (("not base64!", True), (123, False)):
         with pytest.raises(BodyError) as excinfo:
             decode_http_body(body, flag)
-        assert excinfo.value.status_code == 400
+        assert excinfo.value.problem is MALFORMED
 
 
 def test_shapes():
@@ -44,29 +47,29 @@ def test_shapes():
 
 
 @pytest.mark.parametrize(
-    ("raw", "status", "message"),
+    ("raw", "problem", "message"),
     [
-        (b"", 400, "empty"),
-        (b"  \n", 400, "empty"),
-        (b'{"type": "track"', 400, "not valid JSON"),
-        (b"\xff\xfe{}", 400, "not valid UTF-8"),
-        (b'"track"', 400, "must be a JSON object or array, got string"),
-        (b"null", 400, "got null"),
-        (b"[]", 400, "no events"),
-        (b'{"batch": {}}', 400, '"batch" must be a JSON array'),
-        (b'{"batch": []}', 400, "no events"),
-        (b"[" * 100_000 + b"]" * 100_000, 413, "bytes, more than the limit"),
-        (b"[" * 5000 + b"]" * 5000, 400, "nested more than 64 levels deep"),
-        (b"[" * 65 + b"]" * 65, 400, "nested more than 64 levels deep"),
-        (b"[NaN]", 400, "NaN is not a JSON value"),
-        (b"{\"a\": -Infinity}", 400, "-Infinity is not a JSON value"),
-        (b"[" + b"1," * 5 + b"1]", 413, "6 events, more than the limit of 5"),
-        (b'{"batch":[' + b"{}," * 5 + b"{}]}", 413, "6 events"),
+        (b"", MALFORMED, "empty"),
+        (b"  \n", MALFORMED, "empty"),
+        (b'{"type": "track"', MALFORMED, "not valid JSON"),
+        (b"\xff\xfe{}", MALFORMED, "not valid UTF-8"),
+        (b'"track"', MALFORMED, "must be a JSON object or array, got string"),
+        (b"null", MALFORMED, "got null"),
+        (b"[]", MALFORMED, "no events"),
+        (b'{"batch": {}}', MALFORMED, '"batch" must be a JSON array'),
+        (b'{"batch": []}', MALFORMED, "no events"),
+        (b"[" * 100_000 + b"]" * 100_000, TOO_LARGE, "bytes, more than the limit"),
+        (b"[" * 5000 + b"]" * 5000, MALFORMED, "nested more than 64 levels deep"),
+        (b"[" * 65 + b"]" * 65, MALFORMED, "nested more than 64 levels deep"),
+        (b"[NaN]", MALFORMED, "NaN is not a JSON value"),
+        (b"{\"a\": -Infinity}", MALFORMED, "-Infinity is not a JSON value"),
+        (b"[" + b"1," * 5 + b"1]", TOO_LARGE, "6 events, more than the limit of 5"),
+        (b'{"batch":[' + b"{}," * 5 + b"{}]}", TOO_LARGE, "6 events"),
     ],
 )
-def test_unusable_bodies_get_specific_errors(raw, status, message):
+def test_unusable_bodies_get_specific_errors(raw, problem, message):
     error = refused(raw, max_body_bytes=20_000)
-    assert error.status_code == status
+    assert error.problem is problem
     assert message in error.message
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from orb_bridge.config import MappingSettings
+from orb_bridge.http_request import BodyProblem
 from orb_bridge.segment.body import BodyError
 from orb_bridge.segment.mapping import MappingError, map_body, map_element, normalise_timestamp
 
@@ -223,7 +224,7 @@ def test_map_body_handles_every_shape():
 def test_map_body_reports_unusable_bodies():
     with pytest.raises(BodyError) as excinfo:
         map_body(b"[1, 2", SETTINGS)
-    assert excinfo.value.status_code == 400
+    assert excinfo.value.problem is BodyProblem.MALFORMED
     with pytest.raises(BodyError) as excinfo:
         map_body(json.dumps([seed_track()] * 3).encode(), SETTINGS, max_batch_events=2)
-    assert excinfo.value.status_code == 413
+    assert excinfo.value.problem is BodyProblem.TOO_LARGE

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 
@@ -23,13 +24,28 @@ def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
-class BodyError(ValueError):
-    """A body that cannot be used, with the HTTP status to answer (400 or 413)."""
+class BodyProblem(StrEnum):
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
 
-    def __init__(self, status_code: int, message: str) -> None:
+
+class BodyError(ValueError):
+    """A body that cannot be used: what is wrong with it (each handler decides the HTTP status)."""
+
+    def __init__(self, problem: BodyProblem, message: str) -> None:
         super().__init__(message)
-        self.status_code = status_code
+        self.problem = problem
         self.message = message
+
+
+def read_request(event: Any, max_bytes: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """The headers and exact body bytes of an API Gateway HTTP API (payload v2) event."""
+    if not isinstance(event, dict):
+        raise BodyError(BodyProblem.MALFORMED, "not an API Gateway HTTP API event")
+    headers = event.get("headers")
+    if not isinstance(headers, dict):
+        raise BodyError(BodyProblem.MALFORMED, "not an API Gateway HTTP API event: no headers")
+    return headers, decode_http_body(event.get("body"), event.get("isBase64Encoded", False), max_bytes)
 
 
 def decode_http_body(body: Any, is_base64_encoded: Any = False, max_bytes: int | None = None) -> bytes:
@@ -38,18 +54,18 @@ def decode_http_body(body: Any, is_base64_encoded: Any = False, max_bytes: int |
     if body is None:
         return b""
     if not isinstance(body, str):
-        raise BodyError(400, "request body must be a string")
+        raise BodyError(BodyProblem.MALFORMED, "request body must be a string")
     if is_base64_encoded is True:
         if max_bytes is not None and len(body) > (max_bytes // 3 + 1) * 4:
-            raise BodyError(413, f"base64 body of {len(body)} characters is over the limit of {max_bytes} bytes")
+            raise BodyError(BodyProblem.TOO_LARGE, f"base64 body of {len(body)} characters is over the limit of {max_bytes} bytes")
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BodyError(400, "request body is marked isBase64Encoded but is not valid base64") from None
+            raise BodyError(BodyProblem.MALFORMED, "request body is marked isBase64Encoded but is not valid base64") from None
     try:
         return body.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates cannot have come from a real request
-        raise BodyError(400, "request body is not valid UTF-8") from None
+        raise BodyError(BodyProblem.MALFORMED, "request body is not valid UTF-8") from None
 
 
 # Deeper than any real event or webhook; deeper structures could overflow Python's stack in json.dumps.
@@ -61,6 +77,7 @@ def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, list):

@@ -235,7 +235,7 @@ class IngestService:
                 self._leave(job, run, attempt.not_sent)
             return
         answer = attempt.answer
-        assert answer is not None
+        assert answer is not None  # noqa: S101 (for mypy: a sent attempt has an answer)
         outcome = answer.outcome
         if outcome is Outcome.OK:
             for event in events:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orb_bridge import ingest, queues
 from orb_bridge.errors import ConfigurationError
+from orb_bridge.ingest_messages import SqsMessage
 from orb_bridge.observability import logger, metrics
 
 ATTRIBUTE_DEFERRALS = "orb_bridge.deferrals"
@@ -75,7 +76,7 @@ class SqsRecord(BaseModel):
 class SqsEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    Records: list[SqsRecord]  # noqa: N815
+    Records: list[SqsRecord]
 
 
 def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = time.time) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
     # Copies that arrived before their wait is over go straight back (a wait longer than 900 s).
     early = {r.messageId: r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 - now for r in records
              if r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 > now + 1}
-    messages = [ingest.SqsMessage(r.messageId, r.body) for r in records if r.messageId not in early]
+    messages = [SqsMessage(r.messageId, r.body) for r in records if r.messageId not in early]
 
     try:
         service = ingest.container_service()

@@ -1,7 +1,9 @@
 """Track intake: authenticate a Segment request, map its Track calls, queue them for Orb.
 
-The service knows nothing of API Gateway: it takes headers and the exact body bytes and
-returns a status code and a JSON-able body. Accepted events go to the ingest queue (one SQS
+``TrackIntake`` takes headers and the exact body bytes and returns an ``IntakeResult``: an
+``IntakeOutcome`` and a JSON-able body (the handler maps outcomes to HTTP statuses); ``receive``
+does the same for an API Gateway event, including the outcomes of a bad event, a
+misconfiguration and our own bugs. Accepted events go to the ingest queue (one SQS
 message per Orb event); rejected ones go to the rejected queue with their reason and the
 original event. If SQS cannot take them, the answer is 503 so Segment retries: the
 idempotency key makes the duplicates harmless downstream.
@@ -13,15 +15,18 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from orb_bridge.config import IntakeSettings
+from orb_bridge.errors import ConfigurationError
+from orb_bridge.http_request import BodyError, BodyProblem, read_request
 from orb_bridge.observability import logger, metrics
 from orb_bridge.queues import MAX_RECORD_BYTES, SendFailure, SqsQueue, rejection_record
 from orb_bridge.segment.auth import authenticate
-from orb_bridge.segment.body import BodyError, SegmentBody, check_size, parse_segment_body
+from orb_bridge.segment.body import SegmentBody, check_size, parse_segment_body
 from orb_bridge.segment.mapping import map_elements
 from orb_bridge.segment.models import MappedEvent
 
@@ -43,14 +48,35 @@ SIGNATURE_ONLY_BATCH_REASON = (
 MAX_LOGGED_REJECTIONS = 20
 
 
+class IntakeOutcome(StrEnum):
+    ACCEPTED = "accepted"  # queued (some events may have been rejected)
+    NOTHING_VALID = "nothing_valid"  # every event was rejected
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    UNAUTHORIZED = "unauthorized"
+    NOT_QUEUED = "not_queued"  # SQS would not take the events: Segment should retry
+    NOT_CONFIGURED = "not_configured"
+    FAILED = "failed"  # our own bug
+
+
+# Counted so that alarms can watch refused requests (the sender's problem) and failed ones (ours).
+REFUSED = {IntakeOutcome.MALFORMED, IntakeOutcome.TOO_LARGE, IntakeOutcome.UNAUTHORIZED}
+FAILED = {IntakeOutcome.NOT_QUEUED, IntakeOutcome.NOT_CONFIGURED, IntakeOutcome.FAILED}
+
+
 @dataclass(frozen=True)
-class IntakeResponse:
-    status_code: int
+class IntakeResult:
+    outcome: IntakeOutcome
     body: dict[str, Any]
 
 
-def _error(status_code: int, message: str) -> IntakeResponse:
-    return IntakeResponse(status_code, {"message": message})
+def _error(outcome: IntakeOutcome, message: str) -> IntakeResult:
+    return IntakeResult(outcome, {"message": message})
+
+
+def _body_refused(error: BodyError) -> IntakeResult:
+    too_large = error.problem is BodyProblem.TOO_LARGE
+    return _error(IntakeOutcome.TOO_LARGE if too_large else IntakeOutcome.MALFORMED, error.message)
 
 
 def _excerpt(text: str) -> str:
@@ -122,13 +148,13 @@ class TrackIntake:
         self.rejected_queue = rejected_queue or SqsQueue(settings.rejected_queue_url)
         self.send_workers = send_workers
 
-    def handle(self, headers: Mapping[str, Any] | None, raw_body: bytes) -> IntakeResponse:
+    def handle(self, headers: Mapping[str, Any] | None, raw_body: bytes) -> IntakeResult:
         settings = self.settings
         try:
             check_size(raw_body, settings.max_body_bytes)
         except BodyError as exc:
-            logger.warning("request refused", extra={"status": exc.status_code, "reason": exc.message})
-            return _error(exc.status_code, exc.message)
+            logger.warning("request refused", extra={"problem": exc.problem.value, "reason": exc.message})
+            return _body_refused(exc)
 
         # Authenticated from the headers and the raw bytes alone: nobody's body is parsed before.
         auth = authenticate(
@@ -143,22 +169,22 @@ class TrackIntake:
             return self._refuse_signature_only_batch(raw_body)
         if not auth.ok:
             logger.warning("request not authenticated", extra={"reason": auth.detail})
-            return _error(401, "unauthorized")
+            return _error(IntakeOutcome.UNAUTHORIZED, "unauthorized")
 
         try:
             body = parse_segment_body(
                 raw_body, max_body_bytes=settings.max_body_bytes, max_batch_events=settings.max_batch_events
             )
         except BodyError as exc:
-            logger.warning("request body refused", extra={"status": exc.status_code, "reason": exc.message})
+            logger.warning("request body refused", extra={"problem": exc.problem.value, "reason": exc.message})
             self._keep_malformed_body(raw_body, exc)
-            return _error(exc.status_code, exc.message)
+            return _body_refused(exc)
         if settings.require_bearer_for_batches and body.is_batch and auth.detail != "bearer":
             logger.warning("request not authenticated", extra={"reason": "batch request without the required Bearer token"})
-            return _error(401, "unauthorized")
+            return _error(IntakeOutcome.UNAUTHORIZED, "unauthorized")
         return self._process(body)
 
-    def _refuse_signature_only_batch(self, raw_body: bytes) -> IntakeResponse:
+    def _refuse_signature_only_batch(self, raw_body: bytes) -> IntakeResult:
         """401, counted and alarmed; the batch is kept, marked unauthenticated and not replayable,
         so a deployment still batching with only the shared secret loses no usage unseen."""
         metrics.add_metric(name="SignatureOnlyBatchesRefused", unit=MetricUnit.Count, value=1)
@@ -187,9 +213,9 @@ class TrackIntake:
         failures = self.rejected_queue.send_all(records)
         if failures:
             logger.error("could not keep the refused batch", extra={"code": failures[0].code, "records": len(records)})
-        return _error(401, "unauthorized")
+        return _error(IntakeOutcome.UNAUTHORIZED, "unauthorized")
 
-    def _process(self, body: SegmentBody) -> IntakeResponse:
+    def _process(self, body: SegmentBody) -> IntakeResult:
         outcomes = map_elements(body.elements, self.settings.mapping)
         if len(outcomes) == 1 and outcomes[0].message_id:
             logger.set_correlation_id(outcomes[0].message_id)
@@ -218,7 +244,7 @@ class TrackIntake:
                     "first_failure": {"code": failure.code, "message": failure.message},
                 },
             )
-            return _error(503, "could not queue the events; please retry")
+            return _error(IntakeOutcome.NOT_QUEUED, "could not queue the events; please retry")
 
         metrics.add_metric(name="TrackAccepted", unit=MetricUnit.Count, value=len(accepted))
         metrics.add_metric(name="TrackSkipped", unit=MetricUnit.Count, value=skipped)
@@ -234,8 +260,8 @@ class TrackIntake:
             response["rejected_omitted"] = omitted
         if not accepted and not skipped:
             response["message"] = "no valid events in the request"
-            return IntakeResponse(400, response)
-        return IntakeResponse(200, response)
+            return IntakeResult(IntakeOutcome.NOTHING_VALID, response)
+        return IntakeResult(IntakeOutcome.ACCEPTED, response)
 
     def _keep_malformed_body(self, raw_body: bytes, error: BodyError) -> None:
         """Best effort: an authenticated sender's unusable body goes to the rejected queue too."""
@@ -266,6 +292,38 @@ def default_intake() -> TrackIntake:
     if service is None or service.settings != settings:
         service = _service = TrackIntake(settings)
     return service
+
+
+def receive(event: Any) -> IntakeResult:
+    """One API Gateway request's result; never raises (a bug of ours is the FAILED outcome)."""
+    try:
+        headers, raw_body = read_request(event)
+        if not raw_body.strip():
+            raise BodyError(BodyProblem.MALFORMED, "request body is empty")
+    except BodyError as exc:
+        logger.warning("bad request", extra={"reason": exc.message})
+        result = _body_refused(exc)
+    else:
+        result = _handle(headers, raw_body)
+    if result.outcome in REFUSED:
+        metrics.add_metric(name="TrackRequestsRefused", unit=MetricUnit.Count, value=1)
+    elif result.outcome in FAILED:
+        metrics.add_metric(name="TrackRequestsFailed", unit=MetricUnit.Count, value=1)
+    return result
+
+
+def _handle(headers: dict[str, Any], raw_body: bytes) -> IntakeResult:
+    try:
+        service = default_intake()
+    except ConfigurationError as exc:
+        # The caller may be anyone: the setting at fault is named in the log only.
+        logger.error(f"configuration error: {exc}")
+        return _error(IntakeOutcome.NOT_CONFIGURED, "track intake is misconfigured; see the function's log")
+    try:
+        return service.handle(headers, raw_body)
+    except Exception:  # a bug of ours: log it, answer a retryable error without internals
+        logger.exception("unexpected error in track intake")
+        return _error(IntakeOutcome.FAILED, "internal error; please retry")
 
 
 def reset() -> None:

@@ -1,6 +1,7 @@
 """Powertools Logger and Metrics shared by all functions, and what keeps logs safe.
 
-The service name comes from ``POWERTOOLS_SERVICE_NAME`` (set per function by the template);
+The service name comes from ``POWERTOOLS_SERVICE_NAME`` (set per function by the template, read
+by ``config.ObservabilitySettings``);
 metrics go to one namespace so dashboards see the whole pipeline.
 
 Secrets never reach the logs at any level: Lambda sets the root logger to the function's
@@ -11,13 +12,14 @@ and urllib3/httpx their requests, so those libraries' loggers are capped at WARN
 from __future__ import annotations
 
 import logging
-import os
 
 from aws_lambda_powertools import Logger, Metrics
 
+from orb_bridge.config import ObservabilitySettings
 from orb_bridge.errors import MAX_ECHO_CHARS, clip, quote  # noqa: F401 (part of this module's interface)
 
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SegmentOrbBridge")
+_names = ObservabilitySettings.from_env()
+METRICS_NAMESPACE = _names.metrics_namespace
 
 # Libraries that log request or response bodies and headers at DEBUG or INFO.
 CHATTY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "httpx", "httpcore", "aws_lambda_powertools.utilities")
@@ -32,5 +34,5 @@ def cap_library_loggers(level: int = logging.WARNING) -> None:
 
 cap_library_loggers()
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "orb-bridge"))
+logger = Logger(service=_names.service_name)
 metrics = Metrics(namespace=METRICS_NAMESPACE)

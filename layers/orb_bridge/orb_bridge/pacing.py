@@ -116,7 +116,7 @@ class DynamoDbPacer:
 
     def _reserve_one(self, item: str, cost_ms: float, now_ms: float, latest_ms: float) -> float | None:
         """The start (ms) of the slot reserved on ``item``, or None when it would start too late."""
-        cost = int(round(cost_ms)) or 1
+        cost = round(cost_ms) or 1
         now = int(now_ms)
         client = self.client
         for _ in range(MAX_ATTEMPTS):

@@ -8,7 +8,6 @@ returned to the caller, which decides (intake answers 503 so Segment retries).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orb_bridge import aws
+from orb_bridge.config import RedeliverySettings
 
 MAX_ENTRIES_PER_BATCH = 10
 # Stay under the 256 KiB limit that older queues still pin, for the whole batch.
@@ -242,19 +242,19 @@ def queue_url_from_arn(queue_arn: str, client: Any | None = None) -> str:
     ``INGEST_QUEUE_URL``, when it names that queue, saves a GetQueueUrl call (and permission).
     """
     _, _, _, _region, account, name = queue_arn.split(":", 5)
-    known = os.environ.get("INGEST_QUEUE_URL", "")
+    known = RedeliverySettings.from_env().ingest_queue_url
     if known.rstrip("/").endswith(f"/{account}/{name}"):
         return known
     sqs = client if client is not None else aws.client("sqs")
-    return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
 
 def delay_redelivery(queue_url: str, receipts: Sequence[tuple[str, int]], client: Any | None = None) -> int:
     """Hold failed messages back for a while (``(receipt_handle, seconds)`` each).
 
-    Used when no retry can succeed soon (Orb refuses our API key): without it the event source
-    would redeliver them at once and the redrive would move good events to the rejected queue
-    after ``maxReceiveCount`` quick failures. Returns how many could not be delayed (best effort:
+    ``hold_back`` uses it for every failed message: without it the event source would redeliver
+    them at once and the redrive would move good events to the rejected queue after
+    ``maxReceiveCount`` quick failures. Returns how many could not be delayed (best effort:
     those simply reappear after the queue's visibility timeout).
     """
     sqs = client if client is not None else aws.client("sqs")
@@ -286,16 +286,13 @@ class Receipt:
 
 
 def backoff_base_seconds(configuration_error: bool) -> int:
-    """First hold-back: 1 min for Orb's transient errors, 15 min for our own configuration errors.
+    """First hold-back (``RedeliverySettings``), read at each use so the dev stack can shrink it.
 
-    Read at each use (RETRY_BACKOFF_SECONDS / CONFIG_ERROR_BACKOFF_SECONDS), so the dev stack
-    can shrink them to its seconds-long local redelivery.
+    Raises ConfigurationError on a bad value (the caller logs it; SQS's visibility timeout then
+    paces redelivery on its own).
     """
-    name, default = ("CONFIG_ERROR_BACKOFF_SECONDS", 900) if configuration_error else ("RETRY_BACKOFF_SECONDS", 60)
-    try:
-        return max(0, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
+    settings = RedeliverySettings.from_env()
+    return settings.config_error_backoff_seconds if configuration_error else settings.retry_backoff_seconds
 
 
 def hold_back(

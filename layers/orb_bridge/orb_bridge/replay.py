@@ -151,7 +151,8 @@ def rejection_after(
     ``replay_count`` is one more, and the previous failures stay in ``history``.
     """
     if origin is None:
-        return rejection_record(stage=stage, reason=reason, errors=errors, orb_event=orb_event, extra=extra)
+        return rejection_record(stage=stage, reason=reason, errors=errors, orb_event=orb_event,
+                                extra=dict(extra) if extra is not None else None)
     carried = {key: value for key, value in origin.items() if key not in _FAILURE_FIELDS}
     history = [entry for entry in origin.get("history") or [] if isinstance(entry, Mapping)]
     history.append({
@@ -221,7 +222,7 @@ def _refused(record: Mapping[str, Any], stage: str, reason: str, errors: Sequenc
 
 
 def _keep(record: Mapping[str, Any], reason: str) -> IngestMessage:
-    stage = record.get("stage") if record.get("stage") in STAGES else "ingest"
+    stage = str(record["stage"]) if record.get("stage") in STAGES else "ingest"
     errors = [str(error) for error in record.get("errors") or []] if isinstance(record.get("errors"), list) else []
     return _refused(record, stage, reason, errors)
 

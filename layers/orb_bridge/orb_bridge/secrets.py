@@ -11,7 +11,6 @@ clock is injectable (``secret_cache.clock``) so tests rotate without sleeping.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -59,9 +58,9 @@ def _read_secret(arn: str) -> str:
     return str(value).strip()
 
 
-def resolve_secret(name: str, env: Mapping[str, str] | None = None, arn_variable: str | None = None) -> str | None:
-    """Return the secret's value, or None when neither NAME_ARN (or ``arn_variable``) nor NAME is set."""
-    env = os.environ if env is None else env
+def resolve_secret(name: str, env: Mapping[str, str], arn_variable: str | None = None) -> str | None:
+    """Return the secret's value, or None when neither NAME_ARN (or ``arn_variable``) nor NAME is set
+    in ``env`` (``orb_bridge.config`` passes the environment)."""
     arn_variable = arn_variable or f"{name}_ARN"
     arn = env.get(arn_variable, "").strip()
     if arn:

@@ -30,7 +30,7 @@ class OrbUsageEvent(BaseModel):
             raise ValueError("exactly one of customer_id / external_customer_id is required")
         return self
 
-    def to_orb(self) -> dict:
+    def to_orb(self) -> dict[str, object]:
         """The JSON object Orb's /ingest expects (no nulls)."""
         return self.model_dump(exclude_none=True)
 

@@ -151,5 +151,5 @@ def _loc_index(loc: Any) -> int | None:
         return None
     for position, part in enumerate(loc[:-1]):
         if part == "events" and isinstance(loc[position + 1], int) and loc[position + 1] >= 0:
-            return loc[position + 1]
+            return int(loc[position + 1])
     return None

@@ -4,7 +4,7 @@
 - a JSON array (Webhooks Actions destination in batch mode, up to 4,000 events),
 - ``{"batch": [...]}`` (the HTTP Tracking API shape).
 
-Every problem is a ``BodyError`` carrying the HTTP status (400 or 413) and a specific message.
+Every problem is a ``BodyError``: malformed or too large, with a specific message.
 """
 
 from __future__ import annotations
@@ -13,8 +13,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_request import MAX_JSON_DEPTH, BodyError, decode_http_body, json_depth_exceeds  # noqa: F401
+from orb_bridge.http_request import (  # noqa: F401 (BodyError, decode_http_body: part of this module's interface)
+    MAX_JSON_DEPTH,
+    BodyError,
+    BodyProblem,
+    decode_http_body,
+    json_depth_exceeds,
+)
 from orb_bridge.segment.models import BodyShape
+
+MALFORMED, TOO_LARGE = BodyProblem.MALFORMED, BodyProblem.TOO_LARGE
 
 JSON_WHITESPACE = " \t\n\r"
 def _reject_constant(name: str) -> Any:
@@ -47,31 +55,31 @@ def json_type_name(value: Any) -> str:
 
 def check_size(raw_body: bytes, max_body_bytes: int) -> None:
     if len(raw_body) > max_body_bytes:
-        raise BodyError(413, f"request body is {len(raw_body)} bytes, more than the limit of {max_body_bytes}")
+        raise BodyError(TOO_LARGE, f"request body is {len(raw_body)} bytes, more than the limit of {max_body_bytes}")
 
 
 def _text(raw_body: bytes) -> str:
     try:
         return raw_body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BodyError(400, f"request body is not valid UTF-8 (byte {exc.start})") from None
+        raise BodyError(MALFORMED, f"request body is not valid UTF-8 (byte {exc.start})") from None
 
 
 def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events: int) -> SegmentBody:
     check_size(raw_body, max_body_bytes)
     text = _text(raw_body)
     if not text.strip(JSON_WHITESPACE):
-        raise BodyError(400, "request body is empty")
+        raise BodyError(MALFORMED, "request body is empty")
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise BodyError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise BodyError(MALFORMED, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:  # NaN/Infinity, or an integer literal longer than Python's digit limit
-        raise BodyError(400, f"request body is not valid JSON: {str(exc)[:120]}") from None
+        raise BodyError(MALFORMED, f"request body is not valid JSON: {str(exc)[:120]}") from None
     except RecursionError:
-        raise BodyError(400, f"request body is nested more than {MAX_JSON_DEPTH} levels deep") from None
+        raise BodyError(MALFORMED, f"request body is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if json_depth_exceeds(document):
-        raise BodyError(400, f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
+        raise BodyError(MALFORMED, f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
 
     if isinstance(document, list):
         shape: BodyShape = "array"
@@ -80,15 +88,15 @@ def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events
         if "batch" in document and "type" not in document:
             batch = document["batch"]
             if not isinstance(batch, list):
-                raise BodyError(400, 'request body field "batch" must be a JSON array of events')
+                raise BodyError(MALFORMED, 'request body field "batch" must be a JSON array of events')
             shape, elements = "batch", batch
         else:
             shape, elements = "object", [document]
     else:
-        raise BodyError(400, f"request body must be a JSON object or array, got {json_type_name(document)}")
+        raise BodyError(MALFORMED, f"request body must be a JSON object or array, got {json_type_name(document)}")
 
     if not elements:
-        raise BodyError(400, "request body holds no events (empty batch)")
+        raise BodyError(MALFORMED, "request body holds no events (empty batch)")
     if len(elements) > max_batch_events:
-        raise BodyError(413, f"request body holds {len(elements)} events, more than the limit of {max_batch_events}")
+        raise BodyError(TOO_LARGE, f"request body holds {len(elements)} events, more than the limit of {max_batch_events}")
     return SegmentBody(shape=shape, elements=elements)

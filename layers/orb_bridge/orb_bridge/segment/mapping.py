@@ -244,7 +244,7 @@ def map_body(
 ) -> list[MappedEvent]:
     """Dry run of intake without authentication or queues (``orb-bridge map FILE``).
 
-    Raises ``BodyError`` (with ``status_code`` 400 or 413) when the body itself is unusable.
+    Raises ``BodyError`` (malformed or too large) when the body itself is unusable.
     """
     body = parse_segment_body(raw_body, max_body_bytes=max_body_bytes, max_batch_events=max_batch_events)
     return map_elements(body.elements, settings)

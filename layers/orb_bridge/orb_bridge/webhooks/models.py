@@ -18,13 +18,12 @@ from orb_bridge.errors import clip
 from orb_bridge.http_request import MAX_JSON_DEPTH, json_depth_exceeds
 
 EXPANDED = "expanded"
-STANDARD = "standard"
 # EventBridge limits DetailType to 128 characters; a longer type could never be handed on.
 MAX_TYPE_LENGTH = 128
 MAX_ID_LENGTH = 256
 
 
-class InvalidWebhookPayload(ValueError):
+class InvalidWebhookPayload(ValueError):  # noqa: N818 (reads as what was received, like Orb's docs)
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors

@@ -1,7 +1,8 @@
 """The Orb webhook receiver: verify -> parse -> deduplicate -> hand on to EventBridge.
 
-Transport-neutral: it takes the raw body bytes and the headers and returns a ``WebhookResult``
-carrying the HTTP status to answer. Status choices (Orb redelivers anything but a 2xx):
+``WebhookReceiver`` takes the raw body bytes and the headers; ``receive_request`` takes the API
+Gateway event (body decoding, settings, our own bugs included). Both return a ``WebhookResult``
+whose ``Outcome`` the handler maps to an HTTP status (Orb redelivers anything but a 2xx):
 
 - 200 forwarded, or a duplicate of a delivery already forwarded (acknowledged, handed on once);
 - 401 signature/timestamp refused, 413 body too large: generic message, reason in the log;
@@ -12,7 +13,7 @@ carrying the HTTP status to answer. Status choices (Orb redelivers anything but 
 - 503 EventBridge or the idempotency table failed: the id is not recorded as done (the
   exception escapes the idempotent function, so Powertools deletes the in-progress record)
   and Orb's redelivery forwards it;
-- 500 the receiver is not configured (no secret): every request is refused.
+- 500 the receiver is not configured (no secret): every request is refused; or our own bug.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
@@ -36,7 +37,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from orb_bridge import aws
 from orb_bridge.config import WebhookSettings
-from orb_bridge.http_request import header
+from orb_bridge.errors import ConfigurationError
+from orb_bridge.http_request import BodyError, BodyProblem, decode_http_body, header
 from orb_bridge.observability import METRICS_NAMESPACE, logger, metrics
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
 from orb_bridge.webhooks.signature import (
@@ -46,6 +48,9 @@ from orb_bridge.webhooks.signature import (
     WebhookVerificationError,
     verify,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 EVENT_SOURCE = "orb"
 # Keep ids long enough to cover Orb's redelivery window (Orb does not publish it; a week is
@@ -66,18 +71,7 @@ class Outcome(StrEnum):
     IN_PROGRESS = "in_progress"
     FORWARD_FAILED = "forward_failed"
     NOT_CONFIGURED = "not_configured"
-
-
-HTTP_STATUS = {
-    Outcome.FORWARDED: 200,
-    Outcome.DUPLICATE: 200,
-    Outcome.REJECTED: 401,
-    Outcome.TOO_LARGE: 413,
-    Outcome.INVALID_PAYLOAD: 400,
-    Outcome.IN_PROGRESS: 409,
-    Outcome.FORWARD_FAILED: 503,
-    Outcome.NOT_CONFIGURED: 500,
-}
+    FAILED = "error"  # our own bug
 
 # What the sender is told; precise reasons stay in the log.
 GENERIC_REJECTION = "webhook signature verification failed"
@@ -90,10 +84,6 @@ class WebhookResult:
     webhook_id: str | None = None
     webhook_type: str | None = None
     errors: tuple[str, ...] = ()
-
-    @property
-    def http_status(self) -> int:
-        return HTTP_STATUS[self.outcome]
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": self.outcome.value, "message": self.message}
@@ -156,7 +146,7 @@ class EventBridgeForwarder:
             raise ForwardError(
                 f"PutEvents rejected the entry: {entry.get('ErrorCode', 'Unknown')}: {entry.get('ErrorMessage', '')}"
             )
-        return entries[0]["EventId"]
+        return str(entries[0]["EventId"])
 
 
 class WebhookReceiver:
@@ -186,7 +176,7 @@ class WebhookReceiver:
 
         # ``delivery`` is the idempotency payload: just the id, so the (possibly large) body is not
         # deep-copied and hashed by Powertools.
-        @idempotent_function(
+        @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is untyped
             data_keyword_argument="delivery",
             persistence_store=persistence,
             config=self.idempotency_config,
@@ -267,11 +257,62 @@ class WebhookReceiver:
         outcome: Outcome = Outcome.REJECTED,
         message: str = GENERIC_REJECTION,
     ) -> WebhookResult:
-        logger.warning("Orb webhook rejected", extra={"reason": reason.value, "detail": detail})
-        count_rejection(reason.value)
-        return WebhookResult(outcome, message)
+        return _refused(reason, detail, outcome, message)
 
 
-def _mark_duplicate(response: Any, data_record: Any) -> Any:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     """Powertools calls this only when it answers from a stored record, i.e. for a redelivery."""
     return {**(response or {}), "duplicate": True}
+
+
+# -- one receiver per container -----------------------------------------------------------------
+
+_current: WebhookReceiver | None = None
+
+
+def container_receiver(settings: WebhookSettings) -> WebhookReceiver:
+    """The receiver for these settings. Settings are re-read per request (the secret through its
+    300 s cache, so a rotated secret is picked up); the receiver is rebuilt only when they changed,
+    around the container's clients."""
+    global _current
+    receiver = _current
+    if receiver is None or receiver.settings != settings:
+        receiver = _current = WebhookReceiver(settings)
+    return receiver
+
+
+def reset() -> None:
+    """Forget the receiver and cached secrets (tests switch moto backends and environments)."""
+    global _current
+    from orb_bridge.secrets import secret_cache
+
+    _current = None
+    secret_cache.clear()
+
+
+def receive_request(event: Any, context: Any | None = None) -> WebhookResult:
+    """One API Gateway (HTTP API, payload v2) request's result; never raises."""
+    try:
+        settings = WebhookSettings.from_env()
+    except ConfigurationError as exc:
+        return not_configured(str(exc))
+    event = event if isinstance(event, dict) else {}
+    try:
+        raw_body = decode_http_body(
+            event.get("body"), bool(event.get("isBase64Encoded")), max_bytes=settings.max_body_bytes
+        )
+    except BodyError as exc:  # unauthenticated bytes: the sender is told no more than for a bad signature
+        if exc.problem is BodyProblem.TOO_LARGE:
+            return _refused(RejectionReason.BODY_TOO_LARGE, exc.message, Outcome.TOO_LARGE, "webhook body too large")
+        return _refused(RejectionReason.MALFORMED_BODY, exc.message, Outcome.REJECTED, GENERIC_REJECTION)
+    try:
+        return container_receiver(settings).receive(raw_body, event.get("headers"), context)
+    except Exception:  # our own bug: Orb redelivers after a 5xx; the trace stays in the log
+        logger.exception("unexpected error while receiving an Orb webhook")
+        return WebhookResult(Outcome.FAILED, "internal error; retry later")
+
+
+def _refused(reason: RejectionReason, detail: str, outcome: Outcome, message: str) -> WebhookResult:
+    logger.warning("Orb webhook rejected", extra={"reason": reason.value, "detail": detail})
+    count_rejection(reason.value)
+    return WebhookResult(outcome, message)

@@ -51,7 +51,7 @@ class RejectionReason(StrEnum):
     MISSING_SIGNATURE = "missing_signature"
     NO_V1_SIGNATURE = "no_v1_signature"
     SIGNATURE_MISMATCH = "signature_mismatch"
-    NO_SECRET = "no_secret"
+    NO_SECRET = "no_secret"  # noqa: S105 (a rejection reason, not a secret)
 
 
 class WebhookVerificationError(Exception):
