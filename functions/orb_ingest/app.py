@@ -11,6 +11,8 @@ from typing import Any
 
 from orb_bridge import ingest_batch
 from orb_bridge.observability import logger, metrics
+from orb_bridge.aws import prewarm
+prewarm("secretsmanager")  # INIT: the clients, built outside the handler; settings and secrets stay lazy
 
 
 # The invocation's correlation id is Lambda's request id; lines about particular events carry

@@ -23,6 +23,8 @@ from orb_bridge.webhooks.service import (
     not_configured,
 )
 from orb_bridge.webhooks.signature import RejectionReason
+from orb_bridge.aws import prewarm
+prewarm("secretsmanager", "dynamodb", "events")  # INIT: the clients, built outside the handler; settings and secrets stay lazy
 
 
 _current: WebhookReceiver | None = None

@@ -16,6 +16,8 @@ from orb_bridge import intake
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger, metrics
 from orb_bridge.http_request import BodyError, decode_http_body
+from orb_bridge.aws import prewarm
+prewarm("sqs", "secretsmanager")  # INIT: the clients, built outside the handler; settings and secrets stay lazy
 
 JSON_HEADERS = {"content-type": "application/json"}
 
