@@ -28,7 +28,8 @@ HANDLER_ENV = {
 }
 
 # What each function creates on its first request, so "import + clients" compares like for like
-# with the floor (which creates one boto3 client).
+# with the floor (which creates one boto3 client). The handlers now build these during INIT, so
+# "import app" already holds them.
 FIRST_REQUEST_CLIENTS = {
     "track_intake": ("sqs",),
     "orb_ingest": ("sqs",),

@@ -28,7 +28,8 @@ from bench.common import ROOT, median
 
 FUNCTION_DIRS = {"track_intake": "TrackIntakeFunction", "orb_ingest": "OrbIngestFunction",
                  "orb_webhook": "OrbWebhookFunction"}
-# What each first request builds besides the secret reader Powertools Parameters creates.
+# The clients each handler uses; the handlers build them during INIT (``aws.prewarm``, in the
+# import step), so this step only finds them: it stays to show that nothing is left to build.
 CLIENTS = {"track_intake": ["sqs"], "orb_ingest": [], "orb_webhook": ["dynamodb", "events"]}
 COLD_TARGETS = {"track_intake": 1.3, "orb_ingest": 1.5, "orb_webhook": 1.5}
 INTAKE_PER_EVENT_TARGET = 1.5
@@ -136,7 +137,7 @@ class Runner:
                           "stub_path": str(ROOT / "bench" / "sqs_stub.py"),
                           "floor_message": json.dumps(segment_event(0))}
 
-    def run(self, case: str, function: str = "track_intake", **extra: Any) -> dict[str, Any]:
+    def run(self, case: str, function: str = "track_intake", flags: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
         spec_path, result_path = self.workdir / "spec.json", self.workdir / "result.json"
         result_path.unlink(missing_ok=True)
         task_dir = self.build_dir / FUNCTION_DIRS[function]
@@ -152,13 +153,49 @@ class Runner:
         env |= function_env(function, self.resources, self.orb_url)
         if case == "intake-batch":
             env["AWS_LAMBDA_LOG_LEVEL"] = "WARNING"  # per-event figures: no INFO line per request
-        completed = subprocess.run([str(self.python), "-P", "-s", str(ROOT / "bench" / "lambda_child.py"), case,
+        completed = subprocess.run([str(self.python), "-P", "-s", *flags, str(ROOT / "bench" / "lambda_child.py"), case,
                                     str(spec_path)], capture_output=True, text=True, env=env, cwd=self.workdir,
                                    timeout=300)
         if completed.returncode != 0 or not result_path.exists():
             raise RuntimeError(f"lambda-like child {case} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
                                f"\n{completed.stdout[-1500:]}")
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        result["stderr"] = completed.stderr
+        return result
+
+
+def _import_self_times(stderr: str) -> dict[str, float]:
+    """``-X importtime`` lines -> module: its own import time in seconds."""
+    times = {}
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            own, _, module = line[len("import time:"):].split("|")
+            times[module.strip()] = int(own) / 1e6
+    return times
+
+
+def import_profile(runner: Runner, rounds: int = 3) -> dict[str, list[list[str]]]:
+    """Where each function's cold start goes beyond the floor's: own import time of the modules the
+    floor does not load, by package (minimum over ``rounds`` fresh processes; ``app`` is the
+    handler module itself, i.e. the clients it builds during INIT)."""
+    def best(case: str, function: str) -> dict[str, float]:
+        runs = [_import_self_times(runner.run(case, function, flags=("-X", "importtime"))["stderr"]) for _ in range(rounds)]
+        return {module: min(run.get(module, 0.0) for run in runs) for module in runs[0]}
+
+    floor = best("floor", "track_intake")
+    tables = {}
+    for function in FUNCTION_DIRS:
+        groups: dict[str, float] = {}
+        for module, seconds in best(f"cold:{function}", function).items():
+            if module not in floor:
+                package = module.split(".")[0]
+                group = {"app": "app (the handler itself: its clients, built at INIT; the floor builds one too)", "orb_bridge": "orb_bridge (ours)"}.get(
+                    package, package)
+                groups[group] = groups.get(group, 0.0) + seconds
+        top = sorted(groups.items(), key=lambda item: item[1], reverse=True)[:8]
+        tables[function] = [[name, f"{seconds * 1000:.1f}"] for name, seconds in top]
+        tables[function].append(["all modules the floor does not load", f"{sum(groups.values()) * 1000:.1f}"])
+    return tables
 
 
 def cold_starts(runner: Runner, rounds: int) -> dict[str, Any]:
@@ -227,8 +264,10 @@ def run(python: Path, build_dir: Path, rounds: int = 5, repeats: int = 7) -> dic
             runner = Runner(python, build_dir, f"http://127.0.0.1:{moto.port}", orb_url, Path(workdir))
             cold = cold_starts(runner, rounds)
             intake = intake_per_event(runner, repeats)
+            profile = import_profile(runner)
             python_version = runner.run("floor")["python"]
-            return {"cold": cold, "intake": intake, "python": python_version, "rounds": rounds, "repeats": repeats,
+            return {"cold": cold, "intake": intake, "import_profile": profile, "python": python_version,
+                    "rounds": rounds, "repeats": repeats,
                     "seconds": time.perf_counter() - started}
     finally:
         moto.stop()

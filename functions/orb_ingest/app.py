@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from orb_bridge import ingest_batch
+from orb_bridge.aws import prewarm
 from orb_bridge.observability import logger, metrics
+
+# INIT: the clients, built outside the handler; settings and secrets stay lazy (a bad setting never fails INIT).
+prewarm("secretsmanager")
 
 
 # The invocation's correlation id is Lambda's request id; lines about particular events carry

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orb_bridge.aws import prewarm
 from orb_bridge.observability import logger, metrics
 from orb_bridge.webhooks.service import Outcome, receive_request
+
+# INIT: the clients, built outside the handler; settings and secrets stay lazy (a bad setting never fails INIT).
+prewarm("secretsmanager", "dynamodb", "events")
 
 HTTP_STATUS = {
     Outcome.FORWARDED: 200,

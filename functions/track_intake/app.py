@@ -11,8 +11,12 @@ import json
 from typing import Any
 
 from orb_bridge import intake
+from orb_bridge.aws import prewarm
 from orb_bridge.intake import IntakeOutcome
 from orb_bridge.observability import logger, metrics
+
+# INIT: the clients, built outside the handler; settings and secrets stay lazy (a bad setting never fails INIT).
+prewarm("sqs", "secretsmanager")
 
 HTTP_STATUS = {
     IntakeOutcome.ACCEPTED: 200,

@@ -172,3 +172,16 @@ def test_network_problems_are_retryable_and_never_raise(exc):
 
 def test_the_api_key_never_appears_in_the_clients_repr():
     assert "secret-key" not in repr(client_answering(answer(200, {})))
+
+
+def test_the_shared_client_verifies_tls_with_httpxs_ca_bundle_and_loads_it_only_for_https():
+    import ssl
+
+    from orb_bridge.orb.client import _TransportPerScheme
+
+    transport = _TransportPerScheme(httpx.Limits(max_connections=2))
+    plain = transport._transport("http")._pool._ssl_context
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.cert_store_stats()["x509_ca"] == 0  # trusts nothing
+    assert set(transport._transports) == {"http"}
+    tls = transport._transport("https")._pool._ssl_context
+    assert tls.verify_mode == ssl.CERT_REQUIRED and tls.check_hostname and tls.cert_store_stats()["x509_ca"] > 100

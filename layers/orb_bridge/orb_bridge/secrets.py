@@ -1,4 +1,4 @@
-"""Secret resolution: Secrets Manager in AWS (Powertools Parameters), env vars locally.
+"""Secret resolution: Secrets Manager in AWS, env vars locally.
 
 A secret named NAME is read from ``NAME_ARN`` (a Secrets Manager ARN) when set, otherwise from
 ``NAME`` itself. Values are never logged.
@@ -49,10 +49,12 @@ secret_cache = SecretCache()
 
 
 def _read_secret(arn: str) -> str:
-    # Imported lazily: only deployed functions read Secrets Manager. Our own cache decides the age.
-    from aws_lambda_powertools.utilities import parameters
+    # The container's shared client (orb_bridge.aws), called directly: Powertools Parameters
+    # would add its import (about 19 ms of a cold start) for one call; our cache decides the age.
+    from orb_bridge import aws
 
-    value = parameters.get_secret(arn, force_fetch=True)
+    response = aws.client("secretsmanager").get_secret_value(SecretId=arn)
+    value = response["SecretString"] if "SecretString" in response else response["SecretBinary"]
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     return str(value).strip()

@@ -18,6 +18,8 @@ import email.utils
 import enum
 import functools
 import json
+import ssl
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,11 +177,44 @@ class OrbClient:
         return classify(response, [str(event.get("idempotency_key", "")) for event in events])
 
 
+class _TransportPerScheme(httpx.BaseTransport):
+    """httpx's own transport, built at the first request of each scheme.
+
+    The TLS one loads the CA bundle (about 40 ms of a cold start), so a cold start pays for it
+    only when it opens a TLS connection, as boto3 does; a loopback http Orb (the sandbox)
+    never needs it. The plain one gets a context that trusts nothing: it never does TLS.
+    """
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._transports: dict[str, httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def _transport(self, scheme: str) -> httpx.HTTPTransport:
+        transport = self._transports.get(scheme)
+        if transport is None:
+            with self._lock:
+                transport = self._transports.get(scheme)
+                if transport is None:
+                    verify: Any = True if scheme == "https" else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    transport = self._transports[scheme] = httpx.HTTPTransport(verify=verify, limits=self._limits)
+        return transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport("https" if request.url.scheme == "https" else "http").handle_request(request)
+
+    def close(self) -> None:
+        for transport in list(self._transports.values()):
+            transport.close()
+
+
 @functools.cache
 def shared_http_client(max_connections: int = 32) -> httpx.Client:
     """The container's one HTTP client (created at first use, reused by every invocation)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.Client(
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=limits,
         follow_redirects=False,
+        transport=_TransportPerScheme(limits),
     )

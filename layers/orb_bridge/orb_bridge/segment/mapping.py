@@ -10,10 +10,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-
-from pydantic import ValidationError
 
 from orb_bridge.config import MappingSettings
 from orb_bridge.errors import clip, quote
@@ -25,14 +22,11 @@ from orb_bridge.segment.models import (
     TRACK,
     MappedEvent,
 )
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.timestamps import TimestampError, utc_text
+from orb_bridge.usage_event import OrbUsageEvent, validation_messages
 
 TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt")
 
-_ISO_8601 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
-)
 # Characters an SQS message body may not hold (outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
 # #x10000-#x10FFFF): sending them fails as a sender fault, so such events are rejected here.
 _NOT_SQS_SAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -77,38 +71,17 @@ def identifier(event: Mapping[str, Any], path: str, field: str) -> str:
 
 
 def normalise_timestamp(value: Any) -> str:
-    """ISO 8601 with an offset or Z -> UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
+    """ISO 8601 with an offset or Z -> UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (``orb_bridge.timestamps``).
 
     More than six fractional digits are truncated (Segment sends up to ten); a timestamp
     without an offset is refused rather than read in some assumed zone.
     """
     if not isinstance(value, str):
         raise MappingError(f"must be an ISO 8601 string, got {json_type_name(value)}")
-    match = _ISO_8601.fullmatch(value.strip())
-    if not match:
-        raise MappingError(f"{quote(value)} is not an ISO 8601 date-time")
-    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    if not zulu and not sign:
-        raise MappingError(f"{quote(value)} has no UTC offset (expected Z or +HH:MM)")
-    offset = timedelta(0)
-    if sign:
-        if int(off_h) > 23 or int(off_m) > 59:
-            raise MappingError(f"{quote(value)} has an invalid UTC offset")
-        offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
-    microsecond = int((fraction or "0")[:6].ljust(6, "0"))
     try:
-        moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond,
-            tzinfo=timezone(offset),
-        ).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise MappingError(f"{quote(value)} is not a valid date-time ({exc})") from None
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if len(text) != 19:  # years before 1000 are not zero-padded on every platform
-        text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}"
-    return text + "Z"
+        return utc_text(value)
+    except TimestampError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def event_timestamp(event: Mapping[str, Any]) -> str:
@@ -161,12 +134,6 @@ def _event_size(element: Mapping[str, Any]) -> int:
     return len(json.dumps(element, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors(include_url=False)
-    )
-
-
 def to_orb_event(event: Mapping[str, Any], settings: MappingSettings) -> OrbUsageEvent:
     """Map one Track call; raises ``MappingError`` naming what is wrong."""
     message_id = event.get("messageId")
@@ -201,9 +168,10 @@ def to_orb_event(event: Mapping[str, Any], settings: MappingSettings) -> OrbUsag
         raise MappingError("; ".join(errors))
     try:
         orb_event = OrbUsageEvent(**fields)
-    except ValidationError as exc:
-        raise MappingError(_validation_message(exc)) from None
-    except (UnicodeError, ValueError) as exc:  # e.g. lone surrogates from \ud800 escapes
+    except ValueError as exc:  # pydantic's ValidationError is one (e.g. lone surrogates from \ud800 escapes)
+        messages = validation_messages(exc, root="event")
+        if messages is not None:
+            raise MappingError("; ".join(messages)) from None
         raise MappingError(f"event holds text that cannot be encoded: {clip(exc, 120)}") from None
     bad = _NOT_SQS_SAFE.search(orb_event.to_message_body())
     if bad:

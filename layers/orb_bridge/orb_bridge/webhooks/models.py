@@ -9,13 +9,14 @@ later are accepted.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from typing import Any
 
 from orb_bridge.errors import clip
 from orb_bridge.http_request import MAX_JSON_DEPTH, json_depth_exceeds
+from orb_bridge.usage_event import _text
 
 EXPANDED = "expanded"
 # EventBridge limits DetailType to 128 characters; a longer type could never be handed on.
@@ -29,14 +30,21 @@ class InvalidWebhookPayload(ValueError):  # noqa: N818 (reads as what was receiv
         self.errors = errors
 
 
-class OrbWebhook(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+# ISO 8601 as Orb writes ``created_at``, on which pydantic and fromisoformat agree; other forms
+# (epoch numbers, other layouts pydantic reads) go to the model in ``payload_schema``.
+_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+_FIELDS = ("id", "type", "created_at", "payload_style")
 
-    id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-    type: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TYPE_LENGTH)]
+
+@dataclass(frozen=True)
+class OrbWebhook:
+    """The envelope (``payload_schema.OrbWebhook``'s fields); everything else is ``model_extra``."""
+
+    id: str
+    type: str
     created_at: datetime
-    # Not restricted to the two known styles: a new style must not turn every delivery into a 400.
-    payload_style: StrictStr | None = None
+    payload_style: str | None = None
+    model_extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def style(self) -> str:
@@ -46,6 +54,40 @@ class OrbWebhook(BaseModel):
     def created_at_utc(self) -> datetime:
         moment = self.created_at
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _plain_webhook(document: dict[str, Any]) -> OrbWebhook | None:
+    """The webhook when its envelope is of the plain kinds checked here, else None (ask the model)."""
+    webhook_id, webhook_type, created_at = document.get("id"), document.get("type"), document.get("created_at")
+    style = document.get("payload_style")
+    if not (_text(webhook_id) and 1 <= len(webhook_id) <= MAX_ID_LENGTH and _text(webhook_type)
+            and 1 <= len(webhook_type) <= MAX_TYPE_LENGTH and (style is None or _text(style))):
+        return None
+    if type(created_at) is not str or not _PLAIN_TIME.fullmatch(created_at):
+        return None
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError:
+        return None
+    extra = {key: value for key, value in document.items() if key not in _FIELDS}
+    return OrbWebhook(webhook_id, webhook_type, moment, style, extra)
+
+
+def _validated(document: dict[str, Any]) -> OrbWebhook:
+    from pydantic import ValidationError  # only for a payload the plain checks did not accept
+
+    from orb_bridge.webhooks.payload_schema import OrbWebhook as Model
+
+    try:
+        model = Model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidWebhookPayload(
+            [
+                clip(f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}", 256)
+                for error in exc.errors(include_url=False, include_input=False)[:10]
+            ]
+        ) from None
+    return OrbWebhook(model.id, model.type, model.created_at, model.payload_style, dict(model.model_extra or {}))
 
 
 def _reject_constant(name: str) -> Any:
@@ -74,14 +116,7 @@ def parse_webhook(raw_body: bytes) -> tuple[OrbWebhook, str]:
     if not isinstance(document, dict):
         raise InvalidWebhookPayload([f"body must be a JSON object, got {type(document).__name__}"])
     try:
-        webhook = OrbWebhook.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidWebhookPayload(
-            [
-                clip(f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}", 256)
-                for error in exc.errors(include_url=False, include_input=False)[:10]
-            ]
-        ) from None
+        webhook = _plain_webhook(document) or _validated(document)
     except RecursionError:  # defensive: the depth check above keeps pydantic well within the stack
         raise InvalidWebhookPayload([f"body is nested more than {MAX_JSON_DEPTH} levels deep"]) from None
     return webhook, text
