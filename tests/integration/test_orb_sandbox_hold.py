@@ -53,6 +53,8 @@ def test_the_next_request_after_part_of_the_keys_is_in_orb_is_held_until_release
     assert isinstance(outcome[0], httpx.TransportError)  # dropped: the client was gone
     assert set(sandbox.ingested_events()) == {"a"}
     assert hold.held_requests == 1 and sandbox.stats()["outcomes"]["held"] == 1
+    # Released: the same keys are served as usual again (faults included).
+    assert post(sandbox, events("b", "c")).status_code == 500
 
 
 def test_nothing_is_held_before_one_of_the_keys_is_in_orb(sandbox: OrbSandbox) -> None:

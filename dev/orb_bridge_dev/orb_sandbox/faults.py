@@ -65,7 +65,8 @@ class IngestHold:
     Requests carrying any of ``keys`` skip random faults and rate limits (so the point is reached
     whatever the draws). Once one of ``keys`` has been ingested, the next such request is held:
     ``reached`` is set and the request waits until ``release`` is set (or the sandbox stops),
-    then the connection is dropped without an answer, as if the client had gone away.
+    then the connection is dropped without an answer, as if the client had gone away. After
+    ``release``, requests are served as usual (faults and limits included).
     """
 
     keys: frozenset[str]

@@ -39,6 +39,8 @@ def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], autho
         return reply
 
     hold = sandbox.ingest_hold
+    if hold is not None and hold.release.is_set():  # released: requests are served as usual again
+        hold = None
     if hold is not None and _held(sandbox, hold, body):
         return Reply.drop()
     exempt = hold is not None and hold.matches(_events_or_empty(body))
