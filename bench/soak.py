@@ -363,7 +363,7 @@ def kill_one_invocation(stack: Any, visibility_seconds: int) -> dict[str, Any]:
     try:
         assert child.stdout is not None and child.stdin is not None
         line = child.stdout.readline()
-        started = json.loads(line) if line.startswith("{") else {"received": 0, "keys": []}
+        started: dict[str, Any] = json.loads(line) if line.startswith("{") else {"received": 0, "keys": []}
         keys = {key for key in started["keys"] if key}
         info["messages"] = started["received"]
         hold = sandbox.hold_ingest(keys)
@@ -550,15 +550,16 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
             report.http_statuses = dict(sender.statuses)
 
             valid_keys = plan.valid
+            assert stack.local_aws is not None and stack.resources is not None
             sqs = stack.local_aws.client("sqs")
+            ingest_queue_url = stack.resources.ingest_queue.url
 
             def in_ingest_queue() -> int:
                 # Visible, in flight (an invocation has it, or the killed one had it) and delayed
                 # (deferred copies): nothing is left to land once all three are 0.
                 names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                          "ApproximateNumberOfMessagesDelayed"]
-                attributes = sqs.get_queue_attributes(QueueUrl=stack.resources.ingest_queue.url,
-                                                      AttributeNames=names)["Attributes"]
+                attributes = sqs.get_queue_attributes(QueueUrl=ingest_queue_url, AttributeNames=names)["Attributes"]
                 return sum(int(attributes.get(name, 0)) for name in names)
 
             def drained() -> bool:
@@ -591,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     # does not: together they cover both readings of Orb's undocumented behaviour.
     parser.add_argument("--valid-events-of-400", choices=("ingested", "dropped"), default="ingested",
                         help="whether the sandbox ingests the valid events of a request it answers 400")
-    parser.add_argument("--rate-limit-requests-per-second", type=float, default=SoakConfig.rate_limit_requests_per_second)
+    parser.add_argument("--rate-limit-requests-per-second", type=float,
+                        default=SoakConfig.rate_limit_requests_per_second)
     parser.add_argument("--rate-limit-events-per-minute", type=float, default=SoakConfig.rate_limit_events_per_minute)
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")

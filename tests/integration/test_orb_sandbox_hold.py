@@ -4,7 +4,7 @@ soak kills an ingest invocation at a known point (after part of its batch is in 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -17,7 +17,7 @@ DEADLINE = 60.0
 
 
 def events(*keys: str) -> dict:
-    stamp = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    stamp = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     return {"events": [{"event_name": "e", "idempotency_key": key, "timestamp": stamp, "properties": {},
                         "external_customer_id": "u"} for key in keys]}
 
