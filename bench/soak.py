@@ -4,13 +4,19 @@
 
 Sends Segment Track calls over loopback HTTP (single events, Webhooks Actions arrays and
 ``{"batch": [...]}`` bodies), 2% of them invalid, about 5% re-sent as Segment retries do, while
-the Orb sandbox injects 500s, 429s, timeouts and dropped connections; one ingest invocation is
-killed (SIGKILL, in a child process) after it has sent part of its batch to Orb, so its messages
-reappear after the visibility timeout. Then it checks, and exits non-zero unless:
+the Orb sandbox behaves as Orb's spec says and worse: rate limits (429 + ``Retry-After``), a
+whole-request 400 for any request holding an event Orb refuses (a timestamp outside the grace
+period or too far ahead: intake accepts those, only Orb can refuse them), its body form rotating
+among those naming the events, the valid events of a 400 kept or not (``ingest_valid_events_on_400``),
+plus injected 500s, 429s, timeouts and dropped connections. One ingest invocation is killed
+(SIGKILL, in a child process) while the sandbox holds its second request, after part of its
+batch is in Orb (``OrbSandbox.hold_ingest``), so its messages reappear after the visibility
+timeout. Then it checks, and exits non-zero unless:
 
 - every valid event is ingested in the sandbox exactly once (by idempotency key), none missing;
 - nothing else was billed (duplicates billed: 0, judged by a unique ``seq`` property);
-- every invalid event is on the rejected queue with its reason, and no valid one is.
+- every invalid event is on the rejected queue with its reason (the ones only Orb refuses with
+  Orb's own message), and no valid one is (none dead-lettered by rate limiting either).
 
 moto's SQS does work proportional to a queue's depth on every call, so the sender pauses while
 the ingest queue is deep, keeping it drained as the soak goes.
@@ -31,14 +37,22 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "soak-bearer-token"
 PROPERTIES_MAPPING = {"amount": "amount", "seq": "seq", "region": "region"}
-INVALID_KINDS = ("missing userId", "nested property", "unparseable timestamp", "empty event name")
+INTAKE_REFUSES = ("missing userId", "nested property", "unparseable timestamp", "empty event name")
+# Well-formed, so intake queues them; Orb's whole-request 400 refuses them (grace period 12 h,
+# future limit 5 min: the sandbox's defaults, Orb's documented values).
+ORB_REFUSES = ("stale timestamp", "future timestamp")
+INVALID_KINDS = INTAKE_REFUSES + ORB_REFUSES
+# The 400 body forms that name the failing events. The opaque form (naming nobody) is left out:
+# its search by splitting needs many requests, which a rate limit answers with 429s (tested in
+# tests/unit/test_ingest_orb_400.py, without a rate limit).
+NAMING_ERROR_BODIES = ("validation_failed", "objects", "strings")
 
 
 @dataclass
@@ -57,6 +71,15 @@ class SoakConfig:
     max_queue_depth: int = 1500
     senders: int = 3
     kill_one_invocation: bool = True
+    # Orb's limits in the sandbox (429 + Retry-After above them). Two requests/s: a 400 and the
+    # re-send that follows it at once, with other traffic, go over it (one request/s doubles the
+    # soak's time: every re-sent batch waits).
+    rate_limit_requests_per_second: float = 2.0
+    rate_limit_events_per_minute: float = 12_000.0
+    # Rotated every ``error_body_every`` Segment requests.
+    error_bodies: tuple[str, ...] = NAMING_ERROR_BODIES
+    error_body_every: int = 20
+    ingest_valid_events_on_400: bool = False
     seed: int = 20261102
     drain_timeout: float = 600.0
 
@@ -81,11 +104,15 @@ class SoakReport:
     content_mismatches: int = 0
     invalid_on_rejected_queue: int = 0
     invalid_without_reason: int = 0
+    refused_by_orb: int = 0  # invalid events only Orb could refuse
+    refused_by_orb_kept_with_orbs_reason: int = 0
     valid_on_rejected_queue: int = 0
     rejected_queue_messages: int = 0
     orb_requests: int = 0
     orb_outcomes: dict[str, int] = field(default_factory=dict)
     orb_duplicate_offers: int = 0
+    orb_rate_limited: int = 0  # 429s from the sandbox's rate limits (not the injected ones)
+    orb_validation_400s: int = 0
     poller: dict[str, Any] = field(default_factory=dict)
     killed_invocation: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -103,14 +130,16 @@ class SoakReport:
             f"  wall time {r.wall_seconds:.1f} s (sending {r.send_seconds:.1f} s); HTTP {r.http_statuses}, "
             f"intake retries {r.intake_retries}",
             f"  Orb sandbox: {r.orb_requests:,} ingest requests, outcomes {r.orb_outcomes}, "
-            f"keys offered again and deduplicated {r.orb_duplicate_offers:,}",
+            f"keys offered again and deduplicated {r.orb_duplicate_offers:,}; 429s from its rate limits "
+            f"{r.orb_rate_limited:,}, whole-request 400s {r.orb_validation_400s:,}",
             f"  poller: {r.poller}",
             f"  killed invocation: {r.killed_invocation}",
             f"  ingested {r.ingested:,} of {r.valid_events:,} valid; missing {r.missing}; extra keys {r.extra_keys}; "
             f"duplicates billed: {r.duplicates_billed}; content mismatches {r.content_mismatches}",
             f"  rejected queue: {r.rejected_queue_messages:,} messages; invalid events found "
             f"{r.invalid_on_rejected_queue:,} of {r.invalid_events:,} (without reason {r.invalid_without_reason}); "
-            f"valid events there {r.valid_on_rejected_queue}",
+            f"valid events there {r.valid_on_rejected_queue}; refused by Orb {r.refused_by_orb:,}, kept with Orb's "
+            f"reason {r.refused_by_orb_kept_with_orbs_reason:,}",
             "  RESULT: " + ("PASS" if r.ok else "FAIL: " + "; ".join(r.failures)),
         ]
         return "\n".join(lines)
@@ -119,8 +148,12 @@ class SoakReport:
 # ---- the Segment side -------------------------------------------------------------------------
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
 
 
 def make_event(run_id: str, seq: int, invalid_kind: str | None) -> dict[str, Any]:
@@ -141,6 +174,10 @@ def make_event(run_id: str, seq: int, invalid_kind: str | None) -> dict[str, Any
         event["timestamp"] = "not a time"
     elif invalid_kind == "empty event name":
         event["event"] = ""
+    elif invalid_kind == "stale timestamp":
+        event["timestamp"] = _iso(datetime.now(UTC) - timedelta(hours=13))
+    elif invalid_kind == "future timestamp":
+        event["timestamp"] = _iso(datetime.now(UTC) + timedelta(hours=2))
     return event
 
 
@@ -281,7 +318,7 @@ KILLED_CHILD = textwrap.dedent(
     sys.path.insert(0, os.environ["SOAK_DEV_PATH"])
     from orb_bridge_dev.devstack import load_function
     from orb_bridge_dev.poller import LambdaContext, sqs_record
-    # Small sequential chunks, so that the kill lands between two Orb requests.
+    # Small sequential chunks: the sandbox holds the second request once the first is in Orb.
     os.environ["ORB_MAX_EVENTS_PER_REQUEST"] = "10"
     os.environ["ORB_MAX_CONCURRENT_REQUESTS"] = "1"
     sqs = boto3.client("sqs")
@@ -296,14 +333,20 @@ KILLED_CHILD = textwrap.dedent(
     handler = load_function("orb_ingest", module_prefix="soak_killed")
     keys = [json.loads(m["Body"]).get("idempotency_key") for m in messages]
     print(json.dumps({"received": len(messages), "keys": keys}), flush=True)
+    sys.stdin.readline()  # the parent has set up the hold on these keys
     handler.lambda_handler({"Records": [sqs_record(m, arn) for m in messages]}, LambdaContext("killed", 60))
     print(json.dumps({"finished": True}), flush=True)
     """
 )
 
 
+# Generous: only a broken child or sandbox takes this long, and then the soak fails anyway.
+HOLD_DEADLINE_SECONDS = 300
+
+
 def kill_one_invocation(stack: Any, visibility_seconds: int) -> dict[str, Any]:
-    """Run one ingest invocation in a child process and SIGKILL it once it has sent part of its batch."""
+    """Run one ingest invocation in a child process and SIGKILL it mid-flight: the sandbox holds
+    its next request once part of its batch is in Orb, so the kill lands there every time."""
     sandbox = stack.sandbox
     env = dict(
         os.environ,
@@ -313,32 +356,29 @@ def kill_one_invocation(stack: Any, visibility_seconds: int) -> dict[str, Any]:
         SOAK_VISIBILITY=str(visibility_seconds),
         PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), os.environ.get("PYTHONPATH", "")]),
     )
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True, env=env, cwd=ROOT)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
     info: dict[str, Any] = {"messages": 0, "in_orb_at_kill": 0, "killed": False}
+    hold = None
     try:
-        assert child.stdout is not None
+        assert child.stdout is not None and child.stdin is not None
         line = child.stdout.readline()
-        started = json.loads(line) if line.startswith("{") else {"received": 0, "keys": []}
-        keys = set(started["keys"])
+        started: dict[str, Any] = json.loads(line) if line.startswith("{") else {"received": 0, "keys": []}
+        keys = {key for key in started["keys"] if key}
         info["messages"] = started["received"]
-
-        def sent() -> int:
-            offered = sandbox.ingest_attempts_by_key
-            return sum(1 for key in keys if offered[key])
-
-        deadline = time.monotonic() + 60
-        # Kill once part of the batch is in Orb and part is not: mid-flight.
-        while time.monotonic() < deadline and child.poll() is None and keys:
-            if sent() >= 1:
-                break
-            time.sleep(0.002)
-        if child.poll() is None:
+        hold = sandbox.hold_ingest(keys)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        # Part of the batch is in Orb and the next request is held: kill the invocation there.
+        if keys and hold.reached.wait(HOLD_DEADLINE_SECONDS) and child.poll() is None:
             child.send_signal(signal.SIGKILL)
             info["killed"] = True
-        child.wait(timeout=10)
-        info["in_orb_at_kill"] = sent()
+        child.wait(timeout=30)
+        offered = sandbox.ingest_attempts_by_key
+        info["in_orb_at_kill"] = sum(1 for key in keys if offered[key])
     finally:
+        if hold is not None:
+            hold.release.set()
         if child.poll() is None:
             child.kill()
             child.wait()
@@ -389,6 +429,7 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
     rejected = [json.loads(body) for body in read_queue(stack.local_aws.client("sqs"), stack.resources.rejected_queue.url)]
     report.rejected_queue_messages = len(rejected)
     found_invalid: set[str] = set()
+    orb_reasons: set[str] = set()
     for record in rejected:
         segment_event = record.get("segment_event") if isinstance(record, dict) else None
         message_id = (segment_event or {}).get("messageId") if isinstance(segment_event, dict) else None
@@ -398,9 +439,16 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
             found_invalid.add(key)
             if not record.get("reason"):
                 report.invalid_without_reason += 1
+            # Orb's own words on the timestamp, not a bare status (a redriven message has none).
+            if plan.invalid[key] in ORB_REFUSES and record.get("stage") == "orb" and any(
+                "timestamp" in str(error) for error in record.get("errors") or []
+            ):
+                orb_reasons.add(key)
         elif key in plan.valid:
             report.valid_on_rejected_queue += 1
     report.invalid_on_rejected_queue = len(found_invalid)
+    report.refused_by_orb = sum(1 for kind in plan.invalid.values() if kind in ORB_REFUSES)
+    report.refused_by_orb_kept_with_orbs_reason = len(orb_reasons)
 
     stats = stack.sandbox.stats()
     report.orb_requests = stats["ingest_requests"]
@@ -418,8 +466,15 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
         report.failures.append(
             f"{len(plan.invalid) - report.invalid_on_rejected_queue} invalid events missing from the rejected queue"
         )
+    if report.refused_by_orb_kept_with_orbs_reason != report.refused_by_orb:
+        report.failures.append(
+            f"{report.refused_by_orb - report.refused_by_orb_kept_with_orbs_reason} events refused by Orb "
+            "are not on the rejected queue with Orb's reason"
+        )
     if report.invalid_without_reason:
         report.failures.append(f"{report.invalid_without_reason} rejected events without a reason")
+    report.orb_rate_limited = stats["outcomes"].get("rejected_429", 0)
+    report.orb_validation_400s = stats["outcomes"].get("rejected_400", 0)
     if report.valid_on_rejected_queue:
         report.failures.append(f"{report.valid_on_rejected_queue} valid events on the rejected queue")
     if stats["conflicting_duplicates"]:
@@ -448,7 +503,8 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
         drop_connection_rate=config.drop_connection_rate,
     )
     visibility = 2
-    killed_visibility = 10  # long enough for the killed invocation to send part of its batch
+    # Long enough that the poller does not get the killed invocation's messages while it runs.
+    killed_visibility = 30
     user_env = {
         "SEGMENT_AUTH_TOKEN": AUTH_TOKEN,
         "EXTERNAL_CUSTOMER_ID_FIELD": "userId",
@@ -459,9 +515,15 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
     # Read by the ingest function at its first request; the dev stack leaves these alone.
     saved = {name: os.environ.get(name) for name in ("ORB_REQUEST_TIMEOUT_SECONDS", "INGEST_SAFETY_MARGIN_SECONDS")}
     os.environ["ORB_REQUEST_TIMEOUT_SECONDS"] = str(config.orb_request_timeout)
+    sandbox_options = {
+        "rate_limit_requests_per_second": config.rate_limit_requests_per_second,
+        "rate_limit_events_per_minute": config.rate_limit_events_per_minute,
+        "ingest_valid_events_on_400": config.ingest_valid_events_on_400,
+        "error_body": config.error_bodies[0],
+    }
     stack_config = DevStackConfig(
         port=0, sandbox_port=0, faults=faults, send_test_webhook=False, user_env=user_env,
-        local_visibility_timeout=visibility,
+        local_visibility_timeout=visibility, sandbox_options=sandbox_options,
     )
     started = time.perf_counter()
     try:
@@ -472,6 +534,8 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
             kill_done = threading.Event()
 
             def on_progress(position: int, count: int) -> None:
+                bodies = config.error_bodies
+                stack.sandbox.rules.error_body = bodies[(position // max(1, config.error_body_every)) % len(bodies)]
                 if position == kill_at and not kill_done.is_set():
                     kill_done.set()
                     report.killed_invocation = kill_one_invocation(stack, killed_visibility)
@@ -486,20 +550,28 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
             report.http_statuses = dict(sender.statuses)
 
             valid_keys = plan.valid
+            assert stack.local_aws is not None and stack.resources is not None
+            sqs = stack.local_aws.client("sqs")
+            ingest_queue_url = stack.resources.ingest_queue.url
+
+            def in_ingest_queue() -> int:
+                # Visible, in flight (an invocation has it, or the killed one had it) and delayed
+                # (deferred copies): nothing is left to land once all three are 0.
+                names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                         "ApproximateNumberOfMessagesDelayed"]
+                attributes = sqs.get_queue_attributes(QueueUrl=ingest_queue_url, AttributeNames=names)["Attributes"]
+                return sum(int(attributes.get(name, 0)) for name in names)
 
             def drained() -> bool:
-                return (
-                    stack.sandbox.ingested_count >= len(valid_keys)
-                    and stack.queue_depth(stack.resources.ingest_queue.url) == 0
-                )
+                return stack.sandbox.ingested_count >= len(valid_keys) and in_ingest_queue() == 0
 
+            # Returns as soon as it holds: the timeout only bounds a broken run.
             wait_until(drained, timeout=config.drain_timeout, interval=0.5)
-            # Let anything still in flight (a late redelivery) land before judging.
-            wait_until(lambda: stack.queue_depth(stack.resources.ingest_queue.url) == 0, timeout=30, interval=0.2)
-            time.sleep(visibility + 0.5)
-            wait_until(lambda: stack.queue_depth(stack.resources.ingest_queue.url) == 0, timeout=30, interval=0.2)
             report.wall_seconds = time.perf_counter() - started
+            left = in_ingest_queue()
             check(stack, plan, report)
+            if left:
+                report.failures.append(f"{left} messages still in the ingest queue after {config.drain_timeout:.0f} s")
             if config.kill_one_invocation and not report.killed_invocation.get("killed"):
                 report.failures.append(f"the ingest invocation was not killed mid-flight: {report.killed_invocation}")
     finally:
@@ -516,6 +588,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=SoakConfig.seed)
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")
+    # make soak keeps the valid events of a 400; the test-suite soak (tests/integration/test_soak.py)
+    # does not: together they cover both readings of Orb's undocumented behaviour.
+    parser.add_argument("--valid-events-of-400", choices=("ingested", "dropped"), default="ingested",
+                        help="whether the sandbox ingests the valid events of a request it answers 400")
+    parser.add_argument("--rate-limit-requests-per-second", type=float,
+                        default=SoakConfig.rate_limit_requests_per_second)
+    parser.add_argument("--rate-limit-events-per-minute", type=float, default=SoakConfig.rate_limit_events_per_minute)
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     last = [0.0]
@@ -525,7 +604,12 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = time.monotonic()
             print(f"[{position + 1}/{total} requests] {stack.status_line()}", flush=True)
 
-    report = run_soak(SoakConfig(events=args.events, seed=args.seed), progress)
+    config = SoakConfig(
+        events=args.events, seed=args.seed, ingest_valid_events_on_400=args.valid_events_of_400 == "ingested",
+        rate_limit_requests_per_second=args.rate_limit_requests_per_second,
+        rate_limit_events_per_minute=args.rate_limit_events_per_minute,
+    )
+    report = run_soak(config, progress)
     print(report.summary())
     if args.json:
         print(json.dumps(asdict(report), indent=2, default=str))

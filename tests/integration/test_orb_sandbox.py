@@ -383,7 +383,8 @@ def test_timeout_fault_holds_past_the_client_timeout_and_ingests_nothing(sandbox
 
 def test_latency_past_the_client_timeout_still_ingests_the_request(sandbox: OrbSandbox) -> None:
     # The case that makes idempotency keys necessary: the client gave up, Orb did not.
-    sandbox.faults = FaultConfig(latency_seconds=0.2)
+    # 2 s against a 0.05 s client timeout: the client gives up first even on a loaded machine.
+    sandbox.faults = FaultConfig(latency_seconds=2.0)
     with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=0.05) as http:
         with pytest.raises(httpx.ReadTimeout):
             http.post(f"{sandbox.base_url}/ingest", json={"events": [make_event("k")]})

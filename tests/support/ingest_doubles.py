@@ -28,8 +28,13 @@ def usage_event(i: int, **changes) -> OrbUsageEvent:
     return OrbUsageEvent(**fields)
 
 
+VALIDATION_TYPE = "https://docs.withorb.com/reference/error-responses#400-request-validation-errors"
+
+
 class FakeOrb:
-    """Answers like Orb: 200 with ``validation_failed`` for ``invalid_keys``, unless scripted."""
+    """Answers like Orb's spec, unless scripted: a request holding any of ``invalid_keys`` is a
+    whole-request 400 ``RequestValidationError`` naming them in a ``validation_failed`` list
+    (nothing of it ingested); otherwise 200 with an empty ``validation_failed``."""
 
     def __init__(self) -> None:
         self.requests: list[list[dict]] = []
@@ -61,7 +66,14 @@ class FakeOrb:
             for key in keys
             if key in self.invalid_keys
         ]
-        return httpx.Response(200, json={"validation_failed": failed})
+        if failed:
+            return httpx.Response(400, json={
+                "type": VALIDATION_TYPE, "status": 400, "title": "Request validation error",
+                "detail": f"{len(failed)} of {len(keys)} events failed validation",
+                "validation_errors": [message for item in failed for message in item["validation_errors"]],
+                "validation_failed": failed,
+            })
+        return httpx.Response(200, json={"validation_failed": []})
 
     def sent_keys(self) -> list[str]:
         return [event["idempotency_key"] for request in self.requests for event in request]

@@ -49,11 +49,14 @@ def test_a_configuration_error_fails_every_message_without_raising(handler, monk
 
 def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rejected_queue, capsys, monkeypatch):
     orb = FakeOrb()
-    orb.invalid_keys = {"key-1": ["too old"]}
-    orb.scripted = [lambda: httpx.Response(200, json={"validation_failed": [
-        {"idempotency_key": "key-1", "validation_errors": ["too old"]}]}),
-        lambda: httpx.Response(500, json={"status": 500})]
-    use_service(monkeypatch, make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1))
+    orb.invalid_keys = {"key-1": ["too old"]}  # a whole-request 400 naming key-1; key-0 is re-sent
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if b'"key-2"' in request.content:  # the second chunk: Orb fails
+            return httpx.Response(500, json={"status": 500})
+        return orb(request)
+
+    use_service(monkeypatch, make_service(answer, rejected_queue, max_events_per_request=2, max_concurrent_requests=1))
     bodies = [usage_event(i).to_message_body() for i in range(4)]
 
     response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())

@@ -110,7 +110,7 @@ def test_a_conflicting_duplicate_is_rejected_with_a_reason_and_the_first_is_sent
     assert conflict["sent_event"] == first.to_orb()
 
 
-def test_validation_failed_events_go_to_the_rejected_queue_with_orbs_errors(rejected_queue):
+def test_events_a_400_names_go_to_the_rejected_queue_with_orbs_errors(rejected_queue):
     orb = FakeOrb()
     orb.invalid_keys = {"key-3": ["timestamp is outside the grace period"]}
     events = [usage_event(i) for i in range(6)] + [usage_event(3)]  # key-3 twice (identical)
@@ -119,6 +119,9 @@ def test_validation_failed_events_go_to_the_rejected_queue_with_orbs_errors(reje
     assert report.failed_message_ids == []
     assert report.events_ingested == 5
     assert report.events_rejected_by_orb == 1
+    # The whole request was a 400 naming key-3; the other five were sent again at once.
+    assert [sorted(e["idempotency_key"] for e in r) for r in orb.requests] == [
+        [f"key-{i}" for i in range(6)], [f"key-{i}" for i in (0, 1, 2, 4, 5)]]
     (record,) = rejected_records(rejected_queue)
     assert record["stage"] == "orb"
     assert record["errors"] == ["timestamp is outside the grace period"]
@@ -233,7 +236,7 @@ def test_when_a_rejection_cannot_be_written_its_message_is_retried(rejected_queu
 def test_chunks_are_sent_concurrently_up_to_the_bound(rejected_queue):
     in_flight, peak = 0, 0
     lock = threading.Lock()
-    release = threading.Barrier(3, timeout=5)
+    release = threading.Barrier(3, timeout=60)  # generous: only a broken bound waits it out
 
     orb = FakeOrb()
 

@@ -113,7 +113,7 @@ def test_batch_item_failures_stay_and_come_back_after_the_visibility_timeout(sqs
     assert depth(sqs, url) == 1
     assert source.poll_once() == 0  # invisible until the visibility timeout passes
 
-    assert wait_until(lambda: source.poll_once() == 1, timeout=5)
+    assert wait_until(lambda: source.poll_once() == 1, timeout=60)
     (retry,) = handler.invocations[-1][0]["Records"]
     assert retry["body"] == "fail"
     assert retry["attributes"]["ApproximateReceiveCount"] == "2"
@@ -160,7 +160,7 @@ def test_redrive_moves_a_message_to_the_dead_letter_queue_after_max_receive_coun
     source = poller(sqs, url, arn, handler)
     source.start()
     try:
-        assert wait_until(lambda: depth(sqs, dlq_url) == 1, timeout=8)
+        assert wait_until(lambda: depth(sqs, dlq_url) == 1, timeout=60)
     finally:
         source.stop()
 
@@ -180,7 +180,7 @@ def test_batches_respect_the_batch_size_and_the_running_poller_drains_the_queue(
     source = poller(sqs, url, arn, handler, batch_size=4, batching_window=0.2)
     source.start()
     try:
-        assert wait_until(lambda: len(handler.bodies) == 25, timeout=10)
+        assert wait_until(lambda: len(handler.bodies) == 25, timeout=60)
     finally:
         source.stop()
 

@@ -12,7 +12,8 @@ Modules, each readable in one sitting:
 - ``validation``: Orb's event rules (grace period, future limit...) and the 400 body variants;
 - ``ingest``, ``events`` (search, volume, pagination), ``backfills``: the routes;
 - ``store``: ingested events and backfills, and what counts as billed;
-- ``faults``: injected faults, scripted answers, rate limits (token buckets on an injectable clock);
+- ``faults``: injected faults, scripted answers, rate limits (token buckets on an injectable clock),
+  and the hold that stops one client mid-flight;
 - ``webhooks``: signing and sending webhooks as Orb does;
 - ``problems``: Orb's problem types, date-times and JSON;
 - ``wsgi``, ``server``: HTTP plumbing and the ``OrbSandbox`` class; ``cli``: the command line;
@@ -32,7 +33,7 @@ from typing import Any
 # Exports load on first use (PEP 562): ``orb-bridge`` builds its parser from ``options``
 # without importing the HTTP server.
 _EXPORTS = {
-    "FaultConfig": "faults", "RateLimiter": "faults", "ScriptedResponse": "faults",
+    "FaultConfig": "faults", "IngestHold": "faults", "RateLimiter": "faults", "ScriptedResponse": "faults",
     "format_utc": "problems", "parse_iso8601": "problems",
     "OrbSandbox": "server",
     "DEFAULT_FUTURE_LIMIT": "validation", "DEFAULT_GRACE_PERIOD": "validation", "ERROR_BODY_VARIANTS": "validation",
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_GRACE_PERIOD",
     "ERROR_BODY_VARIANTS",
     "FaultConfig",
+    "IngestHold",
     "IngestRules",
     "MAX_EVENTS_PER_REQUEST",
     "OrbSandbox",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -54,6 +55,27 @@ class ScriptedResponse:
     delay_seconds: float = 0.0
     drop_connection: bool = False
     headers: dict | None = None
+
+
+@dataclass
+class IngestHold:
+    """Holds one client's ingest requests mid-flight, so a test can kill that client at a known
+    point (``OrbSandbox.hold_ingest``).
+
+    Requests carrying any of ``keys`` skip random faults and rate limits (so the point is reached
+    whatever the draws). Once one of ``keys`` has been ingested, the next such request is held:
+    ``reached`` is set and the request waits until ``release`` is set (or the sandbox stops),
+    then the connection is dropped without an answer, as if the client had gone away. After
+    ``release``, requests are served as usual (faults and limits included).
+    """
+
+    keys: frozenset[str]
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    held_requests: int = 0
+
+    def matches(self, events: list) -> bool:
+        return any(isinstance(e, dict) and e.get("idempotency_key") in self.keys for e in events)
 
 
 class _TokenBucket:

@@ -9,6 +9,7 @@ ingested is the ``ingest_valid_events_on_400`` switch.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +38,16 @@ def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], autho
         reply.scripted = True
         return reply
 
+    hold = sandbox.ingest_hold
+    if hold is not None and hold.release.is_set():  # released: requests are served as usual again
+        hold = None
+    if hold is not None and _held(sandbox, hold, body):
+        return Reply.drop()
+    exempt = hold is not None and hold.matches(_events_or_empty(body))
     faults = sandbox.faults
     sandbox.sleep(faults.latency_seconds)
     with sandbox.lock:
-        fault = faults.draw(sandbox.rng)
+        fault = None if exempt else faults.draw(sandbox.rng)
     if fault is not None:
         sandbox.count(fault)
     if fault == "drop_connection":
@@ -59,12 +66,35 @@ def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], autho
         sandbox.count("unauthorized")
         return Reply.problem(RequestError("authentication", "Missing or invalid API key."))
     try:
-        result = _ingest(sandbox, body, query)
+        result = _ingest(sandbox, body, query, rate_limited=not exempt)
     except RequestError as error:
         sandbox.count(f"rejected_{error.status}")
         return Reply.problem(error)
     sandbox.count("processed")
     return Reply.json(200, result)
+
+
+def _events_or_empty(body: bytes) -> list:
+    try:
+        events = json.loads(body).get("events")
+    except (ValueError, AttributeError):
+        return []
+    return events if isinstance(events, list) else []
+
+
+def _held(sandbox: OrbSandbox, hold: Any, body: bytes) -> bool:
+    """Block a matching request once part of the hold's keys is in Orb (see ``IngestHold``)."""
+    if not hold.matches(_events_or_empty(body)):
+        return False
+    with sandbox.lock:
+        if not any(sandbox.store.offered_by_key.get(key) for key in hold.keys):
+            return False
+        hold.held_requests += 1
+    sandbox.count("held")
+    hold.reached.set()
+    while not hold.release.wait(0.05) and not sandbox.stopping:
+        pass
+    return True
 
 
 def _read_events(body: bytes) -> list[dict[str, Any]]:
@@ -93,14 +123,14 @@ def _read_events(body: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limited: bool = True) -> dict[str, Any]:
     events = _read_events(body)
     debug = query.get("debug", "").lower() == "true"
     backfill_id = query.get("backfill_id") or None
     rules = sandbox.rules
     with sandbox.lock:
         now: datetime = sandbox.now()
-        retry_after = sandbox.rate_limiter.admit(len(events), now)
+        retry_after = sandbox.rate_limiter.admit(len(events), now) if rate_limited else None
         if retry_after is not None:
             raise RequestError("too_many_requests", "Rate limit exceeded: slow down.", {"Retry-After": str(retry_after)})
         sandbox.store.settle(now)

@@ -16,7 +16,7 @@ from typing import Any
 from werkzeug.wrappers import Request
 
 from orb_bridge_dev.orb_sandbox import backfills, contract, events
-from orb_bridge_dev.orb_sandbox.faults import FaultConfig, RateLimiter, ScriptedResponse
+from orb_bridge_dev.orb_sandbox.faults import FaultConfig, IngestHold, RateLimiter, ScriptedResponse
 from orb_bridge_dev.orb_sandbox.ingest import handle_ingest
 from orb_bridge_dev.orb_sandbox.problems import RequestError
 from orb_bridge_dev.orb_sandbox.store import EventStore
@@ -85,6 +85,7 @@ class OrbSandbox(WebhookSender):
     def _init_state(self) -> None:
         self.store = EventStore()
         self.scripted: list[ScriptedResponse] = []
+        self.ingest_hold: IngestHold | None = None
         self.ingest_request_count = 0
         self.ingest_outcomes: Counter[str] = Counter()
         self.idempotent_replies: dict[str, tuple[str, Reply]] = {}
@@ -137,6 +138,18 @@ class OrbSandbox(WebhookSender):
         """Answer the next ingest requests with these, in order, instead of processing them."""
         with self.lock:
             self.scripted.extend(responses)
+
+    def hold_ingest(self, keys: Iterable[str]) -> IngestHold:
+        """Hold a client's next ingest request once part of ``keys`` is in Orb (see ``IngestHold``):
+        wait on ``hold.reached``, stop the client, then set ``hold.release``."""
+        hold = IngestHold(frozenset(keys))
+        with self.lock:
+            self.ingest_hold = hold
+        return hold
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     @property
     def pending_scripted_responses(self) -> int:
