@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import random
 import struct
-import subprocess
-import sys
 
 import pytest
 from pydantic import ValidationError
@@ -14,7 +12,6 @@ from pydantic import ValidationError
 from orb_bridge.timestamps import TimestampError, _utc_text, utc_text
 from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge.usage_event_schema import OrbUsageEvent as Model
-from tests.support.lambdas import ROOT
 
 BASE = {"event_name": "api_call", "idempotency_key": "k-1", "timestamp": "2024-01-02T03:04:05.123Z",
         "external_customer_id": "cust_1"}
@@ -86,22 +83,3 @@ def test_the_timestamp_fast_path_agrees_with_the_general_one(value):
 def test_the_fast_path_still_checks_the_calendar(value):
     with pytest.raises(TimestampError, match="not a valid date-time"):
         utc_text(value)
-
-
-def test_intake_maps_and_queues_without_importing_pydantic():
-    code = (
-        "import sys, json\n"
-        "from orb_bridge.segment.mapping import map_elements\n"
-        "from orb_bridge.config import MappingSettings\n"
-        "import orb_bridge.intake\n"
-        "event = {'type': 'track', 'event': 'e', 'userId': 'u', 'messageId': 'm', 'timestamp': '2024-01-02T03:04:05Z',"
-        " 'properties': {'amount': 1.5}}\n"
-        "(outcome,) = map_elements([event], MappingSettings(properties_mapping={'amount': 'amount'}))\n"
-        "assert outcome.accepted, outcome\n"
-        "outcome.orb_event.to_message_body()\n"
-        "print('pydantic' in sys.modules)\n"
-    )
-    path = str(ROOT / "layers" / "orb_bridge")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": path, "PATH": ""})
-    assert result.stdout.strip() == "False"
