@@ -75,7 +75,9 @@ class Case:
 
 def cases() -> list[Case]:
     result = [
-        Case("floor: import boto3 + boto3.client('sqs')", _timed("import boto3\nboto3.session.Session().client('sqs')")),
+        Case(
+            "floor: import boto3 + boto3.client('sqs')", _timed("import boto3\nboto3.session.Session().client('sqs')")
+        ),
         Case("peer: import orb + orb.Orb(api_key=...)", _timed("import orb\norb.Orb(api_key='bench-key')")),
     ]
     for function_name, services in FIRST_REQUEST_CLIENTS.items():

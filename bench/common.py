@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from orb_bridge_dev.lambda_runtime import LambdaContext, load_function
-
 from bench.sqs_stub import InProcessSqs  # noqa: F401  (used by the benchmarks through this module)
+from orb_bridge_dev.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -89,7 +88,9 @@ def run_json_subprocess(code: str, env: dict[str, str] | None = None, timeout: f
         raise RuntimeError(f"benchmark subprocess failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        raise RuntimeError(f"benchmark subprocess printed no result:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
+        raise RuntimeError(
+            f"benchmark subprocess printed no result:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
+        )
     return json.loads(lines[-1])
 
 
@@ -127,4 +128,3 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
-

@@ -95,12 +95,20 @@ class BacklogQueue:
 
     def record(self, message: _Message) -> dict[str, Any]:
         return {
-            "messageId": message.id, "receiptHandle": message.id, "body": message.body,
-            "attributes": {"ApproximateReceiveCount": str(message.receive_count),
-                           "SentTimestamp": str(int(time.time() * 1000))},
-            "messageAttributes": {name: {"stringValue": value["StringValue"], "dataType": value["DataType"]}
-                                  for name, value in message.attributes.items()},
-            "eventSource": "aws:sqs", "eventSourceARN": QUEUE_ARN, "awsRegion": "us-east-1",
+            "messageId": message.id,
+            "receiptHandle": message.id,
+            "body": message.body,
+            "attributes": {
+                "ApproximateReceiveCount": str(message.receive_count),
+                "SentTimestamp": str(int(time.time() * 1000)),
+            },
+            "messageAttributes": {
+                name: {"stringValue": value["StringValue"], "dataType": value["DataType"]}
+                for name, value in message.attributes.items()
+            },
+            "eventSource": "aws:sqs",
+            "eventSourceARN": QUEUE_ARN,
+            "awsRegion": "us-east-1",
         }
 
     # ---- the handler's SQS calls, answered in-process (botocore before-send hooks) -------------
@@ -122,9 +130,17 @@ class BacklogQueue:
                     continue
                 self.deferred_copies += 1
                 self._put(entry["MessageBody"], entry.get("MessageAttributes", {}), now + entry.get("DelaySeconds", 0))
-        return _answer(request, [{"Id": e["Id"], "MessageId": uuid.uuid4().hex,
-                                  "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest()}  # noqa: S324
-                                 for e in payload["Entries"]])
+        return _answer(
+            request,
+            [
+                {
+                    "Id": e["Id"],
+                    "MessageId": uuid.uuid4().hex,
+                    "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest(),
+                }
+                for e in payload["Entries"]
+            ],
+        )
 
     def _change_visibility(self, request: Any, **_: Any) -> AWSResponse:
         payload = json.loads(request.body)
@@ -147,8 +163,14 @@ def _respond(request: Any, payload: dict[str, Any]) -> AWSResponse:
     return AWSResponse(request.url, 200, headers, _RawBody(body))
 
 
-def run(backlog: int = 100_000, events_per_minute: float = 100_000, requests_per_second: float = 100,
-        concurrency: int = 5, batch_size: int = 2_000, latency: float = 0.05) -> dict[str, Any]:
+def run(
+    backlog: int = 100_000,
+    events_per_minute: float = 100_000,
+    requests_per_second: float = 100,
+    concurrency: int = 5,
+    batch_size: int = 2_000,
+    latency: float = 0.05,
+) -> dict[str, Any]:
     """Drain ``backlog`` events; see the module docstring."""
     from orb_bridge_dev.moto_server import MotoServerProcess
     from orb_bridge_dev.orb_sandbox import FaultConfig, OrbSandbox
@@ -156,26 +178,38 @@ def run(backlog: int = 100_000, events_per_minute: float = 100_000, requests_per
     isolate_aws_environment()
     moto = MotoServerProcess()
     moto.start()
-    sandbox = OrbSandbox(api_key=API_KEY, faults=FaultConfig(latency_seconds=latency),
-                         rate_limit_requests_per_second=requests_per_second,
-                         rate_limit_events_per_minute=events_per_minute).start()
+    sandbox = OrbSandbox(
+        api_key=API_KEY,
+        faults=FaultConfig(latency_seconds=latency),
+        rate_limit_requests_per_second=requests_per_second,
+        rate_limit_events_per_minute=events_per_minute,
+    ).start()
     saved = dict(os.environ)
     try:
         host, port = moto.get_host_and_port()
-        os.environ.update({
-            "AWS_ENDPOINT_URL_DYNAMODB": f"http://{host}:{port}",
-            "ORB_API_BASE_URL": sandbox.base_url, "ORB_API_KEY": API_KEY, "REJECTED_QUEUE_URL": REJECTED_QUEUE_URL,
-            "ORB_EVENTS_PER_MINUTE": str(events_per_minute), "ORB_REQUESTS_PER_SECOND": str(requests_per_second),
-            "ORB_PACING_TABLE_NAME": PACING_TABLE, "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_SERVICE_NAME": "orb_ingest", "POWERTOOLS_LOG_LEVEL": "ERROR",
-        })
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL_DYNAMODB": f"http://{host}:{port}",
+                "ORB_API_BASE_URL": sandbox.base_url,
+                "ORB_API_KEY": API_KEY,
+                "REJECTED_QUEUE_URL": REJECTED_QUEUE_URL,
+                "ORB_EVENTS_PER_MINUTE": str(events_per_minute),
+                "ORB_REQUESTS_PER_SECOND": str(requests_per_second),
+                "ORB_PACING_TABLE_NAME": PACING_TABLE,
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_SERVICE_NAME": "orb_ingest",
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+            }
+        )
         from orb_bridge import aws
         from orb_bridge import ingest as ingest_module
 
         aws.client("dynamodb").create_table(
-            TableName=PACING_TABLE, BillingMode="PAY_PER_REQUEST",
+            TableName=PACING_TABLE,
+            BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
         handler = load_handler("orb_ingest", "bench_drain_orb_ingest")
         ingest_module.forget_container_service()
         events = orb_events(backlog, f"drain-{uuid.uuid4().hex[:8]}")
@@ -193,8 +227,10 @@ def run(backlog: int = 100_000, events_per_minute: float = 100_000, requests_per
                     continue
                 next(invocations)
                 try:
-                    response = handler.lambda_handler({"Records": [queue.record(m) for m in messages]},
-                                                      FakeLambdaContext(timeout_seconds=60, function_name="orb_ingest"))
+                    response = handler.lambda_handler(
+                        {"Records": [queue.record(m) for m in messages]},
+                        FakeLambdaContext(timeout_seconds=60, function_name="orb_ingest"),
+                    )
                     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
                 except BaseException as exc:  # noqa: BLE001 (reported after the run)
                     errors.append(exc)
@@ -220,13 +256,23 @@ def run(backlog: int = 100_000, events_per_minute: float = 100_000, requests_per
     if errors:
         raise RuntimeError(f"an ingest invocation raised: {errors[0]!r}")
     return {
-        "backlog": backlog, "events_per_minute": events_per_minute, "requests_per_second": requests_per_second,
-        "concurrency": concurrency, "batch_size": batch_size, "latency_ms": latency * 1000,
-        "minutes": seconds / 60, "theoretical_minutes": backlog / events_per_minute,
-        "ingested": stats["ingested"], "billed_twice": stats["billed_twice"],
-        "orb_requests": stats["ingest_requests"], "orb_429s": stats["outcomes"].get("rejected_429", 0),
-        "dead_lettered": queue.dead_lettered, "rejected": queue.rejected, "left": queue.remaining,
-        "deferred_copies": queue.deferred_copies, "invocations": next(invocations),
+        "backlog": backlog,
+        "events_per_minute": events_per_minute,
+        "requests_per_second": requests_per_second,
+        "concurrency": concurrency,
+        "batch_size": batch_size,
+        "latency_ms": latency * 1000,
+        "minutes": seconds / 60,
+        "theoretical_minutes": backlog / events_per_minute,
+        "ingested": stats["ingested"],
+        "billed_twice": stats["billed_twice"],
+        "orb_requests": stats["ingest_requests"],
+        "orb_429s": stats["outcomes"].get("rejected_429", 0),
+        "dead_lettered": queue.dead_lettered,
+        "rejected": queue.rejected,
+        "left": queue.remaining,
+        "deferred_copies": queue.deferred_copies,
+        "invocations": next(invocations),
     }
 
 

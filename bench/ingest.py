@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orb_bridge_dev import lambda_runtime
-
 from bench.common import PYTHON, ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
+from orb_bridge_dev import lambda_runtime
 
 API_KEY = "bench-orb-key"
 # Orb's request/event budget switched off: the figure is then our code and the network, not pacing.
@@ -34,9 +33,23 @@ def sandbox_process(latency_seconds: float = 0.1, extra_args: tuple[str, ...] = 
     """The Orb sandbox in a child process on 127.0.0.1 (a free port); yields its base URL."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), str(ROOT)]), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [PYTHON, "-m", "orb_bridge_dev.orb_sandbox", "--port", "0", "--api-key", API_KEY,
-         "--latency-seconds", str(latency_seconds), *extra_args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+        [
+            PYTHON,
+            "-m",
+            "orb_bridge_dev.orb_sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--latency-seconds",
+            str(latency_seconds),
+            *extra_args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     try:
         assert process.stdout is not None
@@ -58,8 +71,15 @@ def orb_events(count: int, run_id: str) -> list[dict[str, Any]]:
         {
             "event_name": "api_request",
             "idempotency_key": f"{run_id}-{index:06d}",
-            "timestamp": (now - timedelta(milliseconds=index)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "properties": {"endpoint": "/v1/search", "region": "eu-west-1", "billable": True, "duration_ms": index % 500},
+            "timestamp": (now - timedelta(milliseconds=index))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "properties": {
+                "endpoint": "/v1/search",
+                "region": "eu-west-1",
+                "billable": True,
+                "duration_ms": index % 500,
+            },
             "external_customer_id": f"customer_{index % 97}",
         }
         for index in range(count)
@@ -173,11 +193,17 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
         "latency_ms": latency * 1000,
         "rounds": rounds,
         "concurrency": concurrency,
-        "handler": {"seconds": handler_s, "cpu_seconds": median(handler_cpu), "events_per_s": records / handler_s,
-                    "requests": handler_requests},
+        "handler": {
+            "seconds": handler_s,
+            "cpu_seconds": median(handler_cpu),
+            "events_per_s": records / handler_s,
+            "requests": handler_requests,
+        },
         "sdk_batched": {"seconds": sdk_s, "events_per_s": records / sdk_s, "requests": sdk_requests},
         "sdk_per_event": {
-            "seconds": single_s, "events_per_s": records / single_s, "requests": records,
+            "seconds": single_s,
+            "events_per_s": records / single_s,
+            "requests": records,
             "measured_events": per_event_sample,
         },
         "speedup_vs_sdk": sdk_s / handler_s,

@@ -11,9 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from orb_bridge_dev.gateway import http_api_v2_event
-
 from bench.common import FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler, time_per_call
+from orb_bridge_dev.gateway import http_api_v2_event
 
 AUTH_TOKEN = "bench-intake-token"
 
@@ -41,8 +40,14 @@ def segment_batch(count: int) -> list[dict[str, Any]]:
 def http_event(body: str) -> dict[str, Any]:
     headers = [("content-type", "application/json"), ("authorization", f"Bearer {AUTH_TOKEN}")]
     return http_api_v2_event(
-        method="POST", raw_path="/segment", raw_query="", headers=headers, body=body.encode(),
-        route_key="POST /segment", source_ip="127.0.0.1", host="localhost",
+        method="POST",
+        raw_path="/segment",
+        raw_query="",
+        headers=headers,
+        body=body.encode(),
+        route_key="POST /segment",
+        source_ip="127.0.0.1",
+        host="localhost",
     )
 
 

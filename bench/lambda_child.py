@@ -68,8 +68,11 @@ def cold(spec, function):
     from orb_bridge import aws, config
 
     mark = time.perf_counter()
-    settings_class = {"track_intake": config.IntakeSettings, "orb_ingest": config.IngestSettings,
-                      "orb_webhook": config.WebhookSettings}[function]
+    settings_class = {
+        "track_intake": config.IntakeSettings,
+        "orb_ingest": config.IngestSettings,
+        "orb_webhook": config.WebhookSettings,
+    }[function]
     settings_class.from_env()  # reads the secret(s): Powertools Parameters caches them
     steps["settings"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -105,6 +108,7 @@ def intake_batch(spec):
     stub_spec.loader.exec_module(stub)
 
     import app
+
     from orb_bridge import aws
 
     stub.InProcessSqs(aws.client("sqs"))
@@ -129,8 +133,10 @@ def intake_batch(spec):
     def floor_batch():
         elements = json.loads(body)
         for start in range(0, len(elements), 10):
-            entries = [{"Id": str(n), "MessageBody": json.dumps(element)}
-                       for n, element in enumerate(elements[start:start + 10])]
+            entries = [
+                {"Id": str(n), "MessageBody": json.dumps(element)}
+                for n, element in enumerate(elements[start : start + 10])
+            ]
             floor_client.send_message_batch(QueueUrl=queue_url, Entries=entries)
 
     def json_floor():
@@ -158,8 +164,9 @@ def intake_batch(spec):
     if spec.get("profile_path"):
         import cProfile
 
-        cProfile.runctx("for _ in range(5): handler_batch()", globals(), {"handler_batch": handler_batch},
-                        spec["profile_path"])
+        cProfile.runctx(
+            "for _ in range(5): handler_batch()", globals(), {"handler_batch": handler_batch}, spec["profile_path"]
+        )
     return {"events": events, "floor_calls": floor_calls, "seconds": best, "wall_seconds": best_wall}
 
 

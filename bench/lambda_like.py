@@ -21,13 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import ROOT, median
 from orb_bridge_dev.gateway import http_api_v2_event
 from orb_bridge_dev.lambda_runtime import sqs_event
 
-from bench.common import ROOT, median
-
-FUNCTION_DIRS = {"track_intake": "TrackIntakeFunction", "orb_ingest": "OrbIngestFunction",
-                 "orb_webhook": "OrbWebhookFunction"}
+FUNCTION_DIRS = {
+    "track_intake": "TrackIntakeFunction",
+    "orb_ingest": "OrbIngestFunction",
+    "orb_webhook": "OrbWebhookFunction",
+}
 # The clients each handler uses; the handlers build them during INIT (``aws.prewarm``, in the
 # import step), so this step only finds them: it stays to show that nothing is left to build.
 CLIENTS = {"track_intake": ["sqs"], "orb_ingest": [], "orb_webhook": ["dynamodb", "events"]}
@@ -50,8 +52,9 @@ class Resources:
     def __init__(self, endpoint: str) -> None:
         import boto3
 
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                        region_name="us-east-1")
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
         sqs = session.client("sqs", endpoint_url=endpoint)
         secrets = session.client("secretsmanager", endpoint_url=endpoint)
         self.ingest_queue = sqs.create_queue(QueueName="bench-ingest")["QueueUrl"]
@@ -61,7 +64,8 @@ class Resources:
             for name, value in (("segment", SEGMENT_TOKEN), ("orb", ORB_API_KEY), ("webhook", WEBHOOK_SECRET))
         }
         session.client("dynamodb", endpoint_url=endpoint).create_table(
-            TableName="bench-idempotency", BillingMode="PAY_PER_REQUEST",
+            TableName="bench-idempotency",
+            BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         )
@@ -69,30 +73,59 @@ class Resources:
 
 
 def function_env(function: str, resources: Resources, orb_url: str) -> dict[str, str]:
-    common = {"POWERTOOLS_SERVICE_NAME": function, "AWS_LAMBDA_FUNCTION_NAME": function,
-              "REJECTED_QUEUE_URL": resources.rejected_queue, "INGEST_QUEUE_URL": resources.ingest_queue}
-    return common | {
-        "track_intake": {"EXTERNAL_CUSTOMER_ID_FIELD": "userId", "SEGMENT_AUTH_TOKEN_ARN": resources.secret_arns["segment"],
-                         "PROPERTIES_MAPPING": json.dumps({"amount": "amount", "currency": "currency", "region": "region"}),
-                         "ALLOW_UNAUTHENTICATED": "false"},
-        "orb_ingest": {"ORB_API_BASE_URL": orb_url, "ORB_API_KEY_SECRET_ARN": resources.secret_arns["orb"]},
-        "orb_webhook": {"ORB_WEBHOOK_SECRET_ARN": resources.secret_arns["webhook"],
-                        "WEBHOOK_EVENT_BUS_NAME": "bench-bus", "IDEMPOTENCY_TABLE_NAME": "bench-idempotency"},
-    }[function]
+    common = {
+        "POWERTOOLS_SERVICE_NAME": function,
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "REJECTED_QUEUE_URL": resources.rejected_queue,
+        "INGEST_QUEUE_URL": resources.ingest_queue,
+    }
+    return (
+        common
+        | {
+            "track_intake": {
+                "EXTERNAL_CUSTOMER_ID_FIELD": "userId",
+                "SEGMENT_AUTH_TOKEN_ARN": resources.secret_arns["segment"],
+                "PROPERTIES_MAPPING": json.dumps({"amount": "amount", "currency": "currency", "region": "region"}),
+                "ALLOW_UNAUTHENTICATED": "false",
+            },
+            "orb_ingest": {"ORB_API_BASE_URL": orb_url, "ORB_API_KEY_SECRET_ARN": resources.secret_arns["orb"]},
+            "orb_webhook": {
+                "ORB_WEBHOOK_SECRET_ARN": resources.secret_arns["webhook"],
+                "WEBHOOK_EVENT_BUS_NAME": "bench-bus",
+                "IDEMPOTENCY_TABLE_NAME": "bench-idempotency",
+            },
+        }[function]
+    )
 
 
 def segment_event(index: int) -> dict[str, Any]:
     now = _now()
-    return {"type": "track", "event": "api_call", "userId": f"customer_{index % 97}", "anonymousId": f"anon-{index}",
-            "messageId": f"bench-{uuid.uuid4()}", "timestamp": now, "originalTimestamp": now, "sentAt": now,
-            "receivedAt": now,
-            "properties": {"amount": index % 100, "currency": "USD", "region": "eu-west-1", "ignored": "x" * 20},
-            "context": {"library": {"name": "analytics-node", "version": "6.0.0"}, "ip": "203.0.113.7"}}
+    return {
+        "type": "track",
+        "event": "api_call",
+        "userId": f"customer_{index % 97}",
+        "anonymousId": f"anon-{index}",
+        "messageId": f"bench-{uuid.uuid4()}",
+        "timestamp": now,
+        "originalTimestamp": now,
+        "sentAt": now,
+        "receivedAt": now,
+        "properties": {"amount": index % 100, "currency": "USD", "region": "eu-west-1", "ignored": "x" * 20},
+        "context": {"library": {"name": "analytics-node", "version": "6.0.0"}, "ip": "203.0.113.7"},
+    }
 
 
 def http_event(body: bytes, headers: list[tuple[str, str]], path: str) -> dict[str, Any]:
-    return http_api_v2_event(method="POST", raw_path=path, raw_query="", headers=headers, body=body,
-                             route_key=f"POST {path}", source_ip="127.0.0.1", host="localhost")
+    return http_api_v2_event(
+        method="POST",
+        raw_path=path,
+        raw_query="",
+        headers=headers,
+        body=body,
+        route_key=f"POST {path}",
+        source_ip="127.0.0.1",
+        host="localhost",
+    )
 
 
 def write_events(directory: Path, batch_events: int = 1000) -> dict[str, str]:
@@ -100,20 +133,41 @@ def write_events(directory: Path, batch_events: int = 1000) -> dict[str, str]:
     from orb_bridge.webhooks import signature
 
     auth = [("content-type", "application/json"), ("authorization", f"Bearer {SEGMENT_TOKEN}")]
-    webhook_body = json.dumps({"id": f"wh_{uuid.uuid4().hex}", "created_at": _now(), "type": "resource_event.test",
-                               "properties": {"message": "bench"}}).encode()
+    webhook_body = json.dumps(
+        {
+            "id": f"wh_{uuid.uuid4().hex}",
+            "created_at": _now(),
+            "type": "resource_event.test",
+            "properties": {"message": "bench"},
+        }
+    ).encode()
     timestamp = signature.format_timestamp(datetime.now(UTC))
-    webhook_headers = [("content-type", "application/json"), ("x-orb-timestamp", timestamp),
-                       ("x-orb-signature", signature.sign(WEBHOOK_SECRET, timestamp, webhook_body))]
+    webhook_headers = [
+        ("content-type", "application/json"),
+        ("x-orb-timestamp", timestamp),
+        ("x-orb-signature", signature.sign(WEBHOOK_SECRET, timestamp, webhook_body)),
+    ]
     run = uuid.uuid4().hex[:8]
-    orb_events = [json.dumps({"event_name": "api_request", "idempotency_key": f"{run}-{n}", "timestamp": _now(),
-                              "external_customer_id": "customer_1", "properties": {"n": n}}) for n in range(10)]
+    orb_events = [
+        json.dumps(
+            {
+                "event_name": "api_request",
+                "idempotency_key": f"{run}-{n}",
+                "timestamp": _now(),
+                "external_customer_id": "customer_1",
+                "properties": {"n": n},
+            }
+        )
+        for n in range(10)
+    ]
     ingest = sqs_event(orb_events, "bench-ingest")
     for record in ingest["Records"]:
         record["eventSourceARN"] = f"arn:aws:sqs:us-east-1:{ACCOUNT}:bench-ingest"
     events = {
         "track_intake": http_event(json.dumps(segment_event(0)).encode(), auth, "/segment"),
-        "intake_batch": http_event(json.dumps([segment_event(n) for n in range(batch_events)]).encode(), auth, "/segment"),
+        "intake_batch": http_event(
+            json.dumps([segment_event(n) for n in range(batch_events)]).encode(), auth, "/segment"
+        ),
         "orb_ingest": ingest,
         "orb_webhook": http_event(webhook_body, webhook_headers, "/orb/webhook"),
     }
@@ -132,33 +186,60 @@ class Runner:
         self.moto_url, self.orb_url, self.workdir = moto_url, orb_url, workdir
         self.resources = Resources(moto_url)
         site = next((self.python.parent.parent / "lib").glob("python3.13/site-packages"))
-        self.base_spec = {"layer_dir": str(self.build_dir / "OrbBridgeLayer" / "python"), "runtime_site": str(site),
-                          "queue_url": self.resources.ingest_queue, "clients": CLIENTS,
-                          "stub_path": str(ROOT / "bench" / "sqs_stub.py"),
-                          "floor_message": json.dumps(segment_event(0))}
+        self.base_spec = {
+            "layer_dir": str(self.build_dir / "OrbBridgeLayer" / "python"),
+            "runtime_site": str(site),
+            "queue_url": self.resources.ingest_queue,
+            "clients": CLIENTS,
+            "stub_path": str(ROOT / "bench" / "sqs_stub.py"),
+            "floor_message": json.dumps(segment_event(0)),
+        }
 
-    def run(self, case: str, function: str = "track_intake", flags: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    def run(
+        self, case: str, function: str = "track_intake", flags: tuple[str, ...] = (), **extra: Any
+    ) -> dict[str, Any]:
         spec_path, result_path = self.workdir / "spec.json", self.workdir / "result.json"
         result_path.unlink(missing_ok=True)
         task_dir = self.build_dir / FUNCTION_DIRS[function]
-        spec = self.base_spec | {"task_dir": str(task_dir), "result_path": str(result_path),
-                                 "events": write_events(self.workdir)} | extra
+        spec = (
+            self.base_spec
+            | {"task_dir": str(task_dir), "result_path": str(result_path), "events": write_events(self.workdir)}
+            | extra
+        )
         spec_path.write_text(json.dumps(spec))
-        env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-               "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.moto_url,
-               "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13", "LAMBDA_TASK_ROOT": str(task_dir),
-               "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_LOG_LEVEL": "INFO",
-               "POWERTOOLS_METRICS_NAMESPACE": "SegmentOrbBridge", "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "LAMBDA_TASK_ROOT": str(task_dir),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            "AWS_LAMBDA_LOG_LEVEL": "INFO",
+            "POWERTOOLS_METRICS_NAMESPACE": "SegmentOrbBridge",
+            "PYDANTIC_DISABLE_PLUGINS": "__all__",
+        }
         env |= function_env(function, self.resources, self.orb_url)
         if case == "intake-batch":
             env["AWS_LAMBDA_LOG_LEVEL"] = "WARNING"  # per-event figures: no INFO line per request
-        completed = subprocess.run([str(self.python), "-P", "-s", *flags, str(ROOT / "bench" / "lambda_child.py"), case,
-                                    str(spec_path)], capture_output=True, text=True, env=env, cwd=self.workdir,
-                                   timeout=300)
+        completed = subprocess.run(
+            [str(self.python), "-P", "-s", *flags, str(ROOT / "bench" / "lambda_child.py"), case, str(spec_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.workdir,
+            timeout=300,
+        )
         if completed.returncode != 0 or not result_path.exists():
-            raise RuntimeError(f"lambda-like child {case} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
-                               f"\n{completed.stdout[-1500:]}")
+            raise RuntimeError(
+                f"lambda-like child {case} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
+                f"\n{completed.stdout[-1500:]}"
+            )
         result = json.loads(result_path.read_text())
         result["stderr"] = completed.stderr
         return result
@@ -169,7 +250,7 @@ def _import_self_times(stderr: str) -> dict[str, float]:
     times = {}
     for line in stderr.splitlines():
         if line.startswith("import time:") and "self [us]" not in line:
-            own, _, module = line[len("import time:"):].split("|")
+            own, _, module = line[len("import time:") :].split("|")
             times[module.strip()] = int(own) / 1e6
     return times
 
@@ -178,8 +259,11 @@ def import_profile(runner: Runner, rounds: int = 3) -> dict[str, list[list[str]]
     """Where each function's cold start goes beyond the floor's: own import time of the modules the
     floor does not load, by package (minimum over ``rounds`` fresh processes; ``app`` is the
     handler module itself, i.e. the clients it builds during INIT)."""
+
     def best(case: str, function: str) -> dict[str, float]:
-        runs = [_import_self_times(runner.run(case, function, flags=("-X", "importtime"))["stderr"]) for _ in range(rounds)]
+        runs = [
+            _import_self_times(runner.run(case, function, flags=("-X", "importtime"))["stderr"]) for _ in range(rounds)
+        ]
         return {module: min(run.get(module, 0.0) for run in runs) for module in runs[0]}
 
     floor = best("floor", "track_intake")
@@ -189,8 +273,10 @@ def import_profile(runner: Runner, rounds: int = 3) -> dict[str, list[list[str]]
         for module, seconds in best(f"cold:{function}", function).items():
             if module not in floor:
                 package = module.split(".")[0]
-                group = {"app": "app (the handler itself: its clients, built at INIT; the floor builds one too)", "orb_bridge": "orb_bridge (ours)"}.get(
-                    package, package)
+                group = {
+                    "app": "app (the handler itself: its clients, built at INIT; the floor builds one too)",
+                    "orb_bridge": "orb_bridge (ours)",
+                }.get(package, package)
                 groups[group] = groups.get(group, 0.0) + seconds
         top = sorted(groups.items(), key=lambda item: item[1], reverse=True)[:8]
         tables[function] = [[name, f"{seconds * 1000:.1f}"] for name, seconds in top]
@@ -212,8 +298,11 @@ def cold_starts(runner: Runner, rounds: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for case, runs in samples.items():
         totals = [sum(run.values()) for run in runs]
-        result[case] = {"total": median(totals), "ratio": median([t / f for t, f in zip(totals, floor_totals)]),
-                        "steps": {step: median([run.get(step, 0.0) for run in runs]) for step in STEPS}}
+        result[case] = {
+            "total": median(totals),
+            "ratio": median([t / f for t, f in zip(totals, floor_totals)]),
+            "steps": {step: median([run.get(step, 0.0) for run in runs]) for step in STEPS},
+        }
     rows, met = [], True
     for case, figures in result.items():
         name = case.split(":", 1)[-1]
@@ -224,16 +313,26 @@ def cold_starts(runner: Runner, rounds: int) -> dict[str, Any]:
             ok = ratio <= target
             met &= ok
             verdict = f"<= {target}x: {'met' if ok else 'MISSED'}"
-        label = "floor: import boto3 + sqs client + one SendMessageBatch" if case == "floor" else f"{name}: full cold start"
-        rows.append([label, *(f"{figures['steps'][step] * 1000:.0f}" for step in STEPS),
-                     f"{figures['total'] * 1000:.0f}", f"{ratio:.2f}x", verdict])
+        label = (
+            "floor: import boto3 + sqs client + one SendMessageBatch" if case == "floor" else f"{name}: full cold start"
+        )
+        rows.append(
+            [
+                label,
+                *(f"{figures['steps'][step] * 1000:.0f}" for step in STEPS),
+                f"{figures['total'] * 1000:.0f}",
+                f"{ratio:.2f}x",
+                verdict,
+            ]
+        )
     return {"rows": rows, "met": met, "figures": result}
 
 
 def intake_per_event(runner: Runner, repeats: int, profile: bool = True) -> dict[str, Any]:
     profile_path = runner.workdir / "intake.prof"
-    result = runner.run("intake-batch", "track_intake", repeats=repeats,
-                        profile_path=str(profile_path) if profile else "")
+    result = runner.run(
+        "intake-batch", "track_intake", repeats=repeats, profile_path=str(profile_path) if profile else ""
+    )
     events, best = result["events"], result["seconds"]
     ratio = best["handler"] / best["floor"]
     top: list[list[str]] = []
@@ -242,19 +341,31 @@ def intake_per_event(runner: Runner, repeats: int, profile: bool = True) -> dict
         entries = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:12]  # tottime
         for (filename, line, function), (_, calls, tottime, cumtime, _) in entries:
             where = "/".join(Path(filename).parts[-2:]) if filename != "~" else "builtin"
-            top.append([f"`{where}:{line} {function}`", f"{tottime / 5 / events * 1e6:.1f}",
-                        f"{cumtime / 5 / events * 1e6:.1f}", f"{calls // 5:,}"])
+            top.append(
+                [
+                    f"`{where}:{line} {function}`",
+                    f"{tottime / 5 / events * 1e6:.1f}",
+                    f"{cumtime / 5 / events * 1e6:.1f}",
+                    f"{calls // 5:,}",
+                ]
+            )
     wall = result["wall_seconds"]
-    return {"events": events, "floor_calls": result["floor_calls"], "ratio": ratio, "met": ratio <= INTAKE_PER_EVENT_TARGET,
-            "us_per_event": {name: seconds / events * 1e6 for name, seconds in best.items()},
-            "wall_us_per_event": {name: seconds / events * 1e6 for name, seconds in wall.items()},
-            "single_ms": best["single"] * 1000, "single_wall_ms": wall["single"] * 1000, "profile_top": top}
+    return {
+        "events": events,
+        "floor_calls": result["floor_calls"],
+        "ratio": ratio,
+        "met": ratio <= INTAKE_PER_EVENT_TARGET,
+        "us_per_event": {name: seconds / events * 1e6 for name, seconds in best.items()},
+        "wall_us_per_event": {name: seconds / events * 1e6 for name, seconds in wall.items()},
+        "single_ms": best["single"] * 1000,
+        "single_wall_ms": wall["single"] * 1000,
+        "profile_top": top,
+    }
 
 
 def run(python: Path, build_dir: Path, rounds: int = 5, repeats: int = 7) -> dict[str, Any]:
-    from orb_bridge_dev.local_aws import MotoServerProcess
-
     from bench.ingest import sandbox_process
+    from orb_bridge_dev.local_aws import MotoServerProcess
 
     moto = MotoServerProcess()
     moto.start()
@@ -266,9 +377,15 @@ def run(python: Path, build_dir: Path, rounds: int = 5, repeats: int = 7) -> dic
             intake = intake_per_event(runner, repeats)
             profile = import_profile(runner)
             python_version = runner.run("floor")["python"]
-            return {"cold": cold, "intake": intake, "import_profile": profile, "python": python_version,
-                    "rounds": rounds, "repeats": repeats,
-                    "seconds": time.perf_counter() - started}
+            return {
+                "cold": cold,
+                "intake": intake,
+                "import_profile": profile,
+                "python": python_version,
+                "rounds": rounds,
+                "repeats": repeats,
+                "seconds": time.perf_counter() - started,
+            }
     finally:
         moto.stop()
 
@@ -281,4 +398,6 @@ if __name__ == "__main__":
     figures = run(Path(sys.argv[1]), Path(sys.argv[2]), rounds=2, repeats=3)
     print(markdown_table(["case", *STEPS, "total ms", "vs floor", "target"], figures["cold"]["rows"]))
     print(json.dumps({k: v for k, v in figures["intake"].items() if k != "profile_top"}, indent=1))
-    print(markdown_table(["function", "own us/event", "cumulative us/event", "calls"], figures["intake"]["profile_top"]))
+    print(
+        markdown_table(["function", "own us/event", "cumulative us/event", "calls"], figures["intake"]["profile_top"])
+    )

@@ -1,6 +1,6 @@
 """``make bench``: every figure beside its peer, measured in the same run; writes BENCHMARKS.md.
 
-    python -m bench.run [--rounds N] [--no-write]
+python -m bench.run [--rounds N] [--no-write]
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import math
 import sys
 import time
 from datetime import UTC, datetime
-
 from pathlib import Path
 
 from bench import cold_start, cost, drain, ingest, intake_bench, lambda_like, webhook_verify
@@ -36,13 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="cold-start rounds (fresh processes per case)")
     parser.add_argument("--ingest-rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; do not write BENCHMARKS.md")
-    parser.add_argument("--lambda-python", type=Path, required=True,
-                        help="python3.13 of a venv holding only the Lambda runtime's boto3 (make bench builds it)")
-    parser.add_argument("--lambda-build", type=Path, required=True,
-                        help="`sam build` output for this machine's architecture (make bench-build)")
+    parser.add_argument(
+        "--lambda-python",
+        type=Path,
+        required=True,
+        help="python3.13 of a venv holding only the Lambda runtime's boto3 (make bench builds it)",
+    )
+    parser.add_argument(
+        "--lambda-build",
+        type=Path,
+        required=True,
+        help="`sam build` output for this machine's architecture (make bench-build)",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds of the intake per-event figures")
-    parser.add_argument("--drain", action="store_true",
-                        help="drain section at Orb's real 10,000 events/min (over 10 minutes) instead of the 10x-scaled one")
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="drain section at Orb's real 10,000 events/min (over 10 minutes) instead of the 10x-scaled one",
+    )
     args = parser.parse_args(argv)
     missed: list[str] = []
     isolate_aws_environment()
@@ -55,27 +65,37 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = machine_description()
     say("# Benchmarks\n")
-    say(f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` (`python -m bench.run`) on: "
+    say(
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` (`python -m bench.run`) on: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory']} RAM, {machine['python']}, {machine['os']}. "
         "Each figure sits beside its peer, measured in the same run: medians of fresh processes for cold starts "
         "(ratios within a round), minimums of interleaved rounds for CPU-bound figures, medians for the rest. "
-        "This machine is shared: absolute times drift with its load, ratios much less.\n")
+        "This machine is shared: absolute times drift with its load, ratios much less.\n"
+    )
 
     print("Lambda-like runtime ...", file=sys.stderr, flush=True)
     like = lambda_like.run(args.lambda_python, args.lambda_build, rounds=args.rounds, repeats=args.repeats)
     say(f"## 1. What Lambda runs: the `sam build` artifact in python {like['python']} with only the runtime's boto3\n")
-    say("`make bench-build` builds the template for this machine's architecture (`packaging/Makefile`, unchecked-hash "
+    say(
+        "`make bench-build` builds the template for this machine's architecture (`packaging/Makefile`, unchecked-hash "
         "`.pyc`); each case runs in a fresh python3.13 process (`-P -s`, `PYTHONDONTWRITEBYTECODE=1`: /var/task and /opt "
         "are read-only in Lambda) whose sys.path is the function directory, the layer's `python/`, then a venv holding only "
         "boto3/botocore as the runtime ships them. Secrets Manager, SQS, DynamoDB and EventBridge are moto's server on "
-        "127.0.0.1 for the functions and the floor alike; Orb is the sandbox (no added latency).\n")
-    say(f"### Full cold start: import, settings (with the secret reads), clients, first request; ms, median of "
-        f"{like['rounds']} fresh processes each; vs floor = median of the per-round ratios (each round runs every case)\n")
+        "127.0.0.1 for the functions and the floor alike; Orb is the sandbox (no added latency).\n"
+    )
+    say(
+        f"### Full cold start: import, settings (with the secret reads), clients, first request; ms, median of "
+        f"{like['rounds']} fresh processes each; vs floor = median of the per-round ratios (each round runs every case)\n"
+    )
     say(markdown_table(["case", *lambda_like.STEPS, "total ms", "vs floor", "target"], like["cold"]["rows"]) + "\n")
-    say("The handlers build their boto3 clients during INIT from one shared Session (`aws.prewarm`, counted in "
-        "*import*); settings and secrets stay lazy (*settings*: Secrets Manager read with that client).\n")
-    say("Where the remaining time goes: own import time (`-X importtime`, ms, minimum of 3 fresh processes) of the "
-        "modules each function loads and the floor does not, by package:\n")
+    say(
+        "The handlers build their boto3 clients during INIT from one shared Session (`aws.prewarm`, counted in "
+        "*import*); settings and secrets stay lazy (*settings*: Secrets Manager read with that client).\n"
+    )
+    say(
+        "Where the remaining time goes: own import time (`-X importtime`, ms, minimum of 3 fresh processes) of the "
+        "modules each function loads and the floor does not, by package:\n"
+    )
     for function, rows in like["import_profile"].items():
         say(f"- {function}: " + "; ".join(f"{name} {ms}" for name, ms in rows) + "\n")
     if not like["cold"]["met"]:
@@ -83,103 +103,186 @@ def main(argv: list[str] | None = None) -> int:
     per_event = like["intake"]
     us = per_event["us_per_event"]
     wall = per_event["wall_us_per_event"]
-    say(f"### Intake per event: one {per_event['events']:,}-event batch, SQS answered in-process by one stub "
-        f"(minimum of {like['repeats']} interleaved rounds; CPU time of the process, wall time beside it)\n")
-    say(markdown_table(
-        ["path", "CPU us per event", "vs floor", "target", "wall us per event"],
-        [
-            ["TrackIntake handler (auth, parse, map, validate, SendMessageBatch x 100)", f"{us['handler']:.1f}",
-             f"{per_event['ratio']:.2f}x",
-             f"<= {lambda_like.INTAKE_PER_EVENT_TARGET}x: {'met' if per_event['met'] else 'MISSED'}",
-             f"{wall['handler']:.1f}"],
-            [f"floor: `json.loads` of the body + {per_event['floor_calls']} SendMessageBatch of 10 through boto3",
-             f"{us['floor']:.1f}", "1.00x", "", f"{wall['floor']:.1f}"],
-            ["`json.loads` + `json.dumps` of the body", f"{us['json']:.1f}", f"{us['json'] / us['floor']:.2f}x", "",
-             f"{wall['json']:.1f}"],
-            ["TrackIntake handler, one single-event request (us for the whole request)",
-             f"{per_event['single_ms'] * 1000:.0f}", "", "", f"{per_event['single_wall_ms'] * 1000:.0f}"],
-        ],
-    ) + "\n")
+    say(
+        f"### Intake per event: one {per_event['events']:,}-event batch, SQS answered in-process by one stub "
+        f"(minimum of {like['repeats']} interleaved rounds; CPU time of the process, wall time beside it)\n"
+    )
+    say(
+        markdown_table(
+            ["path", "CPU us per event", "vs floor", "target", "wall us per event"],
+            [
+                [
+                    "TrackIntake handler (auth, parse, map, validate, SendMessageBatch x 100)",
+                    f"{us['handler']:.1f}",
+                    f"{per_event['ratio']:.2f}x",
+                    f"<= {lambda_like.INTAKE_PER_EVENT_TARGET}x: {'met' if per_event['met'] else 'MISSED'}",
+                    f"{wall['handler']:.1f}",
+                ],
+                [
+                    f"floor: `json.loads` of the body + {per_event['floor_calls']} SendMessageBatch of 10 through boto3",
+                    f"{us['floor']:.1f}",
+                    "1.00x",
+                    "",
+                    f"{wall['floor']:.1f}",
+                ],
+                [
+                    "`json.loads` + `json.dumps` of the body",
+                    f"{us['json']:.1f}",
+                    f"{us['json'] / us['floor']:.2f}x",
+                    "",
+                    f"{wall['json']:.1f}",
+                ],
+                [
+                    "TrackIntake handler, one single-event request (us for the whole request)",
+                    f"{per_event['single_ms'] * 1000:.0f}",
+                    "",
+                    "",
+                    f"{per_event['single_wall_ms'] * 1000:.0f}",
+                ],
+            ],
+        )
+        + "\n"
+    )
     if not per_event["met"]:
         missed.append("intake per event")
     say("Where the handler's time goes (cProfile of 5 batches, per event; the top 12 functions by own time):\n")
-    say(markdown_table(["function", "own us/event", "cumulative us/event", "calls per batch"],
-                       per_event["profile_top"]) + "\n")
+    say(
+        markdown_table(["function", "own us/event", "cumulative us/event", "calls per batch"], per_event["profile_top"])
+        + "\n"
+    )
 
     print("cold start (3.11) ...", file=sys.stderr, flush=True)
     cold = cold_start.run(rounds=args.rounds)
-    say(f"## 1b. Import in a fresh process, CPython 3.11 with the whole dev environment (median of {args.rounds}; "
-        "informational, beside the figures above)\n")
+    say(
+        f"## 1b. Import in a fresh process, CPython 3.11 with the whole dev environment (median of {args.rounds}; "
+        "informational, beside the figures above)\n"
+    )
     say(markdown_table(["case", "median ms", "vs floor", "target"], cold["rows"]) + "\n")
 
     print("ingest throughput ...", file=sys.stderr, flush=True)
     throughput = ingest.run(rounds=args.ingest_rounds)
     h, s, e = throughput["handler"], throughput["sdk_batched"], throughput["sdk_per_event"]
-    say(f"## 2. Ingest throughput: {throughput['records']:,} SQS records, Orb sandbox over loopback with "
+    say(
+        f"## 2. Ingest throughput: {throughput['records']:,} SQS records, Orb sandbox over loopback with "
         f"{throughput['latency_ms']:.0f} ms added per request, Orb budget pacing off "
-        f"(`ORB_EVENTS_PER_MINUTE=0`, `ORB_REQUESTS_PER_SECOND=0`; median of {throughput['rounds']})\n")
+        f"(`ORB_EVENTS_PER_MINUTE=0`, `ORB_REQUESTS_PER_SECOND=0`; median of {throughput['rounds']})\n"
+    )
     ingest_met = throughput["speedup_vs_sdk"] >= INGEST_TARGET
     if not ingest_met:
         missed.append("ingest vs SDK")
-    say(markdown_table(
-        ["path", "wall s", "events/s", "Orb requests", "vs SDK"],
-        [
-            [f"OrbIngest handler ({throughput['concurrency']} concurrent requests of 500)", f"{h['seconds']:.2f}",
-             f"{h['events_per_s']:,.0f}", h["requests"], f"{throughput['speedup_vs_sdk']:.1f}x (target >= {INGEST_TARGET:.0f}x: "
-             f"{'met' if ingest_met else 'MISSED'})"],
-            ["the same handler with the default Orb budget (pacing on: the budget, not our code, sets the time)",
-             f"{throughput['default_budget_seconds']:.2f}",
-             f"{throughput['records'] / throughput['default_budget_seconds']:,.0f}", h["requests"],
-             f"{s['seconds'] / throughput['default_budget_seconds']:.1f}x"],
-            ["official SDK `client.events.ingest`, 500 per call, sequential", f"{s['seconds']:.2f}",
-             f"{s['events_per_s']:,.0f}", s["requests"], "1.0x"],
-            [f"official SDK, one request per event (measured on {e['measured_events']}, extrapolated)",
-             f"{e['seconds']:,.0f}", f"{e['events_per_s']:,.1f}", f"{e['requests']:,}",
-             f"{s['seconds'] / e['seconds']:.3f}x"],
-        ],
-    ) + "\n")
+    say(
+        markdown_table(
+            ["path", "wall s", "events/s", "Orb requests", "vs SDK"],
+            [
+                [
+                    f"OrbIngest handler ({throughput['concurrency']} concurrent requests of 500)",
+                    f"{h['seconds']:.2f}",
+                    f"{h['events_per_s']:,.0f}",
+                    h["requests"],
+                    f"{throughput['speedup_vs_sdk']:.1f}x (target >= {INGEST_TARGET:.0f}x: "
+                    f"{'met' if ingest_met else 'MISSED'})",
+                ],
+                [
+                    "the same handler with the default Orb budget (pacing on: the budget, not our code, sets the time)",
+                    f"{throughput['default_budget_seconds']:.2f}",
+                    f"{throughput['records'] / throughput['default_budget_seconds']:,.0f}",
+                    h["requests"],
+                    f"{s['seconds'] / throughput['default_budget_seconds']:.1f}x",
+                ],
+                [
+                    "official SDK `client.events.ingest`, 500 per call, sequential",
+                    f"{s['seconds']:.2f}",
+                    f"{s['events_per_s']:,.0f}",
+                    s["requests"],
+                    "1.0x",
+                ],
+                [
+                    f"official SDK, one request per event (measured on {e['measured_events']}, extrapolated)",
+                    f"{e['seconds']:,.0f}",
+                    f"{e['events_per_s']:,.1f}",
+                    f"{e['requests']:,}",
+                    f"{s['seconds'] / e['seconds']:.3f}x",
+                ],
+            ],
+        )
+        + "\n"
+    )
 
     print("intake ...", file=sys.stderr, flush=True)
     intake = intake_bench.run()
-    say(f"## 3. Intake: one {intake['events']:,}-event Webhooks Actions batch ({intake['body_bytes'] / 1024:,.0f} KB), "
-        "SQS answered in-process\n")
-    say(markdown_table(
-        ["path", "us per event", "whole request ms"],
-        [
-            ["TrackIntake handler (auth, parse, map, validate, SendMessageBatch x "
-             f"{intake['send_message_batch_calls']})", f"{intake['handler_us_per_event']:.1f}",
-             f"{intake['handler_batch_ms']:.1f}"],
-            ["floor: `json.loads` + `json.dumps` of the same body", f"{intake['floor_us_per_event']:.1f}",
-             f"{intake['floor_us_per_event'] * intake['events'] / 1000:.1f}"],
-            ["TrackIntake handler, one single event (classic Webhooks)", f"{intake['single_event_ms'] * 1000:.0f}",
-             f"{intake['single_event_ms']:.2f}"],
-        ],
-    ) + "\n")
+    say(
+        f"## 3. Intake: one {intake['events']:,}-event Webhooks Actions batch ({intake['body_bytes'] / 1024:,.0f} KB), "
+        "SQS answered in-process\n"
+    )
+    say(
+        markdown_table(
+            ["path", "us per event", "whole request ms"],
+            [
+                [
+                    "TrackIntake handler (auth, parse, map, validate, SendMessageBatch x "
+                    f"{intake['send_message_batch_calls']})",
+                    f"{intake['handler_us_per_event']:.1f}",
+                    f"{intake['handler_batch_ms']:.1f}",
+                ],
+                [
+                    "floor: `json.loads` + `json.dumps` of the same body",
+                    f"{intake['floor_us_per_event']:.1f}",
+                    f"{intake['floor_us_per_event'] * intake['events'] / 1000:.1f}",
+                ],
+                [
+                    "TrackIntake handler, one single event (classic Webhooks)",
+                    f"{intake['single_event_ms'] * 1000:.0f}",
+                    f"{intake['single_event_ms']:.2f}",
+                ],
+            ],
+        )
+        + "\n"
+    )
 
     print("webhook verification ...", file=sys.stderr, flush=True)
     verify = webhook_verify.run()
     say(f"## 4. Webhook verification ({verify['body_bytes']:,}-byte body, timestamp and HMAC-SHA256)\n")
-    say(markdown_table(
-        ["verifier", "us per verify", "target"],
-        [
-            ["orb_bridge.webhooks.signature.verify", f"{verify['ours_us']:.2f}",
-             f"no slower than the SDK: {'met' if verify['ours_us'] <= verify['sdk_us'] else 'MISSED'}"],
-            ["official SDK `client.webhooks.verify_signature` (orb-billing, stdlib only)", f"{verify['sdk_us']:.2f}", ""],
-        ],
-    ) + "\n")
+    say(
+        markdown_table(
+            ["verifier", "us per verify", "target"],
+            [
+                [
+                    "orb_bridge.webhooks.signature.verify",
+                    f"{verify['ours_us']:.2f}",
+                    f"no slower than the SDK: {'met' if verify['ours_us'] <= verify['sdk_us'] else 'MISSED'}",
+                ],
+                [
+                    "official SDK `client.webhooks.verify_signature` (orb-billing, stdlib only)",
+                    f"{verify['sdk_us']:.2f}",
+                    "",
+                ],
+            ],
+        )
+        + "\n"
+    )
 
     print("ingest memory ...", file=sys.stderr, flush=True)
     mem = ingest.memory()
     say(f"## 5. Peak memory of one ingest invocation with {mem['records']:,} records (fresh process)\n")
-    say(markdown_table(
-        ["measure", "MB", "target"],
-        [
-            ["peak RSS of the process (VmHWM), imports + event + invocation", f"{mem['max_rss_mb']:.0f}",
-             f"fits 256 MB: {'met' if mem['max_rss_mb'] < 256 else 'MISSED'}"],
-            ["RSS after imports and a warm-up invocation", f"{mem['rss_after_imports_mb']:.0f}", ""],
-            ["tracemalloc peak of Python allocations (event + invocation)", f"{mem['tracemalloc_peak_mb']:.0f}", ""],
-        ],
-    ) + "\n")
+    say(
+        markdown_table(
+            ["measure", "MB", "target"],
+            [
+                [
+                    "peak RSS of the process (VmHWM), imports + event + invocation",
+                    f"{mem['max_rss_mb']:.0f}",
+                    f"fits 256 MB: {'met' if mem['max_rss_mb'] < 256 else 'MISSED'}",
+                ],
+                ["RSS after imports and a warm-up invocation", f"{mem['rss_after_imports_mb']:.0f}", ""],
+                [
+                    "tracemalloc peak of Python allocations (event + invocation)",
+                    f"{mem['tracemalloc_peak_mb']:.0f}",
+                    "",
+                ],
+            ],
+        )
+        + "\n"
+    )
 
     drain_section(say, missed, full=args.drain)
 
@@ -189,30 +292,54 @@ def main(argv: list[str] | None = None) -> int:
     slices = math.ceil(intake["events"] / intake["send_chunk"])
     waves = math.ceil(slices / intake["send_workers"])
     sqs_wait = waves * math.ceil(intake["send_chunk"] / 10) * AWS_CALL_SECONDS
-    intake_batch_s = lambda_seconds(intake["handler_batch_ms"] / 1000, intake["handler_batch_ms"] / 1000,
-                                    facts.intake_memory_mb) + sqs_wait
-    intake_single_s = lambda_seconds(intake["single_event_ms"] / 1000, intake["single_event_ms"] / 1000,
-                                     facts.intake_memory_mb) + AWS_CALL_SECONDS
+    intake_batch_s = (
+        lambda_seconds(intake["handler_batch_ms"] / 1000, intake["handler_batch_ms"] / 1000, facts.intake_memory_mb)
+        + sqs_wait
+    )
+    intake_single_s = (
+        lambda_seconds(intake["single_event_ms"] / 1000, intake["single_event_ms"] / 1000, facts.intake_memory_mb)
+        + AWS_CALL_SECONDS
+    )
     ingest_s = lambda_seconds(h["cpu_seconds"], h["seconds"], facts.ingest_memory_mb)
     ingest_per_event = ingest_s / throughput["records"]
-    webhook_s = lambda_seconds(verify["ours_us"] / 1e6, verify["ours_us"] / 1e6, facts.webhook_memory_mb) + 3 * AWS_CALL_SECONDS
+    webhook_s = (
+        lambda_seconds(verify["ours_us"] / 1e6, verify["ours_us"] / 1e6, facts.webhook_memory_mb) + 3 * AWS_CALL_SECONDS
+    )
     say("## 6. Cost per million events on AWS (us-east-1 list prices, arm64)\n")
-    say(f"Durations: local CPU time scaled to the function's CPU share ({facts.intake_memory_mb} MB of "
+    say(
+        f"Durations: local CPU time scaled to the function's CPU share ({facts.intake_memory_mb} MB of "
         f"{FULL_VCPU_MB} MB per vCPU), plus waiting; AWS API calls assumed at {AWS_CALL_SECONDS * 1000:.0f} ms each "
         f"(not measured here). Memory, batch size from template.yaml (IngestBatchSize {facts.ingest_batch_size:,}; "
         "ingest time per event from the 10,000-record run with 100 ms Orb latency). CloudWatch Logs and "
-        "idle SQS long polls are not included.\n")
+        "idle SQS long polls are not included.\n"
+    )
     for title, rows in (
-        ("Segment batches of 1,000 events (Webhooks Actions batch mode)", cost.usage_cost_per_million(
-            facts=facts, events_per_segment_request=intake["events"], segment_request_bytes=intake["body_bytes"],
-            intake_seconds_per_request=intake_batch_s, sqs_message_bytes=int(intake["sqs_message_bytes"]),
-            ingest_seconds_per_event=ingest_per_event)),
-        ("one event per request (classic Webhooks)", cost.usage_cost_per_million(
-            facts=facts, events_per_segment_request=1, segment_request_bytes=intake["body_bytes"] // intake["events"],
-            intake_seconds_per_request=intake_single_s, sqs_message_bytes=int(intake["sqs_message_bytes"]),
-            ingest_seconds_per_event=ingest_per_event)),
-        ("per million Orb webhooks", cost.webhook_cost_per_million(
-            facts=facts, webhook_seconds=webhook_s, webhook_bytes=verify["body_bytes"])),
+        (
+            "Segment batches of 1,000 events (Webhooks Actions batch mode)",
+            cost.usage_cost_per_million(
+                facts=facts,
+                events_per_segment_request=intake["events"],
+                segment_request_bytes=intake["body_bytes"],
+                intake_seconds_per_request=intake_batch_s,
+                sqs_message_bytes=int(intake["sqs_message_bytes"]),
+                ingest_seconds_per_event=ingest_per_event,
+            ),
+        ),
+        (
+            "one event per request (classic Webhooks)",
+            cost.usage_cost_per_million(
+                facts=facts,
+                events_per_segment_request=1,
+                segment_request_bytes=intake["body_bytes"] // intake["events"],
+                intake_seconds_per_request=intake_single_s,
+                sqs_message_bytes=int(intake["sqs_message_bytes"]),
+                ingest_seconds_per_event=ingest_per_event,
+            ),
+        ),
+        (
+            "per million Orb webhooks",
+            cost.webhook_cost_per_million(facts=facts, webhook_seconds=webhook_s, webhook_bytes=verify["body_bytes"]),
+        ),
     ):
         total = sum(row[1] for row in rows)
         say(f"**{title}: ${total:,.2f} per million**\n")
@@ -234,28 +361,46 @@ def drain_section(say, missed: list[str], full: bool) -> None:
     budget = 10_000 if full else 100_000
     print(f"drain at {budget:,} events/min ...", file=sys.stderr, flush=True)
     d = drain.run(backlog=100_000, events_per_minute=budget)
-    say(f"## 7. Draining a backlog against Orb's rate limit: {d['backlog']:,} events, sandbox limited to "
+    say(
+        f"## 7. Draining a backlog against Orb's rate limit: {d['backlog']:,} events, sandbox limited to "
         f"{d['events_per_minute']:,.0f} events/min and {d['requests_per_second']:.0f} requests/s, ingest paced to the same "
-        f"budget (pacing table on moto's DynamoDB server)\n")
-    say(("Orb's real 10,000 events/min (`make bench ARGS=--drain`). " if full else
-         "Scaled 10x so that it takes about a minute: Orb's limit is 10,000 events/min, so the same backlog takes 10 "
-         "times as long at the same ratio (`make bench ARGS=--drain` runs it at 10,000/min). ")
+        f"budget (pacing table on moto's DynamoDB server)\n"
+    )
+    say(
+        (
+            "Orb's real 10,000 events/min (`make bench ARGS=--drain`). "
+            if full
+            else "Scaled 10x so that it takes about a minute: Orb's limit is 10,000 events/min, so the same backlog takes 10 "
+            "times as long at the same ratio (`make bench ARGS=--drain` runs it at 10,000/min). "
+        )
         + f"{d['concurrency']} concurrent invocations (`IngestMaxConcurrency`) of up to {d['batch_size']:,} messages "
         f"(`IngestBatchSize`), 60 s each, {d['latency_ms']:.0f} ms added per Orb request; the queue is in-process "
-        "(delays, visibility, `maxReceiveCount` 10).\n")
+        "(delays, visibility, `maxReceiveCount` 10).\n"
+    )
     ok = d["dead_lettered"] == 0 and d["ingested"] == d["backlog"] and d["billed_twice"] == 0 and d["left"] == 0
     if not ok:
         missed.append("backlog drain")
-    say(markdown_table(
-        ["measure", "value", "target"],
-        [
-            ["minutes to drain", f"{d['minutes']:.2f}", f"theoretical {d['theoretical_minutes']:.1f} (backlog / budget)"],
-            ["events ingested (billed twice)", f"{d['ingested']:,} ({d['billed_twice']})", ""],
-            ["Orb requests; 429 answers", f"{d['orb_requests']:,}; {d['orb_429s']:,}", ""],
-            ["deferred copies re-enqueued (pacing: no slot within the invocation)", f"{d['deferred_copies']:,}", ""],
-            ["events dead-lettered", f"{d['dead_lettered']:,}", f"0: {'met' if ok else 'MISSED'}"],
-        ],
-    ) + "\n")
+    say(
+        markdown_table(
+            ["measure", "value", "target"],
+            [
+                [
+                    "minutes to drain",
+                    f"{d['minutes']:.2f}",
+                    f"theoretical {d['theoretical_minutes']:.1f} (backlog / budget)",
+                ],
+                ["events ingested (billed twice)", f"{d['ingested']:,} ({d['billed_twice']})", ""],
+                ["Orb requests; 429 answers", f"{d['orb_requests']:,}; {d['orb_429s']:,}", ""],
+                [
+                    "deferred copies re-enqueued (pacing: no slot within the invocation)",
+                    f"{d['deferred_copies']:,}",
+                    "",
+                ],
+                ["events dead-lettered", f"{d['dead_lettered']:,}", f"0: {'met' if ok else 'MISSED'}"],
+            ],
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -253,9 +253,9 @@ class Sender:
         """Backpressure: moto slows down with queue depth, so keep the ingest queue shallow."""
         url = self.stack.resources.ingest_queue.url
         while True:
-            attributes = self.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
+            attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]
             if int(attributes["ApproximateNumberOfMessages"]) < self.config.max_queue_depth:
                 return
             time.sleep(0.05)
@@ -356,8 +356,15 @@ def kill_one_invocation(stack: Any, visibility_seconds: int) -> dict[str, Any]:
         SOAK_VISIBILITY=str(visibility_seconds),
         PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), os.environ.get("PYTHONPATH", "")]),
     )
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     info: dict[str, Any] = {"messages": 0, "in_orb_at_kill": 0, "killed": False}
     hold = None
     try:
@@ -416,7 +423,8 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
         if source is None:
             continue
         expected_properties = {
-            orb: source["properties"][segment] for segment, orb in PROPERTIES_MAPPING.items()
+            orb: source["properties"][segment]
+            for segment, orb in PROPERTIES_MAPPING.items()
             if segment in source["properties"]
         }
         if (
@@ -426,7 +434,9 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
         ):
             report.content_mismatches += 1
 
-    rejected = [json.loads(body) for body in read_queue(stack.local_aws.client("sqs"), stack.resources.rejected_queue.url)]
+    rejected = [
+        json.loads(body) for body in read_queue(stack.local_aws.client("sqs"), stack.resources.rejected_queue.url)
+    ]
     report.rejected_queue_messages = len(rejected)
     found_invalid: set[str] = set()
     orb_reasons: set[str] = set()
@@ -440,8 +450,10 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
             if not record.get("reason"):
                 report.invalid_without_reason += 1
             # Orb's own words on the timestamp, not a bare status (a redriven message has none).
-            if plan.invalid[key] in ORB_REFUSES and record.get("stage") == "orb" and any(
-                "timestamp" in str(error) for error in record.get("errors") or []
+            if (
+                plan.invalid[key] in ORB_REFUSES
+                and record.get("stage") == "orb"
+                and any("timestamp" in str(error) for error in record.get("errors") or [])
             ):
                 orb_reasons.add(key)
         elif key in plan.valid:
@@ -522,8 +534,13 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
         "error_body": config.error_bodies[0],
     }
     stack_config = DevStackConfig(
-        port=0, sandbox_port=0, faults=faults, send_test_webhook=False, user_env=user_env,
-        local_visibility_timeout=visibility, sandbox_options=sandbox_options,
+        port=0,
+        sandbox_port=0,
+        faults=faults,
+        send_test_webhook=False,
+        user_env=user_env,
+        local_visibility_timeout=visibility,
+        sandbox_options=sandbox_options,
     )
     started = time.perf_counter()
     try:
@@ -557,8 +574,11 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
             def in_ingest_queue() -> int:
                 # Visible, in flight (an invocation has it, or the killed one had it) and delayed
                 # (deferred copies): nothing is left to land once all three are 0.
-                names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                         "ApproximateNumberOfMessagesDelayed"]
+                names = [
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ]
                 attributes = sqs.get_queue_attributes(QueueUrl=ingest_queue_url, AttributeNames=names)["Attributes"]
                 return sum(int(attributes.get(name, 0)) for name in names)
 
@@ -590,10 +610,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")
     # make soak keeps the valid events of a 400; the test-suite soak (tests/integration/test_soak.py)
     # does not: together they cover both readings of Orb's undocumented behaviour.
-    parser.add_argument("--valid-events-of-400", choices=("ingested", "dropped"), default="ingested",
-                        help="whether the sandbox ingests the valid events of a request it answers 400")
-    parser.add_argument("--rate-limit-requests-per-second", type=float,
-                        default=SoakConfig.rate_limit_requests_per_second)
+    parser.add_argument(
+        "--valid-events-of-400",
+        choices=("ingested", "dropped"),
+        default="ingested",
+        help="whether the sandbox ingests the valid events of a request it answers 400",
+    )
+    parser.add_argument(
+        "--rate-limit-requests-per-second", type=float, default=SoakConfig.rate_limit_requests_per_second
+    )
     parser.add_argument("--rate-limit-events-per-minute", type=float, default=SoakConfig.rate_limit_events_per_minute)
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
@@ -605,7 +630,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{position + 1}/{total} requests] {stack.status_line()}", flush=True)
 
     config = SoakConfig(
-        events=args.events, seed=args.seed, ingest_valid_events_on_400=args.valid_events_of_400 == "ingested",
+        events=args.events,
+        seed=args.seed,
+        ingest_valid_events_on_400=args.valid_events_of_400 == "ingested",
         rate_limit_requests_per_second=args.rate_limit_requests_per_second,
         rate_limit_events_per_minute=args.rate_limit_events_per_minute,
     )

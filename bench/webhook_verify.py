@@ -27,8 +27,13 @@ def sample_body() -> bytes:
         ],
         "status": "issued",
     }
-    payload = {"id": "wh_" + "b" * 22, "created_at": "2026-11-02T10:00:00.000Z", "type": "invoice.issued",
-               "invoice": invoice, "properties": {"automatically_marked_as_paid": False}}
+    payload = {
+        "id": "wh_" + "b" * 22,
+        "created_at": "2026-11-02T10:00:00.000Z",
+        "type": "invoice.issued",
+        "invoice": invoice,
+        "properties": {"automatically_marked_as_paid": False},
+    }
     return json.dumps(payload).encode("utf-8")
 
 

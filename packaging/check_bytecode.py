@@ -51,11 +51,16 @@ def main(argv: list[str]) -> int:
         count = sum(1 for _ in artifact.rglob("*.py"))
         if found:
             failed = True
-            print(f"check_bytecode: {artifact.name}: {len(found)} of {count} .py without usable bytecode:", file=sys.stderr)
+            print(
+                f"check_bytecode: {artifact.name}: {len(found)} of {count} .py without usable bytecode:",
+                file=sys.stderr,
+            )
             for line in found[:20]:
                 print(f"  {line}", file=sys.stderr)
         else:
-            print(f"check_bytecode: {artifact.name}: {count} .py, each with its {sys.implementation.cache_tag} unchecked-hash .pyc")
+            print(
+                f"check_bytecode: {artifact.name}: {count} .py, each with its {sys.implementation.cache_tag} unchecked-hash .pyc"
+            )
     return 1 if failed else 0
 
 

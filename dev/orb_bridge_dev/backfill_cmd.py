@@ -56,31 +56,53 @@ def build_parser() -> argparse.ArgumentParser:
         description="Backfill rejected events older than Orb's grace period into Orb (dry run unless --yes).",
     )
     stack_target.add_arguments(parser, DEFAULT_HOLD_SECONDS)
-    parser.add_argument("--per-customer", action="store_true",
-                        help="one backfill per customer (default: account-wide backfills)")
-    parser.add_argument("--no-close", action="store_true",
-                        help="leave the backfills pending for review in Orb; rerun without it to close them")
-    parser.add_argument("--close-after-hours", type=float, default=DEFAULT_CLOSE_AFTER_HOURS,
-                        help=f"close_time: Orb auto-closes the backfill this long after creation "
-                             f"(default {DEFAULT_CLOSE_AFTER_HOURS:g})")
-    parser.add_argument("--state-file", type=Path, default=Path(DEFAULT_STATE_FILE),
-                        help=f"where backfill ids are saved so a rerun resumes them (default {DEFAULT_STATE_FILE})")
-    parser.add_argument("--requests-per-second", type=float, default=None,
-                        help=f"Orb request budget, 0 = none (default {DEFAULT_REQUESTS_PER_SECOND:g})")
-    parser.add_argument("--events-per-minute", type=float, default=None,
-                        help=f"Orb event budget, 0 = none (default {DEFAULT_EVENTS_PER_MINUTE:g})")
+    parser.add_argument(
+        "--per-customer", action="store_true", help="one backfill per customer (default: account-wide backfills)"
+    )
+    parser.add_argument(
+        "--no-close",
+        action="store_true",
+        help="leave the backfills pending for review in Orb; rerun without it to close them",
+    )
+    parser.add_argument(
+        "--close-after-hours",
+        type=float,
+        default=DEFAULT_CLOSE_AFTER_HOURS,
+        help=f"close_time: Orb auto-closes the backfill this long after creation "
+        f"(default {DEFAULT_CLOSE_AFTER_HOURS:g})",
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(DEFAULT_STATE_FILE),
+        help=f"where backfill ids are saved so a rerun resumes them (default {DEFAULT_STATE_FILE})",
+    )
+    parser.add_argument(
+        "--requests-per-second",
+        type=float,
+        default=None,
+        help=f"Orb request budget, 0 = none (default {DEFAULT_REQUESTS_PER_SECOND:g})",
+    )
+    parser.add_argument(
+        "--events-per-minute",
+        type=float,
+        default=None,
+        help=f"Orb event budget, 0 = none (default {DEFAULT_EVENTS_PER_MINUTE:g})",
+    )
     return parser
 
 
 class Backfiller:
-    def __init__(self, orb: OrbBackfillClient, state: StateFile, now: datetime, close_after: timedelta,
-                 close: bool) -> None:
+    def __init__(
+        self, orb: OrbBackfillClient, state: StateFile, now: datetime, close_after: timedelta, close: bool
+    ) -> None:
         self.orb, self.state, self.now, self.close_after, self.close = orb, state, now, close_after, close
 
     def look_up(self, group: Group) -> dict[str, bool]:
         """key -> whether the event Orb has under it is ours (absent keys are not listed)."""
-        found = self.orb.search_events(sorted(group.events), group.start - SEARCH_MARGIN,
-                                       min(group.end + SEARCH_MARGIN, self.now))
+        found = self.orb.search_events(
+            sorted(group.events), group.start - SEARCH_MARGIN, min(group.end + SEARCH_MARGIN, self.now)
+        )
         return {key: same_event(group.events[key], event) for key, event in found.items() if key in group.events}
 
     def open_backfill(self, group: Group, pending: list[Backfill]) -> Backfill:
@@ -92,21 +114,36 @@ class Backfiller:
             self.state.mark_closed(resumed_id)  # auto-closed or reverted meanwhile: start afresh
         clash = next((b for b in pending if b.overlaps(group.start, group.end)), None)
         if clash is not None:
-            raise OrbApiError(None, f"pending backfill {clash.id} ({clash.timeframe_start.isoformat()} .. "
-                                    f"{clash.timeframe_end.isoformat()}) overlaps {group.start.isoformat()} .. "
-                                    f"{group.end.isoformat()}: close or revert it in Orb first")
+            raise OrbApiError(
+                None,
+                f"pending backfill {clash.id} ({clash.timeframe_start.isoformat()} .. "
+                f"{clash.timeframe_end.isoformat()}) overlaps {group.start.isoformat()} .. "
+                f"{group.end.isoformat()}: close or revert it in Orb first",
+            )
         external = group.scope[1] if group.scope and group.scope[0] == "external_customer_id" else None
         customer = group.scope[1] if group.scope and group.scope[0] == "customer_id" else None
         try:
-            backfill = self.orb.create_backfill(timeframe_start=group.start, timeframe_end=group.end,
-                                                close_time=self.now + self.close_after,
-                                                external_customer_id=external, customer_id=customer)
+            backfill = self.orb.create_backfill(
+                timeframe_start=group.start,
+                timeframe_end=group.end,
+                close_time=self.now + self.close_after,
+                external_customer_id=external,
+                customer_id=customer,
+            )
         except OrbApiError as exc:
             if exc.status_code is not None and exc.status_code < 500:
                 raise
             # The answer was lost or a 5xx: it may exist anyway. Adopt it rather than collide with it.
-            backfill = next((b for b in self.orb.pending_backfills() if b.timeframe_start == group.start
-                             and b.timeframe_end == group.end and not b.replace_existing_events), None)
+            backfill = next(
+                (
+                    b
+                    for b in self.orb.pending_backfills()
+                    if b.timeframe_start == group.start
+                    and b.timeframe_end == group.end
+                    and not b.replace_existing_events
+                ),
+                None,
+            )
             if backfill is None:
                 raise
         self.state.record(backfill.id, group, group.start, group.end)  # before any event is sent
@@ -161,21 +198,35 @@ def _billed_records(group: Group, result: GroupResult) -> list[Entry]:
     return [entry for key in keys for entry in group.records.get(key, [])]
 
 
-def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC), session_factory: Callable[..., Any] | None = None,
-        http: Any = None, sleep: Callable[[float], None] | None = None, wait_seconds: int = 1) -> int:
+def run(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    out: TextIO,
+    err: TextIO,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    session_factory: Callable[..., Any] | None = None,
+    http: Any = None,
+    sleep: Callable[[float], None] | None = None,
+    wait_seconds: int = 1,
+) -> int:
     try:
         target = stack_target.resolve(args, env, session_factory)
         grace_hours = stack_target.grace_period_hours(args, env)
         moment = now()
-        filters = Filters(stages=frozenset(args.stage or ()), reason_contains=args.reason_contains,
-                          since=parse_since(args.since, moment) if args.since else None, customer=args.customer)
+        filters = Filters(
+            stages=frozenset(args.stage or ()),
+            reason_contains=args.reason_contains,
+            since=parse_since(args.since, moment) if args.since else None,
+            customer=args.customer,
+        )
         api_key = target.orb_api_key()
     except (TargetError, argparse.ArgumentTypeError) as exc:
         print(f"orb-bridge backfill: {exc}", file=err)
         return 2
     pacer = Pacer(
-        requests_per_second=args.requests_per_second if args.requests_per_second is not None else DEFAULT_REQUESTS_PER_SECOND,
+        requests_per_second=args.requests_per_second
+        if args.requests_per_second is not None
+        else DEFAULT_REQUESTS_PER_SECOND,
         events_per_minute=args.events_per_minute if args.events_per_minute is not None else DEFAULT_EVENTS_PER_MINUTE,
         **({"sleep": sleep} if sleep else {}),
     )
@@ -185,8 +236,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Text
     try:
         groups = plan_groups(selected, args.per_customer)
         late = sum(len(records) for group in groups for records in group.records.values())
-        print(f"{target.label}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected, {late} older "
-              f"than the grace period ({grace_hours:g} h)", file=out)
+        print(
+            f"{target.label}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected, {late} older "
+            f"than the grace period ({grace_hours:g} h)",
+            file=out,
+        )
         state = StateFile(args.state_file, f"{target.label} {target.rejected_queue_url}")
         backfiller = Backfiller(orb, state, moment, timedelta(hours=args.close_after_hours), close=not args.no_close)
         pending = orb.pending_backfills()
@@ -195,8 +249,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Text
             print("plan (replace_existing_events: false):", file=out)
             print("\n".join(describe(groups, found)) or "  nothing to backfill", file=out)
             for backfill in pending:
-                print(f"  pending in Orb: {backfill.id} {backfill.timeframe_start.isoformat()} .. "
-                      f"{backfill.timeframe_end.isoformat()}", file=out)
+                print(
+                    f"  pending in Orb: {backfill.id} {backfill.timeframe_start.isoformat()} .. "
+                    f"{backfill.timeframe_end.isoformat()}",
+                    file=out,
+                )
             print("\ndry run: nothing changed. Run again with --yes to backfill.", file=out)
             return 0
         progress = Progress(sum(len(group.events) for group in groups), err, "backfilling")
@@ -205,8 +262,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Text
             try:
                 result = backfiller.run_group(group, pending, progress)
             except OrbApiError as exc:
-                print(f"\nbackfill for {group.scope_label} {group.start.isoformat()} .. {group.end.isoformat()}: {exc}"
-                      f"\n  (saved in {args.state_file}: rerun to resume)", file=out)
+                print(
+                    f"\nbackfill for {group.scope_label} {group.start.isoformat()} .. {group.end.isoformat()}: {exc}"
+                    f"\n  (saved in {args.state_file}: rerun to resume)",
+                    file=out,
+                )
                 status = 1
                 continue
             if result.closed or not result.backfill_id:
@@ -223,9 +283,14 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Text
 def _report(group: Group, result: GroupResult, out: TextIO) -> None:
     where = f"backfill {result.backfill_id}" if result.backfill_id else "no backfill needed"
     state = "closed" if result.closed else ("left pending (--no-close)" if result.backfill_id else "")
-    print(f"{group.scope_label} {group.start.isoformat()} .. {group.end.isoformat()}: {where} {state}".rstrip(), file=out)
-    print(f"  ingested {len(result.ingested)}, already in Orb (skipped) {len(result.already_in_orb)}, "
-          f"records deleted {result.deleted}", file=out)
+    print(
+        f"{group.scope_label} {group.start.isoformat()} .. {group.end.isoformat()}: {where} {state}".rstrip(), file=out
+    )
+    print(
+        f"  ingested {len(result.ingested)}, already in Orb (skipped) {len(result.already_in_orb)}, "
+        f"records deleted {result.deleted}",
+        file=out,
+    )
     for key in result.different_in_orb[:20]:
         print(f"  kept: {key} is in Orb with a different body (not resent: it would not be billed)", file=out)
     for key, reason in list(result.refused.items())[:20]:

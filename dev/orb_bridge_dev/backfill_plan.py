@@ -53,8 +53,10 @@ def _scope(event: OrbUsageEvent, per_customer: bool) -> tuple[str, str] | None:
 
 def plan_groups(entries: Sequence[Entry], per_customer: bool) -> list[Group]:
     """Group the entries whose action is "backfill" into backfills of at most 31 days each."""
-    late = sorted((e for e in entries if e.action == "backfill" and e.event is not None),
-                  key=lambda e: (e.event_time, e.message_id))
+    late = sorted(
+        (e for e in entries if e.action == "backfill" and e.event is not None),
+        key=lambda e: (e.event_time, e.message_id),
+    )
     by_scope: dict[Any, list[Entry]] = {}
     for entry in late:
         by_scope.setdefault(_scope(entry.event, per_customer), []).append(entry)  # type: ignore[arg-type]
@@ -97,8 +99,12 @@ def same_event(ours: OrbUsageEvent, theirs: OrbEvent) -> bool:
 
 def _same_value(left: Any, right: Any) -> bool:
     numbers = (int, float)
-    if isinstance(left, numbers) and isinstance(right, numbers) and not isinstance(left, bool) \
-            and not isinstance(right, bool):
+    if (
+        isinstance(left, numbers)
+        and isinstance(right, numbers)
+        and not isinstance(left, bool)
+        and not isinstance(right, bool)
+    ):
         return float(left) == float(right)
     return left == right
 
@@ -129,9 +135,12 @@ class StateFile:
 
     def record(self, backfill_id: str, group: Group, start: datetime, end: datetime) -> None:
         self.data["backfills"][backfill_id] = {
-            "target": self.target, "scope": list(group.scope) if group.scope else None,
-            "timeframe_start": start.isoformat(), "timeframe_end": end.isoformat(),
-            "ingested_keys": [], "closed": False,
+            "target": self.target,
+            "scope": list(group.scope) if group.scope else None,
+            "timeframe_start": start.isoformat(),
+            "timeframe_end": end.isoformat(),
+            "ingested_keys": [],
+            "closed": False,
         }
         self.save()
 

@@ -1,12 +1,12 @@
 """``orb-bridge``: the developer's command line (never deployed).
 
-    orb-bridge dev [--port 3000] [--sandbox-port 3001] ...   run the whole stack locally
-    orb-bridge map FILE                                      dry-run the Segment -> Orb mapping
-    orb-bridge webhook send TYPE [--url ...]                 sign and send an Orb webhook to the stack
-    orb-bridge webhook sign [PAYLOAD] [-o FILE]              write a signed HTTP API event for sam local invoke
-    orb-bridge sandbox [--port 3001] ...                     run the Orb sandbox alone
-    orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events through the ingest queue
-    orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period
+orb-bridge dev [--port 3000] [--sandbox-port 3001] ...   run the whole stack locally
+orb-bridge map FILE                                      dry-run the Segment -> Orb mapping
+orb-bridge webhook send TYPE [--url ...]                 sign and send an Orb webhook to the stack
+orb-bridge webhook sign [PAYLOAD] [-o FILE]              write a signed HTTP API event for sam local invoke
+orb-bridge sandbox [--port 3001] ...                     run the Orb sandbox alone
+orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events through the ingest queue
+orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period
 """
 
 from __future__ import annotations
@@ -56,9 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000, help="HTTP port for /segment and /orb/webhook (default 3000)")
     dev.add_argument("--sandbox-port", type=int, default=3001, help="Orb sandbox port (default 3001)")
     dev.add_argument("--moto-port", type=int, default=0, help="moto server port (default: any free port)")
-    dev.add_argument("--template", type=Path, default=None, help="SAM template (default: the repository's template.yaml)")
     dev.add_argument(
-        "--visibility-timeout", type=int, default=2,
+        "--template", type=Path, default=None, help="SAM template (default: the repository's template.yaml)"
+    )
+    dev.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=2,
         help="local visibility timeout of the ingest queue in seconds: how soon a failed message is retried (default 2)",
     )
     dev.add_argument("--no-test-webhook", action="store_true", help="do not send a resource_event.test at start")
@@ -68,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     mapping = commands.add_parser(
         "map",
         help="dry-run the mapping of a Segment event or batch file (exit 1 if any event is rejected)",
-        description="Print the Orb event(s) a Segment event, array or {\"batch\": [...]} becomes under the current settings.",
+        description='Print the Orb event(s) a Segment event, array or {"batch": [...]} becomes under the current settings.',
     )
     mapping.add_argument("file", help="JSON file ('-' for stdin)")
 
@@ -77,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     send = webhook_commands.add_parser("send", help="sign a webhook as Orb does and POST it to the dev stack")
     send.add_argument("type", nargs="?", default="resource_event.test", help="webhook type, e.g. invoice.issued")
     send.add_argument("--url", default=DEFAULT_WEBHOOK_URL, help=f"receiver URL (default {DEFAULT_WEBHOOK_URL})")
-    send.add_argument("--secret", default=None, help="signing secret (default: $ORB_WEBHOOK_SECRET, else the dev secret)")
+    send.add_argument(
+        "--secret", default=None, help="signing secret (default: $ORB_WEBHOOK_SECRET, else the dev secret)"
+    )
     send.add_argument("--times", type=int, default=1, help="deliver it this many times (redeliveries keep the id)")
     webhook_commands.add_parser(
         "sign", add_help=False, help="write a freshly signed HTTP API v2 event (see `orb-bridge webhook sign --help`)"
@@ -85,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("sandbox", add_help=False, help="run the Orb sandbox alone (see `orb-bridge sandbox --help`)")
     commands.add_parser("replay", add_help=False, help="replay rejected events (see `orb-bridge replay --help`)")
-    commands.add_parser("backfill", add_help=False, help="backfill late rejected events into Orb (see `orb-bridge backfill --help`)")
+    commands.add_parser(
+        "backfill", add_help=False, help="backfill late rejected events into Orb (see `orb-bridge backfill --help`)"
+    )
     return parser
 
 
@@ -152,8 +160,8 @@ def _curl_example(segment_url: str) -> str:
     return (
         "Try:\n"
         f"  curl -s -X POST {segment_url} -H 'content-type: application/json' \\\n"
-        "    -d '{\"type\":\"track\",\"event\":\"payment_confirmed\",\"userId\":\"cust_1\",\"messageId\":\"msg-'$RANDOM'\",\n"
-        "         \"timestamp\":\"'$(date -u +%Y-%m-%dT%H:%M:%SZ)'\",\"properties\":{\"amount\":100,\"currency\":\"USD\"}}'\n"
+        '    -d \'{"type":"track","event":"payment_confirmed","userId":"cust_1","messageId":"msg-\'$RANDOM\'",\n'
+        '         "timestamp":"\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'","properties":{"amount":100,"currency":"USD"}}\'\n'
         "  orb-bridge webhook send invoice.issued"
     )
 

@@ -66,10 +66,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 class DevStack(DevStackEnvironment, DevStackStatus):
     """The whole product on loopback; settings in ``devstack_env``, reporting in ``devstack_status``."""
 
-
     def __init__(self, config: DevStackConfig | None = None) -> None:
         self.config = config or DevStackConfig()
-        self.user_env: Mapping[str, str] = dict(self.config.user_env if self.config.user_env is not None else os.environ)
+        self.user_env: Mapping[str, str] = dict(
+            self.config.user_env if self.config.user_env is not None else os.environ
+        )
         self.counters = Counters()
         self.local_aws: LocalAws | None = None
         self.resources: LocalResources | None = None
@@ -150,12 +151,18 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         self.gateway = Gateway(
             [
                 Route(
-                    "POST", "/segment", _without_metric_output(intake.lambda_handler), "TrackIntakeFunction",
+                    "POST",
+                    "/segment",
+                    _without_metric_output(intake.lambda_handler),
+                    "TrackIntakeFunction",
                     float(function_properties(template, "TrackIntakeFunction").get("Timeout", 3)),
                     on_response=self._count_segment_response,
                 ),
                 Route(
-                    "POST", "/orb/webhook", _without_metric_output(webhook.lambda_handler), "OrbWebhookFunction",
+                    "POST",
+                    "/orb/webhook",
+                    _without_metric_output(webhook.lambda_handler),
+                    "OrbWebhookFunction",
                     float(function_properties(template, "OrbWebhookFunction").get("Timeout", 3)),
                     on_response=self._count_webhook_response,
                 ),

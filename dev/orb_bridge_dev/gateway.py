@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -47,8 +47,15 @@ class Route:
 
 
 def http_api_v2_event(
-    *, method: str, raw_path: str, raw_query: str, headers: list[tuple[str, str]], body: bytes, route_key: str,
-    source_ip: str, host: str,
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    route_key: str,
+    source_ip: str,
+    host: str,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event for one request."""
     merged: dict[str, str] = {}
@@ -159,8 +166,14 @@ class Gateway:
         if len(body) > MAX_PAYLOAD_BYTES:
             return _json(413, {"message": "Request Entity Too Large"})
         event = http_api_v2_event(
-            method=method, raw_path=path, raw_query=split.query, headers=headers, body=body,
-            route_key=route.route_key, source_ip=source_ip, host=host,
+            method=method,
+            raw_path=path,
+            raw_query=split.query,
+            headers=headers,
+            body=body,
+            route_key=route.route_key,
+            source_ip=source_ip,
+            host=host,
         )
         context = LambdaContext(route.function_name, route.timeout_seconds)
         with route.lock:
@@ -198,8 +211,12 @@ class Gateway:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, headers, raw = gateway.dispatch(
-                    self.command, self.path, list(self.headers.items()), body,
-                    self.client_address[0], self.headers.get("host", "127.0.0.1"),
+                    self.command,
+                    self.path,
+                    list(self.headers.items()),
+                    body,
+                    self.client_address[0],
+                    self.headers.get("host", "127.0.0.1"),
                 )
                 self.send_response(status)
                 for name, value in headers.items():
@@ -220,4 +237,3 @@ class Gateway:
 
 def _json(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     return status, {"content-type": "application/json"}, json.dumps(payload).encode("utf-8")
-

@@ -200,9 +200,7 @@ class LocalAws:
         name = resolver.resolve(properties.get(key)) if properties.get(key) is not None else None
         return str(name) if name else f"{self.stack_name}-{logical_id}"
 
-    def _create_queue(
-        self, sqs: Any, resolver: _Refs, logical_id: str, local_visibility: int | None
-    ) -> QueueInfo:
+    def _create_queue(self, sqs: Any, resolver: _Refs, logical_id: str, local_visibility: int | None) -> QueueInfo:
         properties = _resource(self.template, logical_id, "AWS::SQS::Queue")
         name = self._physical_name(resolver, properties, "QueueName", logical_id)
         attributes: dict[str, str] = {}

@@ -92,11 +92,14 @@ class Pacer:
             now = self.clock()
             elapsed, self._last = now - self._last, now
             if self.requests_per_second > 0:
-                self._request_tokens = min(max(1.0, self.requests_per_second),
-                                           self._request_tokens + elapsed * self.requests_per_second)
+                self._request_tokens = min(
+                    max(1.0, self.requests_per_second), self._request_tokens + elapsed * self.requests_per_second
+                )
             if self.events_per_minute > 0:
-                self._event_tokens = min(max(float(events), self.events_per_minute),
-                                         self._event_tokens + elapsed * self.events_per_minute / 60)
+                self._event_tokens = min(
+                    max(float(events), self.events_per_minute),
+                    self._event_tokens + elapsed * self.events_per_minute / 60,
+                )
             wait = 0.0
             if self.requests_per_second > 0 and self._request_tokens < 1:
                 wait = (1 - self._request_tokens) / self.requests_per_second
@@ -148,8 +151,16 @@ class OrbBackfillClient:
     def __repr__(self) -> str:  # never show the key
         return f"OrbBackfillClient({self.base_url!r})"
 
-    def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-                 events: int = 0, idempotent: bool = True) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        events: int = 0,
+        idempotent: bool = True,
+    ) -> Any:
         """One call, retried on 429 (never processed), and on 5xx and network errors if ``idempotent``."""
         last_error = "no attempt made"
         for attempt in range(self.attempts):
@@ -157,7 +168,10 @@ class OrbBackfillClient:
             self.requests_made += 1
             try:
                 response = self._http.request(
-                    method, self.base_url + path, json=json, params=params,
+                    method,
+                    self.base_url + path,
+                    json=json,
+                    params=params,
                     headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
                 )
             except httpx.HTTPError as exc:
@@ -182,8 +196,15 @@ class OrbBackfillClient:
         raise OrbApiError(None, f"{method} {path} failed ({last_error})")
 
     # -- backfills ------------------------------------------------------------------------------
-    def create_backfill(self, *, timeframe_start: datetime, timeframe_end: datetime, close_time: datetime,
-                        external_customer_id: str | None = None, customer_id: str | None = None) -> Backfill:
+    def create_backfill(
+        self,
+        *,
+        timeframe_start: datetime,
+        timeframe_end: datetime,
+        close_time: datetime,
+        external_customer_id: str | None = None,
+        customer_id: str | None = None,
+    ) -> Backfill:
         body: dict[str, Any] = {
             "timeframe_start": _iso(timeframe_start),
             "timeframe_end": _iso(timeframe_end),
@@ -223,8 +244,9 @@ class OrbBackfillClient:
         return Backfill.model_validate(self._request("POST", f"/events/backfills/{backfill_id}/close"))
 
     # -- events ---------------------------------------------------------------------------------
-    def search_events(self, event_ids: Sequence[str], timeframe_start: datetime,
-                      timeframe_end: datetime) -> dict[str, OrbEvent]:
+    def search_events(
+        self, event_ids: Sequence[str], timeframe_start: datetime, timeframe_end: datetime
+    ) -> dict[str, OrbEvent]:
         """The events Orb has under these idempotency keys (500 per request, as the spec allows)."""
         found: dict[str, OrbEvent] = {}
         for start in range(0, len(event_ids), MAX_SEARCH_IDS):
@@ -243,8 +265,9 @@ class OrbBackfillClient:
         """One ``POST /ingest?backfill_id=``; raises OrbApiError if Orb refuses it (e.g. a 400)."""
         if len(events) > MAX_INGEST_EVENTS:
             raise ValueError(f"at most {MAX_INGEST_EVENTS} events per request")
-        self._request("POST", "/ingest", json={"events": list(events)}, params={"backfill_id": backfill_id},
-                      events=len(events))
+        self._request(
+            "POST", "/ingest", json={"events": list(events)}, params={"backfill_id": backfill_id}, events=len(events)
+        )
 
 
 def _json(response: httpx.Response) -> Any:

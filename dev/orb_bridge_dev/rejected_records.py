@@ -108,8 +108,17 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
     else:
         stage, reason, rejected_at = REDRIVEN, "moved by the queue's redrive after maxReceiveCount", sent_at
         decision = read_ingest_message(body, mapping)
-    entry = Entry(message["MessageId"], message["ReceiptHandle"], body, sent_at, stage, reason, rejected_at,
-                  decision.event, "keep")
+    entry = Entry(
+        message["MessageId"],
+        message["ReceiptHandle"],
+        body,
+        sent_at,
+        stage,
+        reason,
+        rejected_at,
+        decision.event,
+        "keep",
+    )
     if decision.action is Action.SEND and decision.event is not None:
         late = parse_time(decision.event.timestamp) < cutoff
         entry.action = "backfill" if late else "replay"
@@ -139,13 +148,17 @@ class Filters:
 
 # -- SQS --------------------------------------------------------------------------------------------
 
+
 def receive_all(sqs: Any, queue_url: str, hold_seconds: int, wait_seconds: int = 1) -> list[dict[str, Any]]:
     """Every message on the queue, each held invisible for ``hold_seconds``."""
     messages: dict[str, dict[str, Any]] = {}
     while True:
         batch = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=hold_seconds,
-            WaitTimeSeconds=wait_seconds, AttributeNames=["SentTimestamp"],
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=hold_seconds,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["SentTimestamp"],
         ).get("Messages", [])
         if not batch:
             return list(messages.values())
@@ -162,10 +175,13 @@ def release(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> None:
     """Make messages visible again at once (best effort: otherwise they return after the hold)."""
     for batch in _batched(entries):
         try:
-            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": entry.receipt_handle, "VisibilityTimeout": 0}
-                for i, entry in enumerate(batch)
-            ])
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": entry.receipt_handle, "VisibilityTimeout": 0}
+                    for i, entry in enumerate(batch)
+                ],
+            )
         except Exception:  # noqa: BLE001 - they reappear when the hold expires anyway
             pass
 
@@ -174,9 +190,10 @@ def delete(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> list[Entry]:
     """Delete messages; return those that could not be deleted."""
     failed: list[Entry] = []
     for batch in _batched(entries):
-        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": entry.receipt_handle} for i, entry in enumerate(batch)
-        ])
+        response = sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": entry.receipt_handle} for i, entry in enumerate(batch)],
+        )
         failed += [batch[int(item["Id"])] for item in response.get("Failed", [])]
     return failed
 

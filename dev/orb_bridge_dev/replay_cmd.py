@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan(target: Target, filters: Filters, now: datetime, grace_hours: float, hold_seconds: int,
-         wait_seconds: int = 1) -> tuple[list[Entry], list[Entry]]:
+def plan(
+    target: Target, filters: Filters, now: datetime, grace_hours: float, hold_seconds: int, wait_seconds: int = 1
+) -> tuple[list[Entry], list[Entry]]:
     """(every record received, the ones the filters select), each classified."""
     cutoff = late_cutoff(now, grace_hours)
     received = receive_all(target.sqs, target.rejected_queue_url, hold_seconds, wait_seconds)
@@ -87,16 +88,24 @@ def replay(target: Target, selected: Sequence[Entry], progress: Progress, report
     return report
 
 
-def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        session_factory: Callable[..., Any] | None = None, wait_seconds: int = 1) -> int:
+def run(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    out: TextIO,
+    err: TextIO,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    session_factory: Callable[..., Any] | None = None,
+    wait_seconds: int = 1,
+) -> int:
     try:
         target = stack_target.resolve(args, env, session_factory)
         grace_hours = stack_target.grace_period_hours(args, env)
         moment = now()
         filters = Filters(
-            stages=frozenset(args.stage or ()), reason_contains=args.reason_contains,
-            since=parse_since(args.since, moment) if args.since else None, customer=args.customer,
+            stages=frozenset(args.stage or ()),
+            reason_contains=args.reason_contains,
+            since=parse_since(args.since, moment) if args.since else None,
+            customer=args.customer,
         )
     except (TargetError, argparse.ArgumentTypeError) as exc:
         print(f"orb-bridge replay: {exc}", file=err)
@@ -104,8 +113,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Text
     entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
     report = ReplayReport()
     try:
-        print(f"{target.label}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected "
-              f"(grace period {grace_hours:g} h)", file=out)
+        print(
+            f"{target.label}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected "
+            f"(grace period {grace_hours:g} h)",
+            file=out,
+        )
         if any(entry.stage == "intake" for entry in selected):
             print(f"mapping used for intake records: {stack_target.mapping_description(target.mapping())}", file=out)
         print(summary(selected, moment), file=out)
@@ -115,10 +127,16 @@ def run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Text
         replayable = sum(entry.action == "replay" for entry in selected)
         replay(target, selected, Progress(replayable, err, "replaying"), report)
         left = [entry for entry in selected if entry.action != "replay"]
-        print(f"\nreplayed {report.replayed} event(s) to the ingest queue"
-              + (f"; {report.send_failed} could not be enqueued (kept, rerun to retry)" if report.send_failed else "")
-              + (f"; {report.not_deleted} enqueued but not deleted (a rerun replays them again, harmless)"
-                 if report.not_deleted else ""), file=out)
+        print(
+            f"\nreplayed {report.replayed} event(s) to the ingest queue"
+            + (f"; {report.send_failed} could not be enqueued (kept, rerun to retry)" if report.send_failed else "")
+            + (
+                f"; {report.not_deleted} enqueued but not deleted (a rerun replays them again, harmless)"
+                if report.not_deleted
+                else ""
+            ),
+            file=out,
+        )
         backfill = sum(entry.action == "backfill" for entry in left)
         if backfill:
             print(f"{backfill} record(s) older than the grace period: run `orb-bridge backfill`", file=out)

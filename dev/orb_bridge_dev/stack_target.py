@@ -39,19 +39,32 @@ def add_arguments(parser: argparse.ArgumentParser, hold_seconds: int) -> None:
     aws = parser.add_argument_group("AWS")
     aws.add_argument("--region", help="AWS region (default: your AWS configuration)")
     aws.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
-    aws.add_argument("--endpoint-url", help="with --dev: the moto address the dev stack prints (default $AWS_ENDPOINT_URL)")
+    aws.add_argument(
+        "--endpoint-url", help="with --dev: the moto address the dev stack prints (default $AWS_ENDPOINT_URL)"
+    )
     filters = parser.add_argument_group("which records")
-    filters.add_argument("--stage", action="append", choices=STAGE_CHOICES,
-                         help="only this stage (repeatable); 'redriven' = moved by the queue's redrive")
+    filters.add_argument(
+        "--stage",
+        action="append",
+        choices=STAGE_CHOICES,
+        help="only this stage (repeatable); 'redriven' = moved by the queue's redrive",
+    )
     filters.add_argument("--reason-contains", default="", metavar="TEXT", help="reason contains TEXT (any case)")
     filters.add_argument("--since", metavar="WHEN", help="rejected at or after WHEN: 2h, 3d or an ISO 8601 time")
     filters.add_argument("--customer", default="", metavar="ID", help="only this (external) customer id")
     parser.add_argument("--yes", action="store_true", help="act (default: dry run, nothing changes)")
-    parser.add_argument("--grace-period-hours", type=float, default=None,
-                        help=f"Orb's grace period for your account (default $ORB_GRACE_PERIOD_HOURS or "
-                             f"{DEFAULT_GRACE_PERIOD_HOURS:g})")
-    parser.add_argument("--hold-seconds", type=int, default=hold_seconds,
-                        help=f"how long records stay invisible to others during a run (default {hold_seconds})")
+    parser.add_argument(
+        "--grace-period-hours",
+        type=float,
+        default=None,
+        help=f"Orb's grace period for your account (default $ORB_GRACE_PERIOD_HOURS or {DEFAULT_GRACE_PERIOD_HOURS:g})",
+    )
+    parser.add_argument(
+        "--hold-seconds",
+        type=int,
+        default=hold_seconds,
+        help=f"how long records stay invisible to others during a run (default {hold_seconds})",
+    )
 
 
 def grace_period_hours(args: argparse.Namespace, env: Mapping[str, str]) -> float:
@@ -64,7 +77,9 @@ def grace_period_hours(args: argparse.Namespace, env: Mapping[str, str]) -> floa
         raise TargetError(f"ORB_GRACE_PERIOD_HOURS must be a number of hours, got {raw!r}") from None
 
 
-def resolve(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any] | None = None) -> Target:
+def resolve(
+    args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any] | None = None
+) -> Target:
     import boto3
 
     session_factory = session_factory or boto3.session.Session
@@ -82,16 +97,21 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
     running = read_dev_stack_file()
     endpoint = (args.endpoint_url or env.get("AWS_ENDPOINT_URL", "") or running.get("aws_endpoint_url", "")).strip()
     if not endpoint:
-        raise TargetError("--dev: no dev stack running (start it with `make dev`), or pass --endpoint-url "
-                          "http://127.0.0.1:PORT (its 'AWS' banner line) or set AWS_ENDPOINT_URL")
+        raise TargetError(
+            "--dev: no dev stack running (start it with `make dev`), or pass --endpoint-url "
+            "http://127.0.0.1:PORT (its 'AWS' banner line) or set AWS_ENDPOINT_URL"
+        )
     session = session_factory(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     sqs = session.client("sqs", endpoint_url=endpoint)
     stack = PSEUDO_PARAMETERS["AWS::StackName"]
     try:
-        ingest, rejected = (sqs.get_queue_url(QueueName=f"{stack}-{name}")["QueueUrl"]
-                            for name in (INGEST_QUEUE, REJECTED_QUEUE))
+        ingest, rejected = (
+            sqs.get_queue_url(QueueName=f"{stack}-{name}")["QueueUrl"] for name in (INGEST_QUEUE, REJECTED_QUEUE)
+        )
     except Exception as exc:  # noqa: BLE001 - connection refused, queue missing...
-        raise TargetError(f"no dev stack queues at {endpoint} ({type(exc).__name__}): is `orb-bridge dev` running?") from None
+        raise TargetError(
+            f"no dev stack queues at {endpoint} ({type(exc).__name__}): is `orb-bridge dev` running?"
+        ) from None
     local_orb = not env.get("ORB_API_BASE_URL", "").strip()
     return Target(
         label=f"dev stack at {endpoint}",
@@ -99,8 +119,9 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         ingest_queue_url=ingest,
         rejected_queue_url=rejected,
         mapping=functools.cache(lambda: MappingSettings.from_env(map_settings_env(env))),
-        orb_base_url=((running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb
-                      else env["ORB_API_BASE_URL"].strip()),
+        orb_base_url=(
+            (running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb else env["ORB_API_BASE_URL"].strip()
+        ),
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
     )
 
@@ -151,8 +172,9 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         try:
             return session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
         except Exception as exc:  # noqa: BLE001 - the message never carries the secret
-            raise TargetError(f"cannot read the Orb API key from the stack's secret ({type(exc).__name__}); "
-                              "set ORB_API_KEY instead") from None
+            raise TargetError(
+                f"cannot read the Orb API key from the stack's secret ({type(exc).__name__}); set ORB_API_KEY instead"
+            ) from None
 
     return Target(
         label=f"stack {args.stack}",
@@ -173,6 +195,8 @@ def _api_key_from_env(env: Mapping[str, str]) -> str:
 
 
 def mapping_description(settings: MappingSettings) -> str:
-    return (f"EVENT_NAME_FIELD={settings.event_name_field} EXTERNAL_CUSTOMER_ID_FIELD="
-            f"{settings.external_customer_id_field} IDEMPOTENCY_KEY_FIELD={settings.idempotency_key_field} "
-            f"PROPERTIES_MAPPING={json.dumps(dict(settings.properties_mapping))}")
+    return (
+        f"EVENT_NAME_FIELD={settings.event_name_field} EXTERNAL_CUSTOMER_ID_FIELD="
+        f"{settings.external_customer_id_field} IDEMPOTENCY_KEY_FIELD={settings.idempotency_key_field} "
+        f"PROPERTIES_MAPPING={json.dumps(dict(settings.properties_mapping))}"
+    )

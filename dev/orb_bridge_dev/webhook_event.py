@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--secret", help="webhook secret (default: $ORB_WEBHOOK_SECRET; the first if several)")
     parser.add_argument(
-        "-o", "--output", default=str(DEFAULT_OUTPUT), help=f"event file to write, '-' for stdout (default {DEFAULT_OUTPUT})"
+        "-o",
+        "--output",
+        default=str(DEFAULT_OUTPUT),
+        help=f"event file to write, '-' for stdout (default {DEFAULT_OUTPUT})",
     )
     parser.add_argument("--base64", action="store_true", help="deliver the body base64-encoded (isBase64Encoded)")
     return parser

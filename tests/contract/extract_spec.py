@@ -30,7 +30,7 @@ PREFIX = "#/components/schemas/"
 
 def _refs(node: Any) -> set[str]:
     if isinstance(node, dict):
-        found = {node["$ref"][len(PREFIX):]} if str(node.get("$ref", "")).startswith(PREFIX) else set()
+        found = {node["$ref"][len(PREFIX) :]} if str(node.get("$ref", "")).startswith(PREFIX) else set()
         return found.union(*(_refs(value) for value in node.values()))
     if isinstance(node, list):
         return set().union(*(_refs(item) for item in node))
@@ -51,8 +51,10 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
         "info": {**spec.get("info", {}), "x-subset-of": "Orb's OpenAPI spec: see tests/contract/README.md"},
         "servers": spec.get("servers", []),
         "paths": paths,
-        "components": {"schemas": {name: schemas[name] for name in sorted(wanted)},
-                       "securitySchemes": spec["components"].get("securitySchemes", {})},
+        "components": {
+            "schemas": {name: schemas[name] for name in sorted(wanted)},
+            "securitySchemes": spec["components"].get("securitySchemes", {}),
+        },
         "security": spec.get("security", []),
     }
 
@@ -64,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     subset = extract(json.loads(args.spec.read_text(encoding="utf-8")))
     args.output.write_text(json.dumps(subset, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.output}: {len(subset['paths'])} paths, {len(subset['components']['schemas'])} schemas",
-          file=sys.stderr)
+    print(
+        f"wrote {args.output}: {len(subset['paths'])} paths, {len(subset['components']['schemas'])} schemas",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -45,7 +45,8 @@ def test_a_non_conforming_sandbox_answer_is_recorded(monkeypatch: pytest.MonkeyP
 
 def test_an_undocumented_status_is_a_violation(checker: contract.ContractChecker) -> None:
     assert checker.check_response("POST", "/v1/ingest", 405, {"status": 405}) == [
-        "405 is not a documented answer of POST /v1/ingest"]
+        "405 is not a documented answer of POST /v1/ingest"
+    ]
     problem = {"type": "https://docs.withorb.com/reference/error-responses#429-too-many-requests", "status": 429}
     assert checker.check_response("POST", "/v1/ingest", 429, problem) == []
     assert checker.check_response("POST", "/v1/ingest", 429, {**problem, "status": 400})
@@ -55,10 +56,23 @@ def test_an_off_spec_request_from_the_bridge_is_recorded() -> None:
     bridge = {**AUTH, "User-Agent": "segment-orb-bridge/0.1.0"}
     with OrbSandbox(api_key="k") as sandbox:
         # Orb refuses an unknown event field: the sandbox answers 400, and the bridge was wrong to send it.
-        answer = httpx.post(f"{sandbox.base_url}/ingest", headers=bridge, params={"debug": "true", "dry_run": "1"},
-                            json={"events": [{"idempotency_key": "k", "event_name": "e", "properties": {},
-                                              "timestamp": "2026-01-01T00:00:00Z", "external_customer_id": "u",
-                                              "extra": 1}]})
+        answer = httpx.post(
+            f"{sandbox.base_url}/ingest",
+            headers=bridge,
+            params={"debug": "true", "dry_run": "1"},
+            json={
+                "events": [
+                    {
+                        "idempotency_key": "k",
+                        "event_name": "e",
+                        "properties": {},
+                        "timestamp": "2026-01-01T00:00:00Z",
+                        "external_customer_id": "u",
+                        "extra": 1,
+                    }
+                ]
+            },
+        )
         other_client = httpx.post(f"{sandbox.base_url}/ingest", headers=AUTH, json={"events": [], "x": 1})
     assert answer.status_code == 400 and other_client.status_code == 400
     [violation] = contract.take_violations()  # the other client's bad request is only answered

@@ -30,4 +30,3 @@ def stack() -> Iterator[DevStack]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as client:
         yield client
-

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 # 2-core machine must only delay a real failure, never cause one.
 EVENTUALLY = 120.0
 
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -90,7 +91,8 @@ def test_batch_with_an_invalid_event_lands_the_valid_ones_and_keeps_the_invalid_
     assert stack.sandbox.wait_for_ingested(keys, timeout=EVENTUALLY)
     assert invalid["messageId"] not in stack.sandbox.ingested_events()
     kept = [
-        r for r in queue_bodies(stack, stack.resources.rejected_queue.url)
+        r
+        for r in queue_bodies(stack, stack.resources.rejected_queue.url)
         if (r.get("segment_event") or {}).get("messageId") == invalid["messageId"]
     ]
     assert len(kept) == 1
@@ -116,7 +118,8 @@ def test_orb_500s_are_retried_until_the_event_is_ingested_exactly_once(stack: De
     assert len(search(stack, http, [key])) == 1
     assert wait_until(lambda: stack.queue_depth(stack.resources.ingest_queue.url) == 0, timeout=EVENTUALLY)
     assert not [
-        r for r in queue_bodies(stack, stack.resources.rejected_queue.url)
+        r
+        for r in queue_bodies(stack, stack.resources.rejected_queue.url)
         if (r.get("orb_event") or {}).get("idempotency_key") == key
     ]
 
@@ -154,8 +157,17 @@ def test_webhook_with_a_wrong_signature_is_refused_and_not_forwarded(stack: DevS
 
 def test_cli_webhook_send_signs_like_orb_and_redelivers_once(stack: DevStack, capsys: pytest.CaptureFixture) -> None:
     code = cli.main(
-        ["webhook", "send", "subscription.started", "--url", stack.webhook_url,
-         "--secret", DEV_WEBHOOK_SECRET, "--times", "2"]
+        [
+            "webhook",
+            "send",
+            "subscription.started",
+            "--url",
+            stack.webhook_url,
+            "--secret",
+            DEV_WEBHOOK_SECRET,
+            "--times",
+            "2",
+        ]
     )
 
     assert code == 0

@@ -29,20 +29,28 @@ def stamp(moment: datetime) -> str:
 
 
 def track(key: str, at: datetime) -> dict[str, Any]:
-    return {"type": "track", "event": "api_call", "userId": "cust_replay", "messageId": key,
-            "timestamp": stamp(at), "properties": {"amount": 1}}
+    return {
+        "type": "track",
+        "event": "api_call",
+        "userId": "cust_replay",
+        "messageId": key,
+        "timestamp": stamp(at),
+        "properties": {"amount": 1},
+    }
 
 
 def queue_depth(stack: DevStack, url: str) -> int:
     attributes = stack.local_aws.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
 def visible(stack: DevStack, url: str) -> int:
     attributes = stack.local_aws.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
 
 
@@ -55,8 +63,10 @@ def clean_rejected_queue(stack: DevStack) -> None:
     """Other tests leave records behind; these tests count the queue."""
     sqs = stack.local_aws.client("sqs")  # PurgeQueue: once a minute only
     while batch := sqs.receive_message(QueueUrl=rejected_url(stack), MaxNumberOfMessages=10).get("Messages", []):
-        sqs.delete_message_batch(QueueUrl=rejected_url(stack), Entries=[
-            {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]} for i, message in enumerate(batch)])
+        sqs.delete_message_batch(
+            QueueUrl=rejected_url(stack),
+            Entries=[{"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]} for i, message in enumerate(batch)],
+        )
 
 
 @pytest.fixture
@@ -102,12 +112,17 @@ def test_console_redrive_to_the_ingest_queue_replays_a_fixed_mapping(
     # The console's "Start DLQ redrive" to a custom destination (moto lacks StartMessageMoveTask):
     # every message moved as is, received then sent then deleted.
     moved = 0
-    while batch := sqs.receive_message(QueueUrl=rejected_url(stack), MaxNumberOfMessages=10,
-                                       VisibilityTimeout=60).get("Messages", []):
-        sqs.send_message_batch(QueueUrl=stack.resources.ingest_queue.url, Entries=[
-            {"Id": str(i), "MessageBody": message["Body"]} for i, message in enumerate(batch)])
-        sqs.delete_message_batch(QueueUrl=rejected_url(stack), Entries=[
-            {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]} for i, message in enumerate(batch)])
+    while batch := sqs.receive_message(QueueUrl=rejected_url(stack), MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+        "Messages", []
+    ):
+        sqs.send_message_batch(
+            QueueUrl=stack.resources.ingest_queue.url,
+            Entries=[{"Id": str(i), "MessageBody": message["Body"]} for i, message in enumerate(batch)],
+        )
+        sqs.delete_message_batch(
+            QueueUrl=rejected_url(stack),
+            Entries=[{"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]} for i, message in enumerate(batch)],
+        )
         moved += len(batch)
     assert moved == EVENTS
 
@@ -195,8 +210,15 @@ def test_late_events_refused_by_orb_are_routed_to_backfill_and_backfilled_once(
     assert all("orb-bridge backfill --stack <name>" in record["hint"] for record in records)
 
     env = {"ORB_API_BASE_URL": stack.sandbox.base_url, "ORB_API_KEY": DEV_ORB_API_KEY}
-    argv = ["backfill", "--dev", "--endpoint-url", stack.resources.endpoint_url, "--yes",
-            "--state-file", str(tmp_path / "backfills.json")]
+    argv = [
+        "backfill",
+        "--dev",
+        "--endpoint-url",
+        stack.resources.endpoint_url,
+        "--yes",
+        "--state-file",
+        str(tmp_path / "backfills.json"),
+    ]
     out = io.StringIO()
     status = backfill_cmd.run(backfill_cmd.build_parser().parse_args(argv[1:]), env, out, io.StringIO(), wait_seconds=0)
 
@@ -217,16 +239,27 @@ def _seed_existing_event(stack: DevStack, http: Any, at: datetime) -> str:
     """Put one event 13 hours old into Orb the way Orb allows: a backfill, ingested, closed."""
     headers = {"Authorization": f"Bearer {DEV_ORB_API_KEY}"}
     base = stack.sandbox.base_url
-    created = http.post(f"{base}/events/backfills", headers=headers, json={
-        "timeframe_start": stamp(at - timedelta(minutes=1)), "timeframe_end": stamp(at + timedelta(minutes=1)),
-        "replace_existing_events": False,
-    })
+    created = http.post(
+        f"{base}/events/backfills",
+        headers=headers,
+        json={
+            "timeframe_start": stamp(at - timedelta(minutes=1)),
+            "timeframe_end": stamp(at + timedelta(minutes=1)),
+            "replace_existing_events": False,
+        },
+    )
     assert created.status_code in (200, 201), created.text
     backfill_id = created.json()["id"]
-    event = {"event_name": "api_call", "idempotency_key": "late-seeded", "external_customer_id": "cust_replay",
-             "timestamp": stamp(at), "properties": {"amount": 7}}
-    ingested = http.post(f"{base}/ingest", params={"backfill_id": backfill_id}, headers=headers,
-                         json={"events": [event]})
+    event = {
+        "event_name": "api_call",
+        "idempotency_key": "late-seeded",
+        "external_customer_id": "cust_replay",
+        "timestamp": stamp(at),
+        "properties": {"amount": 7},
+    }
+    ingested = http.post(
+        f"{base}/ingest", params={"backfill_id": backfill_id}, headers=headers, json={"events": [event]}
+    )
     assert ingested.status_code == 200, ingested.text
     closed = http.post(f"{base}/events/backfills/{backfill_id}/close", headers=headers)
     assert closed.status_code == 200, closed.text

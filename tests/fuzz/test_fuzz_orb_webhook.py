@@ -20,8 +20,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given
 from hypothesis import event as record_event
+from hypothesis import given
 from hypothesis import strategies as st
 
 from orb_bridge import aws
@@ -38,10 +38,15 @@ FUZZ_SETTINGS = fuzz_settings(max_examples=150)
 
 # ---- strategies -------------------------------------------------------------------------------
 
-created_ats = st.sampled_from(
-    ["2026-11-02T10:00:00.000Z", "2024-03-27T15:42:29.551", "2026-11-02T10:00:00+02:00", "", "NaN", "0"]
-) | json_scalars
-webhook_types = st.sampled_from(["invoice.issued", "resource_event.test", "subscription.started", "x" * 200]) | json_scalars
+created_ats = (
+    st.sampled_from(
+        ["2026-11-02T10:00:00.000Z", "2024-03-27T15:42:29.551", "2026-11-02T10:00:00+02:00", "", "NaN", "0"]
+    )
+    | json_scalars
+)
+webhook_types = (
+    st.sampled_from(["invoice.issued", "resource_event.test", "subscription.started", "x" * 200]) | json_scalars
+)
 webhook_payloads = st.fixed_dictionaries(
     {},
     optional={
@@ -56,7 +61,11 @@ webhook_payloads = st.fixed_dictionaries(
 # Webhooks as Orb sends them: always usable, must always be forwarded exactly once.
 usable_webhooks = st.builds(
     lambda webhook_id, type_, style, extra: {
-        "id": webhook_id, "created_at": "2026-11-02T10:00:00.000Z", "type": type_, **style, "properties": extra,
+        "id": webhook_id,
+        "created_at": "2026-11-02T10:00:00.000Z",
+        "type": type_,
+        **style,
+        "properties": extra,
     },
     st.text(min_size=1, max_size=20).filter(str.strip),
     st.sampled_from(["invoice.issued", "customer.created", "resource_event.test", "some.future_type"]),
@@ -106,8 +115,13 @@ def forged_headers(draw: st.DrawFn, raw: bytes) -> dict[str, str]:
         "no-equals": "v1" + valid_hex,
         "random": draw(st.text(max_size=80)),
     }
-    headers = dict(draw(st.dictionaries(st.sampled_from(["content-type", "user-agent"]) | st.text(max_size=10),
-                                        st.text(max_size=20), max_size=3)))
+    headers = dict(
+        draw(
+            st.dictionaries(
+                st.sampled_from(["content-type", "user-agent"]) | st.text(max_size=10), st.text(max_size=20), max_size=3
+            )
+        )
+    )
     headers = {k: v for k, v in headers.items() if k.lower() not in {"x-orb-timestamp", "x-orb-signature"}}
     if draw(st.booleans()):
         headers["x-orb-timestamp"] = timestamp
@@ -152,8 +166,10 @@ class WebhookStack:
         number = next(_numbers)
         table = f"fuzz-idempotency-{number}"
         self.dynamodb.create_table(
-            TableName=table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+            TableName=table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         bus = f"fuzz-bus-{number}"
         self.events.create_event_bus(Name=bus)
@@ -199,7 +215,11 @@ def http_api_event(body: Any, is_base64: Any, headers: dict[str, str]) -> dict[s
         "rawPath": "/orb/webhook",
         "rawQueryString": "",
         "headers": headers,
-        "requestContext": {"http": {"method": "POST", "path": "/orb/webhook"}, "requestId": "fuzz", "stage": "$default"},
+        "requestContext": {
+            "http": {"method": "POST", "path": "/orb/webhook"},
+            "requestId": "fuzz",
+            "stage": "$default",
+        },
         "body": body,
         "isBase64Encoded": is_base64,
     }
@@ -214,8 +234,10 @@ def usable(raw: bytes) -> bool:
         return False
     return (
         isinstance(document, dict)
-        and isinstance(document.get("id"), str) and document["id"] != ""
-        and isinstance(document.get("type"), str) and 0 < len(document["type"]) <= 128
+        and isinstance(document.get("id"), str)
+        and document["id"] != ""
+        and isinstance(document.get("type"), str)
+        and 0 < len(document["type"]) <= 128
         and document.get("created_at") is not None
     )
 
@@ -225,7 +247,9 @@ def usable(raw: bytes) -> bool:
 
 @FUZZ_SETTINGS
 @given(data=st.data())
-def test_unauthenticated_deliveries_are_refused_and_never_forwarded(webhook_stack: WebhookStack, data: st.DataObject) -> None:
+def test_unauthenticated_deliveries_are_refused_and_never_forwarded(
+    webhook_stack: WebhookStack, data: st.DataObject
+) -> None:
     raw = data.draw(raw_bodies())
     body, is_base64 = data.draw(deliveries(raw))
     headers = data.draw(forged_headers(raw))
@@ -239,7 +263,9 @@ def test_unauthenticated_deliveries_are_refused_and_never_forwarded(webhook_stac
 
 @FUZZ_SETTINGS
 @given(data=st.data())
-def test_authentic_deliveries_forward_only_usable_webhooks_once(webhook_stack: WebhookStack, data: st.DataObject) -> None:
+def test_authentic_deliveries_forward_only_usable_webhooks_once(
+    webhook_stack: WebhookStack, data: st.DataObject
+) -> None:
     raw = data.draw(raw_bodies())
     timestamp = orb_timestamp(data.draw(st.integers(-290, 290)))
     body, is_base64 = data.draw(deliveries(raw))

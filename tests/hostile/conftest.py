@@ -44,9 +44,15 @@ def intake_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[IntakeStack]:
         monkeypatch.setenv("SEGMENT_AUTH_TOKEN", TOKEN)
         monkeypatch.setenv("EXTERNAL_CUSTOMER_ID_FIELD", "userId")
         monkeypatch.setenv("PROPERTIES_MAPPING", '{"amount": "amount"}')
-        for name in ("ALLOW_UNAUTHENTICATED", "REQUIRE_BEARER_FOR_BATCHES", "SEGMENT_SHARED_SECRET_ARN",
-                     "SEGMENT_AUTH_TOKEN_ARN", "MAX_BATCH_EVENTS", "MAX_BODY_BYTES",
-                     "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES"):
+        for name in (
+            "ALLOW_UNAUTHENTICATED",
+            "REQUIRE_BEARER_FOR_BATCHES",
+            "SEGMENT_SHARED_SECRET_ARN",
+            "SEGMENT_AUTH_TOKEN_ARN",
+            "MAX_BATCH_EVENTS",
+            "MAX_BODY_BYTES",
+            "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES",
+        ):
             monkeypatch.delenv(name, raising=False)
         intake.reset()
         metrics.clear_metrics()

@@ -31,8 +31,9 @@ def emitted_metrics(output: str) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("with_token", [True, False])
-def test_the_smuggling_request_gets_a_401_and_nothing_is_billed(intake_stack: IntakeStack, monkeypatch, capsys,
-                                                                with_token: bool) -> None:
+def test_the_smuggling_request_gets_a_401_and_nothing_is_billed(
+    intake_stack: IntakeStack, monkeypatch, capsys, with_token: bool
+) -> None:
     if not with_token:  # the template's SegmentSharedSecretOnly deployment
         monkeypatch.delenv("SEGMENT_AUTH_TOKEN")
     signed, body = smuggling_body()
@@ -44,7 +45,8 @@ def test_the_smuggling_request_gets_a_401_and_nothing_is_billed(intake_stack: In
     # Kept for the operator, marked unauthenticated and never replayable; counted for the alarm.
     records = [json.loads(record) for record in intake_stack.drain("rejected")]
     assert records and all(
-        r["stage"] == "intake" and r["replayable"] is False and r["reason"].startswith("unauthenticated") for r in records
+        r["stage"] == "intake" and r["replayable"] is False and r["reason"].startswith("unauthenticated")
+        for r in records
     )
     kept = [event for record in records for event in record["segment_events"]]
     assert len(kept) == 100 and kept[0] == track(1)

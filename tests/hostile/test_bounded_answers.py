@@ -30,12 +30,15 @@ def six_mib_batch() -> bytes:
     return js_stringify(events)[:SIX_MIB]  # cut: not even valid JSON, which must not matter
 
 
-@pytest.mark.parametrize("headers", [{}, {"x-signature": "0" * 40}, {"authorization": "Bearer wrong"},
-                                     {"x-segment-signature": "f" * 40}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"x-signature": "0" * 40}, {"authorization": "Bearer wrong"}, {"x-segment-signature": "f" * 40}]
+)
 def test_an_unauthenticated_body_is_never_parsed(intake_stack: IntakeStack, monkeypatch, headers) -> None:
     parsed: list[int] = []
     real_parse = intake_module.parse_segment_body
-    monkeypatch.setattr(intake_module, "parse_segment_body", lambda raw, **kw: parsed.append(len(raw)) or real_parse(raw, **kw))
+    monkeypatch.setattr(
+        intake_module, "parse_segment_body", lambda raw, **kw: parsed.append(len(raw)) or real_parse(raw, **kw)
+    )
     body = six_mib_batch()
     assert len(body) == SIX_MIB
     assert intake_stack.invoke(http_event(body, headers)).status == 401
@@ -48,8 +51,11 @@ def test_an_unauthenticated_array_is_scanned_only_within_the_first_event_window(
 
     scanned: list[int] = []
     real_decode = auth._DECODER.raw_decode
-    monkeypatch.setattr(auth, "_DECODER", type("D", (), {"raw_decode": staticmethod(
-        lambda text: scanned.append(len(text)) or real_decode(text))})())
+    monkeypatch.setattr(
+        auth,
+        "_DECODER",
+        type("D", (), {"raw_decode": staticmethod(lambda text: scanned.append(len(text)) or real_decode(text))})(),
+    )
     assert intake_stack.invoke(http_event(six_mib_batch(), {"x-signature": "0" * 40})).status == 401
     assert scanned and max(scanned) <= FIRST_EVENT_WINDOW_BYTES
 
@@ -104,8 +110,10 @@ def test_an_event_too_large_for_a_record_is_kept_as_an_excerpt_marked_not_replay
 @pytest.mark.parametrize("depth", [65, 990, 5000])
 def test_deep_nesting_is_a_clean_400(intake_stack: IntakeStack, depth: int) -> None:
     deep = "[" * depth + "]" * depth
-    body = ('{"type":"track","event":"e","userId":"u","messageId":"m","timestamp":"2026-11-02T10:00:00Z",'
-            f'"properties":{{"amount":{deep}}}}}').encode()
+    body = (
+        '{"type":"track","event":"e","userId":"u","messageId":"m","timestamp":"2026-11-02T10:00:00Z",'
+        f'"properties":{{"amount":{deep}}}}}'
+    ).encode()
     answer = intake_stack.invoke(http_event(body, BEARER))
     assert answer.status == 400 and "nested more than 64 levels" in answer.body["message"]
     for record in intake_stack.drain("rejected"):

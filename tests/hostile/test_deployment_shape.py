@@ -44,20 +44,29 @@ def test_the_insecure_opt_out_is_explicit(template: dict) -> None:
     env = template["Resources"]["TrackIntakeFunction"]["Properties"]["Environment"]["Variables"]
     values = parameter_values(template, {"OrbApiKeySecretArn": ORB_KEY_ARN})
     assert resolve(env["ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES"], template, values) == "false"
-    values = parameter_values(template, {"OrbApiKeySecretArn": ORB_KEY_ARN,
-                                         "SegmentSharedSecretOnly": "insecure-accept-first-event-signature"})
+    values = parameter_values(
+        template,
+        {"OrbApiKeySecretArn": ORB_KEY_ARN, "SegmentSharedSecretOnly": "insecure-accept-first-event-signature"},
+    )
     assert resolve(env["ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES"], template, values) == "true"
 
 
 def test_the_http_api_is_throttled_and_access_logged(template: dict) -> None:
     api = template["Resources"]["BridgeHttpApi"]["Properties"]
     parameters = template["Parameters"]
-    assert api["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
-                                           "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"}}
-    assert (parameters["ApiThrottlingRateLimit"]["Default"], parameters["ApiThrottlingBurstLimit"]["Default"]) == (100, 200)
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    assert (parameters["ApiThrottlingRateLimit"]["Default"], parameters["ApiThrottlingBurstLimit"]["Default"]) == (
+        100,
+        200,
+    )
     assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}
     assert "header" not in api["AccessLogSettings"]["Format"].lower()  # never the credentials
-    assert template["Resources"]["HttpApiAccessLogs"]["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    assert template["Resources"]["HttpApiAccessLogs"]["Properties"]["RetentionInDays"] == {
+        "Ref": "AccessLogRetentionDays"
+    }
 
 
 def test_reserved_concurrency_is_unset_by_default_and_ingest_never_below_its_event_source(template: dict) -> None:
@@ -66,12 +75,23 @@ def test_reserved_concurrency_is_unset_by_default_and_ingest_never_below_its_eve
     for name in functions:
         reserved = template["Resources"][name]["Properties"]["ReservedConcurrentExecutions"]
         assert resolve(reserved, template, values) is NO_VALUE, name
-    values = parameter_values(template, {"OrbApiKeySecretArn": ORB_KEY_ARN, "ReserveIngestConcurrency": "true",
-                                         "IngestMaxConcurrency": 7, "TrackIntakeReservedConcurrency": 20})
-    reserved = {name: resolve(template["Resources"][name]["Properties"]["ReservedConcurrentExecutions"],
-                              template, values) for name in functions}
+    values = parameter_values(
+        template,
+        {
+            "OrbApiKeySecretArn": ORB_KEY_ARN,
+            "ReserveIngestConcurrency": "true",
+            "IngestMaxConcurrency": 7,
+            "TrackIntakeReservedConcurrency": 20,
+        },
+    )
+    reserved = {
+        name: resolve(template["Resources"][name]["Properties"]["ReservedConcurrentExecutions"], template, values)
+        for name in functions
+    }
     assert {name: str(value) for name, value in reserved.items() if value is not NO_VALUE} == {
-        "TrackIntakeFunction": "20", "OrbIngestFunction": "7"}
+        "TrackIntakeFunction": "20",
+        "OrbIngestFunction": "7",
+    }
 
 
 def test_queues_deny_every_call_without_tls(template: dict) -> None:
@@ -90,10 +110,17 @@ def test_queues_deny_every_call_without_tls(template: dict) -> None:
 
 def test_the_orb_api_base_url_is_https_only(template: dict) -> None:
     pattern = template["Parameters"]["OrbApiBaseUrl"]["AllowedPattern"]
-    assert re.fullmatch(pattern, "https://api.withorb.com/v1") and not re.fullmatch(pattern, "http://api.withorb.com/v1")
+    assert re.fullmatch(pattern, "https://api.withorb.com/v1") and not re.fullmatch(
+        pattern, "http://api.withorb.com/v1"
+    )
     env = {"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q"}
-    for refused in ("http://api.withorb.com/v1", "ftp://x", "api.withorb.com", "http://127.0.0.1.evil.com/v1",
-                    "http://localhost@evil.com/v1"):
+    for refused in (
+        "http://api.withorb.com/v1",
+        "ftp://x",
+        "api.withorb.com",
+        "http://127.0.0.1.evil.com/v1",
+        "http://localhost@evil.com/v1",
+    ):
         with pytest.raises(ConfigurationError, match="must be an https:// URL"):
             IngestSettings.from_env({**env, "ORB_API_BASE_URL": refused})
     for allowed in ("https://api.withorb.com/v1", "http://127.0.0.1:3001/v1", "http://localhost:3001/v1"):

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.strategies import fuzz_settings, json_values
 from tests.support.fuzz_intake import (
     AUTH_TOKEN,
     Intake,
@@ -25,6 +24,7 @@ from tests.support.fuzz_intake import (
     sign,
 )
 from tests.support.segment_requests import MAX_RECORD_BYTES, MAX_RESPONSE_BYTES, track
+from tests.support.strategies import fuzz_settings, json_values
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -70,7 +70,8 @@ def check_bounds(response: dict[str, Any], rejected: list[str]) -> None:
 @SETTINGS
 @given(data=st.data())
 def test_any_body_under_any_headers_is_bounded_and_unauthenticated_enqueues_nothing(
-    intake_on_moto: Intake, data: st.DataObject  # noqa: F811
+    intake_on_moto: Intake,
+    data: st.DataObject,
 ) -> None:
     raw = data.draw(hostile_bodies() | raw_bodies())
     body, is_base64 = data.draw(http_bodies(raw))
@@ -83,10 +84,14 @@ def test_any_body_under_any_headers_is_bounded_and_unauthenticated_enqueues_noth
 
 @SETTINGS
 @given(data=st.data())
-def test_authenticated_hostile_bodies_are_bounded(intake_on_moto: Intake, data: st.DataObject) -> None:  # noqa: F811
+def test_authenticated_hostile_bodies_are_bounded(intake_on_moto: Intake, data: st.DataObject) -> None:
     raw = data.draw(hostile_bodies())
-    headers = data.draw(st.sampled_from([{"authorization": f"Bearer {AUTH_TOKEN}"}, {"x-segment-signature": sign(raw)}]))
-    response, ingested, rejected = intake_on_moto.invoke(http_api_event(raw.decode("utf-8", "surrogatepass"), False, headers))
+    headers = data.draw(
+        st.sampled_from([{"authorization": f"Bearer {AUTH_TOKEN}"}, {"x-segment-signature": sign(raw)}])
+    )
+    response, ingested, rejected = intake_on_moto.invoke(
+        http_api_event(raw.decode("utf-8", "surrogatepass"), False, headers)
+    )
     check_bounds(response, rejected)
     if response["statusCode"] != 200:
         assert ingested == []
@@ -95,12 +100,15 @@ def test_authenticated_hostile_bodies_are_bounded(intake_on_moto: Intake, data: 
 @SETTINGS
 @given(events=st.lists(st.integers(0, 10**6), min_size=2, max_size=30), first=st.integers(0, 10**6))
 def test_a_batch_signed_over_its_first_event_is_never_billed(
-    intake_on_moto: Intake, events: list[int], first: int  # noqa: F811
+    intake_on_moto: Intake,
+    events: list[int],
+    first: int,
 ) -> None:
     signed = json.dumps(track(first), separators=(",", ":")).encode()
     body = b"[" + signed + b"," + b",".join(json.dumps(track(n)).encode() for n in events[1:]) + b"]"
-    response, ingested, rejected = intake_on_moto.invoke(http_api_event(body.decode(), False, {"x-signature": sign(signed)}))
+    response, ingested, rejected = intake_on_moto.invoke(
+        http_api_event(body.decode(), False, {"x-signature": sign(signed)})
+    )
     check_bounds(response, rejected)
     assert response["statusCode"] == 401 and ingested == []
     assert rejected and all(json.loads(record)["replayable"] is False for record in rejected)
-

@@ -98,8 +98,19 @@ def test_orb_api_key_rotates_in_a_warm_ingest(secrets_manager, clock, monkeypatc
     monkeypatch.setattr(ingest, "_http", httpx.Client(transport=httpx.MockTransport(orb)))
     monkeypatch.setattr(ingest, "_service", None)
     handler = load_handler("orb_ingest").lambda_handler
-    event = sqs_event([json.dumps({"event_name": "e", "idempotency_key": "k", "timestamp": "2026-11-02T10:00:00Z",
-                                   "external_customer_id": "c", "properties": {}})])
+    event = sqs_event(
+        [
+            json.dumps(
+                {
+                    "event_name": "e",
+                    "idempotency_key": "k",
+                    "timestamp": "2026-11-02T10:00:00Z",
+                    "external_customer_id": "c",
+                    "properties": {},
+                }
+            )
+        ]
+    )
 
     handler(event, FakeLambdaContext())
     secrets_manager.put_secret_value(SecretId=arn, SecretString="orb-key-new")
@@ -114,9 +125,12 @@ def test_orb_webhook_secret_rotates_in_a_warm_webhook_function(secrets_manager, 
     from tests.support.webhook_stack import delivery, webhook_body
 
     dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(TableName="idem", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.create_table(
+        TableName="idem",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     aws.client("events").create_event_bus(Name="bus")
     arn = secrets_manager.create_secret(Name="orb-webhook", SecretString="whk-secret-old")["ARN"]
     monkeypatch.setenv("ORB_WEBHOOK_SECRET_ARN", arn)

@@ -57,25 +57,38 @@ def deployed(monkeypatch):
     with mock_aws():
         aws.reset_clients()
         secrets_manager = boto3.client("secretsmanager", region_name="us-east-1")
-        arns = {name: secrets_manager.create_secret(Name=name, SecretString=value)["ARN"]
-                for name, value in SECRETS.items()}
+        arns = {
+            name: secrets_manager.create_secret(Name=name, SecretString=value)["ARN"] for name, value in SECRETS.items()
+        }
         sqs = aws.client("sqs")
         for name in ("INGEST_QUEUE_URL", "REJECTED_QUEUE_URL"):
             monkeypatch.setenv(name, sqs.create_queue(QueueName=name.lower())["QueueUrl"])
         env = {
-            "SEGMENT_AUTH_TOKEN_ARN": arns["segment-token"], "SEGMENT_SHARED_SECRET_ARN": arns["segment-secret"],
-            "ORB_API_KEY_SECRET_ARN": arns["orb-api-key"], "ORB_WEBHOOK_SECRET_ARN": arns["orb-webhook"],
-            "EXTERNAL_CUSTOMER_ID_FIELD": "userId", "ORB_API_BASE_URL": "https://orb.test/v1",
-            "WEBHOOK_EVENT_BUS_NAME": "bus", "IDEMPOTENCY_TABLE_NAME": "idem",
+            "SEGMENT_AUTH_TOKEN_ARN": arns["segment-token"],
+            "SEGMENT_SHARED_SECRET_ARN": arns["segment-secret"],
+            "ORB_API_KEY_SECRET_ARN": arns["orb-api-key"],
+            "ORB_WEBHOOK_SECRET_ARN": arns["orb-webhook"],
+            "EXTERNAL_CUSTOMER_ID_FIELD": "userId",
+            "ORB_API_BASE_URL": "https://orb.test/v1",
+            "WEBHOOK_EVENT_BUS_NAME": "bus",
+            "IDEMPOTENCY_TABLE_NAME": "idem",
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        for name in ("SEGMENT_AUTH_TOKEN", "SEGMENT_SHARED_SECRET", "ORB_API_KEY", "ORB_WEBHOOK_SECRET",
-                     "ALLOW_UNAUTHENTICATED"):
+        for name in (
+            "SEGMENT_AUTH_TOKEN",
+            "SEGMENT_SHARED_SECRET",
+            "ORB_API_KEY",
+            "ORB_WEBHOOK_SECRET",
+            "ALLOW_UNAUTHENTICATED",
+        ):
             monkeypatch.delenv(name, raising=False)
         aws.client("dynamodb").create_table(
-            TableName="idem", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+            TableName="idem",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         aws.client("events").create_event_bus(Name="bus")
         intake.reset()
         yield
@@ -93,10 +106,18 @@ def assert_no_secret_in(text: str) -> None:
 def test_track_intake_at_debug(deployed, debug_logs):
     handler = load_handler("track_intake").lambda_handler
     body = js_stringify(track(1))
-    assert handler(http_event(body, {"authorization": f"Bearer {SECRETS['segment-token']}"}),
-                   FakeLambdaContext())["statusCode"] == 200
-    assert handler(http_event(body, {"x-signature": sign(body, SECRETS["segment-secret"])}),
-                   FakeLambdaContext())["statusCode"] == 200
+    assert (
+        handler(http_event(body, {"authorization": f"Bearer {SECRETS['segment-token']}"}), FakeLambdaContext())[
+            "statusCode"
+        ]
+        == 200
+    )
+    assert (
+        handler(http_event(body, {"x-signature": sign(body, SECRETS["segment-secret"])}), FakeLambdaContext())[
+            "statusCode"
+        ]
+        == 200
+    )
     assert handler(http_event(body, {"authorization": "Bearer wrong"}), FakeLambdaContext())["statusCode"] == 401
     assert_no_secret_in(debug_logs())
 
@@ -106,8 +127,18 @@ def test_orb_ingest_at_debug(deployed, debug_logs, monkeypatch):
     monkeypatch.setattr(ingest, "_http", httpx.Client(transport=httpx.MockTransport(lambda request: next(answers))))
     monkeypatch.setattr(ingest, "_service", None)
     handler = load_handler("orb_ingest").lambda_handler
-    event = sqs_event([json.dumps({"event_name": "e", "idempotency_key": "k", "timestamp": "2026-11-02T10:00:00Z",
-                                   "external_customer_id": "c"})])
+    event = sqs_event(
+        [
+            json.dumps(
+                {
+                    "event_name": "e",
+                    "idempotency_key": "k",
+                    "timestamp": "2026-11-02T10:00:00Z",
+                    "external_customer_id": "c",
+                }
+            )
+        ]
+    )
     assert handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
     assert handler(event, FakeLambdaContext())["batchItemFailures"]  # a 401: the key is logged about, not logged
     assert_no_secret_in(debug_logs())
@@ -118,8 +149,10 @@ def test_orb_webhook_at_debug(deployed, debug_logs):
 
     app = load_handler("orb_webhook")
     webhook_service.reset()
-    assert app.lambda_handler(delivery(webhook_body(), secret=SECRETS["orb-webhook"]), FakeLambdaContext())[
-        "statusCode"] == 200
+    assert (
+        app.lambda_handler(delivery(webhook_body(), secret=SECRETS["orb-webhook"]), FakeLambdaContext())["statusCode"]
+        == 200
+    )
     assert app.lambda_handler(delivery(webhook_body(), secret="wrong"), FakeLambdaContext())["statusCode"] == 401
     webhook_service.reset()
     assert_no_secret_in(debug_logs())

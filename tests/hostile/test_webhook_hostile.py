@@ -12,8 +12,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 @pytest.mark.parametrize("depth", [65, 990, 3000])
 def test_a_signed_deeply_nested_webhook_is_a_400(stack, depth):
-    body = ('{"id":"whk_deep","type":"invoice.issued","created_at":"2024-03-27T15:42:29Z","x":'
-            + "[" * depth + "]" * depth + "}").encode()
+    body = (
+        '{"id":"whk_deep","type":"invoice.issued","created_at":"2024-03-27T15:42:29Z","x":'
+        + "[" * depth
+        + "]" * depth
+        + "}"
+    ).encode()
     status, answer = stack.invoke(delivery(body))
     assert status == 400 and "nested more than 64 levels" in answer["errors"][0]
     assert stack.forwarded() == []

@@ -125,7 +125,9 @@ def test_validation_failed_events_are_kept_in_the_rejected_queue(
 ):
     # Orb answers the whole request 400; which body shape, and whether it kept the valid events,
     # it does not say: every combination must end with the valid events ingested exactly once.
-    monkeypatch.setattr(orb, "rules", IngestRules(error_body=error_body, ingest_valid_events_on_400=ingest_valid_on_400))
+    monkeypatch.setattr(
+        orb, "rules", IngestRules(error_body=error_body, ingest_valid_events_on_400=ingest_valid_on_400)
+    )
     too_old = usage_event(1, timestamp=now_minus(13 * 3600))
     events = [usage_event(0), too_old, usage_event(2), "{not json"]
     response = handler.lambda_handler(sqs_event(events), FakeLambdaContext())
@@ -175,8 +177,12 @@ def test_a_whole_chunk_400_naming_nobody_is_split_down_to_the_bad_event(handler,
     # The 400 names no event (no key, no index): only splitting can find it. One request at a
     # time, so the scripted answers meet the halves holding the bad event in order.
     monkeypatch.setenv("ORB_MAX_CONCURRENT_REQUESTS", "1")
-    problem = {"status": 400, "title": "Request validation error", "detail": "an event is invalid",
-               "validation_errors": ["properties.units: unsupported value"]}
+    problem = {
+        "status": 400,
+        "title": "Request validation error",
+        "detail": "an event is invalid",
+        "validation_errors": ["properties.units: unsupported value"],
+    }
     orb.script_ingest_responses([ScriptedResponse(status=400, body=problem)] * 4)
     event = sqs_event([usage_event(i) for i in range(8)])
 
@@ -194,10 +200,17 @@ def test_a_whole_chunk_400_naming_nobody_is_split_down_to_the_bad_event(handler,
 
 def test_a_real_400_from_an_oversized_request_is_split_and_then_accepted(orb, rejected_queue_url):
     # Settings normally cap chunks at 500; built directly, the sandbox's own limit answers 400.
-    settings = IngestSettings(orb_api_base_url=orb.base_url, orb_api_key=API_KEY,
-                              rejected_queue_url=rejected_queue_url, max_events_per_request=600,
-                              request_timeout_seconds=5, safety_margin_seconds=1)
-    service = IngestService(settings, OrbClient(orb.base_url, API_KEY, shared_http_client()), SqsQueue(rejected_queue_url))
+    settings = IngestSettings(
+        orb_api_base_url=orb.base_url,
+        orb_api_key=API_KEY,
+        rejected_queue_url=rejected_queue_url,
+        max_events_per_request=600,
+        request_timeout_seconds=5,
+        safety_margin_seconds=1,
+    )
+    service = IngestService(
+        settings, OrbClient(orb.base_url, API_KEY, shared_http_client()), SqsQueue(rejected_queue_url)
+    )
     events = [usage_event(i) for i in range(600)]
 
     report = service.ingest([SqsMessage(f"m{i}", e.to_message_body()) for i, e in enumerate(events)], lambda: 60.0)
@@ -230,7 +243,9 @@ def test_a_wrong_api_key_fails_everything_and_dead_letters_nothing(handler, orb,
 def test_a_response_slower_than_the_request_timeout_fails_the_chunk(handler, orb, monkeypatch):
     monkeypatch.setenv("ORB_REQUEST_TIMEOUT_SECONDS", "0.3")
     orb.script_ingest_responses([ScriptedResponse(status=200, delay_seconds=2.0)])
-    response = handler.lambda_handler(sqs_event([usage_event(0), usage_event(1)]), FakeLambdaContext(timeout_seconds=10))
+    response = handler.lambda_handler(
+        sqs_event([usage_event(0), usage_event(1)]), FakeLambdaContext(timeout_seconds=10)
+    )
     assert failed_ids(response) == ["msg-00000", "msg-00001"]
 
 
@@ -272,7 +287,9 @@ def test_ten_thousand_records_in_one_invocation(handler, orb, rejected_queue_url
     assert 20 < orb.ingest_request_count <= 20 + len(too_old) * 2 * math.ceil(math.log2(500))
     assert orb.ingested_count == 10_000 - len(too_old)
     assert max(orb.billed_count_by_key().values()) == 1
-    assert {r["orb_event"]["idempotency_key"] for r in rejected(rejected_queue_url)} == {f"evt-{i:05d}" for i in too_old}
+    assert {r["orb_event"]["idempotency_key"] for r in rejected(rejected_queue_url)} == {
+        f"evt-{i:05d}" for i in too_old
+    }
 
 
 @pytest.mark.parametrize("cause", ["wrong_api_key", "orb_500"])
@@ -310,7 +327,9 @@ def test_failed_messages_are_held_back_instead_of_redriven(handler, orb, rejecte
 
     response = handler.lambda_handler(event, FakeLambdaContext(30))
 
-    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(m["MessageId"] for m in received)
+    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
+        m["MessageId"] for m in received
+    )
     # Without the hold-back they would be visible again after the queue's 1 s visibility timeout.
     import time
 
@@ -349,17 +368,26 @@ def test_a_429_defers_every_unsent_event_as_a_delayed_copy_and_dead_letters_noth
     assert orb.ingest_request_count == 1 and orb.ingested_count == 0
 
     copies = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                       MessageAttributeNames=["All"]).get("Messages", []):
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+    ).get("Messages", []):
         copies += batch
     assert sorted(m["Body"] for m in copies) == sorted(r["body"] for r in event["Records"])
     assert {m["MessageAttributes"]["orb_bridge.deferrals"]["StringValue"] for m in copies} == {"1"}
-    redelivered = {"Records": [
-        {**lambda_runtime.sqs_event([m["Body"]])["Records"][0], "messageId": m["MessageId"],
-         "receiptHandle": m["ReceiptHandle"],
-         "messageAttributes": {k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
-                               for k, v in m["MessageAttributes"].items()}}
-        for m in copies]}
+    redelivered = {
+        "Records": [
+            {
+                **lambda_runtime.sqs_event([m["Body"]])["Records"][0],
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "messageAttributes": {
+                    k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
+                    for k, v in m["MessageAttributes"].items()
+                },
+            }
+            for m in copies
+        ]
+    }
     assert handler.lambda_handler(redelivered, FakeLambdaContext()) == {"batchItemFailures": []}
     assert set(orb.ingested_events()) == {f"evt-{i:05d}" for i in range(25)}
     assert max(orb.ingest_attempts_by_key.values()) == 1

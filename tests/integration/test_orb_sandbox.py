@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -26,11 +26,11 @@ WEBHOOK_SECRET = "whsec-sandbox-test"
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def minutes_ago(minutes: float) -> str:
-    return iso(datetime.now(timezone.utc) - timedelta(minutes=minutes))
+    return iso(datetime.now(UTC) - timedelta(minutes=minutes))
 
 
 def make_event(key: str, **overrides: object) -> dict:
@@ -100,14 +100,18 @@ def test_ingest_without_the_right_bearer_key_is_401_problem_json(sandbox: OrbSan
     response = httpx.post(f"{sandbox.base_url}/ingest", json={"events": [make_event("k1")]}, headers=headers)
     assert response.status_code == 401
     problem = response.json()
-    assert problem["status"] == 401 and problem["title"] and problem["type"].startswith("https://") and problem["detail"]
+    assert (
+        problem["status"] == 401 and problem["title"] and problem["type"].startswith("https://") and problem["detail"]
+    )
     assert response.headers["content-type"] == "application/problem+json"
     assert sandbox.ingested_events() == {}
 
 
 def test_search_and_volume_need_auth_too(sandbox: OrbSandbox) -> None:
     assert httpx.post(f"{sandbox.base_url}/events/search", json={"event_ids": ["x"]}).status_code == 401
-    assert httpx.get(f"{sandbox.base_url}/events/volume", params={"timeframe_start": minutes_ago(60)}).status_code == 401
+    assert (
+        httpx.get(f"{sandbox.base_url}/events/volume", params={"timeframe_start": minutes_ago(60)}).status_code == 401
+    )
 
 
 # ----------------------------------------------------------------------------- ingest: the happy path
@@ -147,8 +151,15 @@ def test_more_than_500_events_is_a_400_and_ingests_nothing(sandbox: OrbSandbox, 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json", b"[]", b'{"events": {}}', b'{"nope": []}', b'{"events": [1]}', b'{"events": [{"event_name": "x"}]}',
-     b'{"events": [{"idempotency_key": "k", "properties": {"x": NaN}}]}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"events": {}}',
+        b'{"nope": []}',
+        b'{"events": [1]}',
+        b'{"events": [{"event_name": "x"}]}',
+        b'{"events": [{"idempotency_key": "k", "properties": {"x": NaN}}]}',
+    ],
     ids=["not-json", "array", "events-object", "no-events", "event-not-object", "no-idempotency-key", "nan"],
 )
 def test_unreadable_request_is_a_400_request_validation_error(
@@ -183,9 +194,22 @@ def test_unreadable_request_is_a_400_request_validation_error(
         ({"external_customer_id": 42}, "external_customer_id"),
         ({"extra_field": "x"}, "extra_field"),
     ],
-    ids=["no-name", "empty-name", "no-timestamp", "bad-timestamp", "numeric-timestamp", "no-properties",
-         "nested-property", "list-property", "null-property", "both-customer-ids", "no-customer-id",
-         "null-customer-id", "non-string-customer-id", "unknown-field"],
+    ids=[
+        "no-name",
+        "empty-name",
+        "no-timestamp",
+        "bad-timestamp",
+        "numeric-timestamp",
+        "no-properties",
+        "nested-property",
+        "list-property",
+        "null-property",
+        "both-customer-ids",
+        "no-customer-id",
+        "null-customer-id",
+        "non-string-customer-id",
+        "unknown-field",
+    ],
 )
 def test_an_invalid_event_makes_the_whole_request_a_400_and_nothing_is_ingested(
     sandbox: OrbSandbox, client: httpx.Client, overrides: dict, mentions: str
@@ -208,14 +232,18 @@ def test_a_failed_key_is_not_marked_so_the_fixed_event_can_be_resent(sandbox: Or
 
 @pytest.mark.parametrize(
     ("age", "accepted"),
-    [(timedelta(hours=11, minutes=59), True), (timedelta(hours=12, minutes=1), False),
-     (timedelta(minutes=-4), True), (timedelta(minutes=-6), False)],
+    [
+        (timedelta(hours=11, minutes=59), True),
+        (timedelta(hours=12, minutes=1), False),
+        (timedelta(minutes=-4), True),
+        (timedelta(minutes=-6), False),
+    ],
     ids=["inside-grace", "past-grace", "4-min-ahead", "6-min-ahead"],
 )
 def test_timestamps_outside_the_grace_period_or_over_5_minutes_ahead_fail(
     sandbox: OrbSandbox, client: httpx.Client, age: timedelta, accepted: bool
 ) -> None:
-    event = make_event("k", timestamp=iso(datetime.now(timezone.utc) - age))
+    event = make_event("k", timestamp=iso(datetime.now(UTC) - age))
     response = ingest(client, [event])
     assert response.status_code == (200 if accepted else 400)
     assert ("k" in sandbox.ingested_events()) is accepted
@@ -226,8 +254,11 @@ def test_timestamps_outside_the_grace_period_or_over_5_minutes_ahead_fail(
 def test_the_grace_period_is_configurable() -> None:
     with OrbSandbox(api_key=API_KEY, grace_period=timedelta(hours=1)) as short:
         response = httpx.post(
-            f"{short.base_url}/ingest", headers={"Authorization": f"Bearer {API_KEY}"},
-            json={"events": [make_event("old", timestamp=minutes_ago(61)), make_event("new", timestamp=minutes_ago(59))]},
+            f"{short.base_url}/ingest",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            json={
+                "events": [make_event("old", timestamp=minutes_ago(61)), make_event("new", timestamp=minutes_ago(59))]
+            },
         )
         assert response.status_code == 400
         assert [f["idempotency_key"] for f in response.json()["validation_failed"]] == ["old"]
@@ -235,7 +266,7 @@ def test_the_grace_period_is_configurable() -> None:
 
 
 def test_timestamp_forms_orb_accepts(sandbox: OrbSandbox, client: httpx.Client) -> None:
-    moment = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=3)
+    moment = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
     forms = {
         "z-long-fraction": moment.strftime("%Y-%m-%dT%H:%M:%S") + ".1652304793Z",
         "no-offset-is-utc": moment.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -311,11 +342,15 @@ def test_concurrent_requests_with_the_same_key_ingest_it_once(sandbox: OrbSandbo
 def test_scripted_responses_answer_the_next_requests_in_order_then_normal_processing_resumes(
     sandbox: OrbSandbox, client: httpx.Client
 ) -> None:
-    sandbox.script_ingest_responses([
-        ScriptedResponse(status=500),
-        ScriptedResponse(status=429, headers={"retry-after": "1"}),
-        ScriptedResponse(status=200, body={"validation_failed": [{"idempotency_key": "k", "validation_errors": ["x"]}]}),
-    ])
+    sandbox.script_ingest_responses(
+        [
+            ScriptedResponse(status=500),
+            ScriptedResponse(status=429, headers={"retry-after": "1"}),
+            ScriptedResponse(
+                status=200, body={"validation_failed": [{"idempotency_key": "k", "validation_errors": ["x"]}]}
+            ),
+        ]
+    )
     first, second, third = (ingest(client, [make_event("k")]) for _ in range(3))
     assert first.status_code == 500 and first.headers["transient-error"] == "true" and first.json()["status"] == 500
     assert second.status_code == 429 and second.headers["retry-after"] == "1"
@@ -395,8 +430,10 @@ def test_fault_draws_are_reproducible_from_the_seed() -> None:
     def outcomes(seed: int) -> list[int]:
         with OrbSandbox(api_key=API_KEY, seed=seed, faults=FaultConfig(error_500_rate=0.3, error_429_rate=0.3)) as sb:
             with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
-                return [http.post(f"{sb.base_url}/ingest", json={"events": [make_event(f"k{i}")]}).status_code
-                        for i in range(30)]
+                return [
+                    http.post(f"{sb.base_url}/ingest", json={"events": [make_event(f"k{i}")]}).status_code
+                    for i in range(30)
+                ]
 
     first = outcomes(11)
     assert first == outcomes(11)
@@ -410,24 +447,41 @@ def test_search_by_event_ids_returns_events_in_the_sdk_shape(sandbox: OrbSandbox
     ingest(client, [make_event("a"), make_event("b", external_customer_id=..., customer_id="cus_9")])
     data = client.post("/events/search", json={"event_ids": ["b", "a", "unknown"]}).json()["data"]
     assert [event["id"] for event in data] == ["b", "a"]
-    assert set(data[0]) == {"id", "customer_id", "external_customer_id", "event_name", "properties", "timestamp",
-                            "deprecated"}
+    assert set(data[0]) == {
+        "id",
+        "customer_id",
+        "external_customer_id",
+        "event_name",
+        "properties",
+        "timestamp",
+        "deprecated",
+    }
     assert data[0]["customer_id"] == "cus_9" and data[0]["deprecated"] is False
     assert data[1]["external_customer_id"] == "user-1"
 
 
 def test_search_honours_the_timeframe(sandbox: OrbSandbox, client: httpx.Client) -> None:
     ingest(client, [make_event("recent", timestamp=minutes_ago(5)), make_event("older", timestamp=minutes_ago(120))])
-    found = client.post("/events/search", json={
-        "event_ids": ["recent", "older"], "timeframe_start": minutes_ago(60), "timeframe_end": minutes_ago(0),
-    }).json()["data"]
+    found = client.post(
+        "/events/search",
+        json={
+            "event_ids": ["recent", "older"],
+            "timeframe_start": minutes_ago(60),
+            "timeframe_end": minutes_ago(0),
+        },
+    ).json()["data"]
     assert [event["id"] for event in found] == ["recent"]
 
 
 @pytest.mark.parametrize(
     "criteria",
-    [{"timeframe_start": "2026-01-01T00:00:00Z"}, {"event_ids": []}, {"event_ids": [f"k{i}" for i in range(501)]},
-     {"event_ids": [1]}, {"event_ids": ["a"], "customer_id": "c"}],
+    [
+        {"timeframe_start": "2026-01-01T00:00:00Z"},
+        {"event_ids": []},
+        {"event_ids": [f"k{i}" for i in range(501)]},
+        {"event_ids": [1]},
+        {"event_ids": ["a"], "customer_id": "c"},
+    ],
     ids=["no-event-ids", "empty", "501-ids", "not-strings", "unknown-criterion"],
 )
 def test_search_needs_1_to_500_event_ids(client: httpx.Client, criteria: dict) -> None:
@@ -440,30 +494,39 @@ def test_search_defaults_to_the_last_week_and_500_ids_are_fine(sandbox: OrbSandb
     ingest(client, [make_event("recent")])
     ids = ["recent", *(f"missing-{i}" for i in range(499))]
     assert [e["id"] for e in client.post("/events/search", json={"event_ids": ids}).json()["data"]] == ["recent"]
-    long_ago = {"event_ids": ["recent"], "timeframe_end": iso(datetime.now(timezone.utc) - timedelta(days=8))}
+    long_ago = {"event_ids": ["recent"], "timeframe_end": iso(datetime.now(UTC) - timedelta(days=8))}
     assert client.post("/events/search", json=long_ago).json()["data"] == []
 
 
 def test_volume_counts_events_in_hourly_buckets(sandbox: OrbSandbox, client: httpx.Client) -> None:
-    base = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    ingest(client, [
-        make_event("a", timestamp=iso(base + timedelta(minutes=5))),
-        make_event("b", timestamp=iso(base + timedelta(minutes=55))),
-        make_event("c", timestamp=iso(base + timedelta(hours=1, minutes=1))),
-        make_event("d", timestamp=iso(base + timedelta(hours=2, minutes=1))),
-    ])
-    response = client.get("/events/volume", params={"timeframe_start": iso(base),
-                                                     "timeframe_end": iso(base + timedelta(hours=2))})
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    ingest(
+        client,
+        [
+            make_event("a", timestamp=iso(base + timedelta(minutes=5))),
+            make_event("b", timestamp=iso(base + timedelta(minutes=55))),
+            make_event("c", timestamp=iso(base + timedelta(hours=1, minutes=1))),
+            make_event("d", timestamp=iso(base + timedelta(hours=2, minutes=1))),
+        ],
+    )
+    response = client.get(
+        "/events/volume", params={"timeframe_start": iso(base), "timeframe_end": iso(base + timedelta(hours=2))}
+    )
     buckets = response.json()["data"]
     assert [(parse_iso8601(b["timeframe_start"]), b["count"]) for b in buckets] == [
-        (base, 2), (base + timedelta(hours=1), 1)]
-    assert all(parse_iso8601(b["timeframe_end"]) - parse_iso8601(b["timeframe_start"]) == timedelta(hours=1)
-               for b in buckets)
+        (base, 2),
+        (base + timedelta(hours=1), 1),
+    ]
+    assert all(
+        parse_iso8601(b["timeframe_end"]) - parse_iso8601(b["timeframe_start"]) == timedelta(hours=1) for b in buckets
+    )
 
 
 def test_volume_pages_with_limit_and_cursor(sandbox: OrbSandbox, client: httpx.Client) -> None:
-    base = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
-    ingest(client, [make_event(f"h{hour}", timestamp=iso(base + timedelta(hours=hour, minutes=10))) for hour in range(5)])
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    ingest(
+        client, [make_event(f"h{hour}", timestamp=iso(base + timedelta(hours=hour, minutes=10))) for hour in range(5)]
+    )
     seen, cursor, pages = [], None, 0
     while True:
         params = {"timeframe_start": iso(base), "limit": "2", **({"cursor": cursor} if cursor else {})}
@@ -501,16 +564,29 @@ def test_reset_forgets_events_counters_and_scripts(sandbox: OrbSandbox, client: 
 
 def test_module_runs_standalone_with_flags() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "orb_bridge_dev.orb_sandbox", "--port", "0", "--api-key", "cli-key",
-         "--error-500-rate", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "orb_bridge_dev.orb_sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            "cli-key",
+            "--error-500-rate",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()
         base_url = re.search(r"http://127\.0\.0\.1:\d+/v1", line).group(0)
         response = httpx.post(f"{base_url}/ingest", json={"events": []}, headers={"Authorization": "Bearer cli-key"})
         assert response.status_code == 500
-        ok = httpx.post(f"{base_url}/events/search", json={"event_ids": ["k"]}, headers={"Authorization": "Bearer cli-key"})
+        ok = httpx.post(
+            f"{base_url}/events/search", json={"event_ids": ["k"]}, headers={"Authorization": "Bearer cli-key"}
+        )
         assert ok.status_code == 200
     finally:
         process.terminate()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -12,13 +12,24 @@ from orb_bridge_dev.orb_sandbox import OrbSandbox
 
 API_KEY = "backfill-key"
 ERRORS = "https://docs.withorb.com/reference/error-responses"
-BACKFILL_FIELDS = {"id", "status", "created_at", "timeframe_start", "timeframe_end", "events_ingested", "close_time",
-                   "reverted_at", "customer_id", "deprecation_filter", "replace_existing_events"}
+BACKFILL_FIELDS = {
+    "id",
+    "status",
+    "created_at",
+    "timeframe_start",
+    "timeframe_end",
+    "events_ingested",
+    "close_time",
+    "reverted_at",
+    "customer_id",
+    "deprecation_filter",
+    "replace_existing_events",
+}
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -46,8 +57,13 @@ def client(sandbox: OrbSandbox) -> Iterator[httpx.Client]:
 
 
 def event(key: str, moment: datetime, customer: str = "user-1", **properties: object) -> dict:
-    return {"event_name": "api_call", "idempotency_key": key, "timestamp": iso(moment),
-            "properties": properties or {"n": 1}, "external_customer_id": customer}
+    return {
+        "event_name": "api_call",
+        "idempotency_key": key,
+        "timestamp": iso(moment),
+        "properties": properties or {"n": 1},
+        "external_customer_id": customer,
+    }
 
 
 def create(client: httpx.Client, start: datetime, end: datetime, **options: object) -> httpx.Response:
@@ -87,13 +103,15 @@ def test_overlapping_pending_backfills_are_refused(client: httpx.Client, clock: 
     assert create(client, days_ago(clock, 4), days_ago(clock, 3.5)).status_code == 200  # first is no longer pending
 
 
-def test_late_events_only_through_an_open_backfill_covering_them(sandbox: OrbSandbox, client: httpx.Client,
-                                                                 clock: Clock) -> None:
+def test_late_events_only_through_an_open_backfill_covering_them(
+    sandbox: OrbSandbox, client: httpx.Client, clock: Clock
+) -> None:
     backfill = create(client, days_ago(clock, 3), days_ago(clock, 1), replace_existing_events=False).json()
     late = event("late", days_ago(clock, 2))
     assert client.post("/ingest", json={"events": [late]}).status_code == 400  # outside the grace period
-    outside = client.post("/ingest", params={"backfill_id": backfill["id"]},
-                          json={"events": [late, event("older", days_ago(clock, 5))]})
+    outside = client.post(
+        "/ingest", params={"backfill_id": backfill["id"]}, json={"events": [late, event("older", days_ago(clock, 5))]}
+    )
     assert outside.status_code == 400
     assert [f["idempotency_key"] for f in outside.json()["validation_failed"]] == ["older"]
     ok = client.post("/ingest", params={"backfill_id": backfill["id"]}, json={"events": [late]})
@@ -103,7 +121,9 @@ def test_late_events_only_through_an_open_backfill_covering_them(sandbox: OrbSan
     closed = client.post(f"/events/backfills/{backfill['id']}/close").json()
     assert closed["status"] == "reflected" and closed["events_ingested"] == 1 and closed["close_time"] == iso(clock.now)
     assert [e["id"] for e in search(client, "late", clock=clock)] == ["late"]
-    again = client.post("/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("x", days_ago(clock, 2))]})
+    again = client.post(
+        "/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("x", days_ago(clock, 2))]}
+    )
     assert again.status_code == 400 and again.json()["type"] == f"{ERRORS}#400-constraint-violation"
     unknown = client.post("/ingest", params={"backfill_id": "bf_nope"}, json={"events": [late]})
     assert unknown.status_code == 404 and unknown.json()["type"] == f"{ERRORS}#404-resource-not-found"
@@ -112,15 +132,23 @@ def test_late_events_only_through_an_open_backfill_covering_them(sandbox: OrbSan
 def test_customer_scope(sandbox: OrbSandbox, client: httpx.Client, clock: Clock) -> None:
     backfill = create(client, days_ago(clock, 3), days_ago(clock, 1), external_customer_id="user-1").json()
     assert backfill["customer_id"]  # the scoped customer's Orb id
-    other = client.post("/ingest", params={"backfill_id": backfill["id"]},
-                        json={"events": [event("theirs", days_ago(clock, 2), customer="user-2")]})
-    assert other.status_code == 400 and "another customer" in other.json()["validation_failed"][0]["validation_errors"][0]
-    mine = client.post("/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("mine", days_ago(clock, 2))]})
+    other = client.post(
+        "/ingest",
+        params={"backfill_id": backfill["id"]},
+        json={"events": [event("theirs", days_ago(clock, 2), customer="user-2")]},
+    )
+    assert (
+        other.status_code == 400 and "another customer" in other.json()["validation_failed"][0]["validation_errors"][0]
+    )
+    mine = client.post(
+        "/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("mine", days_ago(clock, 2))]}
+    )
     assert mine.status_code == 200
 
 
-def test_close_with_replace_existing_events_replaces_what_the_window_held(sandbox: OrbSandbox, client: httpx.Client,
-                                                                          clock: Clock) -> None:
+def test_close_with_replace_existing_events_replaces_what_the_window_held(
+    sandbox: OrbSandbox, client: httpx.Client, clock: Clock
+) -> None:
     hour_ago = clock.now - timedelta(hours=1)
     client.post("/ingest", json={"events": [event("old-a", hour_ago), event("kept", hour_ago, customer="user-2")]})
     backfill = create(client, clock.now - timedelta(hours=2), clock.now, external_customer_id="user-1").json()
@@ -140,18 +168,23 @@ def test_close_with_replace_existing_events_replaces_what_the_window_held(sandbo
     assert client.post(f"/events/backfills/{backfill['id']}/revert").status_code == 400
 
 
-def test_without_replace_a_key_already_billed_is_billed_twice(sandbox: OrbSandbox, client: httpx.Client,
-                                                              clock: Clock) -> None:
+def test_without_replace_a_key_already_billed_is_billed_twice(
+    sandbox: OrbSandbox, client: httpx.Client, clock: Clock
+) -> None:
     # Why a backfill command must search before it ingests: keys only deduplicate within a backfill.
     client.post("/ingest", json={"events": [event("k", clock.now - timedelta(hours=1))]})
     backfill = create(client, clock.now - timedelta(hours=2), clock.now, replace_existing_events=False).json()
-    client.post("/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("k", clock.now - timedelta(hours=1))]})
+    client.post(
+        "/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("k", clock.now - timedelta(hours=1))]}
+    )
     client.post(f"/events/backfills/{backfill['id']}/close")
     assert sandbox.billed_count_by_key() == {"k": 2} and sandbox.stats()["billed_twice"] == 1
 
 
 def test_a_backfill_closes_itself_at_its_close_time(sandbox: OrbSandbox, client: httpx.Client, clock: Clock) -> None:
-    backfill = create(client, days_ago(clock, 3), days_ago(clock, 1), close_time=iso(clock.now + timedelta(hours=2))).json()
+    backfill = create(
+        client, days_ago(clock, 3), days_ago(clock, 1), close_time=iso(clock.now + timedelta(hours=2))
+    ).json()
     client.post("/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("late", days_ago(clock, 2))]})
     clock.now += timedelta(hours=2)
     fetched = client.get(f"/events/backfills/{backfill['id']}").json()

@@ -18,8 +18,18 @@ DEADLINE = 60.0
 
 def events(*keys: str) -> dict:
     stamp = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
-    return {"events": [{"event_name": "e", "idempotency_key": key, "timestamp": stamp, "properties": {},
-                        "external_customer_id": "u"} for key in keys]}
+    return {
+        "events": [
+            {
+                "event_name": "e",
+                "idempotency_key": key,
+                "timestamp": stamp,
+                "properties": {},
+                "external_customer_id": "u",
+            }
+            for key in keys
+        ]
+    }
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ injected clock (time moves only when the test says so)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -17,7 +17,7 @@ TOO_MANY = "https://docs.withorb.com/reference/error-responses#429-too-many-requ
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -28,8 +28,16 @@ class Clock:
 
 def events(prefix: str, count: int, clock: Clock) -> list[dict]:
     stamp = (clock.now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
-    return [{"event_name": "e", "idempotency_key": f"{prefix}-{i}", "timestamp": stamp, "properties": {"n": i},
-             "external_customer_id": "u"} for i in range(count)]
+    return [
+        {
+            "event_name": "e",
+            "idempotency_key": f"{prefix}-{i}",
+            "timestamp": stamp,
+            "properties": {"n": i},
+            "external_customer_id": "u",
+        }
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -82,12 +90,14 @@ def test_events_per_minute_budget_and_its_retry_after(client_for, clock: Clock) 
 
 def test_limits_are_off_by_default(client_for, clock: Clock) -> None:
     _, client = client_for()
-    assert {client.post("/ingest", json={"events": events(f"x{i}", 500, clock)}).status_code for i in range(30)} == {200}
+    assert {client.post("/ingest", json={"events": events(f"x{i}", 500, clock)}).status_code for i in range(30)} == {
+        200
+    }
 
 
 def test_a_request_larger_than_the_whole_budget_passes_once_the_budget_is_full() -> None:
     limiter = RateLimiter(events_per_minute=100)
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     assert limiter.admit(500, now) is None  # full bucket: admitted, now 400 in debt
     assert limiter.admit(1, now) == 241  # (400 + 1) / (100 / 60) s
     assert limiter.admit(500, now + timedelta(seconds=300)) is None

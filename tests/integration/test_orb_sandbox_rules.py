@@ -4,7 +4,7 @@ valid events are ingested, the future-timestamp limit; and the spec's other prob
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,12 +14,17 @@ from orb_bridge_dev.orb_sandbox import ERROR_BODY_VARIANTS, OrbSandbox
 API_KEY = "rules-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 ERRORS = "https://docs.withorb.com/reference/error-responses"
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def event(key: str, age: timedelta = timedelta(minutes=1)) -> dict:
-    return {"event_name": "api_call", "idempotency_key": key, "timestamp": (NOW - age).isoformat().replace("+00:00", "Z"),
-            "properties": {"tokens": 1}, "external_customer_id": "user-1"}
+    return {
+        "event_name": "api_call",
+        "idempotency_key": key,
+        "timestamp": (NOW - age).isoformat().replace("+00:00", "Z"),
+        "properties": {"tokens": 1},
+        "external_customer_id": "user-1",
+    }
 
 
 STALE = timedelta(hours=13)
@@ -83,10 +88,15 @@ def test_whether_the_valid_events_of_a_400_request_are_ingested_is_a_switch(star
     assert sandbox.billed_count_by_key() == {"good": 1, "stale": 1}
 
 
-@pytest.mark.parametrize(("limit", "ahead", "accepted"), [
-    (timedelta(minutes=5), timedelta(minutes=4), True), (timedelta(minutes=5), timedelta(minutes=6), False),
-    (timedelta(hours=1), timedelta(minutes=59), True), (timedelta(hours=24), timedelta(hours=25), False),
-])
+@pytest.mark.parametrize(
+    ("limit", "ahead", "accepted"),
+    [
+        (timedelta(minutes=5), timedelta(minutes=4), True),
+        (timedelta(minutes=5), timedelta(minutes=6), False),
+        (timedelta(hours=1), timedelta(minutes=59), True),
+        (timedelta(hours=24), timedelta(hours=25), False),
+    ],
+)
 def test_the_future_limit_is_a_setting(start, limit: timedelta, ahead: timedelta, accepted: bool) -> None:
     sandbox, client = start(future_limit=limit)
     response = ingest(client, [event("ahead", -ahead)])
@@ -123,7 +133,8 @@ def test_an_idempotency_key_header_replays_the_answer_or_is_a_409_for_another_re
     first = client.post("/events/backfills", json=window, headers={"Idempotency-Key": "create-1"})
     again = client.post("/events/backfills", json=window, headers={"Idempotency-Key": "create-1"})
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
-    other = client.post("/events/backfills", json={**window, "replace_existing_events": False},
-                        headers={"Idempotency-Key": "create-1"})
+    other = client.post(
+        "/events/backfills", json={**window, "replace_existing_events": False}, headers={"Idempotency-Key": "create-1"}
+    )
     assert other.status_code == 409 and other.json()["type"] == f"{ERRORS}#409-resource-conflict"
     assert len(client.get("/events/backfills").json()["data"]) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orb
@@ -21,7 +21,7 @@ def event(key: str, minutes_ago: float = 2, **overrides: object) -> dict:
     body = {
         "event_name": "api_call",
         "idempotency_key": key,
-        "timestamp": datetime.now(timezone.utc) - timedelta(minutes=minutes_ago),
+        "timestamp": datetime.now(UTC) - timedelta(minutes=minutes_ago),
         "properties": {"tokens": 7, "region": "eu"},
         "external_customer_id": "user-sdk",
     }
@@ -42,7 +42,9 @@ def client(sandbox: OrbSandbox) -> Iterator[Orb]:
 
 
 def test_sdk_ingests_and_finds_events_through_search(sandbox: OrbSandbox, client: Orb) -> None:
-    response = client.events.ingest(events=[event("sdk-1"), event("sdk-2", customer_id="cus_1", external_customer_id=None)])
+    response = client.events.ingest(
+        events=[event("sdk-1"), event("sdk-2", customer_id="cus_1", external_customer_id=None)]
+    )
     assert response.validation_failed == []
 
     found = client.events.search(event_ids=["sdk-1", "sdk-2"])
@@ -68,7 +70,7 @@ def test_sdk_raises_request_validation_error_for_a_stale_event(sandbox: OrbSandb
 
 def test_sdk_reads_event_volume(client: Orb) -> None:
     client.events.ingest(events=[event("v1", minutes_ago=1), event("v2", minutes_ago=1)])
-    volume = client.events.volume.list(timeframe_start=datetime.now(timezone.utc) - timedelta(hours=2))
+    volume = client.events.volume.list(timeframe_start=datetime.now(UTC) - timedelta(hours=2))
     assert sum(bucket.count for bucket in volume.data) == 2
     assert all(bucket.timeframe_end - bucket.timeframe_start == timedelta(hours=1) for bucket in volume.data)
 
@@ -89,10 +91,12 @@ def test_sdk_maps_sandbox_errors_to_orbs_exception_types(sandbox: OrbSandbox) ->
 
 def test_sdk_retries_transient_failures_and_the_event_is_ingested_once(sandbox: OrbSandbox, client: Orb) -> None:
     fast_retry = {"retry-after-ms": "10"}  # the SDK honours it, so the test does not wait for its back-off
-    sandbox.script_ingest_responses([
-        ScriptedResponse(status=500, headers=fast_retry),
-        ScriptedResponse(status=429, headers=fast_retry),
-    ])
+    sandbox.script_ingest_responses(
+        [
+            ScriptedResponse(status=500, headers=fast_retry),
+            ScriptedResponse(status=429, headers=fast_retry),
+        ]
+    )
     response = client.events.ingest(events=[event("retried")])
     assert response.validation_failed == []
     assert sandbox.ingest_request_count == 3
@@ -100,9 +104,10 @@ def test_sdk_retries_transient_failures_and_the_event_is_ingested_once(sandbox: 
 
 
 def test_sdk_backfill_lifecycle(sandbox: OrbSandbox, client: Orb) -> None:
-    now = datetime.now(timezone.utc)
-    backfill = client.events.backfills.create(timeframe_start=now - timedelta(days=2), timeframe_end=now - timedelta(days=1),
-                                              replace_existing_events=False)
+    now = datetime.now(UTC)
+    backfill = client.events.backfills.create(
+        timeframe_start=now - timedelta(days=2), timeframe_end=now - timedelta(days=1), replace_existing_events=False
+    )
     assert backfill.status == "pending" and backfill.replace_existing_events is False
     assert backfill.close_time is not None and backfill.close_time > now  # auto-close, a day from now
     client.events.ingest(events=[event("late", minutes_ago=36 * 60)], backfill_id=backfill.id)
@@ -122,7 +127,7 @@ def test_sdk_backfill_lifecycle(sandbox: OrbSandbox, client: Orb) -> None:
 
 
 def test_sdk_backfill_errors(sandbox: OrbSandbox) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with Orb(api_key=API_KEY, base_url=sandbox.base_url, max_retries=0) as sdk:
         sdk.events.backfills.create(timeframe_start=now - timedelta(days=3), timeframe_end=now - timedelta(days=1))
         with pytest.raises(orb.ConstraintViolation):
@@ -139,14 +144,14 @@ def test_sdk_search_and_volume_pages(sandbox: OrbSandbox, client: Orb) -> None:
     client.events.ingest(events=[event(f"p{i}", minutes_ago=60 * i + 1) for i in range(3)])
     with pytest.raises(orb.RequestValidationError):
         client.with_options(max_retries=0).events.search(event_ids=[])
-    first = client.events.volume.list(timeframe_start=datetime.now(timezone.utc) - timedelta(hours=4), limit=2)
+    first = client.events.volume.list(timeframe_start=datetime.now(UTC) - timedelta(hours=4), limit=2)
     assert len(first.data) == 2
 
 
 class _Capture(BaseHTTPRequestHandler):
     deliveries: list[tuple[bytes, dict[str, str]]]
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.deliveries.append((body, dict(self.headers.items())))  # type: ignore[attr-defined]
         self.send_response(204)

@@ -8,7 +8,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -35,7 +35,7 @@ class _Receiver:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 self.send_response(200)
@@ -72,7 +72,7 @@ def test_send_webhook_signs_like_orb(sandbox: OrbSandbox, receiver: _Receiver) -
     [delivery] = receiver.received
     stamp = delivery["headers"]["X-Orb-Timestamp"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", stamp)
-    assert abs(parse_iso8601(stamp) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(parse_iso8601(stamp) - datetime.now(UTC)) < timedelta(minutes=1)
     assert delivery["headers"]["X-Orb-Signature"] == "v1=" + expected_signature(WEBHOOK_SECRET, stamp, delivery["body"])
     body = json.loads(delivery["body"])
     assert body["type"] == "resource_event.test"
@@ -90,16 +90,19 @@ def test_webhook_ids_are_unique_and_resources_follow_the_type(sandbox: OrbSandbo
 
 
 def test_timestamp_override_is_signed_as_given(sandbox: OrbSandbox, receiver: _Receiver) -> None:
-    stale = datetime(2024, 3, 27, 15, 42, 29, 551000, tzinfo=timezone.utc)
+    stale = datetime(2024, 3, 27, 15, 42, 29, 551000, tzinfo=UTC)
     sandbox.send_webhook(receiver.url, timestamp=stale)
     [delivery] = receiver.received
     assert delivery["headers"]["X-Orb-Timestamp"] == "2024-03-27T15:42:29.551"
     assert delivery["headers"]["X-Orb-Signature"] == "v1=" + expected_signature(
-        WEBHOOK_SECRET, "2024-03-27T15:42:29.551", delivery["body"])
+        WEBHOOK_SECRET, "2024-03-27T15:42:29.551", delivery["body"]
+    )
 
 
 def test_redelivery_sends_the_same_body_with_a_fresh_valid_signature(sandbox: OrbSandbox, receiver: _Receiver) -> None:
-    sandbox.send_webhook(receiver.url, "subscription.started", timestamp=datetime.now(timezone.utc) - timedelta(seconds=5))
+    sandbox.send_webhook(
+        receiver.url, "subscription.started", timestamp=datetime.now(UTC) - timedelta(seconds=5)
+    )
     assert sandbox.redeliver_webhook().status_code == 200
     first, again = receiver.received
     assert again["body"] == first["body"]
@@ -110,9 +113,8 @@ def test_redelivery_sends_the_same_body_with_a_fresh_valid_signature(sandbox: Or
 
 
 def test_sending_a_webhook_needs_a_secret(receiver: _Receiver) -> None:
-    with OrbSandbox() as unsigned:
-        with pytest.raises(ValueError, match="webhook_secret"):
-            unsigned.send_webhook(receiver.url)
+    with OrbSandbox() as unsigned, pytest.raises(ValueError, match="webhook_secret"):
+        unsigned.send_webhook(receiver.url)
     assert receiver.received == []
 
 

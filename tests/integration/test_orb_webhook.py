@@ -155,7 +155,9 @@ def test_base64_body_verified_over_decoded_bytes(stack):
     body = webhook_body("whk_b64_wrong")
     event = delivery(body, base64_body=True)
     # Signed over the base64 text instead of the bytes Orb sent: must not verify.
-    event["headers"]["x-orb-signature"] = orb_signature(SECRET, event["headers"]["x-orb-timestamp"], event["body"].encode())
+    event["headers"]["x-orb-signature"] = orb_signature(
+        SECRET, event["headers"]["x-orb-timestamp"], event["body"].encode()
+    )
     assert stack.invoke(event)[0] == 401
 
 
@@ -224,7 +226,9 @@ def test_wrong_secret_and_rotation(stack, monkeypatch):
 
 
 def test_secret_from_secrets_manager(stack, monkeypatch):
-    arn = boto3.client("secretsmanager").create_secret(Name="orb-webhook", SecretString="dev-secret-sm_1\ndev-secret-sm_2")["ARN"]
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="orb-webhook", SecretString="dev-secret-sm_1\ndev-secret-sm_2"
+    )["ARN"]
     monkeypatch.delenv("ORB_WEBHOOK_SECRET")
     monkeypatch.setenv("ORB_WEBHOOK_SECRET_ARN", arn)
     assert stack.invoke(delivery(webhook_body(), secret="dev-secret-sm_2"))[0] == 200

@@ -26,10 +26,10 @@ from moto import mock_aws
 
 from orb_bridge import aws, ingest, intake
 from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.webhooks import service as webhook_service
 from orb_bridge_dev import webhook_event
 from orb_bridge_dev.orb_sandbox import OrbSandbox
 from orb_bridge_dev.template import function_environment, load_template, parameter_values, resolve
-from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import EVENTS, FakeLambdaContext, load_handler
 
 # Credentials in the sample files' headers (documented in the README and the files themselves).
@@ -139,8 +139,10 @@ def stack(template: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         refs["WebhookIdempotencyTable"] = "WebhookIdempotencyTable"
         pacing = resources["OrbPacingTable"]["Properties"]
         boto3.client("dynamodb", region_name=region).create_table(
-            TableName="OrbPacingTable", KeySchema=pacing["KeySchema"],
-            AttributeDefinitions=pacing["AttributeDefinitions"], BillingMode=pacing["BillingMode"],
+            TableName="OrbPacingTable",
+            KeySchema=pacing["KeySchema"],
+            AttributeDefinitions=pacing["AttributeDefinitions"],
+            BillingMode=pacing["BillingMode"],
         )
         refs["OrbPacingTable"] = "OrbPacingTable"
 

@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No applicatio
 
 
 def test_soak_every_valid_event_billed_once_and_every_invalid_one_kept() -> None:
-    config = SoakConfig(events=int(os.environ.get("SOAK_TEST_EVENTS", "10000")), max_queue_depth=1000,
-                        ingest_valid_events_on_400=False)
+    config = SoakConfig(
+        events=int(os.environ.get("SOAK_TEST_EVENTS", "10000")), max_queue_depth=1000, ingest_valid_events_on_400=False
+    )
 
     report = run_soak(config)
 
@@ -41,4 +42,4 @@ def test_soak_every_valid_event_billed_once_and_every_invalid_one_kept() -> None
     # sandbox held its next request until the kill: no race).
     injected = ("error_500", "error_429", "timeout", "drop_connection")
     assert sum(report.orb_outcomes.get(name, 0) for name in injected) > 0, report.orb_outcomes
-    assert report.killed_invocation["killed"] and 0 < report.killed_invocation["in_orb_at_kill"]
+    assert report.killed_invocation["killed"] and report.killed_invocation["in_orb_at_kill"] > 0

@@ -73,8 +73,14 @@ def queues(monkeypatch):
         monkeypatch.setenv("SEGMENT_AUTH_TOKEN", TOKEN)
         monkeypatch.setenv("EXTERNAL_CUSTOMER_ID_FIELD", "userId")
         monkeypatch.setenv("PROPERTIES_MAPPING", '{"amount": "amount", "region": "region_code"}')
-        for name in ("ALLOW_UNAUTHENTICATED", "REQUIRE_BEARER_FOR_BATCHES", "SEGMENT_SHARED_SECRET_ARN",
-                     "SEGMENT_AUTH_TOKEN_ARN", "MAX_BATCH_EVENTS", "MAX_BODY_BYTES"):
+        for name in (
+            "ALLOW_UNAUTHENTICATED",
+            "REQUIRE_BEARER_FOR_BATCHES",
+            "SEGMENT_SHARED_SECRET_ARN",
+            "SEGMENT_AUTH_TOKEN_ARN",
+            "MAX_BATCH_EVENTS",
+            "MAX_BODY_BYTES",
+        ):
             monkeypatch.delenv(name, raising=False)
         intake.reset()
         metrics.clear_metrics()  # other tests may have added metrics without flushing them

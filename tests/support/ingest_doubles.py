@@ -67,12 +67,17 @@ class FakeOrb:
             if key in self.invalid_keys
         ]
         if failed:
-            return httpx.Response(400, json={
-                "type": VALIDATION_TYPE, "status": 400, "title": "Request validation error",
-                "detail": f"{len(failed)} of {len(keys)} events failed validation",
-                "validation_errors": [message for item in failed for message in item["validation_errors"]],
-                "validation_failed": failed,
-            })
+            return httpx.Response(
+                400,
+                json={
+                    "type": VALIDATION_TYPE,
+                    "status": 400,
+                    "title": "Request validation error",
+                    "detail": f"{len(failed)} of {len(keys)} events failed validation",
+                    "validation_errors": [message for item in failed for message in item["validation_errors"]],
+                    "validation_failed": failed,
+                },
+            )
         return httpx.Response(200, json={"validation_failed": []})
 
     def sent_keys(self) -> list[str]:
@@ -93,11 +98,16 @@ def rejected_records(url: str) -> list[dict]:
 
 
 def make_service(orb: FakeOrb, queue_url: str, **settings) -> IngestService:
-    options = {"max_events_per_request": 500, "max_concurrent_requests": 4, "request_timeout_seconds": 2.0,
-               "safety_margin_seconds": 1.0}
+    options = {
+        "max_events_per_request": 500,
+        "max_concurrent_requests": 4,
+        "request_timeout_seconds": 2.0,
+        "safety_margin_seconds": 1.0,
+    }
     options.update(settings)
-    config = IngestSettings(orb_api_base_url="https://orb.test/v1", orb_api_key="k", rejected_queue_url=queue_url,
-                            **options)
+    config = IngestSettings(
+        orb_api_base_url="https://orb.test/v1", orb_api_key="k", rejected_queue_url=queue_url, **options
+    )
     client = OrbClient(config.orb_api_base_url, config.orb_api_key, httpx.Client(transport=httpx.MockTransport(orb)))
     return IngestService(config, client, SqsQueue(queue_url))
 

@@ -20,8 +20,15 @@ import httpx
 
 VALIDATION = "https://docs.withorb.com/reference/error-responses#400-request-validation-errors"
 CONSTRAINT = "https://docs.withorb.com/reference/error-responses#400-constraint-violation"
-NEW_BACKFILL_FIELDS = {"replace_existing_events", "timeframe_start", "timeframe_end", "close_time", "customer_id",
-                       "external_customer_id", "deprecation_filter"}
+NEW_BACKFILL_FIELDS = {
+    "replace_existing_events",
+    "timeframe_start",
+    "timeframe_end",
+    "close_time",
+    "customer_id",
+    "external_customer_id",
+    "deprecation_filter",
+}
 
 
 def _time(text: str) -> datetime:
@@ -66,8 +73,14 @@ class FakeOrb:
     # -- HTTP -----------------------------------------------------------------------------------
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return httpx.Response(401, json={"type": "https://docs.withorb.com/reference/error-responses#401-authentication-error",
-                                             "status": 401, "title": "Unauthorized"})
+            return httpx.Response(
+                401,
+                json={
+                    "type": "https://docs.withorb.com/reference/error-responses#401-authentication-error",
+                    "status": 401,
+                    "title": "Unauthorized",
+                },
+            )
         if self.fail_next:
             return self.fail_next.pop(0)
         path, method = request.url.path.removeprefix("/v1"), request.method
@@ -106,10 +119,16 @@ class FakeOrb:
                 covered = backfill["timeframe_start"] <= moment < backfill["timeframe_end"]
                 scope = backfill["external_customer_id"]
                 if not covered or (scope and event.get("external_customer_id") != scope):
-                    errors.append({"idempotency_key": event["idempotency_key"], "validation_errors": ["outside the backfill"]})
+                    errors.append(
+                        {"idempotency_key": event["idempotency_key"], "validation_errors": ["outside the backfill"]}
+                    )
             elif moment < self.now() - self.grace:
-                errors.append({"idempotency_key": event["idempotency_key"],
-                               "validation_errors": ["timestamp is outside the grace period"]})
+                errors.append(
+                    {
+                        "idempotency_key": event["idempotency_key"],
+                        "validation_errors": ["timestamp is outside the grace period"],
+                    }
+                )
         if errors:
             return _problem(400, VALIDATION, "Request validation error", errors)
         for event in events:
@@ -121,8 +140,11 @@ class FakeOrb:
 
     def _search(self, body: dict[str, Any]) -> httpx.Response:
         ids = body.get("event_ids")
-        if set(body) - {"event_ids", "timeframe_start", "timeframe_end"} or not isinstance(ids, list) \
-                or not 1 <= len(ids) <= 500:
+        if (
+            set(body) - {"event_ids", "timeframe_start", "timeframe_end"}
+            or not isinstance(ids, list)
+            or not 1 <= len(ids) <= 500
+        ):
             return _problem(400, VALIDATION, "event_ids must hold 1 to 500 ids")
         start = _time(body["timeframe_start"]) if body.get("timeframe_start") else self.now() - timedelta(days=7)
         end = _time(body["timeframe_end"]) if body.get("timeframe_end") else self.now()
@@ -130,10 +152,17 @@ class FakeOrb:
         for key in ids:
             event = self.events.get(key)
             if event and self._visible(event) and start <= _time(event["timestamp"]) < end:
-                data.append({"id": key, "event_name": event["event_name"], "timestamp": event["timestamp"],
-                             "properties": event.get("properties", {}), "customer_id": event.get("customer_id"),
-                             "external_customer_id": event.get("external_customer_id"),
-                             "deprecated": event["deprecated"]})
+                data.append(
+                    {
+                        "id": key,
+                        "event_name": event["event_name"],
+                        "timestamp": event["timestamp"],
+                        "properties": event.get("properties", {}),
+                        "customer_id": event.get("customer_id"),
+                        "external_customer_id": event.get("external_customer_id"),
+                        "deprecated": event["deprecated"],
+                    }
+                )
         return httpx.Response(200, json={"data": data})
 
     def _create(self, body: dict[str, Any]) -> httpx.Response:
@@ -143,15 +172,23 @@ class FakeOrb:
         if not start < end or end - start > timedelta(days=31):
             return _problem(400, VALIDATION, "a backfill's timeframe is at most 31 days")
         for other in self.backfills.values():
-            if other["status"] in ("pending", "pending_revert") and other["timeframe_start"] < end \
-                    and start < other["timeframe_end"]:
+            if (
+                other["status"] in ("pending", "pending_revert")
+                and other["timeframe_start"] < end
+                and start < other["timeframe_end"]
+            ):
                 return _problem(400, CONSTRAINT, f"overlaps pending backfill {other['id']}")
         created = self.now()
         backfill = {
-            "id": f"bf_{len(self.backfills) + 1}", "status": "pending", "created_at": created,
-            "timeframe_start": start, "timeframe_end": end, "events_ingested": 0,
+            "id": f"bf_{len(self.backfills) + 1}",
+            "status": "pending",
+            "created_at": created,
+            "timeframe_start": start,
+            "timeframe_end": end,
+            "events_ingested": 0,
             "close_time": _time(body["close_time"]) if body.get("close_time") else created + timedelta(days=1),
-            "reverted_at": None, "customer_id": body.get("customer_id"),
+            "reverted_at": None,
+            "customer_id": body.get("customer_id"),
             "external_customer_id": body.get("external_customer_id"),
             "replace_existing_events": body.get("replace_existing_events", True),
         }
@@ -163,8 +200,10 @@ class FakeOrb:
             return _problem(400, CONSTRAINT, "backfill is not pending")
         if backfill["replace_existing_events"]:
             for event in self.events.values():
-                if event.get("backfill_id") != backfill["id"] and \
-                        backfill["timeframe_start"] <= _time(event["timestamp"]) < backfill["timeframe_end"]:
+                if (
+                    event.get("backfill_id") != backfill["id"]
+                    and backfill["timeframe_start"] <= _time(event["timestamp"]) < backfill["timeframe_end"]
+                ):
                     event["deprecated"] = True
         backfill["status"], backfill["close_time"] = "reflected", self.now()
         return httpx.Response(200, json=self._public(backfill))
@@ -174,15 +213,26 @@ class FakeOrb:
         start = int(cursor) if cursor else 0
         page = ordered[start : start + limit]
         more = start + limit < len(ordered)
-        return httpx.Response(200, json={"data": [self._public(b) for b in page], "pagination_metadata": {
-            "has_more": more, "next_cursor": str(start + limit) if more else None}})
+        return httpx.Response(
+            200,
+            json={
+                "data": [self._public(b) for b in page],
+                "pagination_metadata": {"has_more": more, "next_cursor": str(start + limit) if more else None},
+            },
+        )
 
     def _public(self, backfill: dict[str, Any]) -> dict[str, Any]:
         events = sum(1 for event in self.events.values() if event.get("backfill_id") == backfill["id"])
         return {
-            "id": backfill["id"], "status": backfill["status"], "created_at": _iso(backfill["created_at"]),
-            "timeframe_start": _iso(backfill["timeframe_start"]), "timeframe_end": _iso(backfill["timeframe_end"]),
-            "events_ingested": events, "close_time": _iso(backfill["close_time"]), "reverted_at": None,
-            "customer_id": backfill["customer_id"], "replace_existing_events": backfill["replace_existing_events"],
+            "id": backfill["id"],
+            "status": backfill["status"],
+            "created_at": _iso(backfill["created_at"]),
+            "timeframe_start": _iso(backfill["timeframe_start"]),
+            "timeframe_end": _iso(backfill["timeframe_end"]),
+            "events_ingested": events,
+            "close_time": _iso(backfill["close_time"]),
+            "reverted_at": None,
+            "customer_id": backfill["customer_id"],
+            "replace_existing_events": backfill["replace_existing_events"],
             "deprecation_filter": None,
         }

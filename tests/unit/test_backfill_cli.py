@@ -6,7 +6,6 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +13,11 @@ from moto import mock_aws
 
 from orb_bridge import aws
 from orb_bridge.queues import rejection_record
+from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge_dev import backfill_cmd
 from orb_bridge_dev.backfill_plan import plan_groups
 from orb_bridge_dev.orb_backfill import Pacer
 from orb_bridge_dev.rejected_records import Entry
-from orb_bridge.usage_event import OrbUsageEvent
 from tests.support.orb_backfill_fake import FakeOrb
 from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, send
 
@@ -42,16 +41,30 @@ def orb() -> FakeOrb:
 def run(orb: FakeOrb, state: Path, *argv: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     args = backfill_cmd.build_parser().parse_args(
-        ["--stack", STACK, "--region", "us-east-1", "--state-file", str(state), *argv])
-    code = backfill_cmd.run(args, {"ORB_API_KEY": "orb-key"}, out, err, now=lambda: NOW,
-                            http=httpx.Client(transport=orb.transport()), sleep=lambda _: None, wait_seconds=0)
+        ["--stack", STACK, "--region", "us-east-1", "--state-file", str(state), *argv]
+    )
+    code = backfill_cmd.run(
+        args,
+        {"ORB_API_KEY": "orb-key"},
+        out,
+        err,
+        now=lambda: NOW,
+        http=httpx.Client(transport=orb.transport()),
+        sleep=lambda _: None,
+        wait_seconds=0,
+    )
     return code, out.getvalue() + err.getvalue()
 
 
 def late_records(count: int, start: int = 0, customer: str = "cust_1") -> list[str]:
-    return [rejection_record(stage="orb", reason="timestamp outside the grace period",
-                             orb_event=orb_event(i, LATE + timedelta(minutes=i), customer))
-            for i in range(start, start + count)]
+    return [
+        rejection_record(
+            stage="orb",
+            reason="timestamp outside the grace period",
+            orb_event=orb_event(i, LATE + timedelta(minutes=i), customer),
+        )
+        for i in range(start, start + count)
+    ]
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(stack, orb, tmp_path):
@@ -72,11 +85,19 @@ def test_late_events_are_billed_once_and_nothing_existing_is_replaced(stack, orb
     sqs, _, rejected_url = stack
     send(sqs, rejected_url, late_records(30))
     # Already in Orb: an event that got through (not on the queue), one of ours, one of ours changed since.
-    orb.events["live-1"] = {**orb_event(99, LATE + 5 * timedelta(minutes=1)), "idempotency_key": "live-1",
-                            "backfill_id": None, "deprecated": False}
+    orb.events["live-1"] = {
+        **orb_event(99, LATE + 5 * timedelta(minutes=1)),
+        "idempotency_key": "live-1",
+        "backfill_id": None,
+        "deprecated": False,
+    }
     orb.events["msg-3"] = {**orb_event(3, LATE + timedelta(minutes=3)), "backfill_id": None, "deprecated": False}
-    orb.events["msg-4"] = {**orb_event(4, LATE + timedelta(minutes=4)), "properties": {"amount": 1000},
-                           "backfill_id": None, "deprecated": False}
+    orb.events["msg-4"] = {
+        **orb_event(4, LATE + timedelta(minutes=4)),
+        "properties": {"amount": 1000},
+        "backfill_id": None,
+        "deprecated": False,
+    }
     code, out = run(orb, tmp_path / "state.json", "--yes")
     assert code == 0, out
     (backfill,) = orb.backfills.values()
@@ -117,9 +138,14 @@ def test_a_killed_backfill_resumes_the_same_backfill_without_resending(stack, or
 def test_an_overlapping_pending_backfill_is_refused(stack, orb, tmp_path):
     sqs, _, rejected_url = stack
     send(sqs, rejected_url, late_records(3))
-    someone_else = orb(httpx.Request("POST", "https://orb.test/v1/events/backfills", headers={
-        "Authorization": "Bearer orb-key"}, json={"timeframe_start": (LATE - HOUR).isoformat(),
-                                                  "timeframe_end": (LATE + HOUR).isoformat()}))
+    someone_else = orb(
+        httpx.Request(
+            "POST",
+            "https://orb.test/v1/events/backfills",
+            headers={"Authorization": "Bearer orb-key"},
+            json={"timeframe_start": (LATE - HOUR).isoformat(), "timeframe_end": (LATE + HOUR).isoformat()},
+        )
+    )
     assert someone_else.status_code == 200
     code, out = run(orb, tmp_path / "state.json", "--yes")
     assert code == 1 and "overlaps" in out and "close or revert it in Orb first" in out
@@ -169,16 +195,24 @@ def test_windows_are_at_most_31_days_and_scoped_per_customer():
     account = plan_groups(entries, per_customer=False)
     assert [len(group.events) for group in account] == [8, 4]
     assert all(group.end - group.start <= timedelta(days=31) and group.scope is None for group in account)
-    assert all(group.start <= backfilled.event_time < group.end for group in account
-               for backfilled in entries if backfilled.event.idempotency_key in group.events)
+    assert all(
+        group.start <= backfilled.event_time < group.end
+        for group in account
+        for backfilled in entries
+        if backfilled.event.idempotency_key in group.events
+    )
     per_customer = plan_groups(entries, per_customer=True)
     assert {group.scope for group in per_customer} == {("external_customer_id", "a"), ("external_customer_id", "b")}
 
 
 def test_the_pacer_keeps_to_the_event_budget():
     clock = [0.0]
-    pacer = Pacer(requests_per_second=100, events_per_minute=1000, clock=lambda: clock[0],
-                  sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    pacer = Pacer(
+        requests_per_second=100,
+        events_per_minute=1000,
+        clock=lambda: clock[0],
+        sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds),
+    )
     for _ in range(6):
         pacer.acquire(500)
     # 1,000 events at once (the bucket), then 500 more every 30 s.
@@ -201,9 +235,18 @@ def test_a_backfill_created_but_answered_with_a_500_is_adopted_not_duplicated(st
 
     out, err = io.StringIO(), io.StringIO()
     args = backfill_cmd.build_parser().parse_args(
-        ["--stack", STACK, "--region", "us-east-1", "--state-file", str(tmp_path / "s.json"), "--yes"])
-    code = backfill_cmd.run(args, {"ORB_API_KEY": "orb-key"}, out, err, now=lambda: NOW,
-                            http=httpx.Client(transport=httpx.MockTransport(flaky)), sleep=lambda _: None, wait_seconds=0)
+        ["--stack", STACK, "--region", "us-east-1", "--state-file", str(tmp_path / "s.json"), "--yes"]
+    )
+    code = backfill_cmd.run(
+        args,
+        {"ORB_API_KEY": "orb-key"},
+        out,
+        err,
+        now=lambda: NOW,
+        http=httpx.Client(transport=httpx.MockTransport(flaky)),
+        sleep=lambda _: None,
+        wait_seconds=0,
+    )
     assert code == 0, out.getvalue() + err.getvalue()
     assert len(orb.backfills) == 1 and answered[0].status_code == 200
     assert sorted(orb.billed()) == ["msg-0", "msg-1", "msg-2"] and all_bodies(sqs, rejected_url) == []

@@ -39,7 +39,11 @@ def test_map_prints_the_orb_event_of_the_seed_example(capsys: pytest.CaptureFixt
     assert orb_event["event_name"] == "payment_confirmed"
     assert orb_event["external_customer_id"] == "external_customer_id"
     assert orb_event["timestamp"] == "2022-05-11T21:33:13.165230Z"
-    assert orb_event["properties"] == {"amount": 100.0, "currency": "USD", "confirmation_time": "2022-05-11T21:33:13.1652304793Z"}
+    assert orb_event["properties"] == {
+        "amount": 100.0,
+        "currency": "USD",
+        "confirmation_time": "2022-05-11T21:33:13.1652304793Z",
+    }
     # The seed's 2022 timestamp is long past Orb's grace period: say so before Orb does.
     assert "grace period" in out
     assert "1 accepted, 0 skipped, 0 rejected" in out
@@ -60,8 +64,15 @@ def test_map_explains_each_rejection_and_exits_non_zero(tmp_path: Path, capsys: 
 
 
 def test_map_uses_the_settings_from_the_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    event = {"type": "track", "event": "e", "userId": "u", "messageId": "m1", "timestamp": now(),
-             "context": {"groupId": "acct_9"}, "properties": {"seats": 3, "secret": "x"}}
+    event = {
+        "type": "track",
+        "event": "e",
+        "userId": "u",
+        "messageId": "m1",
+        "timestamp": now(),
+        "context": {"groupId": "acct_9"},
+        "properties": {"seats": 3, "secret": "x"},
+    }
     env = {"EXTERNAL_CUSTOMER_ID_FIELD": "context.groupId", "PROPERTIES_MAPPING": '{"seats": "seat_count"}'}
     assert cli.run_map(write(tmp_path, event), env) == 0
     out = capsys.readouterr().out
@@ -82,7 +93,9 @@ def test_map_reports_an_unusable_body_and_a_bad_setting(tmp_path: Path, capsys: 
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_main_dispatches_map(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_dispatches_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("EXTERNAL_CUSTOMER_ID_FIELD", raising=False)
     monkeypatch.delenv("PROPERTIES_MAPPING", raising=False)
     event = {"type": "track", "event": "e", "userId": "u", "messageId": "m1", "timestamp": now()}

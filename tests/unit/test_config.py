@@ -38,7 +38,10 @@ def test_mapping_defaults_follow_segments_orb_destination():
     ("env", "message"),
     [
         ({}, "EXTERNAL_CUSTOMER_ID_FIELD is required"),
-        ({"EXTERNAL_CUSTOMER_ID_FIELD": "userId", "PROPERTIES_MAPPING": "{amount: x}"}, "PROPERTIES_MAPPING is not valid JSON"),
+        (
+            {"EXTERNAL_CUSTOMER_ID_FIELD": "userId", "PROPERTIES_MAPPING": "{amount: x}"},
+            "PROPERTIES_MAPPING is not valid JSON",
+        ),
         ({"EXTERNAL_CUSTOMER_ID_FIELD": "userId", "PROPERTIES_MAPPING": '["amount"]'}, "must be a JSON object"),
         ({"EXTERNAL_CUSTOMER_ID_FIELD": "userId", "PROPERTIES_MAPPING": '{"amount": 1}'}, "must be a JSON object"),
         ({"EXTERNAL_CUSTOMER_ID_FIELD": "properties..id"}, "must be a dotted path"),
@@ -62,8 +65,10 @@ def test_intake_fails_closed_without_credentials():
         ({"ALLOW_UNAUTHENTICATED": "maybe"}, "ALLOW_UNAUTHENTICATED must be true or false"),
         ({"MAX_BATCH_EVENTS": "NaN"}, "MAX_BATCH_EVENTS must be a whole number"),
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES must be a whole number"),
-        ({"REQUIRE_BEARER_FOR_BATCHES": "true", "SEGMENT_AUTH_TOKEN": "", "SEGMENT_SHARED_SECRET": "s"},
-         "REQUIRE_BEARER_FOR_BATCHES=true needs SEGMENT_AUTH_TOKEN"),
+        (
+            {"REQUIRE_BEARER_FOR_BATCHES": "true", "SEGMENT_AUTH_TOKEN": "", "SEGMENT_SHARED_SECRET": "s"},
+            "REQUIRE_BEARER_FOR_BATCHES=true needs SEGMENT_AUTH_TOKEN",
+        ),
         ({"INGEST_QUEUE_URL": " "}, "INGEST_QUEUE_URL is required"),
     ],
 )
@@ -76,8 +81,12 @@ def test_ingest_needs_a_key_and_caps_requests_at_orbs_500():
     with pytest.raises(ConfigurationError, match="ORB_API_KEY_SECRET_ARN"):
         IngestSettings.from_env({"REJECTED_QUEUE_URL": "q"})
     settings = IngestSettings.from_env(
-        {"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q", "ORB_MAX_EVENTS_PER_REQUEST": "2000",
-         "ORB_API_BASE_URL": "http://127.0.0.1:3001/v1/"}
+        {
+            "ORB_API_KEY": "k",
+            "REJECTED_QUEUE_URL": "q",
+            "ORB_MAX_EVENTS_PER_REQUEST": "2000",
+            "ORB_API_BASE_URL": "http://127.0.0.1:3001/v1/",
+        }
     )
     assert settings.max_events_per_request == 500
     assert settings.orb_api_base_url == "http://127.0.0.1:3001/v1"
@@ -142,8 +151,12 @@ BAD_VALUES = [
     (IntakeSettings, "REJECTED_QUEUE_URL", None, "REJECTED_QUEUE_URL is required"),
     (IntakeSettings, "ALLOW_UNAUTHENTICATED", "maybe", "ALLOW_UNAUTHENTICATED must be true or false, got 'maybe'"),
     (IntakeSettings, "REQUIRE_BEARER_FOR_BATCHES", "2", "REQUIRE_BEARER_FOR_BATCHES must be true or false"),
-    (IntakeSettings, "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES", "sure",
-     "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES must be true or false"),
+    (
+        IntakeSettings,
+        "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES",
+        "sure",
+        "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES must be true or false",
+    ),
     (IntakeSettings, "MAX_BODY_BYTES", "100", "MAX_BODY_BYTES must be >= 1024, got '100'"),
     (IntakeSettings, "MAX_BATCH_EVENTS", "0", "MAX_BATCH_EVENTS must be >= 1"),
     (IntakeSettings, "SEGMENT_AUTH_TOKEN", None, "no Segment authentication configured"),
@@ -157,7 +170,12 @@ BAD_VALUES = [
     (IngestSettings, "ORB_REQUESTS_PER_SECOND", "inf", "ORB_REQUESTS_PER_SECOND must be a finite number"),
     (IngestSettings, "ORB_EVENTS_PER_MINUTE", "lots", "ORB_EVENTS_PER_MINUTE must be a number"),
     (IngestSettings, "ORB_PACING_TABLE_NAME", None, "ORB_PACING_TABLE_NAME is required when"),
-    (IngestSettings, "ORB_MAX_REQUESTS_PER_INVOCATION", "1.5", "ORB_MAX_REQUESTS_PER_INVOCATION must be a whole number"),
+    (
+        IngestSettings,
+        "ORB_MAX_REQUESTS_PER_INVOCATION",
+        "1.5",
+        "ORB_MAX_REQUESTS_PER_INVOCATION must be a whole number",
+    ),
     (IngestSettings, "ORB_GRACE_PERIOD_HOURS", "0", "ORB_GRACE_PERIOD_HOURS must be > 0"),
     (RedeliverySettings, "RETRY_BACKOFF_SECONDS", "soon", "RETRY_BACKOFF_SECONDS must be a whole number"),
     (RedeliverySettings, "CONFIG_ERROR_BACKOFF_SECONDS", "-1", "CONFIG_ERROR_BACKOFF_SECONDS must be >= 0"),
@@ -202,6 +220,8 @@ def test_settings_repr_holds_no_secret():
 
 
 def test_blank_variables_count_as_unset_and_values_are_stripped():
-    settings = IngestSettings.from_env({**INGEST_ENV, "ORB_MAX_CONCURRENT_REQUESTS": " ", "ORB_GRACE_PERIOD_HOURS": " 6 "})
+    settings = IngestSettings.from_env(
+        {**INGEST_ENV, "ORB_MAX_CONCURRENT_REQUESTS": " ", "ORB_GRACE_PERIOD_HOURS": " 6 "}
+    )
     assert (settings.max_concurrent_requests, settings.grace_period_hours) == (20, 6.0)
     assert RedeliverySettings.from_env({"RETRY_BACKOFF_SECONDS": "2"}).retry_backoff_seconds == 2

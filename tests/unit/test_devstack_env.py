@@ -57,12 +57,14 @@ def test_a_segment_credential_turns_authentication_on() -> None:
 
 
 def test_user_mapping_and_secrets_win() -> None:
-    env = env_for({
-        "EXTERNAL_CUSTOMER_ID_FIELD": "context.groupId",
-        "PROPERTIES_MAPPING": '{"seats": "seat_count"}',
-        "ORB_WEBHOOK_SECRET": "first,second",
-        "EVENT_NAME_FIELD": "properties.kind",
-    })
+    env = env_for(
+        {
+            "EXTERNAL_CUSTOMER_ID_FIELD": "context.groupId",
+            "PROPERTIES_MAPPING": '{"seats": "seat_count"}',
+            "ORB_WEBHOOK_SECRET": "first,second",
+            "EVENT_NAME_FIELD": "properties.kind",
+        }
+    )
     assert env["EXTERNAL_CUSTOMER_ID_FIELD"] == "context.groupId"
     assert env["PROPERTIES_MAPPING"] == '{"seats": "seat_count"}'
     assert env["ORB_WEBHOOK_SECRET"] == "first,second"

@@ -36,7 +36,16 @@ def capture() -> Capture:
 def gateway(capture: Capture) -> Iterator[Gateway]:
     responses: list[tuple[int, Any]] = []
     running = Gateway(
-        [Route("POST", "/segment", capture, "TrackIntakeFunction", 10, on_response=lambda s, b: responses.append((s, b)))],
+        [
+            Route(
+                "POST",
+                "/segment",
+                capture,
+                "TrackIntakeFunction",
+                10,
+                on_response=lambda s, b: responses.append((s, b)),
+            )
+        ],
         port=0,
     )
     running.responses = responses  # type: ignore[attr-defined]
@@ -45,7 +54,9 @@ def gateway(capture: Capture) -> Iterator[Gateway]:
     running.stop()
 
 
-def test_post_becomes_a_payload_v2_event_and_the_handler_answer_the_response(gateway: Gateway, capture: Capture) -> None:
+def test_post_becomes_a_payload_v2_event_and_the_handler_answer_the_response(
+    gateway: Gateway, capture: Capture
+) -> None:
     raw = b'{"type":"track",  "event":"x"}'
     response = httpx.post(
         f"{gateway.base_url}/segment?a=1&a=2&b=",
@@ -110,8 +121,10 @@ def test_the_response_callback_sees_status_and_json_body(gateway: Gateway, captu
     ("result", "expected"),
     [
         ({"statusCode": 201, "body": "hi"}, (201, {}, b"hi")),
-        ({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True},
-         (200, {}, b"\x00\x01")),
+        (
+            {"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True},
+            (200, {}, b"\x00\x01"),
+        ),
         ({"statusCode": 204}, (204, {}, b"")),
         # Without a statusCode, HTTP APIs answer 200 with the JSON-serialised return value.
         ({"accepted": 1}, (200, {"content-type": "application/json"}, b'{"accepted": 1}')),

@@ -68,7 +68,9 @@ def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rej
     assert metrics["EventsRetried"] == 2
 
 
-def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(handler, rejected_queue, caplog, monkeypatch):
+def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(
+    handler, rejected_queue, caplog, monkeypatch
+):
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
     use_service(monkeypatch, make_service(orb, rejected_queue))
@@ -95,8 +97,11 @@ class RecordingSqs:
     def send_message_batch(self, QueueUrl, Entries):  # noqa: N803
         accepted = [e for e in Entries if e["MessageBody"] not in self.refuse_bodies]
         self.sent += accepted
-        failed = [{"Id": e["Id"], "Code": "InvalidParameterValue", "Message": "no", "SenderFault": True}
-                  for e in Entries if e["MessageBody"] in self.refuse_bodies]
+        failed = [
+            {"Id": e["Id"], "Code": "InvalidParameterValue", "Message": "no", "SenderFault": True}
+            for e in Entries
+            if e["MessageBody"] in self.refuse_bodies
+        ]
         answer = self.sqs.send_message_batch(QueueUrl=QueueUrl, Entries=accepted) if accepted else {}
         return {"Successful": answer.get("Successful", []), "Failed": failed}
 
@@ -115,7 +120,9 @@ def ingest_queue(rejected_queue, monkeypatch):  # inside rejected_queue's mock_a
     return recording
 
 
-def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_originals(handler, ingest_queue, rejected_queue, capsys, monkeypatch):
+def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_originals(
+    handler, ingest_queue, rejected_queue, capsys, monkeypatch
+):
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(429, headers={"retry-after-ms": "2500"}, json={"status": 429})]
     use_service(monkeypatch, make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1))
@@ -128,8 +135,11 @@ def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_or
     for entry in ingest_queue.sent:
         assert entry["DelaySeconds"] == 3  # 2.5 s rounded up: at least Retry-After
         attributes = {k: v["StringValue"] for k, v in entry["MessageAttributes"].items()}
-        assert attributes == {"orb_bridge.deferrals": "1", "orb_bridge.first_enqueued_ms": "1763715600000",
-                              "orb_bridge.earlier_failures": "2"}
+        assert attributes == {
+            "orb_bridge.deferrals": "1",
+            "orb_bridge.first_enqueued_ms": "1763715600000",
+            "orb_bridge.earlier_failures": "2",
+        }
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["EventsDeferred"] == 4 and metrics["OrbRateLimited"] == 1
     assert metrics["OldestPendingEventAgeSeconds"] > 0
@@ -182,12 +192,18 @@ def test_replays_are_counted_and_those_waiting_on_the_mapping_are_held_back_as_c
     service.mapping_settings = broken
     use_service(monkeypatch, service)
     held: list[tuple[set, bool]] = []
-    monkeypatch.setattr(ingest_batch, "hold_back", lambda records, failed, configuration_error: held.append(
-        (set(failed), configuration_error)))
+    monkeypatch.setattr(
+        ingest_batch,
+        "hold_back",
+        lambda records, failed, configuration_error: held.append((set(failed), configuration_error)),
+    )
     bodies = [
         rejection_record(stage="orb", reason="refused", orb_event=usage_event(1).to_orb()),
-        rejection_record(stage="intake", reason="mapping", segment_event={"type": "track", "event": "e",
-                                                                          "userId": "u", "messageId": "m"}),
+        rejection_record(
+            stage="intake",
+            reason="mapping",
+            segment_event={"type": "track", "event": "e", "userId": "u", "messageId": "m"},
+        ),
     ]
 
     response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())

@@ -36,8 +36,11 @@ class SpecOrb:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         events = json.loads(request.content)["events"]
         keys = [event["idempotency_key"] for event in events]
-        stale = [e["idempotency_key"] for e in events
-                 if datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) < NOW - timedelta(hours=12)]
+        stale = [
+            e["idempotency_key"]
+            for e in events
+            if datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) < NOW - timedelta(hours=12)
+        ]
         with self._lock:
             self.requests.append(keys)
             if stale and not self.ingest_valid_of_400:
@@ -48,15 +51,21 @@ class SpecOrb:
         return self._problem(stale) if stale else httpx.Response(200, json={"validation_failed": []})
 
     def _problem(self, stale: list[str]) -> httpx.Response:
-        body = {"type": VALIDATION_TYPE, "status": 400, "title": "Request validation error",
-                "detail": "One or more events failed validation"}
+        body = {
+            "type": VALIDATION_TYPE,
+            "status": 400,
+            "title": "Request validation error",
+            "detail": "One or more events failed validation",
+        }
         if self.variant == "validation_failed":
             body["validation_errors"] = [stale_message(key) for key in stale]
-            body["validation_failed"] = [{"idempotency_key": key, "validation_errors": [stale_message(key)]}
-                                         for key in stale]
+            body["validation_failed"] = [
+                {"idempotency_key": key, "validation_errors": [stale_message(key)]} for key in stale
+            ]
         elif self.variant == "objects":
-            body["validation_errors"] = [{"idempotency_key": key, "validation_errors": ["timestamp outside the grace period"]}
-                                         for key in stale]
+            body["validation_errors"] = [
+                {"idempotency_key": key, "validation_errors": ["timestamp outside the grace period"]} for key in stale
+            ]
         elif self.variant == "strings":
             body["validation_errors"] = [stale_message(key) for key in stale]
         else:  # opaque
@@ -75,7 +84,7 @@ STALE = {3, 250, 499, 500, 777, 1001, 1002, 1499, 1700, 1999}
 
 @pytest.mark.parametrize("ingest_valid_of_400", [True, False], ids=["valid-ingested", "valid-not-ingested"])
 @pytest.mark.parametrize("variant", ["validation_failed", "objects", "strings"])
-def test_a_400_naming_events_costs_at_most_two_requests_per_chunk(rejected_queue, variant, ingest_valid_of_400):  # noqa: F811
+def test_a_400_naming_events_costs_at_most_two_requests_per_chunk(rejected_queue, variant, ingest_valid_of_400):
     orb = SpecOrb(variant, ingest_valid_of_400)
     events = batch_with_stale(2000, STALE)
     service = make_service(orb, rejected_queue, max_concurrent_requests=4)
@@ -93,12 +102,14 @@ def test_a_400_naming_events_costs_at_most_two_requests_per_chunk(rejected_queue
     assert {r["orb_event"]["idempotency_key"] for r in records} == stale_keys
     for record in records:
         assert record["stage"] == "orb" and "grace period" in " ".join(record["errors"])
-    print(f"\n{variant} / valid {'' if ingest_valid_of_400 else 'not '}ingested: "
-          f"{report.requests_made} requests for 4 chunks")
+    print(
+        f"\n{variant} / valid {'' if ingest_valid_of_400 else 'not '}ingested: "
+        f"{report.requests_made} requests for 4 chunks"
+    )
 
 
 @pytest.mark.parametrize("ingest_valid_of_400", [True, False], ids=["valid-ingested", "valid-not-ingested"])
-def test_an_opaque_400_is_split_concurrently_and_still_isolates_every_stale_event(rejected_queue, ingest_valid_of_400):  # noqa: F811
+def test_an_opaque_400_is_split_concurrently_and_still_isolates_every_stale_event(rejected_queue, ingest_valid_of_400):
     orb = SpecOrb("opaque", ingest_valid_of_400)
     events = batch_with_stale(2000, STALE)
     service = make_service(orb, rejected_queue, max_concurrent_requests=20, max_requests_per_invocation=400)
@@ -112,10 +123,12 @@ def test_an_opaque_400_is_split_concurrently_and_still_isolates_every_stale_even
     print(f"\nopaque / valid {'' if ingest_valid_of_400 else 'not '}ingested: {report.requests_made} requests")
 
 
-def test_an_opaque_search_stops_at_the_request_budget_and_leaves_the_rest_for_redelivery(rejected_queue):  # noqa: F811
+def test_an_opaque_search_stops_at_the_request_budget_and_leaves_the_rest_for_redelivery(rejected_queue):
     orb = SpecOrb("opaque", False)
     events = batch_with_stale(2000, STALE)
-    report = make_service(orb, rejected_queue, max_requests_per_invocation=30).ingest(messages_for(events), lambda: 60.0)
+    report = make_service(orb, rejected_queue, max_requests_per_invocation=30).ingest(
+        messages_for(events), lambda: 60.0
+    )
 
     assert report.requests_made == len(orb.requests) == 30
     accounted = report.events_ingested + report.events_rejected_by_orb + len(report.failed_message_ids)
@@ -123,7 +136,7 @@ def test_an_opaque_search_stops_at_the_request_budget_and_leaves_the_rest_for_re
     assert not set(report.failed_message_ids) & {f"msg-{i}" for i in range(2000) if f"key-{i}" in orb.ingested}
 
 
-def test_an_opaque_search_stops_when_the_time_budget_runs_out(rejected_queue):  # noqa: F811
+def test_an_opaque_search_stops_when_the_time_budget_runs_out(rejected_queue):
     """The invocation's clock advances 0.5 s per request (injected, no sleeping): the search
     must stop starting requests once less than timeout + margin is left."""
     orb = SpecOrb("opaque", True)
@@ -139,7 +152,10 @@ def test_an_opaque_search_stops_when_the_time_budget_runs_out(rejected_queue):  
     # 2 s timeout + 1 s margin: requests start while more than 3 s are left.
     assert report.requests_made == len(orb.requests) <= (20 - 3) / 0.5 + 1
     assert clock["left"] > 0
-    assert report.events_ingested + report.events_rejected_by_orb + len(report.failed_message_ids) + len(report.deferred) == 2000
+    assert (
+        report.events_ingested + report.events_rejected_by_orb + len(report.failed_message_ids) + len(report.deferred)
+        == 2000
+    )
 
 
 def test_strings_match_whole_keys_only():
@@ -159,11 +175,13 @@ def test_matching_five_hundred_keys_against_five_hundred_messages_is_linear():
 
 
 def test_objects_read_every_message_field_and_fastapi_locations():
-    body = {"validation_errors": [
-        {"idempotency_key": "k1", "errors": ["bad property"], "message": "see docs"},
-        {"loc": ["body", "events", 1, "timestamp"], "msg": "not a datetime"},
-        {"detail": "nothing to say about anyone"},
-    ]}
+    body = {
+        "validation_errors": [
+            {"idempotency_key": "k1", "errors": ["bad property"], "message": "see docs"},
+            {"loc": ["body", "events", 1, "timestamp"], "msg": "not a datetime"},
+            {"detail": "nothing to say about anyone"},
+        ]
+    }
     attributed = attribute(body, ["k1", "k2"])
     assert attributed.by_key == {"k1": ["bad property", "see docs"], "k2": ["not a datetime"]}
     assert attributed.general == ["nothing to say about anyone"]

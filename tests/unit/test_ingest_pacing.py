@@ -32,9 +32,12 @@ def table():
     with mock_aws():
         aws.reset_clients()
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(TableName="pacing", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                            BillingMode="PAY_PER_REQUEST")
+        client.create_table(
+            TableName="pacing",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         yield "pacing"
     aws.reset_clients()
 
@@ -55,7 +58,7 @@ def test_a_slot_beyond_the_latest_start_is_refused_and_reserves_nothing(table):
     refused = pacer.reserve(500, latest_start_seconds=7)
     assert not refused.granted and refused.wait_seconds == pytest.approx(9)
     clock.now += 9  # the budget comes back with time
-    assert pacer.reserve(500, latest_start_seconds=0) .wait_seconds == pytest.approx(0)
+    assert pacer.reserve(500, latest_start_seconds=0).wait_seconds == pytest.approx(0)
 
 
 def test_an_idle_bucket_does_not_save_up_a_burst(table):
@@ -122,20 +125,28 @@ def test_no_pacing_needs_no_table_and_makes_no_aws_call():
     assert not settings.paced
     with pytest.raises(ConfigurationError, match="ORB_PACING_TABLE_NAME is required"):
         IngestSettings.from_env({"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q", "ORB_EVENTS_PER_MINUTE": "10000"})
-    paced = IngestSettings.from_env({"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q", "ORB_REQUESTS_PER_SECOND": "100",
-                                     "ORB_EVENTS_PER_MINUTE": "10000", "ORB_PACING_TABLE_NAME": "t"})
+    paced = IngestSettings.from_env(
+        {
+            "ORB_API_KEY": "k",
+            "REJECTED_QUEUE_URL": "q",
+            "ORB_REQUESTS_PER_SECOND": "100",
+            "ORB_EVENTS_PER_MINUTE": "10000",
+            "ORB_PACING_TABLE_NAME": "t",
+        }
+    )
     assert (paced.requests_per_second, paced.events_per_minute, paced.pacing_table_name) == (100, 10_000, "t")
 
 
-def test_an_invocation_paced_beyond_its_time_defers_the_rest_instead_of_failing(table, rejected_queue):  # noqa: F811
+def test_an_invocation_paced_beyond_its_time_defers_the_rest_instead_of_failing(table, rejected_queue):
     """10,000 events at 10,000/min need a minute: with 20 s left, what cannot start in time is
     deferred (re-enqueued by the handler, not counted as a failed delivery)."""
     clock = Clock()
     orb = FakeOrb()
     pacer = DynamoDbPacer(table, 100, 10_000, client=AtomicWrites(), clock=clock)
     # One request at a time: the fake clock moves only in the pacer's waits, deterministically.
-    service = make_service(orb, rejected_queue, request_timeout_seconds=2.0, safety_margin_seconds=1.0,
-                           max_concurrent_requests=1)
+    service = make_service(
+        orb, rejected_queue, request_timeout_seconds=2.0, safety_margin_seconds=1.0, max_concurrent_requests=1
+    )
     service.pacer, service.sleep = pacer, clock.sleep
     deadline = clock.now + 20
 
@@ -148,11 +159,15 @@ def test_an_invocation_paced_beyond_its_time_defers_the_rest_instead_of_failing(
     assert min(report.deferred.values()) == pytest.approx(3)  # the next slot is 3 s away
 
 
-def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_after(rejected_queue):  # noqa: F811
+def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_after(rejected_queue):
     orb = FakeOrb()
-    orb.scripted = [lambda: httpx.Response(429, headers={"retry-after": "7"},
-                                           json={"type": "https://docs.withorb.com/reference/error-responses#429-too-many-requests",
-                                                 "status": 429})]
+    orb.scripted = [
+        lambda: httpx.Response(
+            429,
+            headers={"retry-after": "7"},
+            json={"type": "https://docs.withorb.com/reference/error-responses#429-too-many-requests", "status": 429},
+        )
+    ]
     service = make_service(orb, rejected_queue, max_events_per_request=10, max_concurrent_requests=1)
     report = service.ingest(messages_for([usage_event(i) for i in range(50)]), lambda: 60.0)
 
@@ -161,7 +176,7 @@ def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_af
     assert report.deferred == {f"msg-{i}": 7.0 for i in range(50)}
 
 
-def test_a_pacing_table_that_cannot_be_used_fails_the_events_rather_than_sending_unpaced(rejected_queue):  # noqa: F811
+def test_a_pacing_table_that_cannot_be_used_fails_the_events_rather_than_sending_unpaced(rejected_queue):
     orb = FakeOrb()
     with mock_aws():  # no table: every reservation fails
         pacer = DynamoDbPacer("missing", 100, 10_000, client=boto3.client("dynamodb", region_name="us-east-1"))

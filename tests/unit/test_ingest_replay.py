@@ -28,15 +28,22 @@ def service(orb: FakeOrb, queue: str, mapping=lambda: MappingSettings(), now: fl
 
 
 def segment_track(key: str, **changes) -> dict:
-    event = {"type": "track", "event": "api_call", "userId": "cust-1", "messageId": key,
-             "timestamp": EVENT_TIME, "properties": {"units": 3}}
+    event = {
+        "type": "track",
+        "event": "api_call",
+        "userId": "cust-1",
+        "messageId": key,
+        "timestamp": EVENT_TIME,
+        "properties": {"units": 3},
+    }
     event.update(changes)
     return event
 
 
 def intake_record(key: str, **changes) -> str:
-    return rejection_record(stage="intake", reason="mapping: no external customer id",
-                            segment_event=segment_track(key, **changes))
+    return rejection_record(
+        stage="intake", reason="mapping: no external customer id", segment_event=segment_track(key, **changes)
+    )
 
 
 def plenty_of_time() -> float:
@@ -59,8 +66,9 @@ def test_a_redriven_intake_record_is_re_mapped_with_the_current_mapping_and_sent
 def test_a_replayed_event_refused_again_goes_back_once_flat_with_a_replay_count(rejected_queue):
     orb = FakeOrb()
     orb.invalid_keys = {"key-2": ["amount must be a number"]}
-    first = rejection_record(stage="orb", reason="Orb refused the event", errors=["old"],
-                             orb_event=usage_event(2).to_orb())
+    first = rejection_record(
+        stage="orb", reason="Orb refused the event", errors=["old"], orb_event=usage_event(2).to_orb()
+    )
     report = service(orb, rejected_queue).ingest([SqsMessage("m", first)], plenty_of_time)
 
     assert report.failed_message_ids == [] and report.events_rejected_by_orb == 1
@@ -125,7 +133,8 @@ def test_the_grace_period_follows_the_setting(rejected_queue):
     orb = FakeOrb()
     orb.invalid_keys = {"key-1": ["too old"]}
     report = service(orb, rejected_queue, now=at(13), grace_period_hours=24).ingest(
-        messages_for([usage_event(1)]), plenty_of_time)
+        messages_for([usage_event(1)]), plenty_of_time
+    )
 
     assert report.late_events_rejected == 0
     (record,) = rejected_records(rejected_queue)
@@ -136,8 +145,14 @@ def test_a_late_record_replayed_and_refused_for_another_reason_loses_its_old_hin
     orb = FakeOrb()
     orb.invalid_keys = {"key-2": ["bad property"]}
     fresh = usage_event(2, timestamp="2026-11-21T21:30:00Z")
-    old = json.loads(rejection_record(stage="orb", reason="outside Orb's grace period (12 h): refused",
-                                      orb_event=fresh.to_orb(), extra={"hint": "backfill it", "sqs_message_ids": ["x"]}))
+    old = json.loads(
+        rejection_record(
+            stage="orb",
+            reason="outside Orb's grace period (12 h): refused",
+            orb_event=fresh.to_orb(),
+            extra={"hint": "backfill it", "sqs_message_ids": ["x"]},
+        )
+    )
     service(orb, rejected_queue, now=at(13)).ingest([SqsMessage("m", json.dumps(old))], plenty_of_time)
 
     (record,) = rejected_records(rejected_queue)

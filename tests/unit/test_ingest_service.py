@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from orb_bridge.ingest import SqsMessage
-from orb_bridge.usage_event import OrbUsageEvent
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, rejected_records, usage_event
 
 
@@ -52,7 +51,9 @@ def test_an_unreadable_message_is_kept_in_the_rejected_queue_and_not_retried(rej
     orb = FakeOrb()
     messages = messages_for([usage_event(1)]) + [
         SqsMessage("garbage", "not json"),
-        SqsMessage("no-customer", json.dumps({"event_name": "x", "idempotency_key": "k", "timestamp": "2026-11-21T09:00:00Z"})),
+        SqsMessage(
+            "no-customer", json.dumps({"event_name": "x", "idempotency_key": "k", "timestamp": "2026-11-21T09:00:00Z"})
+        ),
     ]
     report = make_service(orb, rejected_queue).ingest(messages, plenty_of_time)
 
@@ -121,7 +122,9 @@ def test_events_a_400_names_go_to_the_rejected_queue_with_orbs_errors(rejected_q
     assert report.events_rejected_by_orb == 1
     # The whole request was a 400 naming key-3; the other five were sent again at once.
     assert [sorted(e["idempotency_key"] for e in r) for r in orb.requests] == [
-        [f"key-{i}" for i in range(6)], [f"key-{i}" for i in (0, 1, 2, 4, 5)]]
+        [f"key-{i}" for i in range(6)],
+        [f"key-{i}" for i in (0, 1, 2, 4, 5)],
+    ]
     (record,) = rejected_records(rejected_queue)
     assert record["stage"] == "orb"
     assert record["errors"] == ["timestamp is outside the grace period"]
@@ -170,7 +173,12 @@ def test_a_400_chunk_is_split_until_the_bad_events_are_isolated(rejected_queue):
     assert report.events_ingested == 14
     assert report.events_rejected_by_orb == 2
     # each good event was accepted exactly once; bisection costs O(bad * log n) requests
-    accepted = [e["idempotency_key"] for r in orb.requests if not orb.bad_request_keys & {e["idempotency_key"] for e in r} for e in r]
+    accepted = [
+        e["idempotency_key"]
+        for r in orb.requests
+        if not orb.bad_request_keys & {e["idempotency_key"] for e in r}
+        for e in r
+    ]
     assert sorted(accepted) == sorted(f"key-{i}" for i in range(16) if i not in (5, 12))
     assert report.requests_made <= 1 + 2 * 2 * 4
     records = {record["orb_event"]["idempotency_key"]: record for record in rejected_records(rejected_queue)}
@@ -212,8 +220,14 @@ def test_sending_stops_when_the_clock_runs_down_and_timeouts_fit_the_budget(reje
         clock["left"] -= 1.5  # each answer takes 1.5 s of the invocation (injected clock)
         return fake(request)
 
-    service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1,
-                           request_timeout_seconds=2.0, safety_margin_seconds=1.0)
+    service = make_service(
+        orb,
+        rejected_queue,
+        max_events_per_request=2,
+        max_concurrent_requests=1,
+        request_timeout_seconds=2.0,
+        safety_margin_seconds=1.0,
+    )
     report = service.ingest(messages_for([usage_event(i) for i in range(8)]), lambda: clock["left"])
     # Started with 6, 4.5 and 3 s left; at 1.5 s a 2 s request plus the 1 s margin no longer fits.
     assert len(fake.requests) == 3

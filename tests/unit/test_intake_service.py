@@ -59,8 +59,14 @@ def test_oversized_rejected_event_is_kept_as_an_excerpt_that_fits_sqs(sqs):
     ingest = sqs.create_queue(QueueName="ingest")["QueueUrl"]
     rejected = sqs.create_queue(QueueName="rejected")["QueueUrl"]
     service = TrackIntake(settings(ingest, rejected))
-    huge = {"type": "track", "event": "e", "userId": "u", "messageId": "m-big",
-            "timestamp": "2022-01-01T00:00:00Z", "context": {"blob": "\u00e9" * 300_000}}
+    huge = {
+        "type": "track",
+        "event": "e",
+        "userId": "u",
+        "messageId": "m-big",
+        "timestamp": "2022-01-01T00:00:00Z",
+        "context": {"blob": "\u00e9" * 300_000},
+    }
     response = service.handle({"authorization": "Bearer token"}, json.dumps(huge).encode())
     assert response.outcome is IntakeOutcome.NOTHING_VALID
     assert "more than Segment's limit" in response.body["rejected"][0]["error"]

@@ -25,7 +25,9 @@ def resources(aws: LocalAws) -> LocalResources:
     return aws.resources
 
 
-def test_ingest_queue_redrives_to_the_rejected_queue_as_the_template_says(aws: LocalAws, resources: LocalResources) -> None:
+def test_ingest_queue_redrives_to_the_rejected_queue_as_the_template_says(
+    aws: LocalAws, resources: LocalResources
+) -> None:
     template = load_template()
     max_receive_count = int(template["Parameters"]["MaxReceiveCount"]["Default"])
     attributes = aws.client("sqs").get_queue_attributes(QueueUrl=resources.ingest_queue.url, AttributeNames=["All"])[
@@ -37,9 +39,10 @@ def test_ingest_queue_redrives_to_the_rejected_queue_as_the_template_says(aws: L
     assert int(policy["maxReceiveCount"]) == max_receive_count == resources.ingest_queue.max_receive_count
     # Short locally so retries are visible; the template's value is kept for reference.
     assert attributes["VisibilityTimeout"] == "3"
-    assert resources.ingest_queue.template_visibility_timeout == template["Resources"]["IngestQueue"]["Properties"][
-        "VisibilityTimeout"
-    ]
+    assert (
+        resources.ingest_queue.template_visibility_timeout
+        == template["Resources"]["IngestQueue"]["Properties"]["VisibilityTimeout"]
+    )
     assert attributes["MessageRetentionPeriod"] == str(
         template["Resources"]["IngestQueue"]["Properties"]["MessageRetentionPeriod"]
     )
@@ -66,8 +69,14 @@ def test_idempotency_table_has_key_id_and_ttl_on_expiration(aws: LocalAws, resou
 def test_events_on_the_bus_reach_the_bus_tap_queue(aws: LocalAws, resources: LocalResources) -> None:
     assert resources.event_bus_name.endswith("-orb-webhooks")  # !Sub ${AWS::StackName}-orb-webhooks resolved
     aws.client("events").put_events(
-        Entries=[{"EventBusName": resources.event_bus_name, "Source": "orb", "DetailType": "invoice.issued",
-                  "Detail": json.dumps({"id": "w1"})}]
+        Entries=[
+            {
+                "EventBusName": resources.event_bus_name,
+                "Source": "orb",
+                "DetailType": "invoice.issued",
+                "Detail": json.dumps({"id": "w1"}),
+            }
+        ]
     )
     (message,) = aws.client("sqs").receive_message(QueueUrl=resources.bus_tap_queue.url)["Messages"]
     event = json.loads(message["Body"])

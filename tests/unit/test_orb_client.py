@@ -132,8 +132,13 @@ def test_answers_are_classified_by_status_and_problem_type(status, kind, outcome
 
 @pytest.mark.parametrize(
     ("headers", "seconds"),
-    [({"retry-after": "7"}, 7.0), ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5), ({}, 5.0),
-     ({"retry-after": "soon"}, 5.0), ({"retry-after": "-3"}, 0.0)],
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+        ({}, 5.0),
+        ({"retry-after": "soon"}, 5.0),
+        ({"retry-after": "-3"}, 0.0),
+    ],
 )
 def test_a_429_carries_how_long_to_wait(headers, seconds):
     def handler(request: httpx.Request) -> httpx.Response:
@@ -157,8 +162,12 @@ def test_a_non_json_error_body_is_kept_as_text():
 
 @pytest.mark.parametrize(
     "exc",
-    [httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow"), httpx.ConnectError("refused"),
-     httpx.RemoteProtocolError("closed")],
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectTimeout("slow"),
+        httpx.ConnectError("refused"),
+        httpx.RemoteProtocolError("closed"),
+    ],
 )
 def test_network_problems_are_retryable_and_never_raise(exc):
     def handler(request: httpx.Request) -> httpx.Response:

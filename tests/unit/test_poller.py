@@ -68,14 +68,16 @@ class Recorder:
 
 def poller(sqs: Any, url: str, arn: str, handler: Any, **options: Any) -> SqsEventSourcePoller:
     options.setdefault("function_timeout", 30.0)
-    return SqsEventSourcePoller(sqs_client=sqs, queue_url=url, queue_arn=arn, handler=handler,
-                                function_name="OrbIngestFunction", **options)
+    return SqsEventSourcePoller(
+        sqs_client=sqs, queue_url=url, queue_arn=arn, handler=handler, function_name="OrbIngestFunction", **options
+    )
 
 
 def test_successful_batch_is_delivered_lambda_shaped_and_deleted(sqs: Any) -> None:
     url, arn, _ = make_queue(sqs)
-    sqs.send_message(QueueUrl=url, MessageBody='{"n": 1}',
-                     MessageAttributes={"kind": {"DataType": "String", "StringValue": "usage"}})
+    sqs.send_message(
+        QueueUrl=url, MessageBody='{"n": 1}', MessageAttributes={"kind": {"DataType": "String", "StringValue": "usage"}}
+    )
     handler = Recorder()
 
     assert poller(sqs, url, arn, handler, function_timeout=7).poll_once() == 1
@@ -156,7 +158,9 @@ def test_an_invocation_past_the_function_timeout_fails_the_whole_batch(sqs: Any)
 def test_redrive_moves_a_message_to_the_dead_letter_queue_after_max_receive_count(sqs: Any) -> None:
     url, arn, dlq_url = make_queue(sqs, visibility=1, max_receive_count=2)
     sqs.send_message(QueueUrl=url, MessageBody="poison")
-    handler = Recorder(lambda event: {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]})
+    handler = Recorder(
+        lambda event: {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+    )
     source = poller(sqs, url, arn, handler)
     source.start()
     try:

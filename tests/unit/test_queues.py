@@ -52,8 +52,10 @@ class CountingClient:
         failed = [e for e in Entries if e["Id"] in self.fail_first]
         sent = [e for e in Entries if e["Id"] not in self.fail_first]
         response = self.client.send_message_batch(QueueUrl=QueueUrl, Entries=sent) if sent else {}
-        faults = [{"Id": e["Id"], "Code": "InternalError", "Message": "try again",
-                   "SenderFault": self.fail_first[e["Id"]]} for e in failed]
+        faults = [
+            {"Id": e["Id"], "Code": "InternalError", "Message": "try again", "SenderFault": self.fail_first[e["Id"]]}
+            for e in failed
+        ]
         for entry in failed:
             if not self.fail_first[entry["Id"]]:
                 del self.fail_first[entry["Id"]]  # a service fault: succeeds when retried
@@ -116,8 +118,9 @@ def test_backoff_bases_come_from_the_environment(monkeypatch):
 
 
 def test_rejection_record_carries_reason_and_event():
-    record = json.loads(rejection_record(stage="intake", reason="no userId", errors=["userId missing"],
-                                         segment_event={"type": "track"}))
+    record = json.loads(
+        rejection_record(stage="intake", reason="no userId", errors=["userId missing"], segment_event={"type": "track"})
+    )
     assert record["stage"] == "intake" and record["reason"] == "no userId" and record["errors"] == ["userId missing"]
     assert record["segment_event"] == {"type": "track"} and record["rejected_at"].endswith("Z")
 

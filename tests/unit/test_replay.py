@@ -25,8 +25,12 @@ EVENT = {
     "properties": {"amount": 100},
 }
 SEGMENT_EVENT = {
-    "type": "track", "event": "payment_confirmed", "userId": "cust_1", "messageId": "msg-1",
-    "timestamp": "2026-11-23T10:00:00Z", "properties": {"amount": 100, "currency": "USD"},
+    "type": "track",
+    "event": "payment_confirmed",
+    "userId": "cust_1",
+    "messageId": "msg-1",
+    "timestamp": "2026-11-23T10:00:00Z",
+    "properties": {"amount": 100, "currency": "USD"},
 }
 FIXED = MappingSettings(properties_mapping={"amount": "amount"})
 
@@ -61,8 +65,9 @@ def test_an_orb_or_ingest_record_replays_its_orb_event(stage):
 
 def test_an_intake_record_is_remapped_with_the_current_settings():
     # Rejected under a mapping that named a missing field; the fixed settings map it.
-    body = rejection_record(stage="intake", reason="external_customer_id: no value at 'accountId'",
-                            segment_event=SEGMENT_EVENT)
+    body = rejection_record(
+        stage="intake", reason="external_customer_id: no value at 'accountId'", segment_event=SEGMENT_EVENT
+    )
     message = read_ingest_message(body, settings)
     assert message.action is Action.SEND
     assert message.event.to_orb() == EVENT  # currency is not in the fixed mapping
@@ -70,8 +75,9 @@ def test_an_intake_record_is_remapped_with_the_current_settings():
 
 def test_an_intake_record_that_still_fails_mapping_goes_back_once_with_a_count():
     broken = MappingSettings(external_customer_id_field="accountId")
-    body = rejection_record(stage="intake", reason="first", segment_event=SEGMENT_EVENT,
-                            extra={"index": 0, "message_id": "msg-1"})
+    body = rejection_record(
+        stage="intake", reason="first", segment_event=SEGMENT_EVENT, extra={"index": 0, "message_id": "msg-1"}
+    )
     message = read_ingest_message(body, lambda: broken)
     assert message.action is Action.REJECT
     record = json.loads(message.rejection)
@@ -113,14 +119,25 @@ def test_a_record_without_any_event_is_kept_with_a_clear_reason():
 
 def test_failing_again_at_orb_keeps_the_payload_at_top_level_and_counts():
     origin = json.loads(rejection_record(stage="intake", reason="mapping", segment_event=SEGMENT_EVENT))
-    again = json.loads(rejection_after(origin, stage="orb", reason="Orb refused the event", errors=["stale"],
-                                       orb_event=EVENT, extra={"sqs_message_ids": ["m2"]}))
+    again = json.loads(
+        rejection_after(
+            origin,
+            stage="orb",
+            reason="Orb refused the event",
+            errors=["stale"],
+            orb_event=EVENT,
+            extra={"sqs_message_ids": ["m2"]},
+        )
+    )
     assert again["stage"] == "orb" and again["reason"] == "Orb refused the event" and again["errors"] == ["stale"]
     assert again["segment_event"] == SEGMENT_EVENT and again["orb_event"] == EVENT
     assert again["replay_count"] == 1 and again["first_rejected_at"] == origin["rejected_at"]
     # ... and once more: still flat, count 2, both earlier failures in the history.
     third = json.loads(rejection_after(again, stage="orb", reason="again", orb_event=EVENT))
-    assert third["replay_count"] == 2 and [h["reason"] for h in third["history"]] == ["mapping", "Orb refused the event"]
+    assert third["replay_count"] == 2 and [h["reason"] for h in third["history"]] == [
+        "mapping",
+        "Orb refused the event",
+    ]
     assert third["first_rejected_at"] == origin["rejected_at"]
     assert not any(isinstance(value, str) and '"stage"' in value for value in third.values())
 
@@ -146,8 +163,9 @@ def test_the_replay_limit_stops_a_redrive_loop():
 
 def test_a_record_wrapped_by_an_older_ingest_is_unwrapped():
     inner = rejection_record(stage="orb", reason="Orb refused", orb_event=EVENT)
-    wrapped = rejection_record(stage="ingest", reason="message body is not a valid Orb usage event",
-                               extra={"message_body": inner})
+    wrapped = rejection_record(
+        stage="ingest", reason="message body is not a valid Orb usage event", extra={"message_body": inner}
+    )
     message = read_ingest_message(wrapped, settings)
     assert message.action is Action.SEND and message.event.to_orb() == EVENT
     assert message.origin["reason"] == "Orb refused"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -44,26 +44,43 @@ def run(*argv: str, session_factory: Any = None) -> tuple[int, str, str]:
 
 def drain_into_orb(sqs: Any, ingest_url: str, rejected_url: str, orb: FakeOrb) -> None:
     """One ingest invocation per receive, as the event source mapping would run it."""
-    settings = IngestSettings(orb_api_base_url="https://orb.test/v1", orb_api_key="orb-key", rejected_queue_url=rejected_url)
-    service = IngestService(settings, OrbClient(settings.orb_api_base_url, "orb-key", httpx.Client(transport=orb.transport())),
-                            SqsQueue(rejected_url, client=sqs))
+    settings = IngestSettings(
+        orb_api_base_url="https://orb.test/v1", orb_api_key="orb-key", rejected_queue_url=rejected_url
+    )
+    service = IngestService(
+        settings,
+        OrbClient(settings.orb_api_base_url, "orb-key", httpx.Client(transport=orb.transport())),
+        SqsQueue(rejected_url, client=sqs),
+    )
     while batch := sqs.receive_message(QueueUrl=ingest_url, MaxNumberOfMessages=10).get("Messages", []):
         report = service.ingest([SqsMessage(m["MessageId"], m["Body"]) for m in batch], lambda: 60.0)
         assert report.failed_message_ids == []
-        sqs.delete_message_batch(QueueUrl=ingest_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        sqs.delete_message_batch(
+            QueueUrl=ingest_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
 
 
 def mixed_records() -> list[str]:
     recent = NOW - 2 * HOUR
     return [
         # rejected by a mapping that looked for the customer in the wrong field
-        *(rejection_record(stage="intake", reason="external_customer_id: no value at 'accountId'",
-                           segment_event=segment_event(i, recent)) for i in range(3)),
+        *(
+            rejection_record(
+                stage="intake",
+                reason="external_customer_id: no value at 'accountId'",
+                segment_event=segment_event(i, recent),
+            )
+            for i in range(3)
+        ),
         rejection_record(stage="orb", reason="Orb refused the event", orb_event=orb_event(10, recent, "cust_2")),
         json.dumps(orb_event(11, recent)),  # moved by the queue's redrive
-        rejection_record(stage="orb", reason="timestamp outside the grace period", orb_event=orb_event(12, NOW - 20 * HOUR)),
-        rejection_record(stage="intake", reason="event too large", extra={"replayable": False, "segment_event_excerpt": "{"}),
+        rejection_record(
+            stage="orb", reason="timestamp outside the grace period", orb_event=orb_event(12, NOW - 20 * HOUR)
+        ),
+        rejection_record(
+            stage="intake", reason="event too large", extra={"replayable": False, "segment_event_excerpt": "{"}
+        ),
     ]
 
 
@@ -75,8 +92,16 @@ def test_dry_run_prints_the_table_and_changes_nothing(stack):
     assert code == 0
     assert "7 record(s) on the rejected queue, 7 selected" in out
     assert "dry run: nothing changed" in out
-    for expected in ("intake", "redriven", "cust_2", "payment_confirmed", "12-24 h", "replay", "backfill",
-                     "keep: not replayable"):
+    for expected in (
+        "intake",
+        "redriven",
+        "cust_2",
+        "payment_confirmed",
+        "12-24 h",
+        "replay",
+        "backfill",
+        "keep: not replayable",
+    ):
         assert expected in out
     # Every record is still there, visible at once, unchanged; nothing was enqueued.
     assert Counter(all_bodies(sqs, rejected_url)) == Counter(records)
@@ -114,8 +139,11 @@ def test_filters_select_what_is_replayed(stack):
 
 def test_a_mapping_still_broken_leaves_intake_records_in_place(stack):
     sqs, ingest_url, rejected_url = stack
-    record = rejection_record(stage="intake", reason="properties.amount: nested object not allowed",
-                              segment_event=segment_event(1, NOW - HOUR) | {"properties": {"amount": {"x": 1}}})
+    record = rejection_record(
+        stage="intake",
+        reason="properties.amount: nested object not allowed",
+        segment_event=segment_event(1, NOW - HOUR) | {"properties": {"amount": {"x": 1}}},
+    )
     send(sqs, rejected_url, [record])
     code, out, _ = run("--yes")
     assert "replayed 0 event(s)" in out and "cannot be replayed" in out
@@ -132,9 +160,11 @@ class KilledAfterEnqueue:
         if self.dead:
             raise KeyboardInterrupt("killed")
         if name == "delete_message_batch":
+
             def die(**_: Any) -> Any:
                 self.dead = True
                 raise KeyboardInterrupt("killed between enqueue and delete")
+
             return die
         return getattr(self.client, name)
 
@@ -142,14 +172,17 @@ class KilledAfterEnqueue:
 def killing_session(**kwargs: Any) -> Any:
     session = boto3.session.Session(**kwargs)
     make_client = session.client
-    session.client = lambda service, **kw: KilledAfterEnqueue(make_client(service, **kw)) if service == "sqs" \
-        else make_client(service, **kw)
+    session.client = lambda service, **kw: (
+        KilledAfterEnqueue(make_client(service, **kw)) if service == "sqs" else make_client(service, **kw)
+    )
     return session
 
 
 def test_a_replay_killed_between_enqueue_and_delete_bills_nothing_twice(stack, monkeypatch):
     sqs, ingest_url, rejected_url = stack
-    records = [rejection_record(stage="orb", reason="Orb was down", orb_event=orb_event(i, NOW - HOUR)) for i in range(25)]
+    records = [
+        rejection_record(stage="orb", reason="Orb was down", orb_event=orb_event(i, NOW - HOUR)) for i in range(25)
+    ]
     send(sqs, rejected_url, records)
     orb = FakeOrb(now=lambda: NOW)
 
@@ -162,8 +195,11 @@ def test_a_replay_killed_between_enqueue_and_delete_bills_nothing_twice(stack, m
 
     # The hold expires (moto's clock moved past it), and the operator runs it again.
     real_clock = moto.sqs.models.unix_time_millis
-    monkeypatch.setattr(moto.sqs.models, "unix_time_millis",
-                        lambda dt=None: real_clock(dt) + (0 if dt is not None else (replay_cmd.DEFAULT_HOLD_SECONDS + 1) * 1000))
+    monkeypatch.setattr(
+        moto.sqs.models,
+        "unix_time_millis",
+        lambda dt=None: real_clock(dt) + (0 if dt is not None else (replay_cmd.DEFAULT_HOLD_SECONDS + 1) * 1000),
+    )
     code, out, _ = run("--yes")
     assert code == 0 and "replayed 25 event(s)" in out
     drain_into_orb(sqs, ingest_url, rejected_url, orb)
@@ -174,7 +210,11 @@ def test_a_replay_killed_between_enqueue_and_delete_bills_nothing_twice(stack, m
 
 def test_ctrl_c_releases_what_was_not_replayed(stack):
     sqs, ingest_url, rejected_url = stack
-    send(sqs, rejected_url, [rejection_record(stage="orb", reason="r", orb_event=orb_event(i, NOW - HOUR)) for i in range(15)])
+    send(
+        sqs,
+        rejected_url,
+        [rejection_record(stage="orb", reason="r", orb_event=orb_event(i, NOW - HOUR)) for i in range(15)],
+    )
 
     class InterruptedOnce:
         def __init__(self, client: Any) -> None:
@@ -190,8 +230,9 @@ def test_ctrl_c_releases_what_was_not_replayed(stack):
     def session_factory(**kwargs: Any) -> Any:
         session = boto3.session.Session(**kwargs)
         make_client = session.client
-        session.client = lambda service, **kw: InterruptedOnce(make_client(service, **kw)) if service == "sqs" \
-            else make_client(service, **kw)
+        session.client = lambda service, **kw: (
+            InterruptedOnce(make_client(service, **kw)) if service == "sqs" else make_client(service, **kw)
+        )
         return session
 
     with pytest.raises(KeyboardInterrupt):
@@ -231,11 +272,20 @@ def test_dev_finds_the_dev_stack_queues_at_its_moto_address(tmp_path, monkeypatc
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         ingest_url = sqs.create_queue(QueueName="segment-orb-bridge-IngestQueue")["QueueUrl"]
         rejected_url = sqs.create_queue(QueueName="segment-orb-bridge-RejectedQueue")["QueueUrl"]
-        send(sqs, rejected_url, [rejection_record(stage="intake", reason="r", segment_event=segment_event(7, NOW - HOUR))])
+        send(
+            sqs,
+            rejected_url,
+            [rejection_record(stage="intake", reason="r", segment_event=segment_event(7, NOW - HOUR))],
+        )
         out, err = io.StringIO(), io.StringIO()
         # `orb-bridge dev` leaves its addresses in a well-known file while it runs: --dev just works.
         monkeypatch.setattr(stack_target, "DEV_STACK_FILE", tmp_path / ".orb-bridge-dev.json")

@@ -11,13 +11,29 @@ from orb_bridge_dev.orb_sandbox import cli as sandbox_cli
 
 
 def test_orb_bridge_dev_passes_the_sandbox_switches_to_the_dev_stack() -> None:
-    args = cli.build_parser().parse_args([
-        "dev", "--error-body", "strings", "--ingest-valid-events-on-400", "--future-limit-minutes", "60",
-        "--grace-period-hours", "1", "--rate-limit-requests-per-second", "10", "--rate-limit-events-per-minute", "2000",
-    ])
+    args = cli.build_parser().parse_args(
+        [
+            "dev",
+            "--error-body",
+            "strings",
+            "--ingest-valid-events-on-400",
+            "--future-limit-minutes",
+            "60",
+            "--grace-period-hours",
+            "1",
+            "--rate-limit-requests-per-second",
+            "10",
+            "--rate-limit-events-per-minute",
+            "2000",
+        ]
+    )
     assert cli.behaviour_from_args(args) == {
-        "grace_period": timedelta(hours=1), "future_limit": timedelta(minutes=60), "ingest_valid_events_on_400": True,
-        "error_body": "strings", "rate_limit_requests_per_second": 10.0, "rate_limit_events_per_minute": 2000.0,
+        "grace_period": timedelta(hours=1),
+        "future_limit": timedelta(minutes=60),
+        "ingest_valid_events_on_400": True,
+        "error_body": "strings",
+        "rate_limit_requests_per_second": 10.0,
+        "rate_limit_events_per_minute": 2000.0,
     }
 
 
@@ -29,17 +45,29 @@ def test_defaults_are_orbs_strict_reading_with_limits_off() -> None:
 
 
 def test_orb_bridge_sandbox_flags_configure_the_sandbox() -> None:
-    args = sandbox_cli.build_parser().parse_args([
-        "--port", "0", "--error-body", "opaque", "--rate-limit-events-per-minute", "600", "--error-500-rate", "0.5",
-        "--seed", "3",
-    ])
+    args = sandbox_cli.build_parser().parse_args(
+        [
+            "--port",
+            "0",
+            "--error-body",
+            "opaque",
+            "--rate-limit-events-per-minute",
+            "600",
+            "--error-500-rate",
+            "0.5",
+            "--seed",
+            "3",
+        ]
+    )
     sandbox = sandbox_cli.sandbox_from_args(args)
     assert sandbox.rules.error_body == "opaque" and sandbox.rate_limiter.events_per_minute == 600
     assert sandbox.faults.error_500_rate == 0.5
 
 
 def test_building_the_cli_parser_does_not_import_the_http_server() -> None:
-    code = ("import sys; from orb_bridge_dev import cli; cli.build_parser(); "
-            "print(sorted(m for m in ('werkzeug', 'httpx', 'orb_bridge_dev.orb_sandbox.server') if m in sys.modules))")
+    code = (
+        "import sys; from orb_bridge_dev import cli; cli.build_parser(); "
+        "print(sorted(m for m in ('werkzeug', 'httpx', 'orb_bridge_dev.orb_sandbox.server') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -70,7 +70,7 @@ def test_a_batch_authenticates_with_the_bearer_token_or_a_whole_body_signature()
 
 def test_batch_first_element_is_not_re_serialised():
     # Signed as Segment sent it; a re-serialisation (key order, spacing, escapes) would differ.
-    first = '{"userId":"u-1", "type":"track","event":"Caf\\u00e9"}'.encode()
+    first = b'{"userId":"u-1", "type":"track","event":"Caf\\u00e9"}'
     body = b"[" + first + b"]"
     assert auth({"x-signature": sign(first)}, body).ok
     reserialised = json.dumps(json.loads(first), separators=(",", ":"), ensure_ascii=False).encode()

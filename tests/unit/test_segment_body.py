@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 
@@ -62,7 +61,7 @@ def test_shapes():
         (b"[" * 5000 + b"]" * 5000, MALFORMED, "nested more than 64 levels deep"),
         (b"[" * 65 + b"]" * 65, MALFORMED, "nested more than 64 levels deep"),
         (b"[NaN]", MALFORMED, "NaN is not a JSON value"),
-        (b"{\"a\": -Infinity}", MALFORMED, "-Infinity is not a JSON value"),
+        (b'{"a": -Infinity}', MALFORMED, "-Infinity is not a JSON value"),
         (b"[" + b"1," * 5 + b"1]", TOO_LARGE, "6 events, more than the limit of 5"),
         (b'{"batch":[' + b"{}," * 5 + b"{}]}", TOO_LARGE, "6 events"),
     ],

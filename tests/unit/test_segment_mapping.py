@@ -181,7 +181,9 @@ def test_characters_sqs_cannot_carry_are_rejected():
 
 
 def test_lone_surrogate_from_json_escape_is_rejected_not_crashing():
-    event = json.loads('{"type":"track","event":"a\\ud800","userId":"u","messageId":"m","timestamp":"2022-01-01T00:00:00Z"}')
+    event = json.loads(
+        '{"type":"track","event":"a\\ud800","userId":"u","messageId":"m","timestamp":"2022-01-01T00:00:00Z"}'
+    )
     assert map_element(0, event, SETTINGS).rejected
 
 

@@ -327,10 +327,17 @@ def variables_read_by_config() -> set[str]:
 
 def test_every_variable_the_template_sets_is_one_the_code_reads(template: dict) -> None:
     known = variables_read_by_config()
-    assert {"INGEST_QUEUE_URL", "ORB_API_KEY_SECRET_ARN", "SEGMENT_SHARED_SECRET_ARN", "ORB_WEBHOOK_SECRET_ARN"} <= known
+    assert {
+        "INGEST_QUEUE_URL",
+        "ORB_API_KEY_SECRET_ARN",
+        "SEGMENT_SHARED_SECRET_ARN",
+        "ORB_WEBHOOK_SECRET_ARN",
+    } <= known
     for name in FUNCTIONS:
         for variable in function_environment(template, name, required_only(template), REFS):
-            assert variable in known or variable.startswith(("POWERTOOLS_", "PYDANTIC_")), f"{name}: {variable} is read by nothing"
+            assert variable in known or variable.startswith(("POWERTOOLS_", "PYDANTIC_")), (
+                f"{name}: {variable} is read by nothing"
+            )
 
 
 @pytest.fixture
@@ -434,14 +441,27 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
         # ChangeMessageVisibility on its own source queue, to hold back failed messages.
         {"SQSPollerPolicy": {"QueueName": "IngestQueue"}},
         # The shared pacing budget: read and conditionally update its two items, nothing else.
-        {"Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                        "Resource": REFS["OrbPacingTable.Arn"]}]},
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                    "Resource": REFS["OrbPacingTable.Arn"],
+                }
+            ]
+        },
     ]
     assert policies("OrbWebhookFunction") == [
         # Least privilege: exactly what Powertools Idempotency calls (no Scan, Query or batch calls).
-        {"Statement": [{"Effect": "Allow", "Resource": REFS["WebhookIdempotencyTable.Arn"],
-                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                   "dynamodb:DeleteItem"]}]},
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Resource": REFS["WebhookIdempotencyTable.Arn"],
+                    "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                }
+            ]
+        },
         {"EventBridgePutEventsPolicy": {"EventBusName": REFS["OrbWebhookEventBus"]}},
     ]
 

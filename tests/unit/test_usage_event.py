@@ -13,8 +13,12 @@ from orb_bridge.timestamps import TimestampError, _utc_text, utc_text
 from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge.usage_event_schema import OrbUsageEvent as Model
 
-BASE = {"event_name": "api_call", "idempotency_key": "k-1", "timestamp": "2024-01-02T03:04:05.123Z",
-        "external_customer_id": "cust_1"}
+BASE = {
+    "event_name": "api_call",
+    "idempotency_key": "k-1",
+    "timestamp": "2024-01-02T03:04:05.123Z",
+    "external_customer_id": "cust_1",
+}
 
 
 def _floats() -> list[float]:
@@ -25,9 +29,12 @@ def _floats() -> list[float]:
     return values
 
 
-@pytest.mark.parametrize("value", ["x\"\\\x01\x1f\x7f\u2028é😀", True, False, 0, -5, 2**62, 2**70, float("inf")])
+@pytest.mark.parametrize("value", ['x"\\\x01\x1f\x7f\u2028é😀', True, False, 0, -5, 2**62, 2**70, float("inf")])
 def test_message_body_is_byte_for_byte_the_models(value):
-    event, model = OrbUsageEvent(**BASE, properties={"v": value, "w": 1}), Model(**BASE, properties={"v": value, "w": 1})
+    event, model = (
+        OrbUsageEvent(**BASE, properties={"v": value, "w": 1}),
+        Model(**BASE, properties={"v": value, "w": 1}),
+    )
     assert event.to_message_body() == model.model_dump_json(exclude_none=True)
 
 
@@ -41,9 +48,17 @@ def test_floats_are_written_as_the_model_writes_them():
 @pytest.mark.parametrize(
     "changes",
     [
-        {"event_name": ""}, {"event_name": 5}, {"idempotency_key": None}, {"timestamp": "2024-01-02T03:04:05+00:00"},
-        {"timestamp": "2024-01-02T03:04:05.1234567Z"}, {"customer_id": "c"}, {"external_customer_id": None},
-        {"properties": {"nested": {"a": 1}}}, {"properties": {"n": None}}, {"properties": []}, {"unknown": 1},
+        {"event_name": ""},
+        {"event_name": 5},
+        {"idempotency_key": None},
+        {"timestamp": "2024-01-02T03:04:05+00:00"},
+        {"timestamp": "2024-01-02T03:04:05.1234567Z"},
+        {"customer_id": "c"},
+        {"external_customer_id": None},
+        {"properties": {"nested": {"a": 1}}},
+        {"properties": {"n": None}},
+        {"properties": []},
+        {"unknown": 1},
         {"event_name": "a\ud800"},
     ],
 )
@@ -57,8 +72,14 @@ def test_refusals_are_the_models_validation_errors(changes):
     assert ours.value.title == models.value.title
 
 
-@pytest.mark.parametrize("extra", [{}, {"properties": {"amount": 1.5, "region": "eu", "ok": True}}, {"customer_id": "c",
-                                                                                                   "external_customer_id": None}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"properties": {"amount": 1.5, "region": "eu", "ok": True}},
+        {"customer_id": "c", "external_customer_id": None},
+    ],
+)
 def test_accepted_events_read_back_equal_and_to_orb_matches(extra):
     fields = {**BASE, **extra}
     event = OrbUsageEvent(**fields)
@@ -73,8 +94,16 @@ def test_reading_an_invalid_body_raises_the_models_error():
         OrbUsageEvent.from_message_body('{"event_name": "x"}')
 
 
-@pytest.mark.parametrize("value", ["2022-05-11T21:33:13Z", "2022-05-11T21:33:13.5Z", "2022-05-11T21:33:13.000Z",
-                                   "2022-05-11T21:33:13.123456Z", "0999-01-01T00:00:00.010Z"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2022-05-11T21:33:13Z",
+        "2022-05-11T21:33:13.5Z",
+        "2022-05-11T21:33:13.000Z",
+        "2022-05-11T21:33:13.123456Z",
+        "0999-01-01T00:00:00.010Z",
+    ],
+)
 def test_the_timestamp_fast_path_agrees_with_the_general_one(value):
     assert utc_text(value) == _utc_text(value)
 

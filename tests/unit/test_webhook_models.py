@@ -64,8 +64,16 @@ def test_unusable_payloads_explain_why(raw, fragment):
     assert any(fragment in error for error in info.value.errors), info.value.errors
 
 
-@pytest.mark.parametrize("created_at", ["2024-03-27T15:42:29Z", "2024-03-27T15:42:29.123456+02:00",
-                                        "2024-03-27T15:42:29", "2024-03-27T15:42:29-05:30", 1711554149])
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        "2024-03-27T15:42:29Z",
+        "2024-03-27T15:42:29.123456+02:00",
+        "2024-03-27T15:42:29",
+        "2024-03-27T15:42:29-05:30",
+        1711554149,
+    ],
+)
 def test_the_plain_path_reads_what_the_pydantic_model_reads(created_at):
     from orb_bridge.webhooks.models import _plain_webhook, _validated
 
@@ -73,5 +81,10 @@ def test_the_plain_path_reads_what_the_pydantic_model_reads(created_at):
     reference = _validated(document)  # the pydantic model's reading
     webhook, _ = parse_webhook(json.dumps(document).encode())
     assert (webhook.id, webhook.type, webhook.style, webhook.created_at_utc, webhook.model_extra) == (
-        reference.id, reference.type, reference.style, reference.created_at_utc, reference.model_extra)
+        reference.id,
+        reference.type,
+        reference.style,
+        reference.created_at_utc,
+        reference.model_extra,
+    )
     assert (_plain_webhook(document) is None) == isinstance(created_at, int)  # epoch numbers: the model's job

@@ -176,8 +176,19 @@ def test_configured_tolerance_is_used():
 
 @pytest.mark.parametrize(
     "timestamp",
-    ["NaN", "nan", "inf", "-inf", "1711554149", "not a time", "2024-13-45T99:99:99", " ", "2024-03-27T15:42:29.551 ",
-     "２０２４-03-27T15:42:29", "x" * 500],
+    [
+        "NaN",
+        "nan",
+        "inf",
+        "-inf",
+        "1711554149",
+        "not a time",
+        "2024-13-45T99:99:99",
+        " ",
+        "2024-03-27T15:42:29.551 ",
+        "２０２４-03-27T15:42:29",
+        "x" * 500,
+    ],
 )
 def test_unparseable_timestamps_rejected(timestamp):
     # Correctly signed, so only the timestamp can be the reason.

@@ -33,12 +33,21 @@ from typing import Any
 # Exports load on first use (PEP 562): ``orb-bridge`` builds its parser from ``options``
 # without importing the HTTP server.
 _EXPORTS = {
-    "FaultConfig": "faults", "IngestHold": "faults", "RateLimiter": "faults", "ScriptedResponse": "faults",
-    "format_utc": "problems", "parse_iso8601": "problems",
+    "FaultConfig": "faults",
+    "IngestHold": "faults",
+    "RateLimiter": "faults",
+    "ScriptedResponse": "faults",
+    "format_utc": "problems",
+    "parse_iso8601": "problems",
     "OrbSandbox": "server",
-    "DEFAULT_FUTURE_LIMIT": "validation", "DEFAULT_GRACE_PERIOD": "validation", "ERROR_BODY_VARIANTS": "validation",
-    "MAX_EVENTS_PER_REQUEST": "validation", "IngestRules": "validation",
-    "SentWebhook": "webhooks", "format_orb_timestamp": "webhooks", "sign_orb_webhook": "webhooks",
+    "DEFAULT_FUTURE_LIMIT": "validation",
+    "DEFAULT_GRACE_PERIOD": "validation",
+    "ERROR_BODY_VARIANTS": "validation",
+    "MAX_EVENTS_PER_REQUEST": "validation",
+    "IngestRules": "validation",
+    "SentWebhook": "webhooks",
+    "format_orb_timestamp": "webhooks",
+    "sign_orb_webhook": "webhooks",
     "main": "cli",
 }
 
@@ -54,10 +63,10 @@ __all__ = [
     "DEFAULT_FUTURE_LIMIT",
     "DEFAULT_GRACE_PERIOD",
     "ERROR_BODY_VARIANTS",
+    "MAX_EVENTS_PER_REQUEST",
     "FaultConfig",
     "IngestHold",
     "IngestRules",
-    "MAX_EVENTS_PER_REQUEST",
     "OrbSandbox",
     "RateLimiter",
     "ScriptedResponse",

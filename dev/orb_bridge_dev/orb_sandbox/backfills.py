@@ -24,8 +24,17 @@ from orb_bridge_dev.orb_sandbox.store import DEFAULT_CLOSE_AFTER, MAX_BACKFILL_W
 if TYPE_CHECKING:
     from orb_bridge_dev.orb_sandbox.server import OrbSandbox
 
-NEW_BACKFILL_FIELDS = frozenset({"timeframe_start", "timeframe_end", "replace_existing_events", "close_time",
-                                 "customer_id", "external_customer_id", "deprecation_filter"})
+NEW_BACKFILL_FIELDS = frozenset(
+    {
+        "timeframe_start",
+        "timeframe_end",
+        "replace_existing_events",
+        "close_time",
+        "customer_id",
+        "external_customer_id",
+        "deprecation_filter",
+    }
+)
 _BLOCKING = ("pending", "pending_revert")
 
 
@@ -37,10 +46,14 @@ def create(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
     start = optional_time(payload.get("timeframe_start"), "timeframe_start")
     end = optional_time(payload.get("timeframe_end"), "timeframe_end")
     if start is None or end is None:
-        raise invalid("timeframe_start and timeframe_end are required.", "timeframe_start, timeframe_end: fields required")
+        raise invalid(
+            "timeframe_start and timeframe_end are required.", "timeframe_start, timeframe_end: fields required"
+        )
     if not start < end or end - start > MAX_BACKFILL_WINDOW:
-        raise invalid("The backfill window must be positive and at most 31 days.",
-                      "timeframe_end: window must be positive and at most 31 days")
+        raise invalid(
+            "The backfill window must be positive and at most 31 days.",
+            "timeframe_end: window must be positive and at most 31 days",
+        )
     replace = payload.get("replace_existing_events", True)
     if not isinstance(replace, bool):
         raise invalid("replace_existing_events must be a boolean.", "replace_existing_events: must be a boolean")
@@ -49,8 +62,10 @@ def create(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
         if value is not None and (not isinstance(value, str) or not value):
             raise invalid(f"{name} must be a non-empty string or null.", f"{name}: must be a non-empty string")
     if scope["customer_id"] is not None and scope["external_customer_id"] is not None:
-        raise invalid("Give customer_id or external_customer_id, not both.",
-                      "customer_id, external_customer_id: at most one may be given")
+        raise invalid(
+            "Give customer_id or external_customer_id, not both.",
+            "customer_id, external_customer_id: at most one may be given",
+        )
     with sandbox.lock:
         now = sandbox.now()
         sandbox.store.settle(now)
@@ -59,8 +74,10 @@ def create(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
             raise invalid("close_time must be in the future.", "close_time: must be in the future")
         for other in sandbox.store.backfills.values():
             if other.status in _BLOCKING and other.overlaps(start, end):
-                raise RequestError("constraint_violation",
-                                   f"Backfill {other.id} ({other.status}) overlaps this timeframe; close or revert it first.")
+                raise RequestError(
+                    "constraint_violation",
+                    f"Backfill {other.id} ({other.status}) overlaps this timeframe; close or revert it first.",
+                )
         backfill = Backfill(f"bf_{uuid.uuid4().hex[:16]}", now, start, end, close_time, replace, **scope)
         sandbox.store.backfills[backfill.id] = backfill
         return backfill.to_orb()
@@ -87,7 +104,9 @@ def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> d
         sandbox.store.settle(now)
         backfill = _find(sandbox, id)
         if backfill.status != "pending":
-            raise RequestError("constraint_violation", f"Backfill {id} is {backfill.status}; only a pending one closes.")
+            raise RequestError(
+                "constraint_violation", f"Backfill {id} is {backfill.status}; only a pending one closes."
+            )
         sandbox.store.reflect(backfill, now)
         sandbox.changed.notify_all()
         return backfill.to_orb()

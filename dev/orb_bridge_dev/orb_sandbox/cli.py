@@ -19,8 +19,9 @@ from orb_bridge_dev.orb_sandbox.server import OrbSandbox
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orb-bridge sandbox",
-                                     description="Run the Orb sandbox (an Orb-like API on 127.0.0.1).")
+    parser = argparse.ArgumentParser(
+        prog="orb-bridge sandbox", description="Run the Orb sandbox (an Orb-like API on 127.0.0.1)."
+    )
     parser.add_argument("--port", type=int, default=3001, help="port (0: any free one; default 3001)")
     parser.add_argument("--api-key", default="sandbox-key")
     parser.add_argument("--webhook-secret", default=None)
@@ -30,8 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def sandbox_from_args(args: argparse.Namespace) -> OrbSandbox:
-    return OrbSandbox(api_key=args.api_key, port=args.port, webhook_secret=args.webhook_secret,
-                      faults=faults_from_args(args), seed=args.seed, **behaviour_from_args(args))
+    return OrbSandbox(
+        api_key=args.api_key,
+        port=args.port,
+        webhook_secret=args.webhook_secret,
+        faults=faults_from_args(args),
+        seed=args.seed,
+        **behaviour_from_args(args),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,8 +50,10 @@ class ContractChecker:
         self._validator_class = jsonschema.Draft202012Validator
         self._validators: dict[str, Any] = {}
         # "/events/backfills/{backfill_id}/close" -> a regex over the path after "/v1".
-        self._paths = [(re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"), path)
-                       for path in self.spec.get("paths", {})]
+        self._paths = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"), path)
+            for path in self.spec.get("paths", {})
+        ]
 
     def errors(self, schema: Mapping[str, Any], instance: Any) -> list[str]:
         cache_key = json.dumps(schema, sort_keys=True)
@@ -59,8 +61,10 @@ class ContractChecker:
         if validator is None:
             validator = self._validator_class(_rebase(schema), registry=self._registry, format_checker=self._formats)
             self._validators[cache_key] = validator
-        return [f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
-                for error in validator.iter_errors(instance)]
+        return [
+            f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
+            for error in validator.iter_errors(instance)
+        ]
 
     def operation(self, method: str, path: str) -> dict[str, Any] | None:
         relative = path.removeprefix("/v1")
@@ -149,7 +153,9 @@ def check_exchange(method: str, path: str, query: Mapping[str, str], headers: An
     checker = _checker
     if checker is None or reply.drop_connection or reply.scripted:
         return  # a scripted answer is the test's own words, off-spec on purpose at times
-    found = [f"response {reply.status}: {error}" for error in checker.check_response(method, path, reply.status, reply.body)]
+    found = [
+        f"response {reply.status}: {error}" for error in checker.check_response(method, path, reply.status, reply.body)
+    ]
     if str(headers.get("User-Agent", "")).startswith(BRIDGE_USER_AGENT):
         found.extend(f"request: {error}" for error in checker.check_request(method, path, query, body))
     if found:

@@ -26,10 +26,14 @@ def search(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
         raise invalid("Unknown search criteria.", *(f"{name}: unknown field" for name in unknown))
     event_ids = payload.get("event_ids")
     if not isinstance(event_ids, list) or not all(isinstance(item, str) for item in event_ids):
-        raise invalid("event_ids must be an array of strings.", "event_ids: field required and must be an array of strings")
+        raise invalid(
+            "event_ids must be an array of strings.", "event_ids: field required and must be an array of strings"
+        )
     if not 1 <= len(event_ids) <= SEARCH_MAX_IDS:
-        raise invalid(f"event_ids must hold 1 to {SEARCH_MAX_IDS} ids; got {len(event_ids)}.",
-                      f"event_ids: between 1 and {SEARCH_MAX_IDS} items required")
+        raise invalid(
+            f"event_ids must hold 1 to {SEARCH_MAX_IDS} ids; got {len(event_ids)}.",
+            f"event_ids: between 1 and {SEARCH_MAX_IDS} items required",
+        )
     with sandbox.lock:
         now = sandbox.now()
         sandbox.store.settle(now)
@@ -58,9 +62,12 @@ def volume(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
         # Not hour-aligned bounds take in the whole hour they fall in (spec).
         first, last = floor_hour(start), _ceil_hour(end)
         counts: Counter[datetime] = Counter(
-            floor_hour(event.timestamp) for event in sandbox.store.billed() if first <= event.timestamp < last)
-    buckets = [{"timeframe_start": format_utc(hour), "timeframe_end": format_utc(hour + HOUR), "count": counts[hour]}
-               for hour in sorted(counts)]  # only hours holding events, oldest first
+            floor_hour(event.timestamp) for event in sandbox.store.billed() if first <= event.timestamp < last
+        )
+    buckets = [
+        {"timeframe_start": format_utc(hour), "timeframe_end": format_utc(hour + HOUR), "count": counts[hour]}
+        for hour in sorted(counts)
+    ]  # only hours holding events, oldest first
     return paginate(buckets, offset, limit)
 
 
@@ -102,7 +109,7 @@ def decode_cursor(cursor: str | None) -> int:
 
 
 def paginate(items: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
-    page = items[offset:offset + limit]
+    page = items[offset : offset + limit]
     has_more = offset + limit < len(items)
     cursor = base64.urlsafe_b64encode(f"offset:{offset + limit}".encode("ascii")).decode("ascii") if has_more else None
     return {"data": page, "pagination_metadata": {"has_more": has_more, "next_cursor": cursor}}

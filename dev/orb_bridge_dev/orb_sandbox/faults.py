@@ -32,8 +32,12 @@ class FaultConfig:
         """The fault for one request (one draw), or None."""
         draw = rng.random()
         threshold = 0.0
-        for name, rate in (("drop_connection", self.drop_connection_rate), ("timeout", self.timeout_rate),
-                           ("error_500", self.error_500_rate), ("error_429", self.error_429_rate)):
+        for name, rate in (
+            ("drop_connection", self.drop_connection_rate),
+            ("timeout", self.timeout_rate),
+            ("error_500", self.error_500_rate),
+            ("error_429", self.error_429_rate),
+        ):
             threshold += max(rate, 0.0)
             if draw < threshold:
                 return name

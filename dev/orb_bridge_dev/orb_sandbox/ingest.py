@@ -33,8 +33,9 @@ def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], autho
             return Reply.drop()
         headers = {"Transient-Error": "true"} if scripted.status >= 500 else {}
         headers.update(scripted.headers or {})
-        reply = Reply.json(scripted.status, scripted.body if scripted.body is not None else default_body(scripted.status),
-                           headers)
+        reply = Reply.json(
+            scripted.status, scripted.body if scripted.body is not None else default_body(scripted.status), headers
+        )
         reply.scripted = True
         return reply
 
@@ -104,22 +105,30 @@ def _read_events(body: bytes) -> list[dict[str, Any]]:
     if not isinstance(events, list):
         raise invalid("Body must be an object with an `events` array.", "events: field required and must be an array")
     if set(payload) - {"events"}:
-        raise invalid("Unknown top-level fields.", *(f"{name}: unknown field" for name in sorted(set(payload) - {"events"})))
+        raise invalid(
+            "Unknown top-level fields.", *(f"{name}: unknown field" for name in sorted(set(payload) - {"events"}))
+        )
     if len(events) > MAX_EVENTS_PER_REQUEST:
-        raise invalid(f"At most {MAX_EVENTS_PER_REQUEST} events per request; got {len(events)}.",
-                      f"events: at most {MAX_EVENTS_PER_REQUEST} items allowed")
+        raise invalid(
+            f"At most {MAX_EVENTS_PER_REQUEST} events per request; got {len(events)}.",
+            f"events: at most {MAX_EVENTS_PER_REQUEST} items allowed",
+        )
     first_seen: dict[str, str] = {}
     for index, event in enumerate(events):
         if not isinstance(event, dict):
             raise invalid(f"events[{index}] must be an object.", f"events[{index}]: must be an object")
         key = event.get("idempotency_key")
         if not isinstance(key, str) or not key:
-            raise invalid(f"events[{index}].idempotency_key must be a non-empty string.",
-                          f"events[{index}].idempotency_key: field required")
+            raise invalid(
+                f"events[{index}].idempotency_key must be a non-empty string.",
+                f"events[{index}].idempotency_key: field required",
+            )
         body_text = canonical(event)
         if first_seen.setdefault(key, body_text) != body_text:
-            raise invalid(f"Idempotency key {key!r} appears more than once with different event bodies.",
-                          f"events[{index}].idempotency_key: duplicate key {key!r} with a different body")
+            raise invalid(
+                f"Idempotency key {key!r} appears more than once with different event bodies.",
+                f"events[{index}].idempotency_key: duplicate key {key!r} with a different body",
+            )
     return events
 
 
@@ -132,7 +141,9 @@ def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limite
         now: datetime = sandbox.now()
         retry_after = sandbox.rate_limiter.admit(len(events), now) if rate_limited else None
         if retry_after is not None:
-            raise RequestError("too_many_requests", "Rate limit exceeded: slow down.", {"Retry-After": str(retry_after)})
+            raise RequestError(
+                "too_many_requests", "Rate limit exceeded: slow down.", {"Retry-After": str(retry_after)}
+            )
         sandbox.store.settle(now)
         backfill = None
         if backfill_id is not None:
@@ -140,8 +151,9 @@ def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limite
             if backfill is None:
                 raise RequestError("resource_not_found", f"No backfill with id {backfill_id!r}.")
             if backfill.status != "pending":
-                raise RequestError("constraint_violation",
-                                   f"Backfill {backfill_id} is {backfill.status}: it no longer accepts events.")
+                raise RequestError(
+                    "constraint_violation", f"Backfill {backfill_id} is {backfill.status}: it no longer accepts events."
+                )
         failures: dict[str, list[str]] = {}
         valid: list[StoredEvent] = []
         seen: set[str] = set()
@@ -167,7 +179,9 @@ def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limite
                 sandbox.changed.notify_all()
     if failures:
         problem_body = error_body(failures, len(events), rules.error_body)
-        extra = {name: value for name, value in problem_body.items() if name not in ("type", "status", "title", "detail")}
+        extra = {
+            name: value for name, value in problem_body.items() if name not in ("type", "status", "title", "detail")
+        }
         raise RequestError("request_validation", problem_body["detail"], **extra)
     response: dict[str, Any] = {"validation_failed": []}
     if debug:

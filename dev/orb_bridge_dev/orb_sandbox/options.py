@@ -17,18 +17,38 @@ from orb_bridge_dev.orb_sandbox.validation import ERROR_BODY_VARIANTS
 def add_behaviour_arguments(parser: argparse.ArgumentParser) -> None:
     """Orb's rules and limits (shared with ``orb-bridge dev``)."""
     group = parser.add_argument_group("Orb sandbox behaviour")
-    group.add_argument("--grace-period-hours", type=float, default=12.0,
-                       help="older events need a backfill (Orb's default 12)")
-    group.add_argument("--future-limit-minutes", type=float, default=5.0,
-                       help="events further ahead are invalid (Orb's texts say 5, 60 or 1440; default 5)")
-    group.add_argument("--ingest-valid-events-on-400", action="store_true",
-                       help="when a request is answered 400, still ingest its valid events (default: ingest none)")
-    group.add_argument("--error-body", choices=ERROR_BODY_VARIANTS, default="validation_failed",
-                       help="shape of the 400's per-event failures (Orb does not publish it; default validation_failed)")
-    group.add_argument("--rate-limit-requests-per-second", type=float, default=0.0,
-                       help="answer 429 + Retry-After above this many ingest requests/s (0 = off; Orb live: 100)")
-    group.add_argument("--rate-limit-events-per-minute", type=float, default=0.0,
-                       help="answer 429 + Retry-After above this many ingested events/min (0 = off; Orb live: 10000)")
+    group.add_argument(
+        "--grace-period-hours", type=float, default=12.0, help="older events need a backfill (Orb's default 12)"
+    )
+    group.add_argument(
+        "--future-limit-minutes",
+        type=float,
+        default=5.0,
+        help="events further ahead are invalid (Orb's texts say 5, 60 or 1440; default 5)",
+    )
+    group.add_argument(
+        "--ingest-valid-events-on-400",
+        action="store_true",
+        help="when a request is answered 400, still ingest its valid events (default: ingest none)",
+    )
+    group.add_argument(
+        "--error-body",
+        choices=ERROR_BODY_VARIANTS,
+        default="validation_failed",
+        help="shape of the 400's per-event failures (Orb does not publish it; default validation_failed)",
+    )
+    group.add_argument(
+        "--rate-limit-requests-per-second",
+        type=float,
+        default=0.0,
+        help="answer 429 + Retry-After above this many ingest requests/s (0 = off; Orb live: 100)",
+    )
+    group.add_argument(
+        "--rate-limit-events-per-minute",
+        type=float,
+        default=0.0,
+        help="answer 429 + Retry-After above this many ingested events/min (0 = off; Orb live: 10000)",
+    )
 
 
 def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -> None:
@@ -37,8 +57,9 @@ def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -
     group.add_argument("--error-429-rate", type=float, default=0.0, help="probability of a 429 (default 0)")
     group.add_argument("--latency-seconds", type=float, default=0.0, help="added latency (default 0)")
     group.add_argument("--drop-connection-rate", type=float, default=0.0, help="probability of a dropped connection")
-    group.add_argument("--timeout-rate", type=float, default=0.0,
-                       help="probability of hanging past the client's timeout (default 0)")
+    group.add_argument(
+        "--timeout-rate", type=float, default=0.0, help="probability of hanging past the client's timeout (default 0)"
+    )
     if full:
         group.add_argument("--timeout-seconds", type=float, default=30.0, help="how long a timeout fault hangs")
         group.add_argument("--retry-after-seconds", type=float, default=None, help="retry-after on injected 429s")
@@ -47,9 +68,12 @@ def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -
 
 def faults_from_args(args: argparse.Namespace) -> FaultConfig:
     return FaultConfig(
-        error_500_rate=args.error_500_rate, error_429_rate=args.error_429_rate,
-        latency_seconds=args.latency_seconds, timeout_rate=args.timeout_rate,
-        timeout_seconds=getattr(args, "timeout_seconds", 30.0), drop_connection_rate=args.drop_connection_rate,
+        error_500_rate=args.error_500_rate,
+        error_429_rate=args.error_429_rate,
+        latency_seconds=args.latency_seconds,
+        timeout_rate=args.timeout_rate,
+        timeout_seconds=getattr(args, "timeout_seconds", 30.0),
+        drop_connection_rate=args.drop_connection_rate,
         retry_after_seconds=getattr(args, "retry_after_seconds", None),
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 ERROR_DOCS = "https://docs.withorb.com/reference/error-responses"
@@ -45,8 +45,12 @@ def default_body(status: int) -> dict[str, Any]:
         return {"validation_failed": []}
     kind = next((k for k, (s, _, _) in PROBLEMS.items() if s == status), None)
     if kind is None:  # 502/503/504 and other 5xx: Orb's spec has one server-error schema
-        return {"type": f"{ERROR_DOCS}#500-internal-server-error", "status": status,
-                "title": "Server error", "detail": f"Sandbox answered {status}."}
+        return {
+            "type": f"{ERROR_DOCS}#500-internal-server-error",
+            "status": status,
+            "title": "Server error",
+            "detail": f"Sandbox answered {status}.",
+        }
     body = problem(kind, f"Sandbox answered {status} ({PROBLEMS[kind][1]}).")
     if kind == "request_validation":
         body["validation_errors"] = [body["detail"]]
@@ -91,8 +95,9 @@ def parse_iso8601(value: str) -> datetime:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
-    parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micros,
-                      tzinfo=timezone.utc)
+    parsed = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micros, tzinfo=UTC
+    )
     if offset and offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
         digits = offset[1:].replace(":", "")
@@ -102,7 +107,7 @@ def parse_iso8601(value: str) -> datetime:
 
 def format_utc(moment: datetime) -> str:
     """Orb's wire format for times in responses: UTC with a ``Z``."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     spec = "microseconds" if moment.microsecond else "seconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 

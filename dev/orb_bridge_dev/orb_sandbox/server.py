@@ -10,7 +10,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug.wrappers import Request
@@ -41,7 +41,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., dict[str, Any]]]] = [
 
 
 def _system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class OrbSandbox(WebhookSender):
@@ -101,8 +101,12 @@ class OrbSandbox(WebhookSender):
             return self
         self._stopping.clear()
         self._server = serve(self.host, self._requested_port, self._handle)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"orb-sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"orb-sandbox-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -259,8 +263,12 @@ class OrbSandbox(WebhookSender):
                 earlier = self.idempotent_replies.get(idempotency_key)
             if earlier is not None:
                 if earlier[0] != fingerprint:
-                    return Reply.problem(RequestError(
-                        "idempotency_mismatch", f"Idempotency-Key {idempotency_key!r} was used with another request."))
+                    return Reply.problem(
+                        RequestError(
+                            "idempotency_mismatch",
+                            f"Idempotency-Key {idempotency_key!r} was used with another request.",
+                        )
+                    )
                 return earlier[1]
         try:
             reply = Reply.json(200, route(self, body, query, **match.groupdict()))

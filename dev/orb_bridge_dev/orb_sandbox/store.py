@@ -35,17 +35,37 @@ class StoredEvent:
 
     @classmethod
     def from_event(cls, event: dict[str, Any], moment: datetime, now: datetime, backfill_id: str | None) -> StoredEvent:
-        return cls(event["idempotency_key"], event["event_name"], event.get("customer_id"),
-                   event.get("external_customer_id"), copy.deepcopy(event["properties"]), moment, now, backfill_id)
+        return cls(
+            event["idempotency_key"],
+            event["event_name"],
+            event.get("customer_id"),
+            event.get("external_customer_id"),
+            copy.deepcopy(event["properties"]),
+            moment,
+            now,
+            backfill_id,
+        )
 
     def content(self) -> tuple:
-        return (self.event_name, self.customer_id, self.external_customer_id, canonical(self.properties), self.timestamp)
+        return (
+            self.event_name,
+            self.customer_id,
+            self.external_customer_id,
+            canonical(self.properties),
+            self.timestamp,
+        )
 
     def to_orb(self) -> dict[str, Any]:
         """The spec's ``Event`` schema (search results)."""
-        return {"id": self.key, "customer_id": self.customer_id, "external_customer_id": self.external_customer_id,
-                "event_name": self.event_name, "properties": copy.deepcopy(self.properties),
-                "timestamp": format_utc(self.timestamp), "deprecated": self.replaced_by is not None}
+        return {
+            "id": self.key,
+            "customer_id": self.customer_id,
+            "external_customer_id": self.external_customer_id,
+            "event_name": self.event_name,
+            "properties": copy.deepcopy(self.properties),
+            "timestamp": format_utc(self.timestamp),
+            "deprecated": self.replaced_by is not None,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         """The test helpers' view (``OrbSandbox.ingested_events``)."""
@@ -82,8 +102,9 @@ class Backfill:
         return customer_id == self.customer_id
 
     def covers(self, event: StoredEvent) -> bool:
-        return (self.timeframe_start <= event.timestamp < self.timeframe_end
-                and self.covers_customer(event.customer_id, event.external_customer_id))
+        return self.timeframe_start <= event.timestamp < self.timeframe_end and self.covers_customer(
+            event.customer_id, event.external_customer_id
+        )
 
     @property
     def scoped_customer_id(self) -> str | None:
@@ -97,11 +118,16 @@ class Backfill:
     def to_orb(self) -> dict[str, Any]:
         """Exactly the spec's ``Backfill`` schema."""
         return {
-            "id": self.id, "status": self.status, "created_at": format_utc(self.created_at),
-            "timeframe_start": format_utc(self.timeframe_start), "timeframe_end": format_utc(self.timeframe_end),
-            "events_ingested": len(self.events), "close_time": format_utc(self.close_time),
+            "id": self.id,
+            "status": self.status,
+            "created_at": format_utc(self.created_at),
+            "timeframe_start": format_utc(self.timeframe_start),
+            "timeframe_end": format_utc(self.timeframe_end),
+            "events_ingested": len(self.events),
+            "close_time": format_utc(self.close_time),
             "reverted_at": format_utc(self.reverted_at) if self.reverted_at else None,
-            "customer_id": self.scoped_customer_id, "deprecation_filter": self.deprecation_filter,
+            "customer_id": self.scoped_customer_id,
+            "deprecation_filter": self.deprecation_filter,
             "replace_existing_events": self.replace_existing_events,
         }
 
@@ -142,7 +168,8 @@ class EventStore:
             self.duplicate_count += 1
             if existing.content() != stored.content():
                 self.conflicting_duplicates.append(
-                    {"idempotency_key": stored.key, "stored": existing.as_dict(), "offered": stored.as_dict()})
+                    {"idempotency_key": stored.key, "stored": existing.as_dict(), "offered": stored.as_dict()}
+                )
             return False
         bucket[stored.key] = stored
         return True

@@ -19,8 +19,9 @@ DEFAULT_GRACE_PERIOD = timedelta(hours=12)
 # defaulting to the strictest.
 DEFAULT_FUTURE_LIMIT = timedelta(minutes=5)
 ERROR_BODY_VARIANTS = ("validation_failed", "objects", "strings", "opaque")
-EVENT_FIELDS = frozenset({"event_name", "idempotency_key", "timestamp", "properties", "customer_id",
-                          "external_customer_id"})
+EVENT_FIELDS = frozenset(
+    {"event_name", "idempotency_key", "timestamp", "properties", "customer_id", "external_customer_id"}
+)
 
 
 @dataclass
@@ -39,8 +40,9 @@ class IngestRules:
             raise ValueError(f"error_body must be one of {', '.join(ERROR_BODY_VARIANTS)}")
 
 
-def event_errors(event: dict[str, Any], now: datetime, rules: IngestRules,
-                 backfill: Any = None) -> tuple[list[str], datetime | None]:
+def event_errors(
+    event: dict[str, Any], now: datetime, rules: IngestRules, backfill: Any = None
+) -> tuple[list[str], datetime | None]:
     """Orb's messages for what is wrong with one event (empty if valid), and its parsed time.
 
     ``backfill`` (a pending backfill) replaces the grace period by its window and customer scope."""
@@ -92,8 +94,9 @@ def _timing_errors(timestamp: str, moment: datetime, now: datetime, rules: Inges
             return [f"timestamp: {timestamp} is outside the backfill's timeframe"]
         return []
     if moment < now - rules.grace_period:
-        return [f"timestamp: {timestamp} is older than the grace period ({_duration(rules.grace_period)}); "
-                "use a backfill"]
+        return [
+            f"timestamp: {timestamp} is older than the grace period ({_duration(rules.grace_period)}); use a backfill"
+        ]
     return []
 
 
@@ -110,18 +113,25 @@ def error_body(failures: dict[str, list[str]], event_count: int, variant: str) -
     ``{"idempotency_key", "validation_errors"}``. ``strings``: items quote the key
     (``Event with idempotency_key 'k' is invalid: msg``). ``opaque``: items name no key."""
     count = len(failures)
-    detail = f"{count} of {event_count} events failed validation; none of this request's failing keys was marked processed."
+    detail = (
+        f"{count} of {event_count} events failed validation; none of this request's failing keys was marked processed."
+    )
     body = problem("request_validation", detail)
     if variant == "validation_failed":
         body["validation_errors"] = [message for messages in failures.values() for message in messages]
-        body["validation_failed"] = [{"idempotency_key": key, "validation_errors": messages}
-                                     for key, messages in failures.items()]
+        body["validation_failed"] = [
+            {"idempotency_key": key, "validation_errors": messages} for key, messages in failures.items()
+        ]
     elif variant == "objects":
-        body["validation_errors"] = [{"idempotency_key": key, "validation_errors": messages}
-                                     for key, messages in failures.items()]
+        body["validation_errors"] = [
+            {"idempotency_key": key, "validation_errors": messages} for key, messages in failures.items()
+        ]
     elif variant == "strings":
-        body["validation_errors"] = [f"Event with idempotency_key '{key}' is invalid: {message}"
-                                     for key, messages in failures.items() for message in messages]
+        body["validation_errors"] = [
+            f"Event with idempotency_key '{key}' is invalid: {message}"
+            for key, messages in failures.items()
+            for message in messages
+        ]
     else:
         noun = "event" if count == 1 else "events"
         distinct = dict.fromkeys(message for messages in failures.values() for message in messages)

@@ -10,7 +10,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,10 +30,10 @@ class SentWebhook:
 
 def format_orb_timestamp(moment: datetime | None = None) -> str:
     """``X-Orb-Timestamp``: ISO 8601 UTC with milliseconds and no offset, e.g. 2024-03-27T15:42:29.551."""
-    moment = moment or datetime.now(timezone.utc)
+    moment = moment or datetime.now(UTC)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
 def sign_orb_webhook(secret: str, body: bytes, timestamp_header: str) -> str:
@@ -61,10 +61,11 @@ class WebhookSender:
         if client is not None:
             client.close()
 
-    def build_webhook_body(self, type: str = "resource_event.test", payload: dict | None = None,
-                           *, payload_style: str | None = "expanded") -> dict:
+    def build_webhook_body(
+        self, type: str = "resource_event.test", payload: dict | None = None, *, payload_style: str | None = "expanded"
+    ) -> dict:
         """An Orb-style webhook body; ``payload`` is merged over the generated top-level fields."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         body: dict[str, Any] = {
             "id": uuid.uuid4().hex[:20],
             "created_at": now.replace(microsecond=0, tzinfo=None).isoformat() + "Z",
@@ -99,8 +100,14 @@ class WebhookSender:
         raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
         return self._deliver(url, body["id"], type, raw, timestamp=timestamp, secret=secret, timeout=timeout)
 
-    def redeliver_webhook(self, webhook_id: str | None = None, url: str | None = None, *,
-                          timestamp: datetime | None = None, timeout: float = 10.0) -> httpx.Response:
+    def redeliver_webhook(
+        self,
+        webhook_id: str | None = None,
+        url: str | None = None,
+        *,
+        timestamp: datetime | None = None,
+        timeout: float = 10.0,
+    ) -> httpx.Response:
         """Deliver an already sent webhook again (same body, same ``id``, fresh signature), as
         Orb's at-least-once delivery does. Defaults to the last one sent, to the same URL."""
         with self._webhook_lock:
@@ -108,15 +115,31 @@ class WebhookSender:
         if not candidates:
             raise LookupError(f"no sent webhook {webhook_id!r} to redeliver")
         original = candidates[-1]
-        return self._deliver(url or original.url, original.id, original.type, original.body,
-                             timestamp=timestamp, secret=None, timeout=timeout)
+        return self._deliver(
+            url or original.url,
+            original.id,
+            original.type,
+            original.body,
+            timestamp=timestamp,
+            secret=None,
+            timeout=timeout,
+        )
 
     def sent_webhooks(self) -> list[SentWebhook]:
         with self._webhook_lock:
             return list(self._sent_webhooks)
 
-    def _deliver(self, url: str, webhook_id: str, type: str, raw: bytes, *, timestamp: datetime | None,
-                 secret: str | None, timeout: float) -> httpx.Response:
+    def _deliver(
+        self,
+        url: str,
+        webhook_id: str,
+        type: str,
+        raw: bytes,
+        *,
+        timestamp: datetime | None,
+        secret: str | None,
+        timeout: float,
+    ) -> httpx.Response:
         key = secret if secret is not None else self.webhook_secret
         if not key:
             raise ValueError("OrbSandbox needs webhook_secret to sign webhooks")
@@ -141,29 +164,56 @@ def _resource_for(type: str) -> dict:
     """A plausible resource object for the webhook type's resource (Orb's "expanded" style)."""
     resource = type.split(".", 1)[0]
     customer = {
-        "id": "cus_sandbox0001", "external_customer_id": "user-sandbox-1", "name": "Sandbox Customer",
-        "email": "billing@example.com", "currency": "USD", "balance": "0.00", "timezone": "Etc/UTC",
-        "created_at": "2024-01-01T00:00:00Z", "metadata": {},
+        "id": "cus_sandbox0001",
+        "external_customer_id": "user-sandbox-1",
+        "name": "Sandbox Customer",
+        "email": "billing@example.com",
+        "currency": "USD",
+        "balance": "0.00",
+        "timezone": "Etc/UTC",
+        "created_at": "2024-01-01T00:00:00Z",
+        "metadata": {},
     }
     if resource == "customer":
         return {"customer": customer}
     if resource == "subscription":
-        return {"subscription": {
-            "id": "sub_sandbox0001", "customer": customer, "status": "active",
-            "plan": {"id": "plan_sandbox0001", "name": "Usage plan", "external_plan_id": "usage"},
-            "start_date": "2024-01-01T00:00:00Z", "end_date": None, "metadata": {},
-        }}
+        return {
+            "subscription": {
+                "id": "sub_sandbox0001",
+                "customer": customer,
+                "status": "active",
+                "plan": {"id": "plan_sandbox0001", "name": "Usage plan", "external_plan_id": "usage"},
+                "start_date": "2024-01-01T00:00:00Z",
+                "end_date": None,
+                "metadata": {},
+            }
+        }
     if resource == "invoice":
-        return {"invoice": {
-            "id": "inv_sandbox0001", "customer": customer, "status": "issued", "currency": "USD",
-            "amount_due": "42.00", "total": "42.00", "invoice_number": "SANDBOX-0001",
-            "invoice_date": "2024-02-01T00:00:00Z", "due_date": "2024-02-15T00:00:00Z", "metadata": {},
-        }}
+        return {
+            "invoice": {
+                "id": "inv_sandbox0001",
+                "customer": customer,
+                "status": "issued",
+                "currency": "USD",
+                "amount_due": "42.00",
+                "total": "42.00",
+                "invoice_number": "SANDBOX-0001",
+                "invoice_date": "2024-02-01T00:00:00Z",
+                "due_date": "2024-02-15T00:00:00Z",
+                "metadata": {},
+            }
+        }
     if resource == "credit_note":
-        return {"credit_note": {
-            "id": "cn_sandbox0001", "customer": customer, "total": "10.00",
-            "credit_note_number": "SANDBOX-CN-0001", "reason": "Duplicate", "type": "refund",
-        }}
+        return {
+            "credit_note": {
+                "id": "cn_sandbox0001",
+                "customer": customer,
+                "total": "10.00",
+                "credit_note_number": "SANDBOX-CN-0001",
+                "reason": "Duplicate",
+                "type": "refund",
+            }
+        }
     if resource == "backfill":
         return {"backfill": {"id": "bf_sandbox0001", "status": "reflected", "events_ingested": 0}}
     return {}

@@ -79,8 +79,12 @@ def serve(host: str, port: int, handle: Callable[[Request], Reply]) -> BaseWSGIS
             if connection is not None:
                 connection.shutdown(socket.SHUT_RDWR)
             raise ConnectionAbortedError("sandbox dropped the connection")
-        response = Response(json.dumps(reply.body).encode("utf-8"), status=reply.status,
-                            headers=reply.headers, content_type=reply.content_type())
+        response = Response(
+            json.dumps(reply.body).encode("utf-8"),
+            status=reply.status,
+            headers=reply.headers,
+            content_type=reply.content_type(),
+        )
         return response(environ, start_response)
 
     # Werkzeug's threaded server listens with a backlog of 128 and answers HTTP/1.1 keep-alive.

@@ -57,11 +57,15 @@ def decode_http_body(body: Any, is_base64_encoded: Any = False, max_bytes: int |
         raise BodyError(BodyProblem.MALFORMED, "request body must be a string")
     if is_base64_encoded is True:
         if max_bytes is not None and len(body) > (max_bytes // 3 + 1) * 4:
-            raise BodyError(BodyProblem.TOO_LARGE, f"base64 body of {len(body)} characters is over the limit of {max_bytes} bytes")
+            raise BodyError(
+                BodyProblem.TOO_LARGE, f"base64 body of {len(body)} characters is over the limit of {max_bytes} bytes"
+            )
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BodyError(BodyProblem.MALFORMED, "request body is marked isBase64Encoded but is not valid base64") from None
+            raise BodyError(
+                BodyProblem.MALFORMED, "request body is marked isBase64Encoded but is not valid base64"
+            ) from None
     try:
         return body.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates cannot have come from a real request

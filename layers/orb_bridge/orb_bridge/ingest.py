@@ -143,8 +143,10 @@ class IngestService:
         failed = {message_id for event in run.failed for message_id in event.message_ids}
         failed.update(self._write_rejections(run.rejections))
         if batch.mapping_error_ids:
-            logger.error("redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
-                         extra={"messages": len(batch.mapping_error_ids), "error": batch.mapping_error})
+            logger.error(
+                "redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
+                extra={"messages": len(batch.mapping_error_ids), "error": batch.mapping_error},
+            )
             failed.update(batch.mapping_error_ids)
         deferred: dict[str, float] = {}
         for event, seconds in run.deferred:
@@ -228,8 +230,10 @@ class IngestService:
         events = job.events
         if attempt.not_sent:
             if attempt.not_sent == "paced":
-                logger.info("no pacing slot within this invocation: events deferred",
-                            extra={"events": len(events), "wait_seconds": round(attempt.wait_seconds, 3)})
+                logger.info(
+                    "no pacing slot within this invocation: events deferred",
+                    extra={"events": len(events), "wait_seconds": round(attempt.wait_seconds, 3)},
+                )
                 run.deferred.extend((event, attempt.wait_seconds) for event in events)
             else:
                 self._leave(job, run, attempt.not_sent)
@@ -249,14 +253,17 @@ class IngestService:
             wait_seconds = answer.retry_after_seconds or 0.0
             run.retry_after = max(run.retry_after, wait_seconds)
             if not run.stop.is_set():
-                logger.warning("Orb rate limited ingest: no new requests in this invocation",
-                               extra={"retry_after_seconds": wait_seconds})
+                logger.warning(
+                    "Orb rate limited ingest: no new requests in this invocation",
+                    extra={"retry_after_seconds": wait_seconds},
+                )
             run.stop.set()
             self._hold_off_everyone(wait_seconds)
             run.deferred.extend((event, wait_seconds) for event in events)
         elif outcome is Outcome.RETRYABLE:
-            logger.warning("Orb ingest failed, SQS will redeliver",
-                           extra={"error": answer.error_summary, "events": len(events)})
+            logger.warning(
+                "Orb ingest failed, SQS will redeliver", extra={"error": answer.error_summary, "events": len(events)}
+            )
             run.failed.extend(events)
         elif outcome is Outcome.CONFIGURATION:
             # No request can succeed: stop sending, fail everything unsent, never reject as bad data.
@@ -293,8 +300,10 @@ class IngestService:
             run.failed.extend(job.events)
         elif job.split or why == "budget":
             # Narrowing down a 400 that named nobody is Orb's refusal, not pacing: it counts.
-            logger.warning("could not isolate the events Orb refused within this invocation",
-                           extra={"events": len(job.events), "reason": why})
+            logger.warning(
+                "could not isolate the events Orb refused within this invocation",
+                extra={"events": len(job.events), "reason": why},
+            )
             run.failed.extend(job.events)
         else:  # too little time left to start: ours
             run.deferred.extend((event, 0.0) for event in job.events)
@@ -327,12 +336,17 @@ class IngestService:
     def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:
         logger.warning(
             "event refused by Orb sent to the rejected queue",
-            extra={"idempotency_key": event.event.idempotency_key, "message_ids": event.message_ids,
-                   "errors": list(errors), "replay": event.origin is not None},
+            extra={
+                "idempotency_key": event.event.idempotency_key,
+                "message_ids": event.message_ids,
+                "errors": list(errors),
+                "replay": event.origin is not None,
+            },
         )
         return Rejection(
-            rejection_after(event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload,
-                            extra=extra),
+            rejection_after(
+                event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload, extra=extra
+            ),
             tuple(event.message_ids),
         )
 
@@ -377,8 +391,9 @@ def container_service() -> IngestService:
                 settings,
                 OrbClient(settings.orb_api_base_url, settings.orb_api_key, _http),
                 SqsQueue(settings.rejected_queue_url),
-                pacer_from_settings(settings.requests_per_second, settings.events_per_minute,
-                                    settings.pacing_table_name),
+                pacer_from_settings(
+                    settings.requests_per_second, settings.events_per_minute, settings.pacing_table_name
+                ),
                 # Read per batch, lazily: a mapping mistake fails only the records that need it.
                 mapping_settings=MappingSettings.from_env,
             )

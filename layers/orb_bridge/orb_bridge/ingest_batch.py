@@ -69,8 +69,9 @@ class SqsRecord(BaseModel):
 
     def receipt(self) -> queues.Receipt:
         first = self._int(self.attributes.get("ApproximateFirstReceiveTimestamp"), 0) or None
-        return queues.Receipt(self.eventSourceARN, self.receiptHandle, self.receive_count,
-                              self.number(ATTRIBUTE_EARLIER_FAILURES), first)
+        return queues.Receipt(
+            self.eventSourceARN, self.receiptHandle, self.receive_count, self.number(ATTRIBUTE_EARLIER_FAILURES), first
+        )
 
 
 class SqsEvent(BaseModel):
@@ -83,8 +84,11 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
     records = SqsEvent.model_validate(event).Records
     now = clock()
     # Copies that arrived before their wait is over go straight back (a wait longer than 900 s).
-    early = {r.messageId: r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 - now for r in records
-             if r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 > now + 1}
+    early = {
+        r.messageId: r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 - now
+        for r in records
+        if r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 > now + 1
+    }
     messages = [SqsMessage(r.messageId, r.body) for r in records if r.messageId not in early]
 
     try:

@@ -81,10 +81,13 @@ def collect(messages: Sequence[SqsMessage], mapping_settings: Callable[[], Mappi
         item = read_ingest_message(message.body, settings)
         if item.action is Action.REJECT:
             assert item.rejection is not None  # noqa: S101 (type narrowing: REJECT always carries a record)
-            logger.warning("ingest message sent to the rejected queue unsent",
-                           extra={"message_id": message.message_id, "detail": item.detail})
-            batch.rejections.append(Rejection(_with_message_id(item.rejection, message.message_id),
-                                              (message.message_id,)))
+            logger.warning(
+                "ingest message sent to the rejected queue unsent",
+                extra={"message_id": message.message_id, "detail": item.detail},
+            )
+            batch.rejections.append(
+                Rejection(_with_message_id(item.rejection, message.message_id), (message.message_id,))
+            )
             batch.replays_refused += item.is_replay
             continue
         if item.action is Action.SKIP:
@@ -100,8 +103,9 @@ def collect(messages: Sequence[SqsMessage], mapping_settings: Callable[[], Mappi
         payload = event.to_orb()
         existing = by_key.get(event.idempotency_key)
         if existing is None:
-            by_key[event.idempotency_key] = PendingEvent(event, payload, message.body, [message.message_id],
-                                                         item.origin)
+            by_key[event.idempotency_key] = PendingEvent(
+                event, payload, message.body, [message.message_id], item.origin
+            )
         elif existing.same_event_as(message.body, payload):
             # Identical duplicate: one event in Orb; its messages succeed or fail together.
             existing.message_ids.append(message.message_id)
@@ -120,8 +124,10 @@ def collect(messages: Sequence[SqsMessage], mapping_settings: Callable[[], Mappi
                         stage="ingest",
                         reason="conflicting duplicate: another message in the same batch has this "
                         "idempotency key with a different body",
-                        errors=[f"idempotency_key {event.idempotency_key!r} also used by SQS message "
-                                f"{existing.message_ids[0]}"],
+                        errors=[
+                            f"idempotency_key {event.idempotency_key!r} also used by SQS message "
+                            f"{existing.message_ids[0]}"
+                        ],
                         orb_event=payload,
                         extra={"sqs_message_id": message.message_id, "sent_event": existing.payload},
                     ),

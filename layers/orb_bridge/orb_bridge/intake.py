@@ -180,7 +180,9 @@ class TrackIntake:
             self._keep_malformed_body(raw_body, exc)
             return _body_refused(exc)
         if settings.require_bearer_for_batches and body.is_batch and auth.detail != "bearer":
-            logger.warning("request not authenticated", extra={"reason": "batch request without the required Bearer token"})
+            logger.warning(
+                "request not authenticated", extra={"reason": "batch request without the required Bearer token"}
+            )
             return _error(IntakeOutcome.UNAUTHORIZED, "unauthorized")
         return self._process(body)
 
@@ -188,7 +190,9 @@ class TrackIntake:
         """401, counted and alarmed; the batch is kept, marked unauthenticated and not replayable,
         so a deployment still batching with only the shared secret loses no usage unseen."""
         metrics.add_metric(name="SignatureOnlyBatchesRefused", unit=MetricUnit.Count, value=1)
-        logger.warning("request not authenticated", extra={"reason": "batch whose X-Signature covers only its first event"})
+        logger.warning(
+            "request not authenticated", extra={"reason": "batch whose X-Signature covers only its first event"}
+        )
         settings = self.settings
         try:
             elements = parse_segment_body(
@@ -197,7 +201,10 @@ class TrackIntake:
         except BodyError as exc:
             records = [
                 rejection_record(
-                    stage="intake", reason=SIGNATURE_ONLY_BATCH_REASON, errors=[exc.message], replayable=False,
+                    stage="intake",
+                    reason=SIGNATURE_ONLY_BATCH_REASON,
+                    errors=[exc.message],
+                    replayable=False,
                     extra={"body_bytes": len(raw_body), "body_excerpt": _excerpt(raw_body.decode("utf-8", "replace"))},
                 )
             ]
@@ -205,7 +212,9 @@ class TrackIntake:
             groups = _element_groups(elements)
             records = [
                 rejection_record(
-                    stage="intake", reason=SIGNATURE_ONLY_BATCH_REASON, replayable=False,
+                    stage="intake",
+                    reason=SIGNATURE_ONLY_BATCH_REASON,
+                    replayable=False,
                     extra={"segment_events": group, "part": number, "parts": len(groups)},
                 )
                 for number, group in enumerate(groups, start=1)
@@ -232,7 +241,8 @@ class TrackIntake:
         )
         for outcome in rejected[:MAX_LOGGED_REJECTIONS]:
             logger.info(
-                "event rejected", extra={"index": outcome.index, "message_id": outcome.message_id, "reason": outcome.error}
+                "event rejected",
+                extra={"index": outcome.index, "message_id": outcome.message_id, "reason": outcome.error},
             )
         if ingest_failures or rejected_failures:
             failure = (ingest_failures or rejected_failures)[0]
@@ -251,8 +261,13 @@ class TrackIntake:
         metrics.add_metric(name="TrackRejected", unit=MetricUnit.Count, value=len(rejected))
         logger.info(
             "request processed",
-            extra={"shape": body.shape, "events": len(outcomes), "accepted": len(accepted), "skipped": skipped,
-                   "rejected": len(rejected)},
+            extra={
+                "shape": body.shape,
+                "events": len(outcomes),
+                "accepted": len(accepted),
+                "skipped": skipped,
+                "rejected": len(rejected),
+            },
         )
         listing, omitted = _rejected_listing(rejected)
         response: dict[str, Any] = {"accepted": len(accepted), "skipped": skipped, "rejected": listing}

@@ -127,7 +127,9 @@ class DynamoDbPacer:
                     UpdateExpression="ADD tat :cost",
                     ConditionExpression="tat >= :now AND tat <= :latest",
                     ExpressionAttributeValues={
-                        ":cost": {"N": str(cost)}, ":now": {"N": str(now)}, ":latest": {"N": str(int(latest_ms))},
+                        ":cost": {"N": str(cost)},
+                        ":now": {"N": str(now)},
+                        ":latest": {"N": str(int(latest_ms))},
                     },
                     ReturnValues="UPDATED_NEW",
                 )

@@ -183,7 +183,9 @@ def rejection_record(
             record[f"{key}_excerpt"] = serialised[:RECORD_EXCERPT_CHARS]
     for key, value in list(record.items()):
         if isinstance(value, list):
-            record[key] = [_clip_text(item if isinstance(item, str) else str(item)) for item in value[:MAX_RECORD_ERRORS]]
+            record[key] = [
+                _clip_text(item if isinstance(item, str) else str(item)) for item in value[:MAX_RECORD_ERRORS]
+            ]
         elif not isinstance(value, (str, int, bool)):
             record[key] = _clip_text(str(value), _text_limit(key))
     text = _dumps(record)
@@ -224,7 +226,9 @@ def visibility_cap_seconds(receive_count: int, first_receive_ms: int | None, now
     return int(max(0, left))
 
 
-def backoff_seconds(failed_deliveries: int, base_seconds: int, cap_seconds: int = MAX_VISIBILITY_TIMEOUT_SECONDS) -> int:
+def backoff_seconds(
+    failed_deliveries: int, base_seconds: int, cap_seconds: int = MAX_VISIBILITY_TIMEOUT_SECONDS
+) -> int:
     """Exponential redelivery delay after the n-th failed delivery: base, 2x base, ... capped."""
     exponent = max(0, min(failed_deliveries - 1, 16))
     return int(min(base_seconds * 2**exponent, cap_seconds, MAX_VISIBILITY_TIMEOUT_SECONDS))

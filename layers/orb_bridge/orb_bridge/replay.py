@@ -40,8 +40,20 @@ MAX_REPLAY_COUNT = 3
 MAX_HISTORY = MAX_REPLAY_COUNT + 1
 MAX_HISTORY_REASON_CHARS = 500
 # Fields describing the latest failure; everything else in a record is payload and carried over.
-_FAILURE_FIELDS = ("stage", "reason", "errors", "rejected_at", "replay_count", "history", "first_rejected_at",
-                   "errors_omitted", "hint", "sqs_message_id", "sqs_message_ids", "sent_event")
+_FAILURE_FIELDS = (
+    "stage",
+    "reason",
+    "errors",
+    "rejected_at",
+    "replay_count",
+    "history",
+    "first_rejected_at",
+    "errors_omitted",
+    "hint",
+    "sqs_message_id",
+    "sqs_message_ids",
+    "sent_event",
+)
 
 
 class Action(enum.Enum):
@@ -114,12 +126,18 @@ def replay_record(
     """
     count = replay_count(record)
     if record.get("replayable") is False:
-        return _keep(record, "not replayable: the record does not carry the whole event "
-                             f"(rejected because: {_short(record.get('reason'))})")
+        return _keep(
+            record,
+            "not replayable: the record does not carry the whole event "
+            f"(rejected because: {_short(record.get('reason'))})",
+        )
     if count >= MAX_REPLAY_COUNT and not ignore_limit:
-        return _keep(record, f"not replayed again: replayed {count} times and still failing "
-                             f"(last reason: {_short(record.get('reason'))}); fix the cause, then "
-                             "replay it with `orb-bridge replay --yes`")
+        return _keep(
+            record,
+            f"not replayed again: replayed {count} times and still failing "
+            f"(last reason: {_short(record.get('reason'))}); fix the cause, then "
+            "replay it with `orb-bridge replay --yes`",
+        )
     if "segment_event" in record:
         return _remap(record, mapping_settings)
     if isinstance(record.get("orb_event"), Mapping):
@@ -128,11 +146,11 @@ def replay_record(
         try:
             event = OrbUsageEvent.from_message_body(record["message_body"])
         except ValidationError as exc:
-            return _refused(record, "ingest", "message body is still not a valid Orb usage event",
-                            pydantic_errors(exc))
+            return _refused(record, "ingest", "message body is still not a valid Orb usage event", pydantic_errors(exc))
         return IngestMessage(Action.SEND, event, record, detail="replay of a kept message body")
-    return _keep(record, "not replayable: the record carries no event "
-                         f"(rejected because: {_short(record.get('reason'))})")
+    return _keep(
+        record, f"not replayable: the record carries no event (rejected because: {_short(record.get('reason'))})"
+    )
 
 
 def rejection_after(
@@ -151,15 +169,22 @@ def rejection_after(
     ``replay_count`` is one more, and the previous failures stay in ``history``.
     """
     if origin is None:
-        return rejection_record(stage=stage, reason=reason, errors=errors, orb_event=orb_event,
-                                extra=dict(extra) if extra is not None else None)
+        return rejection_record(
+            stage=stage,
+            reason=reason,
+            errors=errors,
+            orb_event=orb_event,
+            extra=dict(extra) if extra is not None else None,
+        )
     carried = {key: value for key, value in origin.items() if key not in _FAILURE_FIELDS}
     history = [entry for entry in origin.get("history") or [] if isinstance(entry, Mapping)]
-    history.append({
-        "stage": origin.get("stage"),
-        "reason": _short(origin.get("reason"), MAX_HISTORY_REASON_CHARS),
-        "rejected_at": origin.get("rejected_at"),
-    })
+    history.append(
+        {
+            "stage": origin.get("stage"),
+            "reason": _short(origin.get("reason"), MAX_HISTORY_REASON_CHARS),
+            "rejected_at": origin.get("rejected_at"),
+        }
+    )
     carried.update(extra or {})
     carried["replay_count"] = replay_count(origin) + 1
     carried["first_rejected_at"] = origin.get("first_rejected_at") or origin.get("rejected_at")
@@ -178,12 +203,15 @@ def pydantic_errors(exc: ValidationError) -> list[str]:
 
 # -- helpers ----------------------------------------------------------------------------------------
 
+
 def _plain_event(body: str) -> IngestMessage:
     try:
         event = OrbUsageEvent.from_message_body(body)
     except ValidationError as exc:
         rejection = rejection_record(
-            stage="ingest", reason="message body is not a valid Orb usage event", errors=pydantic_errors(exc),
+            stage="ingest",
+            reason="message body is not a valid Orb usage event",
+            errors=pydantic_errors(exc),
             extra={"message_body": body},
         )
         return IngestMessage(Action.REJECT, rejection=rejection, detail="unreadable message body")
@@ -216,7 +244,9 @@ def _validated(record: Mapping[str, Any], payload: Mapping[str, Any], field: str
 
 def _refused(record: Mapping[str, Any], stage: str, reason: str, errors: Sequence[str]) -> IngestMessage:
     return IngestMessage(
-        Action.REJECT, origin=record, rejection=rejection_after(record, stage=stage, reason=reason, errors=errors),
+        Action.REJECT,
+        origin=record,
+        rejection=rejection_after(record, stage=stage, reason=reason, errors=errors),
         detail=reason,
     )
 

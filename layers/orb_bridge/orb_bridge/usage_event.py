@@ -171,8 +171,12 @@ class OrbUsageEvent:
 
     def to_orb(self) -> dict[str, Any]:
         """The JSON object Orb's /ingest expects (no nulls)."""
-        orb = {"event_name": self.event_name, "idempotency_key": self.idempotency_key, "timestamp": self.timestamp,
-               "properties": dict(self.properties)}
+        orb = {
+            "event_name": self.event_name,
+            "idempotency_key": self.idempotency_key,
+            "timestamp": self.timestamp,
+            "properties": dict(self.properties),
+        }
         if self.external_customer_id is not None:
             orb["external_customer_id"] = self.external_customer_id
         if self.customer_id is not None:
@@ -183,8 +187,10 @@ class OrbUsageEvent:
         body = self._message_body
         if body is None:
             properties = ",".join(f"{_string(name)}:{_value_json(value)}" for name, value in self.properties.items())
-            body = (f'{{"event_name":{_string(self.event_name)},"idempotency_key":{_string(self.idempotency_key)},'
-                    f'"timestamp":{_string(self.timestamp)},"properties":{{{properties}}}')
+            body = (
+                f'{{"event_name":{_string(self.event_name)},"idempotency_key":{_string(self.idempotency_key)},'
+                f'"timestamp":{_string(self.timestamp)},"properties":{{{properties}}}'
+            )
             if self.external_customer_id is not None:
                 body += f',"external_customer_id":{_string(self.external_customer_id)}'
             if self.customer_id is not None:

@@ -134,9 +134,7 @@ def authenticate(
                     return AuthResult(True, "signature")
                 if allow_first_event_signature_for_batches:
                     return AuthResult(True, "first-event signature (insecure opt-out)")
-                return AuthResult(
-                    False, "batch whose X-Signature covers only its first event", first_event_only=True
-                )
+                return AuthResult(False, "batch whose X-Signature covers only its first event", first_event_only=True)
 
     reasons = []
     if auth_tokens:

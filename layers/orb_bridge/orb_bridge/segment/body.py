@@ -25,6 +25,8 @@ from orb_bridge.segment.models import BodyShape
 MALFORMED, TOO_LARGE = BodyProblem.MALFORMED, BodyProblem.TOO_LARGE
 
 JSON_WHITESPACE = " \t\n\r"
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -73,7 +75,9 @@ def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise BodyError(MALFORMED, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise BodyError(
+            MALFORMED, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except ValueError as exc:  # NaN/Infinity, or an integer literal longer than Python's digit limit
         raise BodyError(MALFORMED, f"request body is not valid JSON: {str(exc)[:120]}") from None
     except RecursionError:
@@ -98,5 +102,7 @@ def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events
     if not elements:
         raise BodyError(MALFORMED, "request body holds no events (empty batch)")
     if len(elements) > max_batch_events:
-        raise BodyError(TOO_LARGE, f"request body holds {len(elements)} events, more than the limit of {max_batch_events}")
+        raise BodyError(
+            TOO_LARGE, f"request body holds {len(elements)} events, more than the limit of {max_batch_events}"
+        )
     return SegmentBody(shape=shape, elements=elements)

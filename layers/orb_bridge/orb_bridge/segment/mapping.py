@@ -192,7 +192,9 @@ def map_element(index: int, element: Any, settings: MappingSettings) -> MappedEv
     if call_type in SKIPPED_CALL_TYPES:
         return MappedEvent(index, message_id, call_type, skipped=True)
     if call_type != TRACK:
-        return MappedEvent(index, message_id, clip(call_type), error=f"type: unknown Segment call type {quote(call_type)}")
+        return MappedEvent(
+            index, message_id, clip(call_type), error=f"type: unknown Segment call type {quote(call_type)}"
+        )
     try:
         return MappedEvent(index, message_id, call_type, orb_event=to_orb_event(element, settings))
     except MappingError as exc:

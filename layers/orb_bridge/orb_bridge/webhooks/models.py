@@ -32,7 +32,9 @@ class InvalidWebhookPayload(ValueError):  # noqa: N818 (reads as what was receiv
 
 # ISO 8601 as Orb writes ``created_at``, on which pydantic and fromisoformat agree; other forms
 # (epoch numbers, other layouts pydantic reads) go to the model in ``payload_schema``.
-_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+_PLAIN_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 _FIELDS = ("id", "type", "created_at", "payload_style")
 
 
@@ -60,8 +62,13 @@ def _plain_webhook(document: dict[str, Any]) -> OrbWebhook | None:
     """The webhook when its envelope is of the plain kinds checked here, else None (ask the model)."""
     webhook_id, webhook_type, created_at = document.get("id"), document.get("type"), document.get("created_at")
     style = document.get("payload_style")
-    if not (_text(webhook_id) and 1 <= len(webhook_id) <= MAX_ID_LENGTH and _text(webhook_type)
-            and 1 <= len(webhook_type) <= MAX_TYPE_LENGTH and (style is None or _text(style))):
+    if not (
+        _text(webhook_id)
+        and 1 <= len(webhook_id) <= MAX_ID_LENGTH
+        and _text(webhook_type)
+        and 1 <= len(webhook_type) <= MAX_TYPE_LENGTH
+        and (style is None or _text(style))
+    ):
         return None
     if type(created_at) is not str or not _PLAIN_TIME.fullmatch(created_at):
         return None

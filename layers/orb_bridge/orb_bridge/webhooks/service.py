@@ -73,6 +73,7 @@ class Outcome(StrEnum):
     NOT_CONFIGURED = "not_configured"
     FAILED = "error"  # our own bug
 
+
 # What the sender is told; precise reasons stay in the log.
 GENERIC_REJECTION = "webhook signature verification failed"
 
@@ -102,9 +103,7 @@ def count_rejection(reason: str) -> None:
     # The total with the function's other metrics (so every invocation publishes one), and the
     # breakdown in its own EMF blob so that ``reason`` is a dimension of this metric only.
     metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
-    with single_metric(
-        name="WebhooksRejected", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
-    ) as metric:
+    with single_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
         metric.add_dimension(name="reason", value=reason)
 
 
