@@ -34,13 +34,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 from orb_bridge.config import IngestSettings, MappingSettings
 from orb_bridge.ingest_messages import PendingEvent, Rejection, SqsMessage, collect, epoch, in_order
+from orb_bridge.ingest_state import Attempt, IngestReport, Job, RunState
 from orb_bridge.observability import logger
-from orb_bridge.orb.client import IngestResult, OrbClient, Outcome, shared_http_client
+from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
 from orb_bridge.pacing import NoPacing, Pacer, pacer_from_settings
 from orb_bridge.queues import SqsQueue
 from orb_bridge.replay import rejection_after
@@ -52,62 +52,6 @@ BACKFILL_HINT = (
     "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
     "(dry run first, then --yes)"
 )
-
-
-@dataclass
-class IngestReport:
-    failed_message_ids: list[str]
-    # message id -> seconds to hold it back before it is offered again (pacing, 429, time)
-    deferred: dict[str, float] = field(default_factory=dict)
-    events_ingested: int = 0
-    events_rejected_by_orb: int = 0
-    # Unreadable bodies and conflicting duplicates, kept in the rejected queue.
-    messages_rejected_at_ingest: int = 0
-    requests_made: int = 0
-    rate_limited: int = 0  # 429 answers
-    # Set when Orb refused our credentials or the base URL is wrong.
-    configuration_error: str | None = None
-    # Epoch seconds of the oldest event timestamp among the failed and deferred ones.
-    oldest_pending_event: float | None = None
-    events_replayed: int = 0  # redriven rejection records whose event was sent again
-    replays_refused: int = 0  # redriven records sent back to the rejected queue unsent
-    # Redriven records that need the mapping while it is broken: failed, held back as a
-    # configuration error (also in ``failed_message_ids``).
-    mapping_error_message_ids: list[str] = field(default_factory=list)
-    mapping_error: str = ""
-    late_events_rejected: int = 0  # refused by Orb and older than the grace period
-
-
-@dataclass(frozen=True)
-class _Job:
-    events: list[PendingEvent]
-    split: bool = False  # part of a search for unnamed bad events
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """What a worker did with a job: Orb's answer, or why it did not send (``not_sent``)."""
-
-    answer: IngestResult | None = None
-    not_sent: str = ""  # "stopped", "time", "paced" or "pacer_error"
-    wait_seconds: float = 0.0
-
-
-@dataclass
-class _Run:
-    """One invocation's state, only touched by the scheduling thread (``stop`` by workers too)."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    retry_after: float = 0.0
-    requests_started: int = 0
-    ingested: int = 0
-    rejected_by_orb: int = 0
-    rejections: list[Rejection] = field(default_factory=list)
-    failed: list[PendingEvent] = field(default_factory=list)
-    deferred: list[tuple[PendingEvent, float]] = field(default_factory=list)
-    rate_limited: int = 0
-    configuration_error: str | None = None
-    late_rejected: int = 0
 
 
 class IngestService:
@@ -134,9 +78,9 @@ class IngestService:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
         batch = collect(messages, self.mapping_settings)
         pending, rejections = batch.pending, batch.rejections
-        run = _Run(rejections=list(rejections))
+        run = RunState(rejections=list(rejections))
         size = self.settings.max_events_per_request
-        jobs = deque(_Job(pending[i : i + size]) for i in range(0, len(pending), size))
+        jobs = deque(Job(pending[i : i + size]) for i in range(0, len(pending), size))
         if jobs:
             self._schedule(jobs, run, remaining_seconds)
 
@@ -171,11 +115,11 @@ class IngestService:
             late_events_rejected=run.late_rejected,
         )
 
-    def _schedule(self, jobs: deque[_Job], run: _Run, remaining_seconds: Callable[[], float]) -> None:
+    def _schedule(self, jobs: deque[Job], run: RunState, remaining_seconds: Callable[[], float]) -> None:
         """Keep up to ``max_concurrent_requests`` jobs in flight; answers may add jobs (re-sends,
         halves), handled here in one thread so the run's state needs no lock."""
         workers = self.settings.max_concurrent_requests  # threads start only as jobs need them
-        running: dict[Future[_Attempt], _Job] = {}
+        running: dict[Future[Attempt], Job] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
             while jobs or running:
                 while jobs and len(running) < workers and not run.stop.is_set():
@@ -196,13 +140,13 @@ class IngestService:
         for job in jobs:  # never started: stopped, or out of request budget
             self._leave(job, run, "budget" if not run.stop.is_set() else "stopped")
 
-    def _attempt(self, job: _Job, stop: threading.Event, remaining_seconds: Callable[[], float]) -> _Attempt:
+    def _attempt(self, job: Job, stop: threading.Event, remaining_seconds: Callable[[], float]) -> Attempt:
         """In a worker: take a pacing slot, wait for it, send."""
         if stop.is_set():
-            return _Attempt(not_sent="stopped")
+            return Attempt(not_sent="stopped")
         timeout = self._request_timeout(remaining_seconds)
         if timeout is None:
-            return _Attempt(not_sent="time")
+            return Attempt(not_sent="time")
         latest_start = remaining_seconds() - self.settings.safety_margin_seconds - timeout
         try:
             slot = self.pacer.reserve(len(job.events), latest_start)
@@ -210,14 +154,14 @@ class IngestService:
             # Never send unpaced; and never defer on it either (a broken table would defer
             # forever): a failed delivery, held back and counted like an Orb error.
             logger.exception("the pacing table could not be used: events left for SQS to redeliver")
-            return _Attempt(not_sent="pacer_error")
+            return Attempt(not_sent="pacer_error")
         if not slot.granted:
-            return _Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
+            return Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
         if slot.wait_seconds > 0:
             self.sleep(slot.wait_seconds)
             if stop.is_set():
-                return _Attempt(not_sent="stopped")
-        return _Attempt(self.orb.ingest([event.payload for event in job.events], timeout))
+                return Attempt(not_sent="stopped")
+        return Attempt(self.orb.ingest([event.payload for event in job.events], timeout))
 
     def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
         """The timeout for a request started now, or None when there is no time to start one."""
@@ -226,7 +170,7 @@ class IngestService:
             return None
         return min(self.settings.request_timeout_seconds, budget)
 
-    def _handle(self, job: _Job, attempt: _Attempt, jobs: deque[_Job], run: _Run) -> None:
+    def _handle(self, job: Job, attempt: Attempt, jobs: deque[Job], run: RunState) -> None:
         events = job.events
         if attempt.not_sent:
             if attempt.not_sent == "paced":
@@ -282,15 +226,15 @@ class IngestService:
                     self._reject(run, event, reason, named[event.key])
                 rest = [event for event in events if event.key not in named]
                 if rest:  # re-send the others now: whether Orb kept them is unknown, re-sending is safe
-                    jobs.appendleft(_Job(rest, job.split))
+                    jobs.appendleft(Job(rest, job.split))
             elif len(events) == 1:
                 self._reject(run, events[0], f"Orb refused the event ({answer.error_summary})", answer.errors)
             else:  # nothing attributable: split, both halves at once
                 middle = len(events) // 2
-                jobs.appendleft(_Job(events[middle:], True))
-                jobs.appendleft(_Job(events[:middle], True))
+                jobs.appendleft(Job(events[middle:], True))
+                jobs.appendleft(Job(events[:middle], True))
 
-    def _leave(self, job: _Job, run: _Run, why: str) -> None:
+    def _leave(self, job: Job, run: RunState, why: str) -> None:
         """Events not sent: deferred when the wait is ours or Orb's pacing, failed otherwise."""
         if run.configuration_error:
             run.failed.extend(job.events)
@@ -314,7 +258,7 @@ class IngestService:
         except Exception:  # best effort: this invocation stops anyway
             logger.exception("could not record Orb's Retry-After in the pacing table")
 
-    def _reject(self, run: _Run, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
+    def _reject(self, run: RunState, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
         run.rejected_by_orb += 1
         extra: dict[str, Any] = {"sqs_message_ids": event.message_ids}
         if self._is_late(event):

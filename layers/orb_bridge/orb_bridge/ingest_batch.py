@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orb_bridge import ingest, queues
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.ingest_messages import SqsMessage
+from orb_bridge.ingest_state import IngestReport
 from orb_bridge.observability import logger, metrics
 
 ATTRIBUTE_DEFERRALS = "orb_bridge.deferrals"
@@ -132,7 +133,7 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
     return response(failed)
 
 
-def _emit(report: ingest.IngestReport, now: float) -> None:
+def _emit(report: IngestReport, now: float) -> None:
     count = MetricUnit.Count
     metrics.add_metric(name="EventsIngested", unit=count, value=report.events_ingested)
     metrics.add_metric(name="EventsRejectedByOrb", unit=count, value=report.events_rejected_by_orb)
