@@ -57,7 +57,7 @@ class TemplateFacts:
 def template_facts(path: Path = ROOT / "template.yaml") -> TemplateFacts:
     import yaml
 
-    template = yaml.load(path.read_text(), Loader=_template_loader())
+    template = yaml.load(path.read_text(), Loader=_template_loader())  # noqa: S506 (a SafeLoader subclass)
     parameters = template.get("Parameters", {})
     globals_ = template.get("Globals", {}).get("Function", {})
     resources = template["Resources"]

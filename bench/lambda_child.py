@@ -89,10 +89,7 @@ def cold(spec, function):
 
 
 def check_response(function, response):
-    if function == "orb_ingest":
-        ok = response.get("batchItemFailures") == []
-    else:
-        ok = response.get("statusCode") == 200
+    ok = response.get("batchItemFailures") == [] if function == "orb_ingest" else response.get("statusCode") == 200
     if not ok:
         raise SystemExit(f"{function}: unexpected first response {response!r}")
 

@@ -300,7 +300,7 @@ def cold_starts(runner: Runner, rounds: int) -> dict[str, Any]:
         totals = [sum(run.values()) for run in runs]
         result[case] = {
             "total": median(totals),
-            "ratio": median([t / f for t, f in zip(totals, floor_totals)]),
+            "ratio": median([t / f for t, f in zip(totals, floor_totals, strict=False)]),
             "steps": {step: median([run.get(step, 0.0) for run in runs]) for step in STEPS},
         }
     rows, met = [], True

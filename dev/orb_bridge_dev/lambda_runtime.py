@@ -21,7 +21,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 
 
-class HandlerNotFound(RuntimeError):
+class HandlerNotFound(RuntimeError):  # noqa: N818 (reads as what happened; the CLI names it)
     pass
 
 

@@ -9,6 +9,7 @@ nothing. A killed run's messages simply reappear when the hold expires.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 from collections import Counter
@@ -83,7 +84,9 @@ def parse_since(text: str, now: datetime) -> datetime:
     try:
         return parse_time(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--since: expected e.g. 2h, 3d or 2026-11-23T10:00:00Z, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--since: expected e.g. 2h, 3d or 2026-11-23T10:00:00Z, got {text!r}"
+        ) from None
 
 
 def late_cutoff(now: datetime, grace_period_hours: float) -> datetime:
@@ -174,7 +177,7 @@ def _batched(items: Sequence[Any], size: int = 10) -> Iterable[Sequence[Any]]:
 def release(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> None:
     """Make messages visible again at once (best effort: otherwise they return after the hold)."""
     for batch in _batched(entries):
-        try:
+        with contextlib.suppress(Exception):
             sqs.change_message_visibility_batch(
                 QueueUrl=queue_url,
                 Entries=[
@@ -182,8 +185,6 @@ def release(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> None:
                     for i, entry in enumerate(batch)
                 ],
             )
-        except Exception:  # noqa: BLE001 - they reappear when the hold expires anyway
-            pass
 
 
 def delete(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> list[Entry]:

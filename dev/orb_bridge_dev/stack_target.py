@@ -108,7 +108,7 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         ingest, rejected = (
             sqs.get_queue_url(QueueName=f"{stack}-{name}")["QueueUrl"] for name in (INGEST_QUEUE, REJECTED_QUEUE)
         )
-    except Exception as exc:  # noqa: BLE001 - connection refused, queue missing...
+    except Exception as exc:
         raise TargetError(
             f"no dev stack queues at {endpoint} ({type(exc).__name__}): is `orb-bridge dev` running?"
         ) from None
@@ -154,7 +154,7 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
     session = session_factory(profile_name=args.profile, region_name=args.region)
     try:
         stack = session.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
-    except Exception as exc:  # noqa: BLE001 - no credentials, no such stack, no network
+    except Exception as exc:
         raise TargetError(f"cannot read stack {args.stack!r}: {exc}") from None
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
     parameters = {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
@@ -171,7 +171,7 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
             raise TargetError("set ORB_API_KEY: the stack has no OrbApiKeySecretArn parameter")
         try:
             return session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
-        except Exception as exc:  # noqa: BLE001 - the message never carries the secret
+        except Exception as exc:
             raise TargetError(
                 f"cannot read the Orb API key from the stack's secret ({type(exc).__name__}); set ORB_API_KEY instead"
             ) from None

@@ -70,7 +70,7 @@ def test_a_one_event_array_signed_over_its_event_is_accepted(intake_stack: Intak
 
 
 def test_batches_authenticate_with_the_bearer_token_or_x_segment_signature(intake_stack: IntakeStack) -> None:
-    signed, body = smuggling_body()
+    _signed, body = smuggling_body()
     assert intake_stack.invoke(http_event(body, {"authorization": f"Bearer {TOKEN}"})).status == 200
     assert intake_stack.invoke(http_event(body, {"x-segment-signature": sign(body)})).status == 200
     keys = {OrbUsageEvent.from_message_body(m).idempotency_key for m in intake_stack.drain("ingest")}

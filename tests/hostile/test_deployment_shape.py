@@ -26,9 +26,10 @@ def rule_holds(template: dict, overrides: dict) -> bool:
     must have every assertion true."""
     values = parameter_values(template, {"OrbApiKeySecretArn": ORB_KEY_ARN, **overrides})
     for rule in template["Rules"].values():
-        if resolve(rule["RuleCondition"], template, values):
-            if not all(resolve(item["Assert"], template, values) for item in rule["Assertions"]):
-                return False
+        if resolve(rule["RuleCondition"], template, values) and not all(
+            resolve(item["Assert"], template, values) for item in rule["Assertions"]
+        ):
+            return False
     return True
 
 

@@ -98,7 +98,7 @@ def test_whether_the_valid_events_of_a_400_request_are_ingested_is_a_switch(star
     ],
 )
 def test_the_future_limit_is_a_setting(start, limit: timedelta, ahead: timedelta, accepted: bool) -> None:
-    sandbox, client = start(future_limit=limit)
+    _sandbox, client = start(future_limit=limit)
     response = ingest(client, [event("ahead", -ahead)])
     assert response.status_code == (200 if accepted else 400)
     if not accepted:
@@ -128,7 +128,7 @@ def test_problem_types_follow_the_spec(start) -> None:
 
 
 def test_an_idempotency_key_header_replays_the_answer_or_is_a_409_for_another_request(start) -> None:
-    sandbox, client = start()
+    _sandbox, client = start()
     window = {"timeframe_start": "2026-11-01T00:00:00Z", "timeframe_end": "2026-11-02T00:00:00Z"}
     first = client.post("/events/backfills", json=window, headers={"Idempotency-Key": "create-1"})
     again = client.post("/events/backfills", json=window, headers={"Idempotency-Key": "create-1"})

@@ -100,9 +100,7 @@ def test_timestamp_override_is_signed_as_given(sandbox: OrbSandbox, receiver: _R
 
 
 def test_redelivery_sends_the_same_body_with_a_fresh_valid_signature(sandbox: OrbSandbox, receiver: _Receiver) -> None:
-    sandbox.send_webhook(
-        receiver.url, "subscription.started", timestamp=datetime.now(UTC) - timedelta(seconds=5)
-    )
+    sandbox.send_webhook(receiver.url, "subscription.started", timestamp=datetime.now(UTC) - timedelta(seconds=5))
     assert sandbox.redeliver_webhook().status_code == 200
     first, again = receiver.received
     assert again["body"] == first["body"]

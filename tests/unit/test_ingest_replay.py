@@ -53,7 +53,7 @@ def plenty_of_time() -> float:
 def test_a_redriven_intake_record_is_re_mapped_with_the_current_mapping_and_sent(rejected_queue):
     orb = FakeOrb()
     mapping = MappingSettings(properties_mapping={"units": "units"})
-    messages = [SqsMessage("redriven", intake_record("seg-1"))] + messages_for([usage_event(1)])
+    messages = [SqsMessage("redriven", intake_record("seg-1")), *messages_for([usage_event(1)])]
     report = service(orb, rejected_queue, lambda: mapping).ingest(messages, plenty_of_time)
 
     assert report.failed_message_ids == [] and report.events_ingested == 2
@@ -98,7 +98,7 @@ def test_while_the_mapping_is_broken_redriven_intake_records_wait_and_plain_even
     def broken() -> MappingSettings:
         raise ConfigurationError("PROPERTIES_MAPPING is not valid JSON")
 
-    messages = [SqsMessage("redriven", intake_record("seg-1"))] + messages_for([usage_event(1)])
+    messages = [SqsMessage("redriven", intake_record("seg-1")), *messages_for([usage_event(1)])]
     report = service(orb, rejected_queue, broken).ingest(messages, plenty_of_time)
 
     assert orb.sent_keys() == ["key-1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -49,7 +50,8 @@ def test_an_empty_batch_sends_nothing(rejected_queue):
 
 def test_an_unreadable_message_is_kept_in_the_rejected_queue_and_not_retried(rejected_queue):
     orb = FakeOrb()
-    messages = messages_for([usage_event(1)]) + [
+    messages = [
+        *messages_for([usage_event(1)]),
         SqsMessage("garbage", "not json"),
         SqsMessage(
             "no-customer", json.dumps({"event_name": "x", "idempotency_key": "k", "timestamp": "2026-11-21T09:00:00Z"})
@@ -192,7 +194,7 @@ def test_a_401_fails_every_message_stops_sending_and_rejects_nothing(rejected_qu
     orb = FakeOrb()
     orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
     events = [usage_event(i) for i in range(30)] + [usage_event(0, properties={"units": 5})]
-    messages = messages_for(events) + [SqsMessage("garbage", "{")]
+    messages = [*messages_for(events), SqsMessage("garbage", "{")]
     report = make_service(orb, rejected_queue, max_events_per_request=10, max_concurrent_requests=1).ingest(
         messages, plenty_of_time
     )
@@ -241,7 +243,7 @@ def test_when_a_rejection_cannot_be_written_its_message_is_retried(rejected_queu
     orb.invalid_keys = {"key-1": ["bad"]}
     missing = rejected_queue.rsplit("/", 1)[0] + "/no-such-queue"
     report = make_service(orb, missing).ingest(
-        messages_for([usage_event(0), usage_event(1)]) + [SqsMessage("garbage", "[]")], plenty_of_time
+        [*messages_for([usage_event(0), usage_event(1)]), SqsMessage("garbage", "[]")], plenty_of_time
     )
     assert report.failed_message_ids == ["msg-1", "garbage"]
     assert report.events_ingested == 1
@@ -259,10 +261,8 @@ def test_chunks_are_sent_concurrently_up_to_the_bound(rejected_queue):
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             release.wait()
-        except threading.BrokenBarrierError:
-            pass
         with lock:
             in_flight -= 1
         return httpx.Response(200, json={"validation_failed": []})

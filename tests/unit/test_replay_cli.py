@@ -145,7 +145,7 @@ def test_a_mapping_still_broken_leaves_intake_records_in_place(stack):
         segment_event=segment_event(1, NOW - HOUR) | {"properties": {"amount": {"x": 1}}},
     )
     send(sqs, rejected_url, [record])
-    code, out, _ = run("--yes")
+    _code, out, _ = run("--yes")
     assert "replayed 0 event(s)" in out and "cannot be replayed" in out
     assert all_bodies(sqs, rejected_url) == [record] and all_bodies(sqs, ingest_url) == []
 
@@ -239,7 +239,7 @@ def test_ctrl_c_releases_what_was_not_replayed(stack):
         run("--yes", session_factory=session_factory)
     # 10 replayed and deleted; the other 5 are back on the queue at once, for the rerun.
     assert len(all_bodies(sqs, rejected_url)) == 5
-    code, out, _ = run("--yes")
+    _code, out, _ = run("--yes")
     assert "replayed 5 event(s)" in out and all_bodies(sqs, rejected_url) == []
     keys = [json.loads(b)["idempotency_key"] for b in all_bodies(sqs, ingest_url)]
     assert sorted(set(keys)) == sorted(f"msg-{i}" for i in range(15))

@@ -41,7 +41,7 @@ def test_created_at_without_offset_is_utc():
 
 
 @pytest.mark.parametrize(
-    "raw, fragment",
+    ("raw", "fragment"),
     [
         (b"", "not JSON"),
         (b"not json", "not JSON"),

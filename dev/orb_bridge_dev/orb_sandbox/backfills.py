@@ -92,13 +92,13 @@ def list_backfills(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> d
     return paginate(items, offset, limit)
 
 
-def fetch(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:  # noqa: A002
+def fetch(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
     with sandbox.lock:
         sandbox.store.settle(sandbox.now())
         return _find(sandbox, id).to_orb()
 
 
-def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:  # noqa: A002
+def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
     with sandbox.lock:
         now = sandbox.now()
         sandbox.store.settle(now)
@@ -112,7 +112,7 @@ def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> d
         return backfill.to_orb()
 
 
-def revert(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:  # noqa: A002
+def revert(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
     with sandbox.lock:
         now = sandbox.now()
         sandbox.store.settle(now)

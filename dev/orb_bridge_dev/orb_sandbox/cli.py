@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -44,10 +45,9 @@ def sandbox_from_args(args: argparse.Namespace) -> OrbSandbox:
 def main(argv: Sequence[str] | None = None) -> int:
     sandbox = sandbox_from_args(build_parser().parse_args(argv))
     stop = threading.Event()
-    try:
+    # ValueError: not the main thread; Ctrl-C / stop() of the caller ends it instead.
+    with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    except ValueError:  # not the main thread: Ctrl-C / stop() of the caller ends it instead
-        pass
     sandbox.start()
     print(f"Orb sandbox listening on {sandbox.base_url} (Ctrl-C to stop)", flush=True)
     try:

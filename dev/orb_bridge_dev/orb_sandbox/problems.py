@@ -95,9 +95,7 @@ def parse_iso8601(value: str) -> datetime:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
-    parsed = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micros, tzinfo=UTC
-    )
+    parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micros, tzinfo=UTC)
     if offset and offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
         digits = offset[1:].replace(":", "")

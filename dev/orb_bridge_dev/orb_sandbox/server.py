@@ -248,7 +248,7 @@ class OrbSandbox(WebhookSender):
         authorized = self._authorized(headers.get("Authorization"))
         if path == "/v1/ingest" and method == "POST":
             return handle_ingest(self, body, query, authorized)
-        for route_method, pattern, route in _ROUTES:
+        for route_method, pattern, route in _ROUTES:  # noqa: B007 (route is used after the loop)
             match = pattern.fullmatch(path)
             if match and route_method == method:
                 break

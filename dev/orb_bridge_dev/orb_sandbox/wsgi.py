@@ -54,7 +54,7 @@ class _Handler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         logger.debug("%s %s -> %s", self.command, self.path, code)
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
+    def log_error(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
 
 
