@@ -157,7 +157,7 @@ BAD_VALUES = [
         "sure",
         "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES must be true or false",
     ),
-    (IntakeSettings, "MAX_BODY_BYTES", "100", "MAX_BODY_BYTES must be >= 1024, got '100'"),
+    (IntakeSettings, "MAX_BODY_BYTES", "100", "MAX_BODY_BYTES must be >= 1024, got 100"),
     (IntakeSettings, "MAX_BATCH_EVENTS", "0", "MAX_BATCH_EVENTS must be >= 1"),
     (IntakeSettings, "SEGMENT_AUTH_TOKEN", None, "no Segment authentication configured"),
     (IngestSettings, "ORB_API_KEY", None, "ORB_API_KEY_SECRET_ARN \\(or ORB_API_KEY locally\\) is required"),
