@@ -409,7 +409,7 @@ def test_drop_connection_fault(sandbox: OrbSandbox, client: httpx.Client) -> Non
 
 
 def test_timeout_fault_holds_past_the_client_timeout_and_ingests_nothing(sandbox: OrbSandbox) -> None:
-    sandbox.faults = FaultConfig(timeout_rate=1.0, timeout_seconds=0.3)
+    sandbox.faults = FaultConfig(timeout_rate=1.0, timeout_seconds=1.0)  # 20x the client timeout
     with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=0.05) as http:
         with pytest.raises(httpx.ReadTimeout):
             http.post(f"{sandbox.base_url}/ingest", json={"events": [make_event("k")]})

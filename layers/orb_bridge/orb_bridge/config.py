@@ -83,6 +83,8 @@ class MappingSettings(EnvSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class IntakeSettings(EnvSettings):
+    """Track intake: queues, Segment credentials (from their secrets), limits, the mapping."""
+
     mapping: MappingSettings
     ingest_queue_url: str = field(metadata=env("INGEST_QUEUE_URL"))
     rejected_queue_url: str = field(metadata=env("REJECTED_QUEUE_URL"))
@@ -132,6 +134,8 @@ def _https_only(value: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class IngestSettings(EnvSettings):
+    """Orb ingest: Orb's URL and key (from its secret), request sizes, pacing, time budget."""
+
     orb_api_base_url: str = field(default=DEFAULT_ORB_API_BASE_URL, metadata=env("ORB_API_BASE_URL"))
     orb_api_key: str = field(repr=False)
     rejected_queue_url: str = field(metadata=env("REJECTED_QUEUE_URL"))
@@ -210,6 +214,8 @@ class RedeliverySettings(EnvSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class WebhookSettings(EnvSettings):
+    """Orb webhooks: signing secrets (from their secret), the bus, the dedupe table, limits."""
+
     secrets: tuple[str, ...] = field(repr=False)
     event_bus_name: str = field(metadata=env("WEBHOOK_EVENT_BUS_NAME"))
     idempotency_table_name: str = field(metadata=env("IDEMPOTENCY_TABLE_NAME"))
