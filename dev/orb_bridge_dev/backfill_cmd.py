@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -134,7 +135,7 @@ class Backfiller:
             if exc.status_code is not None and exc.status_code < 500:
                 raise
             # The answer was lost or a 5xx: it may exist anyway. Adopt it rather than collide with it.
-            backfill = next(
+            adopted = next(
                 (
                     b
                     for b in self.orb.pending_backfills()
@@ -144,8 +145,9 @@ class Backfiller:
                 ),
                 None,
             )
-            if backfill is None:
+            if adopted is None:
                 raise
+            backfill = adopted
         self.state.record(backfill.id, group, group.start, group.end)  # before any event is sent
         pending.append(backfill)
         return backfill
@@ -228,9 +230,9 @@ def run(
         if args.requests_per_second is not None
         else DEFAULT_REQUESTS_PER_SECOND,
         events_per_minute=args.events_per_minute if args.events_per_minute is not None else DEFAULT_EVENTS_PER_MINUTE,
-        **({"sleep": sleep} if sleep else {}),
+        sleep=sleep or time.sleep,
     )
-    orb = OrbBackfillClient(target.orb_base_url, api_key, http=http, pacer=pacer, **({"sleep": sleep} if sleep else {}))
+    orb = OrbBackfillClient(target.orb_base_url, api_key, http=http, pacer=pacer, sleep=sleep or time.sleep)
     entries, selected = read_plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
     deleted: set[str] = set()
     try:

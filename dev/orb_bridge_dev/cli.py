@@ -139,7 +139,6 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     try:
         # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
-        assert stack.resources is not None
         write_dev_stack_file(stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "")
         print(stack.banner(), flush=True)
         print(_curl_example(stack.segment_url), flush=True)
@@ -182,7 +181,7 @@ def map_settings_env(env: Mapping[str, str]) -> dict[str, str]:
 def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None) -> int:
     from orb_bridge.config import MappingSettings
     from orb_bridge.errors import ConfigurationError
-    from orb_bridge.segment.body import BodyError
+    from orb_bridge.http_request import BodyError
     from orb_bridge.segment.mapping import map_body
 
     out = out or sys.stdout

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from orb_bridge_dev.devstack_env import (  # noqa: F401 (re-exported: the CLI and tests import them from here)
     DEFAULT_PROPERTIES_MAPPING,
@@ -63,6 +63,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     return bool(predicate())
 
 
+_Part = TypeVar("_Part")
+
+
+def _started(part: _Part | None) -> _Part:
+    if part is None:
+        raise DevStackError("the dev stack is not started (DevStack.start() first)")
+    return part
+
+
 class DevStack(DevStackEnvironment, DevStackStatus):
     """The whole product on loopback; settings in ``devstack_env``, reporting in ``devstack_status``."""
 
@@ -72,16 +81,29 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             self.config.user_env if self.config.user_env is not None else os.environ
         )
         self.counters = Counters()
-        self.local_aws: LocalAws | None = None
-        self.resources: LocalResources | None = None
+        self._local_aws: LocalAws | None = None
+        self._resources: LocalResources | None = None
         self.sandbox: Any = None  # OrbSandbox when Orb is local
         self.webhook_signer: Any = None  # an OrbSandbox used only to sign and send webhooks
         self.gateway: Gateway | None = None
-        self.poller: SqsEventSourcePoller | None = None
+        self._poller: SqsEventSourcePoller | None = None
         self.env: dict[str, str] = {}
         self.test_webhook_status: int | None = None
         self._saved_env: dict[str, str | None] = {}
         self._sqs: Any = None
+
+    # ---- the parts of a started stack --------------------------------------------------------
+    @property
+    def local_aws(self) -> LocalAws:
+        return _started(self._local_aws)
+
+    @property
+    def resources(self) -> LocalResources:
+        return _started(self._resources)
+
+    @property
+    def poller(self) -> SqsEventSourcePoller:
+        return _started(self._poller)
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> DevStack:
@@ -103,10 +125,10 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             raise DevStackError(f"template not found: {template_path}")
         template = load_template(template_path)
 
-        self.local_aws = LocalAws(
+        local_aws = self._local_aws = LocalAws(
             template, port=self.config.moto_port, local_visibility_timeout=self.config.local_visibility_timeout
         )
-        resources = self.resources = self.local_aws.start()
+        resources = self._resources = local_aws.start()
 
         if self.uses_real_orb:
             orb_base_url = self.user_env["ORB_API_BASE_URL"].strip().rstrip("/")
@@ -129,7 +151,7 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         ingest = load_function("orb_ingest")
         webhook = load_function("orb_webhook")
 
-        self._sqs = self.local_aws.client("sqs")
+        self._sqs = local_aws.client("sqs")
         ingest_function = function_properties(template, "OrbIngestFunction")
         source = sqs_event_source(template, "OrbIngestFunction")
         resolved = {
@@ -137,8 +159,8 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             for key in ("BatchSize", "MaximumBatchingWindowInSeconds")
             if key in source
         }
-        self.poller = SqsEventSourcePoller(
-            sqs_client=self.local_aws.client("sqs"),
+        poller = self._poller = SqsEventSourcePoller(
+            sqs_client=local_aws.client("sqs"),
             queue_url=resources.ingest_queue.url,
             queue_arn=resources.ingest_queue.arn,
             handler=_without_metric_output(ingest.lambda_handler),
@@ -170,25 +192,25 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             port=self.config.port,
         )
         self.gateway.start()
-        self.poller.start()
+        poller.start()
         if self.config.send_test_webhook:
             response = self.webhook_signer.send_webhook(self.webhook_url, "resource_event.test")
             self.test_webhook_status = response.status_code
 
     def stop(self) -> None:
-        if self.poller is not None:
-            self.poller.stop()
+        if self._poller is not None:
+            self._poller.stop()
         if self.gateway is not None:
             self.gateway.stop()
         if self.webhook_signer is not None and self.webhook_signer is not self.sandbox:
             self.webhook_signer.stop()  # closes its HTTP client
         if self.sandbox is not None:
             self.sandbox.stop()
-        if self.local_aws is not None:
-            self.local_aws.stop()
+        if self._local_aws is not None:
+            self._local_aws.stop()
         self._restore_env()
         _reset_container_caches()
-        self.poller = self.gateway = self.sandbox = self.webhook_signer = self.local_aws = None
+        self._poller = self.gateway = self.sandbox = self.webhook_signer = self._local_aws = None
 
     def __enter__(self) -> DevStack:
         return self.start()

@@ -29,6 +29,10 @@ class Counters:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
 class DevStackStatus:
     """The reporting half of ``DevStack``: counts answers, reads queue depths, prints status."""
 
@@ -58,8 +62,7 @@ class DevStackStatus:
             self.counters.segment_requests += 1
             if not body:
                 return
-            accepted = body.get("accepted") if isinstance(body.get("accepted"), int) else 0
-            skipped = body.get("skipped") if isinstance(body.get("skipped"), int) else 0
+            accepted, skipped = _count(body.get("accepted")), _count(body.get("skipped"))
             rejected = len(body["rejected"]) if isinstance(body.get("rejected"), list) else 0
             self.counters.received += accepted + skipped + rejected
             self.counters.enqueued += accepted
@@ -83,7 +86,6 @@ class DevStackStatus:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def snapshot(self) -> dict[str, Any]:
-        assert self.resources is not None and self.poller is not None
         with self.counters.lock:
             counters = {
                 "segment_requests": self.counters.segment_requests,
@@ -116,7 +118,6 @@ class DevStackStatus:
         )
 
     def banner(self) -> str:
-        assert self.resources is not None
         orb = (
             f"{self.user_env['ORB_API_BASE_URL']} (real Orb, ORB_API_KEY from your environment)"
             if self.uses_real_orb

@@ -31,9 +31,10 @@ class MotoServerProcess:
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self._process.stdout is not None
+        stdout = self._process.stdout
+        assert stdout is not None
         ready: list[str] = []
-        reader = threading.Thread(target=lambda: ready.append(self._process.stdout.readline()), daemon=True)
+        reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         line = ready[0].strip() if ready else ""

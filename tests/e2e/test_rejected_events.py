@@ -160,7 +160,8 @@ def test_a_replay_killed_halfway_and_run_again_bills_nothing_twice(
 ) -> None:
     keys = send_rejected_by_mapping(stack, http, "killed", count=400)
     broken_mapping()
-    real_delete, real_release, deletes = replay_cmd.delete, replay_cmd.release, []
+    real_delete, real_release = replay_cmd.delete, replay_cmd.release
+    deletes: list[int] = []
 
     class Killed(BaseException):
         """Stands for SIGKILL: nothing of the command runs after it."""

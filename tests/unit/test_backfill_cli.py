@@ -196,10 +196,10 @@ def test_windows_are_at_most_31_days_and_scoped_per_customer():
     assert [len(group.events) for group in account] == [8, 4]
     assert all(group.end - group.start <= timedelta(days=31) and group.scope is None for group in account)
     assert all(
-        group.start <= backfilled.event_time < group.end
+        backfilled.event_time is not None and group.start <= backfilled.event_time < group.end
         for group in account
         for backfilled in entries
-        if backfilled.event.idempotency_key in group.events
+        if backfilled.event is not None and backfilled.event.idempotency_key in group.events
     )
     per_customer = plan_groups(entries, per_customer=True)
     assert {group.scope for group in per_customer} == {("external_customer_id", "a"), ("external_customer_id", "b")}
@@ -224,7 +224,7 @@ def test_a_backfill_created_but_answered_with_a_500_is_adopted_not_duplicated(st
     send(sqs, rejected_url, late_records(3))
     real = orb.__call__
 
-    answered = []
+    answered: list[httpx.Response] = []
 
     def flaky(request: httpx.Request) -> httpx.Response:
         response = real(request)

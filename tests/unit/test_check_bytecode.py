@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("check_bytecode", ROOT / "packaging" / "check_bytecode.py")
+assert spec is not None and spec.loader is not None
 check_bytecode = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_bytecode)
 

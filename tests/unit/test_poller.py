@@ -55,7 +55,7 @@ class Recorder:
 
     def __init__(self, respond: Any = None) -> None:
         self.invocations: list[tuple[dict[str, Any], Any, int]] = []
-        self.respond = respond or (lambda event: {"batchItemFailures": []})
+        self.respond: Any = respond or (lambda event: {"batchItemFailures": []})
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         self.invocations.append((event, context, context.get_remaining_time_in_millis()))
@@ -163,6 +163,7 @@ def test_redrive_moves_a_message_to_the_dead_letter_queue_after_max_receive_coun
     )
     source = poller(sqs, url, arn, handler)
     source.start()
+    assert dlq_url is not None
     try:
         assert wait_until(lambda: depth(sqs, dlq_url) == 1, timeout=60)
     finally:
