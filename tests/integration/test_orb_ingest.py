@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from orb_bridge import aws, ingest
 from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService, SqsMessage
+from orb_bridge.ingest import IngestService
+from orb_bridge.ingest_messages import SqsMessage
 from orb_bridge.orb import OrbClient, shared_http_client
 from orb_bridge.queues import SqsQueue
 from orb_bridge.usage_event import OrbUsageEvent

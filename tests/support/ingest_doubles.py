@@ -10,7 +10,8 @@ import httpx
 
 from orb_bridge import aws
 from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService, SqsMessage
+from orb_bridge.ingest import IngestService
+from orb_bridge.ingest_messages import SqsMessage
 from orb_bridge.orb import OrbClient
 from orb_bridge.queues import SqsQueue
 from orb_bridge.usage_event import OrbUsageEvent

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from orb_bridge.config import MappingSettings
 from orb_bridge.errors import ConfigurationError
-from orb_bridge.ingest import SqsMessage
+from orb_bridge.ingest_messages import SqsMessage
 from orb_bridge.queues import rejection_record
 from orb_bridge.replay import MAX_REPLAY_COUNT
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, rejected_records, usage_event

@@ -16,7 +16,8 @@ from moto import mock_aws
 
 from orb_bridge import aws
 from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService, SqsMessage
+from orb_bridge.ingest import IngestService
+from orb_bridge.ingest_messages import SqsMessage
 from orb_bridge.orb import OrbClient
 from orb_bridge.queues import SqsQueue, rejection_record
 from orb_bridge_dev import replay_cmd

@@ -113,7 +113,7 @@ def _read_events(body: bytes) -> list[dict[str, Any]]:
             f"At most {MAX_EVENTS_PER_REQUEST} events per request; got {len(events)}.",
             f"events: at most {MAX_EVENTS_PER_REQUEST} items allowed",
         )
-    first_seen: dict[str, str] = {}
+    first_seen: dict[str, dict[str, Any]] = {}
     for index, event in enumerate(events):
         if not isinstance(event, dict):
             raise invalid(f"events[{index}] must be an object.", f"events[{index}]: must be an object")
@@ -123,8 +123,8 @@ def _read_events(body: bytes) -> list[dict[str, Any]]:
                 f"events[{index}].idempotency_key must be a non-empty string.",
                 f"events[{index}].idempotency_key: field required",
             )
-        body_text = canonical(event)
-        if first_seen.setdefault(key, body_text) != body_text:
+        first = first_seen.setdefault(key, event)
+        if first is not event and canonical(first) != canonical(event):  # compared only for a repeated key
             raise invalid(
                 f"Idempotency key {key!r} appears more than once with different event bodies.",
                 f"events[{index}].idempotency_key: duplicate key {key!r} with a different body",

@@ -8,7 +8,6 @@ a backfill are not reflected until the backfill is closed"); reverting takes the
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ class StoredEvent:
             event["event_name"],
             event.get("customer_id"),
             event.get("external_customer_id"),
-            copy.deepcopy(event["properties"]),
+            dict(event["properties"]),  # valid: flat, primitive values only (validation.event_errors)
             moment,
             now,
             backfill_id,
@@ -62,7 +61,7 @@ class StoredEvent:
             "customer_id": self.customer_id,
             "external_customer_id": self.external_customer_id,
             "event_name": self.event_name,
-            "properties": copy.deepcopy(self.properties),
+            "properties": dict(self.properties),
             "timestamp": format_utc(self.timestamp),
             "deprecated": self.replaced_by is not None,
         }

@@ -87,5 +87,7 @@ def serve(host: str, port: int, handle: Callable[[Request], Reply]) -> BaseWSGIS
         )
         return response(environ, start_response)
 
-    # Werkzeug's threaded server listens with a backlog of 128 and answers HTTP/1.1 keep-alive.
+    # Werkzeug's threaded server listens with a backlog of 128; it answers "Connection: close" to every
+    # request (its dev server never keeps a connection alive), where Orb keeps them: a client here
+    # opens one connection per request.
     return make_server(host, port, app, threaded=True, request_handler=_Handler)

@@ -32,12 +32,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from orb_bridge.config import IngestSettings, MappingSettings
-from orb_bridge.ingest_messages import PendingEvent, Rejection, SqsMessage, collect, epoch, in_order
+from orb_bridge.ingest_messages import Batch, Message, PendingEvent, Rejection, collect, epoch, in_order
 from orb_bridge.ingest_state import Attempt, IngestReport, Job, RunState
 from orb_bridge.observability import logger
 from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
@@ -74,15 +74,18 @@ class IngestService:
         self.mapping_settings = mapping_settings or MappingSettings.from_env
         self.clock = clock
 
-    def ingest(self, messages: Sequence[SqsMessage], remaining_seconds: Callable[[], float]) -> IngestReport:
+    def ingest(self, messages: Sequence[Message], remaining_seconds: Callable[[], float]) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
-        batch = collect(messages, self.mapping_settings)
-        pending, rejections = batch.pending, batch.rejections
-        run = RunState(rejections=list(rejections))
-        size = self.settings.max_events_per_request
-        jobs = deque(Job(pending[i : i + size]) for i in range(0, len(pending), size))
-        if jobs:
-            self._schedule(jobs, run, remaining_seconds)
+        batch = Batch()
+        run = RunState()
+        # Chunks are sent as soon as they are read: reading 10,000 bodies overlaps Orb's answers.
+        self._schedule(
+            collect(messages, batch, self.settings.max_events_per_request, self.mapping_settings),
+            run,
+            remaining_seconds,
+        )
+        rejections = batch.rejections
+        run.rejections[:0] = rejections
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
         failed.update(self._write_rejections(run.rejections))
@@ -115,16 +118,25 @@ class IngestService:
             late_events_rejected=run.late_rejected,
         )
 
-    def _schedule(self, jobs: deque[Job], run: RunState, remaining_seconds: Callable[[], float]) -> None:
-        """Keep up to ``max_concurrent_requests`` jobs in flight; answers may add jobs (re-sends,
-        halves), handled here in one thread so the run's state needs no lock."""
+    def _schedule(
+        self, chunks: Iterator[list[PendingEvent]], run: RunState, remaining_seconds: Callable[[], float]
+    ) -> None:
+        """Keep up to ``max_concurrent_requests`` jobs in flight, reading the next chunk only when
+        a worker is free; answers may add jobs (re-sends, halves), handled here in one thread so
+        the run's state needs no lock."""
         workers = self.settings.max_concurrent_requests  # threads start only as jobs need them
+        jobs: deque[Job] = deque()
         running: dict[Future[Attempt], Job] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
-            while jobs or running:
-                while jobs and len(running) < workers and not run.stop.is_set():
+            while True:
+                while len(running) < workers and not run.stop.is_set():
                     if run.requests_started >= self.settings.max_requests_per_invocation:
                         break
+                    if not jobs:
+                        chunk = next(chunks, None)
+                        if chunk is None:
+                            break
+                        jobs.append(Job(chunk))
                     job = jobs.popleft()
                     run.requests_started += 1
                     running[pool.submit(self._attempt, job, run.stop, remaining_seconds)] = job
@@ -137,6 +149,7 @@ class IngestService:
                     if attempt.not_sent:
                         run.requests_started -= 1
                     self._handle(job, attempt, jobs, run)
+        jobs.extend(Job(chunk) for chunk in chunks)  # the rest of the batch, read now
         for job in jobs:  # never started: stopped, or out of request budget
             self._leave(job, run, "budget" if not run.stop.is_set() else "stopped")
 
@@ -291,7 +304,7 @@ class IngestService:
             rejection_after(
                 event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload, extra=extra
             ),
-            tuple(event.message_ids),
+            event.message_ids,
         )
 
     def _write_rejections(self, rejections: list[Rejection]) -> set[str]:

@@ -10,15 +10,26 @@ holding one key twice with different bodies).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orb_bridge.config import MappingSettings
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger
+from orb_bridge.replay import Action, IngestMessage, plain_usage_event, read_ingest_message, rejection_after
 from orb_bridge.usage_event import OrbUsageEvent
+
+
+class Message(Protocol):
+    """An SQS message as ingest reads it (``ingest_batch.SqsRecord``, or ``SqsMessage``)."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def body(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -52,14 +63,16 @@ class PendingEvent:
 @dataclass(frozen=True)
 class Rejection:
     body: str
-    message_ids: tuple[str, ...]
+    # For an event's rejection, the event's own list: a duplicate read after the event was sent
+    # (chunks are sent while the batch is still being read) joins it there.
+    message_ids: Sequence[str]
 
 
 @dataclass
 class Batch:
-    """A batch read: events to send, records for the rejected queue, and what needs no request."""
+    """A batch read: records for the rejected queue, and what needs no request (the events to
+    send come out of ``collect`` chunk by chunk)."""
 
-    pending: list[PendingEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     # Replays that need the mapping settings while they are broken: failed deliveries, held back.
     mapping_error_ids: list[str] = field(default_factory=list)
@@ -69,73 +82,99 @@ class Batch:
     replays_refused: int = 0  # rejection records that went back to the rejected queue unsent
 
 
-def collect(messages: Sequence[SqsMessage], mapping_settings: Callable[[], MappingSettings] | None = None) -> Batch:
+def collect(
+    messages: Sequence[Message],
+    batch: Batch,
+    chunk_size: int,
+    mapping_settings: Callable[[], MappingSettings] | None = None,
+) -> Iterator[list[PendingEvent]]:
     """Read bodies (usage events or redriven rejection records, see ``orb_bridge.replay``) and
-    collapse duplicates so no request carries an idempotency key twice."""
-    from orb_bridge.replay import Action, read_ingest_message, rejection_after
-
+    yield the unique events to send, ``chunk_size`` at a time, as soon as a chunk is full: its
+    request can go out while the rest of the batch is read. Duplicates are collapsed so no
+    request carries an idempotency key twice; a later duplicate of an event already yielded
+    joins that event's messages (they succeed or fail together). Everything else read goes to
+    ``batch``, complete once the iterator is exhausted."""
     settings = _once(mapping_settings or _settings_from_env)
-    batch = Batch()
     by_key: dict[str, PendingEvent] = {}
+    chunk: list[PendingEvent] = []
     for message in messages:
-        item = read_ingest_message(message.body, settings)
-        if item.action is Action.REJECT:
-            assert item.rejection is not None  # noqa: S101 (type narrowing: REJECT always carries a record)
-            logger.warning(
-                "ingest message sent to the rejected queue unsent",
-                extra={"message_id": message.message_id, "detail": item.detail},
-            )
-            batch.rejections.append(
-                Rejection(_with_message_id(item.rejection, message.message_id), (message.message_id,))
-            )
-            batch.replays_refused += item.is_replay
-            continue
-        if item.action is Action.SKIP:
-            batch.skipped_ids.append(message.message_id)
-            continue
-        if item.action is Action.RETRY:
-            batch.mapping_error_ids.append(message.message_id)
-            batch.mapping_error = item.detail
-            continue
-        event = item.event
-        assert event is not None  # noqa: S101 (type narrowing: SEND always carries an event)
-        batch.replayed += item.is_replay
+        event = plain_usage_event(message.body)
+        origin = None
+        if event is None:
+            item = read_ingest_message(message.body, settings)
+            if not _to_send(item, message, batch):
+                continue
+            event, origin = item.event, item.origin
+        assert event is not None  # noqa: S101 (type narrowing: an event to send)
         payload = event.to_orb()
         existing = by_key.get(event.idempotency_key)
         if existing is None:
-            by_key[event.idempotency_key] = PendingEvent(
-                event, payload, message.body, [message.message_id], item.origin
+            pending = by_key[event.idempotency_key] = PendingEvent(
+                event, payload, message.body, [message.message_id], origin
             )
+            chunk.append(pending)
+            if len(chunk) >= chunk_size:
+                yield chunk
+                chunk = []
         elif existing.same_event_as(message.body, payload):
             # Identical duplicate: one event in Orb; its messages succeed or fail together.
             existing.message_ids.append(message.message_id)
             if existing.origin is None:
-                existing.origin = item.origin
+                existing.origin = origin
         else:
-            # Orb would refuse the whole request; the first one seen is sent, this one is kept.
-            logger.warning(
-                "conflicting duplicate idempotency key sent to the rejected queue",
-                extra={"message_id": message.message_id, "idempotency_key": event.idempotency_key},
-            )
-            batch.rejections.append(
-                Rejection(
-                    rejection_after(
-                        item.origin,
-                        stage="ingest",
-                        reason="conflicting duplicate: another message in the same batch has this "
-                        "idempotency key with a different body",
-                        errors=[
-                            f"idempotency_key {event.idempotency_key!r} also used by SQS message "
-                            f"{existing.message_ids[0]}"
-                        ],
-                        orb_event=payload,
-                        extra={"sqs_message_id": message.message_id, "sent_event": existing.payload},
-                    ),
-                    (message.message_id,),
-                )
-            )
-    batch.pending = list(by_key.values())
-    return batch
+            batch.rejections.append(_conflicting_duplicate(message, event, payload, origin, existing))
+    if chunk:
+        yield chunk
+
+
+def _to_send(item: IngestMessage, message: Message, batch: Batch) -> bool:
+    """Whether ``item`` (a message that is not a plain usage event) has an event to send; what
+    it is otherwise goes to ``batch``."""
+    if item.action is Action.REJECT:
+        assert item.rejection is not None  # noqa: S101 (type narrowing: REJECT always carries a record)
+        logger.warning(
+            "ingest message sent to the rejected queue unsent",
+            extra={"message_id": message.message_id, "detail": item.detail},
+        )
+        batch.rejections.append(Rejection(_with_message_id(item.rejection, message.message_id), (message.message_id,)))
+        batch.replays_refused += item.is_replay
+        return False
+    if item.action is Action.SKIP:
+        batch.skipped_ids.append(message.message_id)
+        return False
+    if item.action is Action.RETRY:
+        batch.mapping_error_ids.append(message.message_id)
+        batch.mapping_error = item.detail
+        return False
+    batch.replayed += item.is_replay
+    return True
+
+
+def _conflicting_duplicate(
+    message: Message,
+    event: OrbUsageEvent,
+    payload: dict[str, Any],
+    origin: Mapping[str, Any] | None,
+    existing: PendingEvent,
+) -> Rejection:
+    """Orb would refuse a request holding one key twice with different bodies: the first one
+    seen is sent, this one is kept in the rejected queue."""
+    logger.warning(
+        "conflicting duplicate idempotency key sent to the rejected queue",
+        extra={"message_id": message.message_id, "idempotency_key": event.idempotency_key},
+    )
+    return Rejection(
+        rejection_after(
+            origin,
+            stage="ingest",
+            reason="conflicting duplicate: another message in the same batch has this idempotency key with a "
+            "different body",
+            errors=[f"idempotency_key {event.idempotency_key!r} also used by SQS message {existing.message_ids[0]}"],
+            orb_event=payload,
+            extra={"sqs_message_id": message.message_id, "sent_event": existing.payload},
+        ),
+        (message.message_id,),
+    )
 
 
 def _with_message_id(record: str, message_id: str) -> str:
@@ -174,7 +213,7 @@ def epoch(event: PendingEvent) -> float:
     return datetime.fromisoformat(event.event.timestamp.replace("Z", "+00:00")).timestamp()
 
 
-def in_order(messages: Sequence[SqsMessage], failed: set[str]) -> list[str]:
+def in_order(messages: Sequence[Message], failed: set[str]) -> list[str]:
     seen: set[str] = set()
     ordered = []
     for message in messages:

@@ -23,14 +23,15 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import ValidationError
 
 from orb_bridge import __version__
-from orb_bridge.orb.models import IngestResponse, OrbProblem
 from orb_bridge.orb.problems import Attribution, attribute
+
+if TYPE_CHECKING:
+    from orb_bridge.orb.models import OrbProblem
 
 ERROR_TYPE_BASE = "https://docs.withorb.com/reference/error-responses#"
 REQUEST_VALIDATION = ERROR_TYPE_BASE + "400-request-validation-errors"
@@ -73,16 +74,12 @@ class IngestResult:
 def classify(response: httpx.Response, sent_keys: Sequence[str] = ()) -> IngestResult:
     status = response.status_code
     if status == 200:
-        try:
-            parsed = IngestResponse.model_validate_json(response.content)
-        except ValidationError:
-            # Orb said 200 but we cannot tell which events failed validation; resending is safe
-            # (Orb deduplicates by idempotency key), losing a rejection is not.
-            return IngestResult(Outcome.RETRYABLE, status, errors=["unreadable 200 response body"])
-        failed: dict[str, list[str]] = {}
-        for failure in parsed.validation_failed:
-            failed.setdefault(failure.idempotency_key, []).extend(failure.validation_errors)
-        return IngestResult(Outcome.OK, status, validation_failed=failed)
+        # The usual answer, {"validation_failed": []} (Orb lists nothing in a 200), read without
+        # the models: pydantic stays off ingest's cold start unless Orb says something else.
+        body = _json(response)
+        if isinstance(body, dict) and body.get("validation_failed", []) == []:
+            return IngestResult(Outcome.OK, status)
+        return _ok_with_failures(response, status)
 
     body = _json(response)
     problem = _problem(body, response)
@@ -102,6 +99,23 @@ def classify(response: httpx.Response, sent_keys: Sequence[str] = ()) -> IngestR
         return result(Outcome.BAD_REQUEST)
     # 5xx, 408, 409 (IdempotencyRequestMismatch: retryable per Orb), anything unexpected.
     return result(Outcome.RETRYABLE)
+
+
+def _ok_with_failures(response: httpx.Response, status: int) -> IngestResult:
+    from pydantic import ValidationError
+
+    from orb_bridge.orb.models import IngestResponse
+
+    try:
+        parsed = IngestResponse.model_validate_json(response.content)
+    except ValidationError:
+        # Orb said 200 but we cannot tell which events failed validation; resending is safe
+        # (Orb deduplicates by idempotency key), losing a rejection is not.
+        return IngestResult(Outcome.RETRYABLE, status, errors=["unreadable 200 response body"])
+    failed: dict[str, list[str]] = {}
+    for failure in parsed.validation_failed:
+        failed.setdefault(failure.idempotency_key, []).extend(failure.validation_errors)
+    return IngestResult(Outcome.OK, status, validation_failed=failed)
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
@@ -139,6 +153,10 @@ def _json(response: httpx.Response) -> Any:
 def _problem(body: Any, response: httpx.Response) -> OrbProblem | None:
     if not isinstance(body, dict):
         return None
+    from pydantic import ValidationError  # an error answer: off the usual path
+
+    from orb_bridge.orb.models import OrbProblem
+
     try:
         return OrbProblem.model_validate(body)
     except ValidationError:
