@@ -294,7 +294,7 @@ class IngestService:
         logger.warning(
             "event refused by Orb sent to the rejected queue",
             extra={
-                "idempotency_key": event.event.idempotency_key,
+                "idempotency_key": event.key,
                 "message_ids": event.message_ids,
                 "errors": list(errors),
                 "replay": event.origin is not None,

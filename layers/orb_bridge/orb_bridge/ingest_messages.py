@@ -18,8 +18,7 @@ from typing import Any, Protocol
 from orb_bridge.config import MappingSettings
 from orb_bridge.errors import ConfigurationError
 from orb_bridge.observability import logger
-from orb_bridge.replay import Action, IngestMessage, plain_usage_event, read_ingest_message, rejection_after
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.replay import Action, IngestMessage, plain_event_fields, read_ingest_message, rejection_after
 
 
 class Message(Protocol):
@@ -42,8 +41,8 @@ class SqsMessage:
 class PendingEvent:
     """One unique event to send, and every SQS message that carries it."""
 
-    event: OrbUsageEvent
-    payload: dict[str, Any]
+    key: str  # its idempotency key
+    payload: dict[str, Any]  # the event as Orb takes it (``OrbUsageEvent.to_orb``), checked
     body: str  # the first message's body, as sent by intake
     message_ids: list[str]
     # The rejection record the event replays (the first among its messages), None for a usage
@@ -56,8 +55,8 @@ class PendingEvent:
         return body == self.body or _canonical(payload) == _canonical(self.payload)
 
     @property
-    def key(self) -> str:
-        return self.event.idempotency_key
+    def timestamp(self) -> str:
+        return str(self.payload["timestamp"])
 
 
 @dataclass(frozen=True)
@@ -98,20 +97,18 @@ def collect(
     by_key: dict[str, PendingEvent] = {}
     chunk: list[PendingEvent] = []
     for message in messages:
-        event = plain_usage_event(message.body)
+        payload = plain_event_fields(message.body)
         origin = None
-        if event is None:
+        if payload is None:
             item = read_ingest_message(message.body, settings)
             if not _to_send(item, message, batch):
                 continue
-            event, origin = item.event, item.origin
-        assert event is not None  # noqa: S101 (type narrowing: an event to send)
-        payload = event.to_orb()
-        existing = by_key.get(event.idempotency_key)
+            assert item.event is not None  # noqa: S101 (type narrowing: an event to send)
+            payload, origin = item.event.to_orb(), item.origin
+        key = payload["idempotency_key"]
+        existing = by_key.get(key)
         if existing is None:
-            pending = by_key[event.idempotency_key] = PendingEvent(
-                event, payload, message.body, [message.message_id], origin
-            )
+            pending = by_key[key] = PendingEvent(key, payload, message.body, [message.message_id], origin)
             chunk.append(pending)
             if len(chunk) >= chunk_size:
                 yield chunk
@@ -122,7 +119,7 @@ def collect(
             if existing.origin is None:
                 existing.origin = origin
         else:
-            batch.rejections.append(_conflicting_duplicate(message, event, payload, origin, existing))
+            batch.rejections.append(_conflicting_duplicate(message, key, payload, origin, existing))
     if chunk:
         yield chunk
 
@@ -152,7 +149,7 @@ def _to_send(item: IngestMessage, message: Message, batch: Batch) -> bool:
 
 def _conflicting_duplicate(
     message: Message,
-    event: OrbUsageEvent,
+    key: str,
     payload: dict[str, Any],
     origin: Mapping[str, Any] | None,
     existing: PendingEvent,
@@ -161,7 +158,7 @@ def _conflicting_duplicate(
     seen is sent, this one is kept in the rejected queue."""
     logger.warning(
         "conflicting duplicate idempotency key sent to the rejected queue",
-        extra={"message_id": message.message_id, "idempotency_key": event.idempotency_key},
+        extra={"message_id": message.message_id, "idempotency_key": key},
     )
     return Rejection(
         rejection_after(
@@ -169,7 +166,7 @@ def _conflicting_duplicate(
             stage="ingest",
             reason="conflicting duplicate: another message in the same batch has this idempotency key with a "
             "different body",
-            errors=[f"idempotency_key {event.idempotency_key!r} also used by SQS message {existing.message_ids[0]}"],
+            errors=[f"idempotency_key {key!r} also used by SQS message {existing.message_ids[0]}"],
             orb_event=payload,
             extra={"sqs_message_id": message.message_id, "sent_event": existing.payload},
         ),
@@ -210,7 +207,7 @@ def _canonical(payload: dict[str, Any]) -> str:
 
 
 def epoch(event: PendingEvent) -> float:
-    return datetime.fromisoformat(event.event.timestamp.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def in_order(messages: Sequence[Message], failed: set[str]) -> list[str]:

@@ -89,6 +89,20 @@ def _checked(fields: dict[str, Any]) -> tuple[Any, ...] | None:
 _NO_PROPERTIES: Any = object()
 
 
+def orb_fields(body: str) -> dict[str, Any] | None:
+    """The event a message body holds, already in the form Orb takes (``to_orb``'s: properties
+    present, no nulls), when this module's own checks accept it as written; None for anything
+    else (``OrbUsageEvent.from_message_body`` then decides). Ingest's hot path: no event object
+    is built for a body it only forwards."""
+    try:
+        fields, end = _scan_json(body, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if type(fields) is not dict or end != len(body) or "properties" not in fields or None in fields.values():
+        return None
+    return fields if _checked(fields) is not None else None
+
+
 def _schema() -> Any:
     from orb_bridge import usage_event_schema  # pydantic: only off intake's usual path
 
