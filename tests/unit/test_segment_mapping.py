@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orb_bridge.config import MappingSettings
-from orb_bridge.http_request import BodyProblem
-from orb_bridge.segment.body import BodyError
-from orb_bridge.segment.mapping import MappingError, map_body, map_element, normalise_timestamp
+from orb_bridge.http_request import BodyError, BodyProblem
+from orb_bridge.segment.body import parse_segment_body
+from orb_bridge.segment.mapping import (
+    MappingError,
+    event_size,
+    map_body,
+    map_element,
+    map_elements,
+    normalise_timestamp,
+)
+from tests.support.strategies import fuzz_settings
 
 SETTINGS = MappingSettings(
     properties_mapping={"amount": "amount", "currency": "currency", "confirmation_time": "confirmed_at"}
@@ -230,3 +240,37 @@ def test_map_body_reports_unusable_bodies():
     with pytest.raises(BodyError) as excinfo:
         map_body(json.dumps([seed_track()] * 3).encode(), SETTINGS, max_batch_events=2)
     assert excinfo.value.problem is BodyProblem.TOO_LARGE
+
+
+def test_event_size_is_measured_in_an_array_body_whatever_its_text_length_suggests():
+    # In an array body each element's length in the text bounds its size: only events whose
+    # text could reach 32 KB are measured, and one that does is still refused.
+    small = seed_track(messageId="small")
+    large = seed_track(messageId="large", context={"blob": "\u00e9" * 20_000})  # 20,000 chars, 40,000 bytes
+    growing = '{"type":"track","event":"e","userId":"u","messageId":"n","timestamp":"2022-01-01T00:00:00Z",'
+    growing += '"context":{"n":[' + ",".join(["1e15"] * 1500) + "]}}"  # 6 KB of text, 28 KB compact
+    body = parse_segment_body(
+        f"[{json.dumps(small)}, {json.dumps(large, ensure_ascii=False)}, {growing}]".encode(),
+        max_body_bytes=1 << 20,
+        max_batch_events=10,
+    )
+    assert body.text_lengths is not None and body.text_lengths[2] == len(growing)
+    outcomes = map_elements(body.elements, SETTINGS, body.text_lengths)
+    assert outcomes[0].accepted and outcomes[2].accepted
+    assert outcomes[1].rejected and "more than Segment's limit of 32768" in outcomes[1].error
+
+
+@fuzz_settings(200)
+@given(
+    value=st.recursive(
+        st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text() | st.booleans() | st.none(),
+        lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5),
+        max_leaves=30,
+    ),
+    ensure_ascii=st.booleans(),
+)
+def test_compact_size_never_exceeds_five_bytes_per_character_of_any_text_of_the_event(value, ensure_ascii):
+    for number in ("1e15", "9E15", "1e-5", "-0e0", "1e22", "5e-324"):  # the forms that grow most
+        assert event_size({"n": json.loads(number)}) <= 5 * len(f'{{"n":{number}}}')
+    text = json.dumps({"v": value}, ensure_ascii=ensure_ascii, separators=(",", ":"))
+    assert event_size({"v": value}) <= 5 * len(text)

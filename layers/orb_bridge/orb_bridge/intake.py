@@ -225,7 +225,7 @@ class TrackIntake:
         return _error(IntakeOutcome.UNAUTHORIZED, "unauthorized")
 
     def _process(self, body: SegmentBody) -> IntakeResult:
-        outcomes = map_elements(body.elements, self.settings.mapping)
+        outcomes = map_elements(body.elements, self.settings.mapping, body.text_lengths)
         if len(outcomes) == 1 and outcomes[0].message_id:
             logger.set_correlation_id(outcomes[0].message_id)
 

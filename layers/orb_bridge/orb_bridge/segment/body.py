@@ -10,6 +10,8 @@ Every problem is a ``BodyError``: malformed or too large, with a specific messag
 from __future__ import annotations
 
 import json
+import json.scanner
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,9 @@ def _reject_constant(name: str) -> Any:
 class SegmentBody:
     shape: BodyShape
     elements: list[Any]
+    # For an array body, each element's length in the text (characters): a bound on its size
+    # that spares re-serialising every event to check Segment's per-event limit.
+    text_lengths: list[int] | None = None
 
     @property
     def is_batch(self) -> bool:
@@ -55,6 +60,43 @@ def json_type_name(value: Any) -> str:
     return "object"
 
 
+_SCAN = json.scanner.make_scanner(json.JSONDecoder(parse_constant=_reject_constant))  # type: ignore[arg-type]
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _array_elements(text: str) -> tuple[list[Any], list[int]] | None:
+    """The elements of a top-level JSON array and each one's length in the text, read by json's
+    own C scanner one element at a time. None when the text is not plainly such an array:
+    ``json.loads`` then reads it as always, with its error messages."""
+    index = _WHITESPACE.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    if text[index : index + 1] != "[":
+        return None
+    elements: list[Any] = []
+    lengths: list[int] = []
+    index = _WHITESPACE.match(text, index + 1).end()  # type: ignore[union-attr]
+    if text[index : index + 1] == "]":
+        index += 1
+    else:
+        while True:
+            try:
+                value, end = _SCAN(text, index)
+            except (StopIteration, ValueError, RecursionError):
+                return None
+            elements.append(value)
+            lengths.append(end - index)
+            index = _WHITESPACE.match(text, end).end()  # type: ignore[union-attr]
+            separator = text[index : index + 1]
+            index += 1
+            if separator == "]":
+                break
+            if separator != ",":
+                return None
+            index = _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
+    if _WHITESPACE.match(text, index).end() != len(text):  # type: ignore[union-attr]
+        return None
+    return elements, lengths
+
+
 def check_size(raw_body: bytes, max_body_bytes: int) -> None:
     if len(raw_body) > max_body_bytes:
         raise BodyError(TOO_LARGE, f"request body is {len(raw_body)} bytes, more than the limit of {max_body_bytes}")
@@ -72,8 +114,9 @@ def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events
     text = _text(raw_body)
     if not text.strip(JSON_WHITESPACE):
         raise BodyError(MALFORMED, "request body is empty")
+    read = _array_elements(text)
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = read[0] if read is not None else json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BodyError(
             MALFORMED, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -82,7 +125,7 @@ def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events
         raise BodyError(MALFORMED, f"request body is not valid JSON: {str(exc)[:120]}") from None
     except RecursionError:
         raise BodyError(MALFORMED, f"request body is nested more than {MAX_JSON_DEPTH} levels deep") from None
-    if json_depth_exceeds(document):
+    if json_depth_exceeds(raw_body):
         raise BodyError(MALFORMED, f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
 
     if isinstance(document, list):
@@ -105,4 +148,4 @@ def parse_segment_body(raw_body: bytes, *, max_body_bytes: int, max_batch_events
         raise BodyError(
             TOO_LARGE, f"request body holds {len(elements)} events, more than the limit of {max_batch_events}"
         )
-    return SegmentBody(shape=shape, elements=elements)
+    return SegmentBody(shape=shape, elements=elements, text_lengths=read[1] if read is not None else None)

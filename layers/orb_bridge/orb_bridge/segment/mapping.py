@@ -129,21 +129,28 @@ def _message_id(element: Any) -> str | None:
     return None
 
 
-def _event_size(element: Mapping[str, Any]) -> int:
+def event_size(element: Mapping[str, Any]) -> int:
     # Compact JSON is the smallest form the event can have had on the wire.
     return len(json.dumps(element, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def to_orb_event(event: Mapping[str, Any], settings: MappingSettings) -> OrbUsageEvent:
-    """Map one Track call; raises ``MappingError`` naming what is wrong."""
+# An event's compact JSON takes at most this many bytes per character of its text: a character
+# at most 4 UTF-8 bytes, a number at most 4.5 times its digits (1e15 is 1000000000000000.0).
+_MAX_BYTES_PER_TEXT_CHAR = 5
+
+
+def to_orb_event(event: Mapping[str, Any], settings: MappingSettings, text_length: int | None = None) -> OrbUsageEvent:
+    """Map one Track call; raises ``MappingError`` naming what is wrong. ``text_length``, the
+    event's length in the request's text when known, spares measuring a small event's size."""
     message_id = event.get("messageId")
     if message_id is not None and not isinstance(message_id, str):
         raise MappingError(f"messageId: must be a string, got {json_type_name(message_id)}")
     if isinstance(message_id, str) and len(message_id) > MAX_MESSAGE_ID_CHARS:
         raise MappingError(f"messageId: longer than {MAX_MESSAGE_ID_CHARS} characters")
-    size = _event_size(event)
-    if size > MAX_EVENT_BYTES:
-        raise MappingError(f"event is {size} bytes, more than Segment's limit of {MAX_EVENT_BYTES}")
+    if text_length is None or text_length * _MAX_BYTES_PER_TEXT_CHAR > MAX_EVENT_BYTES:
+        size = event_size(event)
+        if size > MAX_EVENT_BYTES:
+            raise MappingError(f"event is {size} bytes, more than Segment's limit of {MAX_EVENT_BYTES}")
 
     errors: list[str] = []
     fields: dict[str, Any] = {}
@@ -179,7 +186,7 @@ def to_orb_event(event: Mapping[str, Any], settings: MappingSettings) -> OrbUsag
     return orb_event
 
 
-def map_element(index: int, element: Any, settings: MappingSettings) -> MappedEvent:
+def map_element(index: int, element: Any, settings: MappingSettings, text_length: int | None = None) -> MappedEvent:
     """The outcome for one element of a request: accepted, skipped, or rejected with a reason."""
     message_id = _message_id(element)
     if not isinstance(element, Mapping):
@@ -196,13 +203,20 @@ def map_element(index: int, element: Any, settings: MappingSettings) -> MappedEv
             index, message_id, clip(call_type), error=f"type: unknown Segment call type {quote(call_type)}"
         )
     try:
-        return MappedEvent(index, message_id, call_type, orb_event=to_orb_event(element, settings))
+        return MappedEvent(index, message_id, call_type, orb_event=to_orb_event(element, settings, text_length))
     except MappingError as exc:
         return MappedEvent(index, message_id, call_type, error=clip(exc, MAX_ERROR_CHARS))
 
 
-def map_elements(elements: list[Any], settings: MappingSettings) -> list[MappedEvent]:
-    return [map_element(index, element, settings) for index, element in enumerate(elements)]
+def map_elements(
+    elements: list[Any], settings: MappingSettings, text_lengths: list[int] | None = None
+) -> list[MappedEvent]:
+    if text_lengths is None:
+        return [map_element(index, element, settings) for index, element in enumerate(elements)]
+    return [
+        map_element(index, element, settings, length)
+        for index, (element, length) in enumerate(zip(elements, text_lengths, strict=True))
+    ]
 
 
 def map_body(
@@ -217,4 +231,4 @@ def map_body(
     Raises ``BodyError`` (malformed or too large) when the body itself is unusable.
     """
     body = parse_segment_body(raw_body, max_body_bytes=max_body_bytes, max_batch_events=max_batch_events)
-    return map_elements(body.elements, settings)
+    return map_elements(body.elements, settings, body.text_lengths)

@@ -118,7 +118,7 @@ def parse_webhook(raw_body: bytes) -> tuple[OrbWebhook, str]:
         raise InvalidWebhookPayload([f"body is not JSON: {str(exc)[:120]}"]) from None
     except RecursionError:
         raise InvalidWebhookPayload([f"body is nested more than {MAX_JSON_DEPTH} levels deep"]) from None
-    if json_depth_exceeds(document):
+    if json_depth_exceeds(raw_body):
         raise InvalidWebhookPayload([f"body is nested more than {MAX_JSON_DEPTH} levels deep"])
     if not isinstance(document, dict):
         raise InvalidWebhookPayload([f"body must be a JSON object, got {type(document).__name__}"])
