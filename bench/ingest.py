@@ -3,7 +3,11 @@ sandbox over loopback, beside the official SDK (500 events per call, sequential)
 request per event (the SDK, one event per call; measured on a sample and extrapolated).
 
 The sandbox runs in its own process, so its work does not compete with the code measured for
-the GIL; it adds ``latency`` to every ingest request, a realistic round trip to Orb.
+the GIL; it adds ``latency`` to every ingest request, a realistic round trip to Orb. Like Orb it
+validates every event and deduplicates keys (about 6 ms of its own per 500-event request); unlike
+Orb it serves requests one at a time under its GIL and closes every connection (Werkzeug's
+server), which both paths pay alike. The default-budget row paces to the template's defaults
+through a pacing table on moto's DynamoDB server (127.0.0.1).
 """
 
 from __future__ import annotations
