@@ -39,6 +39,7 @@ class FakeOrb:
 
     def __init__(self) -> None:
         self.requests: list[list[dict]] = []
+        self.bodies: list[bytes] = []  # each request's body as sent
         self.timeouts: list[float] = []
         self.invalid_keys: dict[str, list[str]] = {}
         # key -> a 400 for any request carrying it (a "poisonous" event)
@@ -50,6 +51,7 @@ class FakeOrb:
         events = json.loads(request.content)["events"]
         with self._lock:
             self.requests.append(events)
+            self.bodies.append(request.content)
             self.timeouts.append(request.extensions["timeout"]["read"])
             scripted = self.scripted.pop(0) if self.scripted else None
         if scripted is not None:

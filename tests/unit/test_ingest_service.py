@@ -273,3 +273,29 @@ def test_chunks_are_sent_concurrently_up_to_the_bound(rejected_queue):
     )
     assert report.failed_message_ids == []
     assert peak == 3
+
+
+def test_an_event_body_as_intake_wrote_it_is_forwarded_verbatim_and_anything_ambiguous_is_re_encoded(
+    rejected_queue,
+):
+    """Message bodies are spliced into Orb's request as written only when they say exactly what
+    was read: a key repeated in the JSON text (which a reader may resolve either way), even hidden
+    behind whitespace, makes ingest send the event it read, re-encoded."""
+    orb = FakeOrb()
+    # Non-ASCII text tells the two apart: written as is by intake, escaped when re-encoded.
+    canonical = usage_event(1, properties={"city": "Z\u00fcrich"}).to_message_body()
+    repeated = usage_event(2).to_message_body().replace('{"event_name"', '{"idempotency_key":"key-X","event_name"')
+    hidden = usage_event(3).to_message_body().replace('{"event_name"', '{"idempotency_key" :"key-Y","event_name"')
+    quoted = usage_event(4, properties={"note": 'caf\u00e9": b'}).to_message_body()  # a ": inside a value
+    bodies = [canonical, repeated, hidden, quoted]
+    report = make_service(orb, rejected_queue).ingest(
+        [SqsMessage(f"m{n}", body) for n, body in enumerate(bodies)], plenty_of_time
+    )
+
+    assert report.failed_message_ids == [] and report.events_ingested == 4
+    [sent] = orb.bodies
+    text = sent.decode()
+    assert canonical in text and quoted not in text and "caf\\u00e9" in text  # verbatim only when unambiguous
+    assert "key-X" not in text and "key-Y" not in text and repeated not in text and hidden not in text
+    assert sorted(orb.sent_keys()) == ["key-1", "key-2", "key-3", "key-4"]
+    assert orb.requests[0][0] == json.loads(canonical)

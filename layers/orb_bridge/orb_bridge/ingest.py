@@ -174,7 +174,10 @@ class IngestService:
             self.sleep(slot.wait_seconds)
             if stop.is_set():
                 return Attempt(not_sent="stopped")
-        return Attempt(self.orb.ingest([event.payload for event in job.events], timeout))
+        events = job.events
+        return Attempt(
+            self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
+        )
 
     def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
         """The timeout for a request started now, or None when there is no time to start one."""

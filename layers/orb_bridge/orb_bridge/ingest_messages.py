@@ -48,6 +48,12 @@ class PendingEvent:
     # The rejection record the event replays (the first among its messages), None for a usage
     # event: a failure is written with ``replay.rejection_after(origin, ...)``, flat.
     origin: Mapping[str, Any] | None = None
+    # ``body`` itself when it is exactly ``payload`` written as JSON: sent as is, not re-encoded.
+    wire: str | None = None
+
+    def text(self) -> str:
+        """The event as JSON for Orb's request."""
+        return self.wire if self.wire is not None else json.dumps(self.payload, separators=(",", ":"))
 
     def same_event_as(self, body: str, payload: dict[str, Any]) -> bool:
         # Intake serialises deterministically, so a redelivered duplicate has the same body; only
@@ -98,7 +104,9 @@ def collect(
     chunk: list[PendingEvent] = []
     for message in messages:
         payload = plain_event_fields(message.body)
-        origin = None
+        origin, wire = None, None
+        if payload is not None and _holds_only(message.body, payload):
+            wire = message.body
         if payload is None:
             item = read_ingest_message(message.body, settings)
             if not _to_send(item, message, batch):
@@ -108,7 +116,7 @@ def collect(
         key = payload["idempotency_key"]
         existing = by_key.get(key)
         if existing is None:
-            pending = by_key[key] = PendingEvent(key, payload, message.body, [message.message_id], origin)
+            pending = by_key[key] = PendingEvent(key, payload, message.body, [message.message_id], origin, wire)
             chunk.append(pending)
             if len(chunk) >= chunk_size:
                 yield chunk
@@ -122,6 +130,20 @@ def collect(
             batch.rejections.append(_conflicting_duplicate(message, key, payload, origin, existing))
     if chunk:
         yield chunk
+
+
+def _holds_only(body: str, payload: dict[str, Any]) -> bool:
+    """Whether ``body``, read as ``payload`` (an object whose only nested object is its flat
+    properties), says nothing else: JSON lets an object repeat a key, and which one a reader
+    keeps is its own choice. With no whitespace after any quote, every key is followed by ``":``;
+    exactly as many of those as keys read then means no key was repeated (a ``":`` inside a value
+    only makes the count differ). Otherwise the payload is re-encoded, which is always safe."""
+    if any(spaced in body for spaced in _QUOTE_THEN_WHITESPACE):
+        return False
+    return body.count('":') == len(payload) + len(payload["properties"])
+
+
+_QUOTE_THEN_WHITESPACE = ('" ', '"\t', '"\n', '"\r')
 
 
 def _to_send(item: IngestMessage, message: Message, batch: Batch) -> bool:
