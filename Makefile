@@ -23,12 +23,13 @@ test: $(STAMP)
 # ruff (lint and format check) and mypy: strict on the layer, checked on everything else.
 # The handlers are all `app.py`, so mypy sees each function's directory on its own.
 # CI runs `make lint`: ruff (lint and format) over everything, mypy strict on the deployed layer and
-# on each handler. `make typecheck-dev` checks the dev tooling, benchmarks and tests (not clean yet).
+# on each handler, and mypy over the dev tooling, benchmarks and tests (`make typecheck-dev`).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/orb_bridge/orb_bridge
 	@for fn in functions/*/; do echo "mypy $$fn"; MYPYPATH=layers/orb_bridge $(BIN)/mypy $$fn/app.py || exit 1; done
+	$(BIN)/mypy dev/orb_bridge_dev bench tests
 
 typecheck-dev: $(STAMP)
 	$(BIN)/mypy dev/orb_bridge_dev bench tests

@@ -68,12 +68,12 @@ def cold(spec, function):
     from orb_bridge import aws, config
 
     mark = time.perf_counter()
-    settings_class = {
-        "track_intake": config.IntakeSettings,
-        "orb_ingest": config.IngestSettings,
-        "orb_webhook": config.WebhookSettings,
+    read_settings = {
+        "track_intake": config.IntakeSettings.from_env,
+        "orb_ingest": config.IngestSettings.from_env,
+        "orb_webhook": config.WebhookSettings.from_env,
     }[function]
-    settings_class.from_env()  # reads the secret(s): Powertools Parameters caches them
+    read_settings()  # reads the secret(s): Powertools Parameters caches them
     steps["settings"] = time.perf_counter() - mark
     mark = time.perf_counter()
     for service in spec["clients"][function]:
@@ -101,6 +101,7 @@ def intake_batch(spec):
     import boto3
 
     stub_spec = importlib.util.spec_from_file_location("sqs_stub", spec["stub_path"])
+    assert stub_spec is not None and stub_spec.loader is not None
     stub = importlib.util.module_from_spec(stub_spec)
     stub_spec.loader.exec_module(stub)
 

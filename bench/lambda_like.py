@@ -338,7 +338,8 @@ def intake_per_event(runner: Runner, repeats: int, profile: bool = True) -> dict
     top: list[list[str]] = []
     if profile:
         stats = pstats.Stats(str(profile_path))
-        entries = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:12]  # tottime
+        table = stats.stats  # type: ignore[attr-defined]  # pstats keeps it; typeshed does not declare it
+        entries = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:12]  # tottime
         for (filename, line, function), (_, calls, tottime, cumtime, _) in entries:
             where = "/".join(Path(filename).parts[-2:]) if filename != "~" else "builtin"
             top.append(

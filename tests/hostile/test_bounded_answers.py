@@ -4,11 +4,14 @@ configuration details in 500s, and Segment's ``delete`` notices."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from orb_bridge import intake as intake_module
+from orb_bridge.config import IntakeSettings
 from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES
+from orb_bridge.segment.body import parse_segment_body
 from tests.support.segment_requests import (
     MAX_RECORD_BYTES,
     MAX_RESPONSE_BYTES,
@@ -35,10 +38,12 @@ def six_mib_batch() -> bytes:
 )
 def test_an_unauthenticated_body_is_never_parsed(intake_stack: IntakeStack, monkeypatch, headers) -> None:
     parsed: list[int] = []
-    real_parse = intake_module.parse_segment_body
-    monkeypatch.setattr(
-        intake_module, "parse_segment_body", lambda raw, **kw: parsed.append(len(raw)) or real_parse(raw, **kw)
-    )
+
+    def counting_parse(raw: bytes, **kw: Any) -> Any:
+        parsed.append(len(raw))
+        return parse_segment_body(raw, **kw)
+
+    monkeypatch.setattr(intake_module, "parse_segment_body", counting_parse)
     body = six_mib_batch()
     assert len(body) == SIX_MIB
     assert intake_stack.invoke(http_event(body, headers)).status == 401
@@ -51,11 +56,13 @@ def test_an_unauthenticated_array_is_scanned_only_within_the_first_event_window(
 
     scanned: list[int] = []
     real_decode = auth._DECODER.raw_decode
-    monkeypatch.setattr(
-        auth,
-        "_DECODER",
-        type("D", (), {"raw_decode": staticmethod(lambda text: scanned.append(len(text)) or real_decode(text))})(),
-    )
+
+    class CountingDecoder:
+        def raw_decode(self, text: str) -> Any:
+            scanned.append(len(text))
+            return real_decode(text)
+
+    monkeypatch.setattr(auth, "_DECODER", CountingDecoder())
     assert intake_stack.invoke(http_event(six_mib_batch(), {"x-signature": "0" * 40})).status == 401
     assert scanned and max(scanned) <= FIRST_EVENT_WINDOW_BYTES
 
@@ -91,7 +98,8 @@ def test_the_answer_stays_under_6_mb_whatever_the_input(intake_stack: IntakeStac
     body = js_stringify(events)
     assert len(body) < SIX_MIB
     rejected = CountingQueue()
-    service = intake_module.TrackIntake(intake_module.IntakeSettings.from_env(), CountingQueue(), rejected)
+    queues: list[Any] = [CountingQueue(), rejected]  # duck-typed SqsQueue stand-ins
+    service = intake_module.TrackIntake(IntakeSettings.from_env(), *queues)
     result = service.handle(BEARER, body)
     answer = json.dumps({"statusCode": 400, "body": json.dumps(result.body)})
     assert result.outcome is intake_module.IntakeOutcome.NOTHING_VALID and len(answer.encode()) < MAX_RESPONSE_BYTES

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -79,7 +80,7 @@ def usage_event(i: int, **changes) -> OrbUsageEvent:
     return OrbUsageEvent(**fields)
 
 
-def sqs_event(events: list[OrbUsageEvent | str], first_id: int = 0) -> dict:
+def sqs_event(events: Sequence[OrbUsageEvent | str], first_id: int = 0) -> dict:
     bodies = [item if isinstance(item, str) else item.to_message_body() for item in events]
     return lambda_runtime.sqs_event(bodies, first_id=first_id)
 
@@ -96,7 +97,7 @@ def redeliver(event: dict, response: dict) -> dict:
 
 def rejected(url: str) -> list[dict]:
     sqs = aws.client("sqs")
-    records = []
+    records: list[dict] = []
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         records.extend(json.loads(message["Body"]) for message in batch)
         sqs.delete_message_batch(
@@ -130,7 +131,7 @@ def test_validation_failed_events_are_kept_in_the_rejected_queue(
         orb, "rules", IngestRules(error_body=error_body, ingest_valid_events_on_400=ingest_valid_on_400)
     )
     too_old = usage_event(1, timestamp=now_minus(13 * 3600))
-    events = [usage_event(0), too_old, usage_event(2), "{not json"]
+    events: list[OrbUsageEvent | str] = [usage_event(0), too_old, usage_event(2), "{not json"]
     response = handler.lambda_handler(sqs_event(events), FakeLambdaContext())
 
     assert response == {"batchItemFailures": []}

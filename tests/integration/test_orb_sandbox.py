@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ def minutes_ago(minutes: float) -> str:
 
 
 def make_event(key: str, **overrides: object) -> dict:
-    event = {
+    event: dict[str, Any] = {
         "event_name": "api_call",
         "idempotency_key": key,
         "timestamp": minutes_ago(1),
@@ -580,8 +581,11 @@ def test_module_runs_standalone_with_flags() -> None:
         text=True,
     )
     try:
+        assert process.stdout is not None
         line = process.stdout.readline()
-        base_url = re.search(r"http://127\.0\.0\.1:\d+/v1", line).group(0)
+        found = re.search(r"http://127\.0\.0\.1:\d+/v1", line)
+        assert found is not None, line
+        base_url = found.group(0)
         response = httpx.post(f"{base_url}/ingest", json={"events": []}, headers={"Authorization": "Bearer cli-key"})
         assert response.status_code == 500
         ok = httpx.post(

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,8 @@ class _Receiver:
     """A loopback endpoint recording raw webhook deliveries."""
 
     def __init__(self) -> None:
-        received = self.received = []
+        received: list[Any] = []
+        self.received = received
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:

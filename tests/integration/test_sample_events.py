@@ -182,7 +182,7 @@ def _forget_container_state() -> None:
 
 
 def drain(sqs: Any, queue_url: str) -> list[str]:
-    bodies = []
+    bodies: list[str] = []
     while True:
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:

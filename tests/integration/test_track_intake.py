@@ -91,7 +91,7 @@ def queues(monkeypatch):
 
 def drain(url: str) -> list[str]:
     sqs = aws.client("sqs")
-    bodies = []
+    bodies: list[str] = []
     while True:
         # Received messages stay invisible for the rest of the test: no need to delete them.
         response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)

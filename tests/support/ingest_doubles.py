@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -89,7 +90,7 @@ class FakeOrb:
 
 def rejected_records(url: str) -> list[dict]:
     sqs = aws.client("sqs")
-    records = []
+    records: list[dict] = []
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:
@@ -100,8 +101,8 @@ def rejected_records(url: str) -> list[dict]:
         )
 
 
-def make_service(orb: FakeOrb, queue_url: str, **settings) -> IngestService:
-    options = {
+def make_service(orb: Callable[[httpx.Request], httpx.Response], queue_url: str, **settings: Any) -> IngestService:
+    options: dict[str, Any] = {
         "max_events_per_request": 500,
         "max_concurrent_requests": 4,
         "request_timeout_seconds": 2.0,

@@ -87,7 +87,7 @@ def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(
 class RecordingSqs:
     """moto's SQS, recording what ingest sends to the ingest queue; can refuse some entries."""
 
-    def __init__(self, refuse_bodies: set[str] = frozenset()) -> None:
+    def __init__(self, refuse_bodies: frozenset[str] = frozenset()) -> None:
         import boto3
 
         self.sqs = boto3.client("sqs", region_name="us-east-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -26,7 +27,7 @@ def sqs():
 
 
 def receive_all(sqs, url: str) -> list[str]:
-    bodies = []
+    bodies: list[str] = []
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
         "Messages", []
     ):
@@ -44,13 +45,13 @@ def test_concurrent_send_reports_failures_at_their_index_in_the_whole_list(sqs):
     assert sorted(delivered) == sorted(b for i, b in enumerate(bodies) if not 110 <= i < 120)
 
 
-def settings(ingest_url: str, rejected_url: str, **overrides) -> IntakeSettings:
-    values = dict(
-        mapping=MappingSettings(properties_mapping={"amount": "amount"}),
-        ingest_queue_url=ingest_url,
-        rejected_queue_url=rejected_url,
-        auth_tokens=("token",),
-    )
+def settings(ingest_url: str, rejected_url: str, **overrides: Any) -> IntakeSettings:
+    values: dict[str, Any] = {
+        "mapping": MappingSettings(properties_mapping={"amount": "amount"}),
+        "ingest_queue_url": ingest_url,
+        "rejected_queue_url": rejected_url,
+        "auth_tokens": ("token",),
+    }
     values.update(overrides)
     return IntakeSettings(**values)
 

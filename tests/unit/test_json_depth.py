@@ -36,7 +36,7 @@ def test_text_depth_agrees_with_the_parsed_document(document: Any, limit: int, e
 
 
 def test_the_limit_itself_and_one_more() -> None:
-    deepest_allowed = {"a": "[" * 100}
+    deepest_allowed: dict[str, Any] = {"a": "[" * 100}
     for _ in range(MAX_JSON_DEPTH - 1):
         deepest_allowed = {"a": deepest_allowed}
     raw = json.dumps(deepest_allowed).encode()

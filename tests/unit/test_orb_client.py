@@ -190,7 +190,9 @@ def test_the_shared_client_verifies_tls_with_httpxs_ca_bundle_and_loads_it_only_
 
     transport = _TransportPerScheme(httpx.Limits(max_connections=2))
     plain = transport._transport("http")._pool._ssl_context
+    assert plain is not None
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.cert_store_stats()["x509_ca"] == 0  # trusts nothing
     assert set(transport._transports) == {"http"}
     tls = transport._transport("https")._pool._ssl_context
+    assert tls is not None
     assert tls.verify_mode == ssl.CERT_REQUIRED and tls.check_hostname and tls.cert_store_stats()["x509_ca"] > 100

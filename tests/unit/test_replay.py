@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from orb_bridge.queues import rejection_record
 from orb_bridge.replay import (
     MAX_REPLAY_COUNT,
     Action,
+    IngestMessage,
     read_ingest_message,
     rejection_after,
 )
@@ -35,6 +38,21 @@ SEGMENT_EVENT = {
 FIXED = MappingSettings(properties_mapping={"amount": "amount"})
 
 
+def sent(message: IngestMessage) -> OrbUsageEvent:
+    assert message.event is not None, message.detail
+    return message.event
+
+
+def rejection_of(message: IngestMessage) -> str:
+    assert message.rejection is not None, message.detail
+    return message.rejection
+
+
+def origin_of(message: IngestMessage) -> Mapping[str, Any]:
+    assert message.origin is not None, message.detail
+    return message.origin
+
+
 def settings() -> MappingSettings:
     return FIXED
 
@@ -49,7 +67,7 @@ def test_a_plain_usage_event_is_sent_as_is():
 def test_an_unreadable_body_is_rejected_once_with_the_body_kept():
     message = read_ingest_message('{"nope": 1}', settings)
     assert message.action is Action.REJECT
-    record = json.loads(message.rejection)
+    record = json.loads(rejection_of(message))
     assert record["stage"] == "ingest" and record["message_body"] == '{"nope": 1}'
     assert "replay_count" not in record
 
@@ -59,8 +77,8 @@ def test_an_orb_or_ingest_record_replays_its_orb_event(stage):
     body = rejection_record(stage=stage, reason="Orb refused it", errors=["x"], orb_event=EVENT)
     message = read_ingest_message(body, settings)
     assert message.action is Action.SEND
-    assert message.event.to_orb() == EVENT
-    assert message.origin["reason"] == "Orb refused it"
+    assert sent(message).to_orb() == EVENT
+    assert origin_of(message)["reason"] == "Orb refused it"
 
 
 def test_an_intake_record_is_remapped_with_the_current_settings():
@@ -70,7 +88,7 @@ def test_an_intake_record_is_remapped_with_the_current_settings():
     )
     message = read_ingest_message(body, settings)
     assert message.action is Action.SEND
-    assert message.event.to_orb() == EVENT  # currency is not in the fixed mapping
+    assert sent(message).to_orb() == EVENT  # currency is not in the fixed mapping
 
 
 def test_an_intake_record_that_still_fails_mapping_goes_back_once_with_a_count():
@@ -80,7 +98,7 @@ def test_an_intake_record_that_still_fails_mapping_goes_back_once_with_a_count()
     )
     message = read_ingest_message(body, lambda: broken)
     assert message.action is Action.REJECT
-    record = json.loads(message.rejection)
+    record = json.loads(rejection_of(message))
     assert record["stage"] == "intake" and "accountId" in record["reason"]
     assert record["segment_event"] == SEGMENT_EVENT and record["message_id"] == "msg-1"
     assert record["replay_count"] == 1 and record["history"][0]["reason"] == "first"
@@ -106,14 +124,14 @@ def test_a_record_marked_not_replayable_is_never_replayed():
     body = rejection_record(stage="intake", reason="too big", extra={"replayable": False, "segment_event_excerpt": "{"})
     message = read_ingest_message(body, settings)
     assert message.action is Action.REJECT and message.event is None
-    record = json.loads(message.rejection)
+    record = json.loads(rejection_of(message))
     assert record["reason"].startswith("not replayable") and "too big" in record["reason"]
     assert record["replayable"] is False and record["segment_event_excerpt"] == "{"
 
 
 def test_a_record_without_any_event_is_kept_with_a_clear_reason():
     body = rejection_record(stage="intake", reason="body unusable", extra={"body_excerpt": "xx"})
-    record = json.loads(read_ingest_message(body, settings).rejection)
+    record = json.loads(rejection_of(read_ingest_message(body, settings)))
     assert record["reason"].startswith("not replayable: the record carries no event")
 
 
@@ -152,11 +170,11 @@ def test_the_replay_limit_stops_a_redrive_loop():
     for expected_count in range(1, MAX_REPLAY_COUNT + 1):
         message = read_ingest_message(body, settings)
         assert message.action is Action.SEND  # it fails at Orb again:
-        body = rejection_after(message.origin, stage="orb", reason="stale", orb_event=message.event.to_orb())
+        body = rejection_after(message.origin, stage="orb", reason="stale", orb_event=sent(message).to_orb())
         assert json.loads(body)["replay_count"] == expected_count
     message = read_ingest_message(body, settings)
     assert message.action is Action.REJECT and message.event is None
-    record = json.loads(message.rejection)
+    record = json.loads(rejection_of(message))
     assert "not replayed again" in record["reason"] and record["orb_event"] == EVENT
     assert len(record["history"]) <= MAX_REPLAY_COUNT + 1
 
@@ -167,18 +185,18 @@ def test_a_record_wrapped_by_an_older_ingest_is_unwrapped():
         stage="ingest", reason="message body is not a valid Orb usage event", extra={"message_body": inner}
     )
     message = read_ingest_message(wrapped, settings)
-    assert message.action is Action.SEND and message.event.to_orb() == EVENT
-    assert message.origin["reason"] == "Orb refused"
+    assert message.action is Action.SEND and sent(message).to_orb() == EVENT
+    assert origin_of(message)["reason"] == "Orb refused"
 
 
 def test_an_ingest_record_keeping_a_valid_body_replays_it():
     body = rejection_record(stage="ingest", reason="transient", extra={"message_body": json.dumps(EVENT)})
     message = read_ingest_message(body, settings)
-    assert message.action is Action.SEND and message.event.to_orb() == EVENT
+    assert message.action is Action.SEND and sent(message).to_orb() == EVENT
 
 
 def test_an_invalid_orb_event_in_a_record_goes_back_with_the_reason():
     body = rejection_record(stage="orb", reason="r", orb_event={**EVENT, "timestamp": "yesterday"})
-    record = json.loads(read_ingest_message(body, settings).rejection)
+    record = json.loads(rejection_of(read_ingest_message(body, settings)))
     assert record["stage"] == "ingest" and "orb_event is not a valid" in record["reason"]
     assert record["replay_count"] == 1

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import pytest
 
-from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES, authenticate, first_array_element, header
+from orb_bridge.http_request import header
+from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES, authenticate, first_array_element
 
 SECRET = "s3cr\u00e9t-shared"
 TOKEN = "tok_0123456789"
@@ -126,7 +128,7 @@ def test_bearer_token():
 
 
 def test_several_values_verify_during_a_rotation():
-    both = dict(shared_secrets=("new-secret", SECRET), auth_tokens=("new-token", TOKEN))
+    both: dict[str, Any] = {"shared_secrets": ("new-secret", SECRET), "auth_tokens": ("new-token", TOKEN)}
     assert authenticate({"authorization": f"Bearer {TOKEN}"}, SINGLE, **both).ok
     assert authenticate({"authorization": "Bearer new-token"}, SINGLE, **both).ok
     assert authenticate({"x-signature": sign(SINGLE, "new-secret")}, SINGLE, **both).ok

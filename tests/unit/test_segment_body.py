@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from orb_bridge.http_request import BodyProblem
-from orb_bridge.segment.body import BodyError, decode_http_body, parse_segment_body
+from orb_bridge.http_request import BodyError, BodyProblem, decode_http_body
+from orb_bridge.segment.body import parse_segment_body
 
 MALFORMED, TOO_LARGE = BodyProblem.MALFORMED, BodyProblem.TOO_LARGE
 

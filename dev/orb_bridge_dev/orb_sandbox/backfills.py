@@ -57,7 +57,9 @@ def create(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
     replace = payload.get("replace_existing_events", True)
     if not isinstance(replace, bool):
         raise invalid("replace_existing_events must be a boolean.", "replace_existing_events: must be a boolean")
-    scope = {name: payload.get(name) for name in ("customer_id", "external_customer_id", "deprecation_filter")}
+    scope: dict[str, Any] = {
+        name: payload.get(name) for name in ("customer_id", "external_customer_id", "deprecation_filter")
+    }
     for name, value in scope.items():
         if value is not None and (not isinstance(value, str) or not value):
             raise invalid(f"{name} must be a non-empty string or null.", f"{name}: must be a non-empty string")

@@ -93,7 +93,7 @@ class ContractChecker:
         for parameter in operation.get("parameters", []):
             if parameter.get("in") != "query":
                 continue
-            value = query.get(parameter["name"])
+            value: Any = query.get(parameter["name"])
             if value is None:
                 if parameter.get("required"):
                     problems.append(f"query parameter {parameter['name']} is required")

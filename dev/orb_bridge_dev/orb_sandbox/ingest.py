@@ -165,7 +165,7 @@ def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limite
                 continue
             seen.add(key)
             errors, moment = event_errors(event, now, rules, backfill)
-            if errors:
+            if errors or moment is None:  # no errors means the timestamp was read
                 failures[key] = errors
             else:
                 valid.append(StoredEvent.from_event(event, moment, now, backfill_id))

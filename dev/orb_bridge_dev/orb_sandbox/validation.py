@@ -79,7 +79,7 @@ def event_errors(
             moment = parse_iso8601(timestamp)
         except ValueError:
             errors.append(f"timestamp: {timestamp!r} is not a valid ISO 8601 date-time")
-    if moment is not None:
+    if moment is not None and isinstance(timestamp, str):
         errors.extend(_timing_errors(timestamp, moment, now, rules, backfill))
     if backfill is not None and not backfill.covers_customer(customer_id, external_id):
         errors.append(f"Backfill {backfill.id} is scoped to another customer")
