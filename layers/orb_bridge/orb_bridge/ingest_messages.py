@@ -137,7 +137,8 @@ def _holds_only(body: str, payload: dict[str, Any]) -> bool:
     properties), says nothing else: JSON lets an object repeat a key, and which one a reader
     keeps is its own choice. With no whitespace after any quote, every key is followed by ``":``;
     exactly as many of those as keys read then means no key was repeated (a ``":`` inside a value
-    only makes the count differ). Otherwise the payload is re-encoded, which is always safe."""
+    only makes the count differ). Otherwise the payload is re-encoded, which is always safe
+    (docs/facts.md#json-objects-with-a-repeated-name)."""
     if any(spaced in body for spaced in _QUOTE_THEN_WHITESPACE):
         return False
     return body.count('":') == len(payload) + len(payload["properties"])
