@@ -104,15 +104,14 @@ def collect(
     chunk: list[PendingEvent] = []
     for message in messages:
         payload = plain_event_fields(message.body)
-        origin, wire = None, None
-        if payload is not None and _holds_only(message.body, payload):
-            wire = message.body
-        if payload is None:
+        if payload is not None:  # the usual message: forwarded as written when unambiguous
+            origin, wire = None, message.body if _holds_only(message.body, payload) else None
+        else:
             item = read_ingest_message(message.body, settings)
             if not _to_send(item, message, batch):
                 continue
             assert item.event is not None  # noqa: S101 (type narrowing: an event to send)
-            payload, origin = item.event.to_orb(), item.origin
+            payload, origin, wire = item.event.to_orb(), item.origin, None
         key = payload["idempotency_key"]
         existing = by_key.get(key)
         if existing is None:
