@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.sqs_stub import InProcessSqs  # noqa: F401  (used by the benchmarks through this module)
-from orb_bridge_dev.lambda_runtime import LambdaContext, load_function
+from orb_bridge_dev.devstack.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"

@@ -4,7 +4,7 @@ A backlog of SQS messages (one Orb event each) is drained by ``MaximumConcurrenc
 OrbIngest invocations (the handler, in threads of this process, batches of ``IngestBatchSize``)
 into the Orb sandbox limited to ``events_per_minute`` (and 100 requests/s, Orb's live default),
 with ingest pacing at the same budget through a pacing table on moto's DynamoDB server (the
-GCRA of ``orb_bridge.pacing``). It reports the minutes to drain against the theoretical
+GCRA of ``orb_bridge.ingest.pacing``). It reports the minutes to drain against the theoretical
 ``backlog / events_per_minute``, the sandbox's 429s, and the events dead-lettered (must be 0).
 
 The queue is this module's: an in-memory SQS with delays, visibility and ``maxReceiveCount``
@@ -172,7 +172,7 @@ def run(
     latency: float = 0.05,
 ) -> dict[str, Any]:
     """Drain ``backlog`` events; see the module docstring."""
-    from orb_bridge_dev.moto_server import MotoServerProcess
+    from orb_bridge_dev.devstack.moto_server import MotoServerProcess
     from orb_bridge_dev.orb_sandbox import FaultConfig, OrbSandbox
 
     isolate_aws_environment()
@@ -201,8 +201,8 @@ def run(
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
             }
         )
-        from orb_bridge import aws
-        from orb_bridge import ingest as ingest_module
+        from orb_bridge.aws import clients as aws
+        from orb_bridge.ingest import service as ingest_module
 
         aws.client("dynamodb").create_table(
             TableName=PACING_TABLE,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from bench.common import PYTHON, ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
-from orb_bridge_dev import lambda_runtime
+from orb_bridge_dev.devstack import lambda_runtime
 
 API_KEY = "bench-orb-key"
 # Orb's request/event budget switched off: the figure is then our code and the network, not pacing.
@@ -109,7 +109,7 @@ def configure_ingest(base_url: str) -> Any:
         }
     )
     module = load_handler("orb_ingest")
-    from orb_bridge import aws
+    from orb_bridge.aws import clients as aws
 
     InProcessSqs(aws.client("sqs"))  # rejections (none expected) never leave the process
     return module
@@ -165,7 +165,7 @@ def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[
 
 def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_sample: int = 50) -> dict[str, Any]:
     from bench.common import median
-    from orb_bridge import ingest as ingest_module
+    from orb_bridge.ingest import service as ingest_module
 
     handler_seconds, handler_cpu, sdk_seconds, single_seconds = [], [], [], []
     handler_requests = sdk_requests = 0
@@ -239,8 +239,8 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
 def default_budget_pacing() -> Iterator[None]:
     """Pacing on at the template's defaults (OrbRequestsPerSecond 100, OrbEventsPerMinute 10,000),
     with its pacing table on moto's server on 127.0.0.1, as the deployed function has it."""
-    from orb_bridge import aws
-    from orb_bridge_dev.moto_server import MotoServerProcess
+    from orb_bridge.aws import clients as aws
+    from orb_bridge_dev.devstack.moto_server import MotoServerProcess
 
     moto = MotoServerProcess()
     moto.start()
@@ -272,7 +272,7 @@ def default_budget_pacing() -> Iterator[None]:
 
 
 def template_default(parameter: str) -> Any:
-    from orb_bridge_dev.template import load_template
+    from orb_bridge_dev.devstack.template import load_template
 
     return load_template(ROOT / "template.yaml")["Parameters"][parameter]["Default"]
 

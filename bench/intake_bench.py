@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.common import FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler, time_per_call
-from orb_bridge_dev.gateway import http_api_v2_event
+from orb_bridge_dev.devstack.gateway import http_api_v2_event
 
 AUTH_TOKEN = "bench-intake-token"
 
@@ -64,7 +64,8 @@ def run(events: int = 1000) -> dict[str, Any]:
         }
     )
     handler = load_handler("track_intake")
-    from orb_bridge import aws, intake
+    from orb_bridge.aws import clients as aws
+    from orb_bridge.intake import service as intake
 
     sqs = InProcessSqs(aws.client("sqs"))
     body = json.dumps(segment_batch(events))

@@ -65,7 +65,8 @@ def cold(spec, function):
     import app  # Lambda's INIT: /var/task/app.py
 
     steps["import"] = time.perf_counter() - mark
-    from orb_bridge import aws, config
+    from orb_bridge.aws import clients as aws
+    from orb_bridge.core import config
 
     mark = time.perf_counter()
     read_settings = {
@@ -107,7 +108,7 @@ def intake_batch(spec):
 
     import app
 
-    from orb_bridge import aws
+    from orb_bridge.aws import clients as aws
 
     stub.InProcessSqs(aws.client("sqs"))
     floor_client = boto3.session.Session().client("sqs")

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, median
-from orb_bridge_dev.gateway import http_api_v2_event
-from orb_bridge_dev.lambda_runtime import sqs_event
+from orb_bridge_dev.devstack.gateway import http_api_v2_event
+from orb_bridge_dev.devstack.lambda_runtime import sqs_event
 
 FUNCTION_DIRS = {
     "track_intake": "TrackIntakeFunction",
@@ -366,7 +366,7 @@ def intake_per_event(runner: Runner, repeats: int, profile: bool = True) -> dict
 
 def run(python: Path, build_dir: Path, rounds: int = 5, repeats: int = 7) -> dict[str, Any]:
     from bench.ingest import sandbox_process
-    from orb_bridge_dev.local_aws import MotoServerProcess
+    from orb_bridge_dev.devstack.local_aws import MotoServerProcess
 
     moto = MotoServerProcess()
     moto.start()

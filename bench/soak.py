@@ -316,8 +316,8 @@ KILLED_CHILD = textwrap.dedent(
     import json, os, sys
     import boto3
     sys.path.insert(0, os.environ["SOAK_DEV_PATH"])
-    from orb_bridge_dev.devstack import load_function
-    from orb_bridge_dev.poller import LambdaContext, sqs_record
+    from orb_bridge_dev.devstack.stack import load_function
+    from orb_bridge_dev.devstack.poller import LambdaContext, sqs_record
     # Small sequential chunks: the sandbox holds the second request once the first is in Orb.
     os.environ["ORB_MAX_EVENTS_PER_REQUEST"] = "10"
     os.environ["ORB_MAX_CONCURRENT_REQUESTS"] = "1"
@@ -498,7 +498,7 @@ def check(stack: Any, plan: Plan, report: SoakReport) -> None:
 
 def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
     sys.path.insert(0, str(ROOT / "dev")) if str(ROOT / "dev") not in sys.path else None
-    from orb_bridge_dev.devstack import DevStack, DevStackConfig, wait_until
+    from orb_bridge_dev.devstack.stack import DevStack, DevStackConfig, wait_until
     from orb_bridge_dev.orb_sandbox import FaultConfig
 
     rng = random.Random(config.seed)

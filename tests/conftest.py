@@ -44,7 +44,7 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture(autouse=True)
 def _fresh_secret_cache():
     """Secrets read from (moto's) Secrets Manager are cached per ARN for 300 s: not across tests."""
-    from orb_bridge.secrets import secret_cache
+    from orb_bridge.aws.secrets import secret_cache
 
     secret_cache.clear()
     yield

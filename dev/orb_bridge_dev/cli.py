@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---- dev ---------------------------------------------------------------------------------------
 def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from orb_bridge_dev.devstack import DEFAULT_TEMPLATE, DevStack, DevStackConfig, DevStackError, run_forever
+    from orb_bridge_dev.devstack.stack import DEFAULT_TEMPLATE, DevStack, DevStackConfig, DevStackError, run_forever
     from orb_bridge_dev.orb_sandbox import FaultConfig
 
     config = DevStackConfig(
@@ -135,7 +135,7 @@ def run_dev(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return 2
     # From here Ctrl-C (even where a parent shell ignores SIGINT) asks the status loop to stop.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    from orb_bridge_dev.stack_target import remove_dev_stack_file, write_dev_stack_file
+    from orb_bridge_dev.deployment.target import remove_dev_stack_file, write_dev_stack_file
 
     try:
         # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
@@ -168,7 +168,7 @@ def _curl_example(segment_url: str) -> str:
 # ---- map ---------------------------------------------------------------------------------------
 def map_settings_env(env: Mapping[str, str]) -> dict[str, str]:
     """The settings a dry run uses: the environment, with the dev stack's defaults."""
-    from orb_bridge_dev.devstack import DEFAULT_PROPERTIES_MAPPING
+    from orb_bridge_dev.devstack.stack import DEFAULT_PROPERTIES_MAPPING
 
     merged = dict(env)
     if not merged.get("EXTERNAL_CUSTOMER_ID_FIELD", "").strip():
@@ -179,9 +179,9 @@ def map_settings_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None) -> int:
-    from orb_bridge.config import MappingSettings
-    from orb_bridge.errors import ConfigurationError
-    from orb_bridge.http_request import BodyError
+    from orb_bridge.core.config import MappingSettings
+    from orb_bridge.core.errors import ConfigurationError
+    from orb_bridge.core.http_request import BodyError
     from orb_bridge.segment.mapping import map_body
 
     out = out or sys.stdout
@@ -245,7 +245,7 @@ def _timestamp_note(timestamp: str, now: datetime) -> str | None:
 def run_webhook_send(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     import httpx
 
-    from orb_bridge_dev.devstack import DEV_WEBHOOK_SECRET
+    from orb_bridge_dev.devstack.stack import DEV_WEBHOOK_SECRET
     from orb_bridge_dev.orb_sandbox import OrbSandbox
 
     configured = args.secret if args.secret is not None else env.get("ORB_WEBHOOK_SECRET", "")
@@ -274,11 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return orb_sandbox.main(argv[1:])
     if argv[:1] in (["replay"], ["backfill"]):
-        from orb_bridge_dev import backfill_cmd, replay_cmd
+        from orb_bridge_dev.commands import replay as replay_cmd
+        from orb_bridge_dev.commands.backfill import command as backfill_cmd
 
         return (replay_cmd if argv[0] == "replay" else backfill_cmd).main(argv[1:])
     if argv[:2] == ["webhook", "sign"]:
-        from orb_bridge_dev import webhook_event
+        from orb_bridge_dev.commands.webhook import event as webhook_event
 
         return webhook_event.main(argv[2:])
 

@@ -1,6 +1,6 @@
 """OrbIngestFunction: SQS (IngestQueue) -> Orb ``POST /ingest``, with partial batch responses.
 
-The partial response is built in ``orb_bridge.ingest_batch`` rather than with Powertools'
+The partial response is built in ``orb_bridge.ingest.batch`` rather than with Powertools'
 ``BatchProcessor``: that model handles one record at a time, while Orb takes up to 500 events
 per request, so the outcome of a message is only known once its chunk has been answered.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orb_bridge import ingest_batch
-from orb_bridge.aws import prewarm
-from orb_bridge.observability import logger, metrics
+from orb_bridge.aws.clients import prewarm
+from orb_bridge.core.observability import logger, metrics
+from orb_bridge.ingest import batch as ingest_batch
 
 # INIT: the clients, built outside the handler; settings and secrets stay lazy (a bad setting never fails INIT).
 prewarm("secretsmanager")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orb_bridge.aws import prewarm
-from orb_bridge.observability import logger, metrics
+from orb_bridge.aws.clients import prewarm
+from orb_bridge.core.observability import logger, metrics
 from orb_bridge.webhooks.service import Outcome, receive_request
 
 # INIT: the clients, built outside the handler; settings and secrets stay lazy (a bad setting never fails INIT).

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orb_bridge import intake
-from orb_bridge.aws import prewarm
-from orb_bridge.intake import IntakeOutcome
-from orb_bridge.observability import logger, metrics
+from orb_bridge.aws.clients import prewarm
+from orb_bridge.core.observability import logger, metrics
+from orb_bridge.intake import service as intake
+from orb_bridge.intake.service import IntakeOutcome
 
 # INIT: the clients, built outside the handler; settings and secrets stay lazy (a bad setting never fails INIT).
 prewarm("sqs", "secretsmanager")

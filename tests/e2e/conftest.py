@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from orb_bridge_dev.devstack import DevStack, DevStackConfig
+from orb_bridge_dev.devstack.stack import DevStack, DevStackConfig
 
 pytestmark = pytest.mark.e2e
 

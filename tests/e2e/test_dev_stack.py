@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from orb_bridge_dev import cli
-from orb_bridge_dev.devstack import DEV_ORB_API_KEY, DEV_WEBHOOK_SECRET, DevStack, wait_until
+from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY, DEV_WEBHOOK_SECRET, DevStack, wait_until
 from orb_bridge_dev.orb_sandbox import ScriptedResponse
 from tests.support.lambdas import EVENTS
 from tests.support.queues import queue_bodies

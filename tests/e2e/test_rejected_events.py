@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from orb_bridge_dev import backfill_cmd, replay_cmd
-from orb_bridge_dev.devstack import DEV_ORB_API_KEY, DevStack, wait_until
-from orb_bridge_dev.local_functions import _reset_container_caches
+from orb_bridge_dev.commands import replay as replay_cmd
+from orb_bridge_dev.commands.backfill import command as backfill_cmd
+from orb_bridge_dev.devstack.local_functions import _reset_container_caches
+from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY, DevStack, wait_until
 
 pytestmark = pytest.mark.e2e
 

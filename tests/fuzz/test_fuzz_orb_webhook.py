@@ -24,7 +24,7 @@ from hypothesis import event as record_event
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orb_bridge import aws
+from orb_bridge.aws import clients as aws
 from tests.support.lambdas import FakeLambdaContext, load_handler
 from tests.support.strategies import fuzz_settings, json_scalars, json_values
 

@@ -14,7 +14,7 @@ from hypothesis import event as record_event
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.orb.usage_event import OrbUsageEvent
 from tests.support.fuzz_intake import (
     AUTH_TOKEN,
     PROPERTIES_MAPPING,

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws, intake
-from orb_bridge.observability import metrics
+from orb_bridge.aws import clients as aws
+from orb_bridge.core.observability import metrics
+from orb_bridge.intake import service as intake
 from tests.support.fuzz_intake import Intake, intake_on_moto_env
 from tests.support.segment_requests import SECRET, TOKEN, IntakeStack
 from tests.support.webhook_stack import WebhookStack, webhook_stack

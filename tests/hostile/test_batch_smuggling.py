@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.orb.usage_event import OrbUsageEvent
 from tests.support.segment_requests import TOKEN, IntakeStack, http_event, js_stringify, sign, track
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

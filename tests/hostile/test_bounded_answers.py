@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orb_bridge import intake as intake_module
-from orb_bridge.config import IntakeSettings
+from orb_bridge.core.config import IntakeSettings
+from orb_bridge.intake import service as intake_module
 from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES
 from orb_bridge.segment.body import parse_segment_body
 from tests.support.segment_requests import (
@@ -138,7 +138,7 @@ def test_nan_and_infinity_are_not_json(intake_stack: IntakeStack, constant: str)
 
 
 def test_a_lone_surrogate_message_id_does_not_break_the_logs(intake_stack: IntakeStack, caplog) -> None:
-    from orb_bridge.observability import logger
+    from orb_bridge.core.observability import logger
 
     body = json.dumps(track(1, messageId="\ud800bad", timestamp="nope")).encode()  # the escape \\ud800
     answer = intake_stack.invoke(http_event(body, BEARER))

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from orb_bridge.config import IngestSettings
-from orb_bridge.errors import ConfigurationError
-from orb_bridge_dev.template import NO_VALUE, load_template, parameter_values, resolve
+from orb_bridge.core.config import IngestSettings
+from orb_bridge.core.errors import ConfigurationError
+from orb_bridge_dev.devstack.template import NO_VALUE, load_template, parameter_values, resolve
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:segment-AbCdEf"
 ORB_KEY_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orb-AbCdEf"

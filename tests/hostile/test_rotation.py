@@ -12,8 +12,10 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws, ingest, intake
-from orb_bridge.secrets import SECRET_CACHE_SECONDS, secret_cache
+from orb_bridge.aws import clients as aws
+from orb_bridge.aws.secrets import SECRET_CACHE_SECONDS, secret_cache
+from orb_bridge.ingest import service as ingest
+from orb_bridge.intake import service as intake
 from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 from tests.support.segment_requests import http_event, js_stringify, sign, track

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from orb_bridge.webhooks.signature import format_timestamp, sign
+from orb_bridge_dev.commands.webhook.event import default_payload, http_api_event
 from orb_bridge_dev.orb_sandbox import OrbSandbox
-from orb_bridge_dev.webhook_event import default_payload, http_api_event
 from tests.support.ingest_doubles import usage_event
 from tests.support.segment_requests import http_event, track
 

@@ -24,12 +24,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws, ingest, intake
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.aws import clients as aws
+from orb_bridge.ingest import service as ingest
+from orb_bridge.intake import service as intake
+from orb_bridge.orb.usage_event import OrbUsageEvent
 from orb_bridge.webhooks import service as webhook_service
-from orb_bridge_dev import webhook_event
+from orb_bridge_dev.commands.webhook import event as webhook_event
+from orb_bridge_dev.devstack.template import function_environment, load_template, parameter_values, resolve
 from orb_bridge_dev.orb_sandbox import OrbSandbox
-from orb_bridge_dev.template import function_environment, load_template, parameter_values, resolve
 from tests.support.lambdas import EVENTS, FakeLambdaContext, load_handler
 
 # Credentials in the sample files' headers (documented in the README and the files themselves).

@@ -10,9 +10,10 @@ import json
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws, intake
-from orb_bridge.observability import logger, metrics
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.aws import clients as aws
+from orb_bridge.core.observability import logger, metrics
+from orb_bridge.intake import service as intake
+from orb_bridge.orb.usage_event import OrbUsageEvent
 from tests.support.lambdas import load_handler
 
 # Refused requests publish no metrics; Powertools warns about that on every flush.

@@ -19,7 +19,8 @@ from unittest import mock
 
 from hypothesis import strategies as st
 
-from orb_bridge import aws, intake
+from orb_bridge.aws import clients as aws
+from orb_bridge.intake import service as intake
 from tests.support.lambdas import FakeLambdaContext, load_handler
 from tests.support.strategies import json_scalars, json_values
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 
-from orb_bridge import aws
-from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService
-from orb_bridge.ingest_messages import SqsMessage
+from orb_bridge.aws import clients as aws
+from orb_bridge.aws.queues import SqsQueue
+from orb_bridge.core.config import IngestSettings
+from orb_bridge.ingest.messages import SqsMessage
+from orb_bridge.ingest.service import IngestService
 from orb_bridge.orb import OrbClient
-from orb_bridge.queues import SqsQueue
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.orb.usage_event import OrbUsageEvent
 
 
 def usage_event(i: int, **changes) -> OrbUsageEvent:

@@ -1,7 +1,7 @@
 """Loading the Lambda handlers and faking their context, for tests.
 
 Each function's handler lives in ``functions/<name>/app.py``; they all are called ``app``, so
-tests load them by path under a unique module name (``orb_bridge_dev.lambda_runtime``).
+tests load them by path under a unique module name (``orb_bridge_dev.devstack.lambda_runtime``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from orb_bridge_dev.lambda_runtime import LambdaContext, load_function, sqs_event  # noqa: F401 (re-exported)
+from orb_bridge_dev.devstack.lambda_runtime import LambdaContext, load_function, sqs_event  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EVENTS = ROOT / "events"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orb_bridge_dev.devstack import DevStack
+from orb_bridge_dev.devstack.stack import DevStack
 
 
 def queue_bodies(stack: DevStack, queue_url: str) -> list[dict[str, Any]]:

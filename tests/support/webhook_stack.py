@@ -19,9 +19,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws
+from orb_bridge.aws import clients as aws
 from orb_bridge.webhooks import service as webhook_service
-from orb_bridge_dev.webhook_event import http_api_event
+from orb_bridge_dev.commands.webhook.event import http_api_event
 from tests.support.lambdas import FakeLambdaContext, load_handler
 
 SECRET = "dev-secret-integration_5d1c"

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws
+from orb_bridge.aws import clients as aws
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws
-from orb_bridge.queues import rejection_record
-from orb_bridge.usage_event import OrbUsageEvent
-from orb_bridge_dev import backfill_cmd
-from orb_bridge_dev.backfill_plan import plan_groups
-from orb_bridge_dev.orb_backfill import Pacer
-from orb_bridge_dev.rejected_records import Entry
+from orb_bridge.aws import clients as aws
+from orb_bridge.aws.queues import rejection_record
+from orb_bridge.orb.usage_event import OrbUsageEvent
+from orb_bridge_dev.commands.backfill import command as backfill_cmd
+from orb_bridge_dev.commands.backfill.orb_client import Pacer
+from orb_bridge_dev.commands.backfill.plan import plan_groups
+from orb_bridge_dev.deployment.rejected_records import Entry
 from tests.support.orb_backfill_fake import FakeOrb
 from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, send
 

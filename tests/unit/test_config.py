@@ -6,7 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from orb_bridge.config import (
+from orb_bridge.aws.secrets import split_secrets
+from orb_bridge.core.config import (
     WEBHOOK_MAX_BODY_BYTES,
     IngestSettings,
     IntakeSettings,
@@ -15,8 +16,7 @@ from orb_bridge.config import (
     RedeliverySettings,
     WebhookSettings,
 )
-from orb_bridge.errors import ConfigurationError
-from orb_bridge.secrets import split_secrets
+from orb_bridge.core.errors import ConfigurationError
 
 INTAKE_ENV = {
     "EXTERNAL_CUSTOMER_ID_FIELD": "userId",

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from orb_bridge.config import IngestSettings, IntakeSettings, WebhookSettings
-from orb_bridge_dev.devstack import (
+from orb_bridge.core.config import IngestSettings, IntakeSettings, WebhookSettings
+from orb_bridge_dev.devstack.local_aws import LocalResources, QueueInfo
+from orb_bridge_dev.devstack.stack import (
     DEFAULT_PROPERTIES_MAPPING,
     DEV_ORB_API_KEY,
     DEV_WEBHOOK_SECRET,
@@ -15,7 +16,6 @@ from orb_bridge_dev.devstack import (
     DevStackConfig,
     DevStackError,
 )
-from orb_bridge_dev.local_aws import LocalResources, QueueInfo
 
 RESOURCES = LocalResources(
     endpoint_url="http://127.0.0.1:5555",

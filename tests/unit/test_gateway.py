@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orb_bridge_dev.gateway import Gateway, Route, http_response
+from orb_bridge_dev.devstack.gateway import Gateway, Route, http_response
 
 
 class Capture:

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from orb_bridge import ingest
+from orb_bridge.ingest import service as ingest
 from tests.support.ingest_doubles import FakeOrb, make_service, usage_event
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 
@@ -111,7 +111,7 @@ class RecordingSqs:
 
 @pytest.fixture
 def ingest_queue(rejected_queue, monkeypatch):  # inside rejected_queue's mock_aws
-    from orb_bridge import aws
+    from orb_bridge.aws import clients as aws
 
     recording = RecordingSqs()
     url = recording.sqs.create_queue(QueueName="IngestQueue")["QueueUrl"]
@@ -181,9 +181,9 @@ def test_a_wait_longer_than_sqs_delays_hops_without_calling_orb(handler, ingest_
 def test_replays_are_counted_and_those_waiting_on_the_mapping_are_held_back_as_configuration_errors(
     handler, rejected_queue, capsys, monkeypatch
 ):
-    from orb_bridge import ingest_batch
-    from orb_bridge.errors import ConfigurationError
-    from orb_bridge.queues import rejection_record
+    from orb_bridge.aws.queues import rejection_record
+    from orb_bridge.core.errors import ConfigurationError
+    from orb_bridge.ingest import batch as ingest_batch
 
     def broken():
         raise ConfigurationError("EXTERNAL_CUSTOMER_ID_FIELD is required")

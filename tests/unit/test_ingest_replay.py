@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from orb_bridge.config import MappingSettings
-from orb_bridge.errors import ConfigurationError
-from orb_bridge.ingest_messages import SqsMessage
-from orb_bridge.queues import rejection_record
-from orb_bridge.replay import MAX_REPLAY_COUNT
+from orb_bridge.aws.queues import rejection_record
+from orb_bridge.core.config import MappingSettings
+from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.ingest.messages import SqsMessage
+from orb_bridge.ingest.replay import MAX_REPLAY_COUNT
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, rejected_records, usage_event
 
 EVENT_TIME = "2026-11-21T09:00:00Z"

@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from orb_bridge.ingest_messages import SqsMessage
+from orb_bridge.ingest.messages import SqsMessage
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, rejected_records, usage_event
 
 

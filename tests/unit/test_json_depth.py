@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orb_bridge.http_request import MAX_JSON_DEPTH, json_depth_exceeds
+from orb_bridge.core.http_request import MAX_JSON_DEPTH, json_depth_exceeds
 from tests.support.strategies import fuzz_settings
 
 # Strings full of what could fool a text scan: brackets, quotes and backslashes, escaped.

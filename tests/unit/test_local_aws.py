@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orb_bridge_dev.local_aws import LocalAws, LocalResources
-from orb_bridge_dev.template import TemplateError, load_template
+from orb_bridge_dev.devstack.local_aws import LocalAws, LocalResources
+from orb_bridge_dev.devstack.template import TemplateError, load_template
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from orb_bridge_dev.moto_sqs_speedup import PATCHED
+from orb_bridge_dev.devstack.moto_sqs_speedup import PATCHED
 
 
 def _lookup(module_name: str, path: str) -> object:

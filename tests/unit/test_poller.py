@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from orb_bridge_dev.devstack import wait_until
-from orb_bridge_dev.local_aws import LocalAws
-from orb_bridge_dev.poller import LambdaContext, SqsEventSourcePoller, failed_message_ids
-from orb_bridge_dev.template import load_template
+from orb_bridge_dev.devstack.local_aws import LocalAws
+from orb_bridge_dev.devstack.poller import LambdaContext, SqsEventSourcePoller, failed_message_ids
+from orb_bridge_dev.devstack.stack import wait_until
+from orb_bridge_dev.devstack.template import load_template
 
 
 @pytest.fixture(scope="module")

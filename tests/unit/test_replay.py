@@ -1,4 +1,4 @@
-"""orb_bridge.replay: what an ingest-queue message carries, and records that fail again."""
+"""orb_bridge.ingest.replay: what an ingest-queue message carries, and records that fail again."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from orb_bridge.config import MappingSettings
-from orb_bridge.errors import ConfigurationError
-from orb_bridge.queues import rejection_record
-from orb_bridge.replay import (
+from orb_bridge.aws.queues import rejection_record
+from orb_bridge.core.config import MappingSettings
+from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.ingest.replay import (
     MAX_REPLAY_COUNT,
     Action,
     IngestMessage,
     read_ingest_message,
     rejection_after,
 )
-from orb_bridge.usage_event import OrbUsageEvent
+from orb_bridge.orb.usage_event import OrbUsageEvent
 
 EVENT = {
     "event_name": "payment_confirmed",

@@ -14,13 +14,13 @@ import moto.sqs.models
 import pytest
 from moto import mock_aws
 
-from orb_bridge import aws
-from orb_bridge.config import IngestSettings
-from orb_bridge.ingest import IngestService
-from orb_bridge.ingest_messages import SqsMessage
+from orb_bridge.aws import clients as aws
+from orb_bridge.aws.queues import SqsQueue, rejection_record
+from orb_bridge.core.config import IngestSettings
+from orb_bridge.ingest.messages import SqsMessage
+from orb_bridge.ingest.service import IngestService
 from orb_bridge.orb import OrbClient
-from orb_bridge.queues import SqsQueue, rejection_record
-from orb_bridge_dev import replay_cmd
+from orb_bridge_dev.commands import replay as replay_cmd
 from tests.support.orb_backfill_fake import FakeOrb
 from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, segment_event, send
 
@@ -254,7 +254,7 @@ def test_an_unknown_stack_is_a_clear_error(stack):
 
 
 def test_dev_without_an_endpoint_says_where_to_find_it(tmp_path, monkeypatch):
-    from orb_bridge_dev import stack_target
+    from orb_bridge_dev.deployment import target as stack_target
 
     monkeypatch.setattr(stack_target, "DEV_STACK_FILE", tmp_path / "none.json")
     out, err = io.StringIO(), io.StringIO()
@@ -266,7 +266,7 @@ def test_dev_without_an_endpoint_says_where_to_find_it(tmp_path, monkeypatch):
 def test_dev_finds_the_dev_stack_queues_at_its_moto_address(tmp_path, monkeypatch):
     from moto.server import ThreadedMotoServer
 
-    from orb_bridge_dev import stack_target
+    from orb_bridge_dev.deployment import target as stack_target
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -314,7 +314,7 @@ def test_the_orb_bridge_command_dispatches_to_it(command, capsys):
 
 
 def test_the_dev_stack_file_of_a_stopped_stack_is_ignored_and_only_its_owner_removes_it(tmp_path):
-    from orb_bridge_dev import stack_target
+    from orb_bridge_dev.deployment import target as stack_target
 
     path = tmp_path / ".orb-bridge-dev.json"
     stack_target.write_dev_stack_file("http://127.0.0.1:5000", "http://127.0.0.1:3001/v1", path)

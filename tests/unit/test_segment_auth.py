@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orb_bridge.http_request import header
+from orb_bridge.core.http_request import header
 from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES, authenticate, first_array_element
 
 SECRET = "s3cr\u00e9t-shared"

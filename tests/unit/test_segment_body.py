@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from orb_bridge.http_request import BodyError, BodyProblem, decode_http_body
+from orb_bridge.core.http_request import BodyError, BodyProblem, decode_http_body
 from orb_bridge.segment.body import parse_segment_body
 
 MALFORMED, TOO_LARGE = BodyProblem.MALFORMED, BodyProblem.TOO_LARGE

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orb_bridge.config import MappingSettings
-from orb_bridge.http_request import BodyError, BodyProblem
+from orb_bridge.core.config import MappingSettings
+from orb_bridge.core.http_request import BodyError, BodyProblem
+from orb_bridge.orb.usage_event import OrbUsageEvent
 from orb_bridge.segment.body import parse_segment_body
 from orb_bridge.segment.mapping import (
     MappingError,
@@ -20,7 +21,6 @@ from orb_bridge.segment.mapping import (
     normalise_timestamp,
 )
 from orb_bridge.segment.models import MappedEvent
-from orb_bridge.usage_event import OrbUsageEvent
 from tests.support.strategies import fuzz_settings
 
 SETTINGS = MappingSettings(

@@ -1,7 +1,7 @@
 """template.yaml's invariants, asserted by parsing it (cfn-lint and `sam build` run in `make template-check`).
 
 The environment each function gets is resolved from the template and fed to the real settings
-loaders of ``orb_bridge.config``, so a renamed variable or a missing setting fails here.
+loaders of ``orb_bridge.core.config``, so a renamed variable or a missing setting fails here.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from orb_bridge import config
-from orb_bridge.errors import ConfigurationError
-from orb_bridge.observability import METRICS_NAMESPACE
+from orb_bridge.core import config
+from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.core.observability import METRICS_NAMESPACE
 from orb_bridge.webhooks.service import EVENT_SOURCE
-from orb_bridge_dev.template import (
+from orb_bridge_dev.devstack.template import (
     REPO_ROOT,
     TemplateError,
     function_environment,

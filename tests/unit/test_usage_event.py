@@ -9,9 +9,9 @@ import struct
 import pytest
 from pydantic import ValidationError
 
-from orb_bridge.timestamps import TimestampError, _utc_text, utc_text
-from orb_bridge.usage_event import OrbUsageEvent
-from orb_bridge.usage_event_schema import OrbUsageEvent as Model
+from orb_bridge.core.timestamps import TimestampError, _utc_text, utc_text
+from orb_bridge.orb.usage_event import OrbUsageEvent
+from orb_bridge.orb.usage_event_schema import OrbUsageEvent as Model
 
 BASE = {
     "event_name": "api_call",

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 
 from orb_bridge.webhooks.signature import parse_timestamp
-from orb_bridge_dev.webhook_event import main
+from orb_bridge_dev.commands.webhook.event import main
 
 
 def independent_signature(secret: str, timestamp: str, body: bytes) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from orb_bridge.http_request import header
+from orb_bridge.core.http_request import header
 from orb_bridge.webhooks.signature import (
     RejectionReason,
     WebhookVerificationError,

@@ -1,7 +1,7 @@
 """A small httpx client for Orb's ``POST /ingest``, and the classification of its answers.
 
 Not the orb-billing SDK: importing it adds about 0.5 s to every cold start, and its built-in
-retries would fight our own retry model (SQS redelivery, see ``orb_bridge.ingest``).
+retries would fight our own retry model (SQS redelivery, see ``orb_bridge.ingest.service``).
 
 Answers are classified by status *and* RFC 7807 ``type`` (Orb's error components, see
 https://docs.withorb.com/reference/error-responses): a 404 ``url-not-found`` is our base URL

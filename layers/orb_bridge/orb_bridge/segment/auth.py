@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_request import header
+from orb_bridge.core.http_request import header
 
 SIGNATURE_HEADER = "x-signature"
 WHOLE_BODY_SIGNATURE_HEADER = "x-segment-signature"

@@ -1,4 +1,4 @@
-"""Request bodies: size limits, and the three shapes Segment sends (bytes from ``orb_bridge.http_request``).
+"""Request bodies: size limits, and the three shapes Segment sends (bytes from ``orb_bridge.core.http_request``).
 
 - one event object (classic Webhooks destination),
 - a JSON array (Webhooks Actions destination in batch mode, up to 4,000 events),
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.http_request import (  # noqa: F401 (BodyError, decode_http_body: part of this module's interface)
+from orb_bridge.core.http_request import (  # noqa: F401 (BodyError, decode_http_body: part of this module's interface)
     MAX_JSON_DEPTH,
     BodyError,
     BodyProblem,

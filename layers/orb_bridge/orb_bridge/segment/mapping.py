@@ -12,8 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from orb_bridge.config import MappingSettings
-from orb_bridge.errors import clip, quote
+from orb_bridge.core.config import MappingSettings
+from orb_bridge.core.errors import clip, quote
+from orb_bridge.core.timestamps import TimestampError, utc_text
+from orb_bridge.orb.usage_event import OrbUsageEvent, validation_messages
 from orb_bridge.segment.body import json_type_name, parse_segment_body
 from orb_bridge.segment.models import (
     MAX_EVENT_BYTES,
@@ -22,8 +24,6 @@ from orb_bridge.segment.models import (
     TRACK,
     MappedEvent,
 )
-from orb_bridge.timestamps import TimestampError, utc_text
-from orb_bridge.usage_event import OrbUsageEvent, validation_messages
 
 TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt")
 
@@ -71,7 +71,7 @@ def identifier(event: Mapping[str, Any], path: str, field: str) -> str:
 
 
 def normalise_timestamp(value: Any) -> str:
-    """ISO 8601 with an offset or Z -> UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (``orb_bridge.timestamps``).
+    """ISO 8601 with an offset or Z -> UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (``orb_bridge.core.timestamps``).
 
     More than six fractional digits are truncated (Segment sends up to ten); a timestamp
     without an offset is refused rather than read in some assumed zone.

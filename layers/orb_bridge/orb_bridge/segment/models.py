@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from orb_bridge.usage_event import OrbUsageEvent
+    from orb_bridge.orb.usage_event import OrbUsageEvent
 
 TRACK = "track"
 # Acknowledged without billing: answering 200 stops Segment from retrying them. ``delete`` is

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orb_bridge.errors import clip
-from orb_bridge.http_request import MAX_JSON_DEPTH, json_depth_exceeds
-from orb_bridge.usage_event import _text
+from orb_bridge.core.errors import clip
+from orb_bridge.core.http_request import MAX_JSON_DEPTH, json_depth_exceeds
+from orb_bridge.orb.usage_event import _text
 
 EXPANDED = "expanded"
 # EventBridge limits DetailType to 128 characters; a longer type could never be handed on.

@@ -35,11 +35,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 
-from orb_bridge import aws
-from orb_bridge.config import WebhookSettings
-from orb_bridge.errors import ConfigurationError
-from orb_bridge.http_request import BodyError, BodyProblem, decode_http_body, header
-from orb_bridge.observability import METRICS_NAMESPACE, logger, metrics
+from orb_bridge.aws import clients as aws
+from orb_bridge.core.config import WebhookSettings
+from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.core.http_request import BodyError, BodyProblem, decode_http_body, header
+from orb_bridge.core.observability import METRICS_NAMESPACE, logger, metrics
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
 from orb_bridge.webhooks.signature import (
     SIGNATURE_HEADER,
@@ -283,7 +283,7 @@ def container_receiver(settings: WebhookSettings) -> WebhookReceiver:
 def reset() -> None:
     """Forget the receiver and cached secrets (tests switch moto backends and environments)."""
     global _current
-    from orb_bridge.secrets import secret_cache
+    from orb_bridge.aws.secrets import secret_cache
 
     _current = None
     secret_cache.clear()

@@ -1,0 +1,262 @@
+"""The rejected queue seen from an operator's machine: where it is, what is on it, and the plan.
+
+Shared by ``orb-bridge replay`` and ``orb-bridge backfill``. SQS has no "peek": reading the queue
+receives every message with a visibility timeout (``--hold-seconds``) so none is seen twice in
+a run; what a run does not act on is released (visibility 0) at its end, so a dry run changes
+nothing. A killed run's messages simply reappear when the hold expires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orb_bridge.core.config import MappingSettings
+from orb_bridge.ingest.replay import Action, is_rejection_record, read_ingest_message, replay_record
+from orb_bridge.orb.usage_event import OrbUsageEvent
+
+DEFAULT_GRACE_PERIOD_HOURS = 12.0
+# Replaying an event this close to the grace period's edge risks Orb refusing it on arrival.
+GRACE_MARGIN = timedelta(minutes=30)
+REDRIVEN = "redriven"  # a usage event moved by the queue's redrive (no stage)
+STAGE_CHOICES = ("intake", "orb", "ingest", REDRIVEN)
+
+
+class TargetError(RuntimeError):
+    """The stack or dev stack cannot be reached as asked (the message says what to change)."""
+
+
+@dataclass
+class Target:
+    label: str
+    sqs: Any
+    ingest_queue_url: str
+    rejected_queue_url: str
+    mapping: Callable[[], MappingSettings]
+    orb_base_url: str
+    orb_api_key: Callable[[], str]
+
+
+@dataclass
+class Entry:
+    """One message on the rejected queue and what a replay would do with it."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    sent_at: datetime
+    stage: str
+    reason: str
+    rejected_at: datetime
+    event: OrbUsageEvent | None
+    action: str  # "replay", "backfill" or "keep"
+    why: str = ""
+
+    @property
+    def customer(self) -> str:
+        if self.event is None:
+            return "-"
+        return self.event.external_customer_id or self.event.customer_id or "-"
+
+    @property
+    def event_time(self) -> datetime | None:
+        return parse_time(self.event.timestamp) if self.event is not None else None
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``2h``, ``3d``, ``45m`` ago, or an ISO 8601 date-time (UTC if no offset)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", text)
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return now - timedelta(**{unit: float(match.group(1))})
+    try:
+        return parse_time(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--since: expected e.g. 2h, 3d or 2026-11-23T10:00:00Z, got {text!r}"
+        ) from None
+
+
+def late_cutoff(now: datetime, grace_period_hours: float) -> datetime:
+    """Events older than this need a backfill; newer ones can be replayed through ingest."""
+    return now - timedelta(hours=grace_period_hours) + GRACE_MARGIN
+
+
+def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings], cutoff: datetime) -> Entry:
+    body = message["Body"]
+    sent_at = datetime.fromtimestamp(int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, UTC)
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        decoded = None
+    if is_rejection_record(decoded):
+        stage, reason = decoded["stage"], decoded["reason"]
+        try:
+            rejected_at = parse_time(str(decoded.get("rejected_at")))
+        except ValueError:
+            rejected_at = sent_at
+        decision = replay_record(decoded, mapping, ignore_limit=True)
+    else:
+        stage, reason, rejected_at = REDRIVEN, "moved by the queue's redrive after maxReceiveCount", sent_at
+        decision = read_ingest_message(body, mapping)
+    entry = Entry(
+        message["MessageId"],
+        message["ReceiptHandle"],
+        body,
+        sent_at,
+        stage,
+        reason,
+        rejected_at,
+        decision.event,
+        "keep",
+    )
+    if decision.action is Action.SEND and decision.event is not None:
+        late = parse_time(decision.event.timestamp) < cutoff
+        entry.action = "backfill" if late else "replay"
+        entry.why = "older than the grace period: needs `orb-bridge backfill`" if late else decision.detail
+    elif decision.action is Action.REJECT and decision.rejection is not None:
+        entry.why = json.loads(decision.rejection)["reason"]
+    else:
+        entry.why = decision.detail
+    return entry
+
+
+@dataclass(frozen=True)
+class Filters:
+    stages: frozenset[str] = frozenset()
+    reason_contains: str = ""
+    since: datetime | None = None
+    customer: str = ""
+
+    def match(self, entry: Entry) -> bool:
+        return (
+            (not self.stages or entry.stage in self.stages)
+            and (not self.reason_contains or self.reason_contains.lower() in entry.reason.lower())
+            and (self.since is None or entry.rejected_at >= self.since)
+            and (not self.customer or entry.customer == self.customer)
+        )
+
+
+# -- SQS --------------------------------------------------------------------------------------------
+
+
+def receive_all(sqs: Any, queue_url: str, hold_seconds: int, wait_seconds: int = 1) -> list[dict[str, Any]]:
+    """Every message on the queue, each held invisible for ``hold_seconds``."""
+    messages: dict[str, dict[str, Any]] = {}
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=hold_seconds,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["SentTimestamp"],
+        ).get("Messages", [])
+        if not batch:
+            return list(messages.values())
+        for message in batch:  # at-least-once: the latest receipt handle is the valid one
+            messages[message["MessageId"]] = message
+
+
+def _batched(items: Sequence[Any], size: int = 10) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def release(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> None:
+    """Make messages visible again at once (best effort: otherwise they return after the hold)."""
+    for batch in _batched(entries):
+        with contextlib.suppress(Exception):
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": entry.receipt_handle, "VisibilityTimeout": 0}
+                    for i, entry in enumerate(batch)
+                ],
+            )
+
+
+def delete(sqs: Any, queue_url: str, entries: Sequence[Entry]) -> list[Entry]:
+    """Delete messages; return those that could not be deleted."""
+    failed: list[Entry] = []
+    for batch in _batched(entries):
+        response = sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": entry.receipt_handle} for i, entry in enumerate(batch)],
+        )
+        failed += [batch[int(item["Id"])] for item in response.get("Failed", [])]
+    return failed
+
+
+# -- the table --------------------------------------------------------------------------------------
+
+AGE_BUCKETS = ((1, "< 1 h"), (12, "1-12 h"), (24, "12-24 h"), (24 * 7, "1-7 days"), (float("inf"), "> 7 days"))
+
+
+def age_bucket(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return next(label for limit, label in AGE_BUCKETS if hours < limit)
+
+
+def _short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summary(entries: Sequence[Entry], now: datetime, top: int = 10) -> str:
+    """Counts by stage, reason, event name, customer, event age and planned action."""
+    columns: list[tuple[str, Callable[[Entry], str]]] = [
+        ("stage", lambda e: e.stage),
+        ("reason", lambda e: _short(e.reason)),
+        ("event name", lambda e: e.event.event_name if e.event is not None else "-"),
+        ("customer", lambda e: e.customer),
+        ("event age", lambda e: age_bucket(now - (e.event_time or e.rejected_at))),
+        ("would", lambda e: f"{e.action}: {_short(e.why, 60)}" if e.action == "keep" else e.action),
+    ]
+    lines = [f"{len(entries)} rejected record(s)"]
+    for title, key in columns:
+        counts = Counter(key(entry) for entry in entries)
+        if not counts:
+            continue
+        width = max(len(title), *(len(value) for value in counts))
+        lines.append("")
+        lines.append(f"  {title:<{width}}  count")
+        rows = counts.most_common(top)
+        if title == "event age":  # youngest first, not by count
+            order = [label for _, label in AGE_BUCKETS]
+            rows.sort(key=lambda row: order.index(row[0]))
+        for value, count in rows:
+            lines.append(f"  {value:<{width}}  {count:>5}")
+        if len(counts) > top:
+            lines.append(f"  ({len(counts) - top} more)")
+    return "\n".join(lines)
+
+
+class Progress:
+    """A one-line progress bar on stderr for long runs (no dependency)."""
+
+    def __init__(self, total: int, stream: Any, label: str, minimum: int = 100) -> None:
+        self.total, self.stream, self.label, self.done = total, stream, label, 0
+        self.enabled = total >= minimum
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.enabled:
+            filled = int(30 * self.done / max(1, self.total))
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()

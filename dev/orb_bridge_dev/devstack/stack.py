@@ -1,0 +1,233 @@
+"""The local dev stack: the real handlers behind a local HTTP API, on embedded AWS and an Orb sandbox.
+
+    HTTP 127.0.0.1:3000  --POST /segment------>  track_intake  --SQS-->  poller --> orb_ingest --> Orb sandbox :3001
+                         --POST /orb/webhook-->  orb_webhook   --EventBridge bus--> bus tap queue (to count)
+
+Everything runs in one process: moto's server (resources from template.yaml), the Orb sandbox
+(unless ``ORB_API_BASE_URL`` points at a real Orb), the gateway and the SQS poller. The
+handlers read their settings from ``os.environ``, which ``start`` fills in (user settings win)
+and ``stop`` restores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orb_bridge_dev.devstack.env import (  # noqa: F401 (re-exported: the CLI and tests import them from here)
+    DEFAULT_PROPERTIES_MAPPING,
+    DEV_ORB_API_KEY,
+    DEV_WEBHOOK_SECRET,
+    DevStackEnvironment,
+    DevStackError,
+)
+from orb_bridge_dev.devstack.gateway import Gateway, Route
+from orb_bridge_dev.devstack.local_aws import LocalAws, LocalResources
+from orb_bridge_dev.devstack.local_functions import (
+    _reset_container_caches,
+    _without_metric_output,
+    load_function,
+)
+from orb_bridge_dev.devstack.poller import SqsEventSourcePoller
+from orb_bridge_dev.devstack.status import Counters, DevStackStatus, run_forever  # noqa: F401 (re-exported)
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
+
+
+@dataclass
+class DevStackConfig:
+    port: int = 3000
+    sandbox_port: int = 3001
+    moto_port: int = 0
+    template_path: Path = DEFAULT_TEMPLATE
+    # Short, so that a failed message comes back within seconds (the template's is for AWS).
+    local_visibility_timeout: int = 2
+    faults: Any = None  # orb_sandbox.FaultConfig
+    sandbox_options: Mapping[str, Any] = field(default_factory=dict)  # more OrbSandbox keyword arguments
+    send_test_webhook: bool = True
+    # The settings the user gave (normally os.environ); the stack's defaults fill the rest.
+    user_env: Mapping[str, str] | None = None
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+_Part = TypeVar("_Part")
+
+
+def _started(part: _Part | None) -> _Part:
+    if part is None:
+        raise DevStackError("the dev stack is not started (DevStack.start() first)")
+    return part
+
+
+class DevStack(DevStackEnvironment, DevStackStatus):
+    """The whole product on loopback; settings in ``devstack_env``, reporting in ``devstack_status``."""
+
+    def __init__(self, config: DevStackConfig | None = None) -> None:
+        self.config = config or DevStackConfig()
+        self.user_env: Mapping[str, str] = dict(
+            self.config.user_env if self.config.user_env is not None else os.environ
+        )
+        self.counters = Counters()
+        self._local_aws: LocalAws | None = None
+        self._resources: LocalResources | None = None
+        self.sandbox: Any = None  # OrbSandbox when Orb is local
+        self.webhook_signer: Any = None  # an OrbSandbox used only to sign and send webhooks
+        self.gateway: Gateway | None = None
+        self._poller: SqsEventSourcePoller | None = None
+        self.env: dict[str, str] = {}
+        self.test_webhook_status: int | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._sqs: Any = None
+
+    # ---- the parts of a started stack --------------------------------------------------------
+    @property
+    def local_aws(self) -> LocalAws:
+        return _started(self._local_aws)
+
+    @property
+    def resources(self) -> LocalResources:
+        return _started(self._resources)
+
+    @property
+    def poller(self) -> SqsEventSourcePoller:
+        return _started(self._poller)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> DevStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from orb_bridge_dev.devstack.template import function_properties, load_template, resolve, sqs_event_source
+        from orb_bridge_dev.orb_sandbox import OrbSandbox
+
+        if self.uses_real_orb and not self.user_env.get("ORB_API_KEY", "").strip():
+            raise DevStackError("ORB_API_BASE_URL is set (real Orb): set ORB_API_KEY too")
+        template_path = Path(self.config.template_path)
+        if not template_path.is_file():
+            raise DevStackError(f"template not found: {template_path}")
+        template = load_template(template_path)
+
+        local_aws = self._local_aws = LocalAws(
+            template, port=self.config.moto_port, local_visibility_timeout=self.config.local_visibility_timeout
+        )
+        resources = self._resources = local_aws.start()
+
+        if self.uses_real_orb:
+            orb_base_url = self.user_env["ORB_API_BASE_URL"].strip().rstrip("/")
+            self.webhook_signer = OrbSandbox(webhook_secret=self.webhook_secret)
+        else:
+            self.sandbox = OrbSandbox(
+                api_key=DEV_ORB_API_KEY,
+                port=self.config.sandbox_port,
+                webhook_secret=self.webhook_secret,
+                faults=self.config.faults,
+                **self.config.sandbox_options,
+            ).start()
+            self.webhook_signer = self.sandbox
+            orb_base_url = self.sandbox.base_url
+
+        self.env = self.handler_env(resources, orb_base_url)
+        self._apply_env(self.env)
+        _reset_container_caches()
+        intake = load_function("track_intake")
+        ingest = load_function("orb_ingest")
+        webhook = load_function("orb_webhook")
+
+        self._sqs = local_aws.client("sqs")
+        ingest_function = function_properties(template, "OrbIngestFunction")
+        source = sqs_event_source(template, "OrbIngestFunction")
+        resolved = {
+            key: resolve(source[key], template)
+            for key in ("BatchSize", "MaximumBatchingWindowInSeconds")
+            if key in source
+        }
+        poller = self._poller = SqsEventSourcePoller(
+            sqs_client=local_aws.client("sqs"),
+            queue_url=resources.ingest_queue.url,
+            queue_arn=resources.ingest_queue.arn,
+            handler=_without_metric_output(ingest.lambda_handler),
+            function_name="OrbIngestFunction",
+            function_timeout=float(ingest_function.get("Timeout", 3)),
+            batch_size=int(resolved.get("BatchSize", 10)),
+            batching_window=float(resolved.get("MaximumBatchingWindowInSeconds", 0)),
+        )
+
+        self.gateway = Gateway(
+            [
+                Route(
+                    "POST",
+                    "/segment",
+                    _without_metric_output(intake.lambda_handler),
+                    "TrackIntakeFunction",
+                    float(function_properties(template, "TrackIntakeFunction").get("Timeout", 3)),
+                    on_response=self._count_segment_response,
+                ),
+                Route(
+                    "POST",
+                    "/orb/webhook",
+                    _without_metric_output(webhook.lambda_handler),
+                    "OrbWebhookFunction",
+                    float(function_properties(template, "OrbWebhookFunction").get("Timeout", 3)),
+                    on_response=self._count_webhook_response,
+                ),
+            ],
+            port=self.config.port,
+        )
+        self.gateway.start()
+        poller.start()
+        if self.config.send_test_webhook:
+            response = self.webhook_signer.send_webhook(self.webhook_url, "resource_event.test")
+            self.test_webhook_status = response.status_code
+
+    def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.webhook_signer is not None and self.webhook_signer is not self.sandbox:
+            self.webhook_signer.stop()  # closes its HTTP client
+        if self.sandbox is not None:
+            self.sandbox.stop()
+        if self._local_aws is not None:
+            self._local_aws.stop()
+        self._restore_env()
+        _reset_container_caches()
+        self._poller = self.gateway = self.sandbox = self.webhook_signer = self._local_aws = None
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ---- URLs ----------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.base_url
+
+    @property
+    def segment_url(self) -> str:
+        return f"{self.base_url}/segment"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.base_url}/orb/webhook"

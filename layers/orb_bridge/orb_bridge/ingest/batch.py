@@ -1,0 +1,238 @@
+"""One OrbIngestFunction invocation: SQS event in, partial batch response out.
+
+Around ``IngestService`` this decides how each unfinished message comes back:
+
+- **deferred** (pacing: ours or Orb's 429, or no time left to start): a copy is re-sent to the
+  ingest queue with ``DelaySeconds`` (at most 900 s; a longer wait carries ``not_before`` and
+  is re-sent again on arrival without calling Orb), and the original is acknowledged only if
+  its copy was accepted. A copy starts with ``ApproximateReceiveCount`` 1, so waiting on pacing
+  never counts towards ``maxReceiveCount``: sustained load above Orb's limits becomes backlog,
+  not dead letters. The copy carries how often it was deferred, when it was first enqueued and
+  how many failed deliveries came before (``ATTRIBUTE_*``).
+- **failed** (Orb errors, configuration errors): reported in ``batchItemFailures`` and held back
+  exponentially with ``ChangeMessageVisibility`` (``queues.hold_back``); these deliveries count,
+  and after ``maxReceiveCount`` the redrive moves the message to the rejected queue.
+
+Metrics: EventsIngested, EventsRejectedByOrb, EventsRetried, EventsDeferred, OrbRequests,
+OrbRateLimited, MessagesRejectedAtIngest, EventsReplayed (redriven rejection records sent again),
+ReplaysRefused (redriven records sent back to the rejected queue unsent), LateEventsRejected
+(refused by Orb past the grace period: backfill them), and OldestPendingEventAgeSeconds (how old the oldest
+event still waiting is, against Orb's grace period: the queue's own age restarts with each copy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from orb_bridge.aws import queues
+from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.core.observability import logger, metrics
+from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest.state import IngestReport
+
+ATTRIBUTE_DEFERRALS = "orb_bridge.deferrals"
+ATTRIBUTE_FIRST_ENQUEUED_MS = "orb_bridge.first_enqueued_ms"
+ATTRIBUTE_EARLIER_FAILURES = "orb_bridge.earlier_failures"
+ATTRIBUTE_NOT_BEFORE_MS = "orb_bridge.not_before_ms"
+MAX_DELAY_SECONDS = 900
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class SqsRecord:
+    """The fields of one SQS record that ingest uses, read from the Lambda event as is.
+
+    Not a pydantic model (nor Powertools' ``SqsModel``, which validates every attribute of every
+    record): a plain read keeps a 10,000-record batch at a few ms, and ingest's cold start free
+    of pydantic. A record without a string ``messageId`` and ``body`` is not an SQS event: the
+    invocation fails (``ValueError``) and SQS redelivers the batch.
+    """
+
+    __slots__ = ("attributes", "body", "message_attributes", "message_id", "receipt_handle", "source_arn")
+
+    def __init__(self, record: Any) -> None:
+        if not isinstance(record, dict):
+            raise ValueError("not an SQS event: a record is not an object")
+        message_id, body = record.get("messageId"), record.get("body")
+        if not isinstance(message_id, str) or not isinstance(body, str):
+            raise ValueError("not an SQS event: a record has no string messageId and body")
+        self.message_id: str = message_id
+        self.body: str = body
+        self.receipt_handle: str = _text(record.get("receiptHandle"))
+        self.source_arn: str = _text(record.get("eventSourceARN"))
+        self.attributes: dict[str, Any] = _object(record.get("attributes"))
+        self.message_attributes: dict[str, Any] = _object(record.get("messageAttributes"))
+
+    @property
+    def receive_count(self) -> int:
+        return _int(self.attributes.get("ApproximateReceiveCount"), 1)
+
+    def number(self, name: str, default: int = 0) -> int:
+        if not self.message_attributes:  # the usual case: a message as intake sent it
+            return default
+        value = self.message_attributes.get(name)
+        return _int(value.get("stringValue") if isinstance(value, dict) else None, default)
+
+    def receipt(self) -> queues.Receipt:
+        first = _int(self.attributes.get("ApproximateFirstReceiveTimestamp"), 0) or None
+        return queues.Receipt(
+            self.source_arn, self.receipt_handle, self.receive_count, self.number(ATTRIBUTE_EARLIER_FAILURES), first
+        )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def sqs_records(event: Any) -> list[SqsRecord]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise ValueError("not an SQS event: no Records list")
+    return [SqsRecord(record) for record in records]
+
+
+def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    records = sqs_records(event)
+    now = clock()
+    # Copies that arrived before their wait is over go straight back (a wait longer than 900 s).
+    early = {
+        r.message_id: r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 - now
+        for r in records
+        if r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 > now + 1
+    }
+    messages = [r for r in records if r.message_id not in early] if early else records
+
+    try:
+        service = ingest.container_service()
+    except ConfigurationError as exc:
+        # Fail every message (never delete or dead-letter them as bad data) and say why.
+        logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
+        failed = [message.message_id for message in messages]
+        metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(failed))
+        failed += defer(records, early, now)
+        hold_back(records, set(failed), configuration_error=True)
+        return response(failed)
+
+    report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    if report.configuration_error:
+        logger.error("configuration error: " + report.configuration_error)
+        ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
+    failed = list(report.failed_message_ids) + defer(records, {**report.deferred, **early}, now)
+    # Replays waiting on a mapping fix are held back like any configuration error.
+    mapping_wait = set(report.mapping_error_message_ids)
+    if mapping_wait:
+        hold_back(records, mapping_wait, configuration_error=True)
+    if set(failed) - mapping_wait:
+        hold_back(records, set(failed) - mapping_wait, configuration_error=bool(report.configuration_error))
+    _emit(report, now)
+    logger.info(
+        "ingest batch done",
+        extra={
+            "messages": len(records),
+            "events_ingested": report.events_ingested,
+            "events_rejected_by_orb": report.events_rejected_by_orb,
+            "messages_rejected_at_ingest": report.messages_rejected_at_ingest,
+            "messages_failed": len(report.failed_message_ids),
+            "messages_deferred": len(report.deferred) + len(early),
+            "orb_requests": report.requests_made,
+            "orb_rate_limited": report.rate_limited,
+            "events_replayed": report.events_replayed,
+            "replays_refused": report.replays_refused,
+        },
+    )
+    return response(failed)
+
+
+def _emit(report: IngestReport, now: float) -> None:
+    count = MetricUnit.Count
+    metrics.add_metric(name="EventsIngested", unit=count, value=report.events_ingested)
+    metrics.add_metric(name="EventsRejectedByOrb", unit=count, value=report.events_rejected_by_orb)
+    metrics.add_metric(name="EventsRetried", unit=count, value=len(report.failed_message_ids))
+    metrics.add_metric(name="EventsDeferred", unit=count, value=len(report.deferred))
+    metrics.add_metric(name="OrbRequests", unit=count, value=report.requests_made)
+    if report.rate_limited:
+        metrics.add_metric(name="OrbRateLimited", unit=count, value=report.rate_limited)
+    if report.messages_rejected_at_ingest:
+        metrics.add_metric(name="MessagesRejectedAtIngest", unit=count, value=report.messages_rejected_at_ingest)
+    if report.events_replayed:
+        metrics.add_metric(name="EventsReplayed", unit=count, value=report.events_replayed)
+    if report.replays_refused:
+        metrics.add_metric(name="ReplaysRefused", unit=count, value=report.replays_refused)
+    if report.late_events_rejected:
+        metrics.add_metric(name="LateEventsRejected", unit=count, value=report.late_events_rejected)
+    if report.oldest_pending_event is not None:
+        age = max(0.0, now - report.oldest_pending_event)
+        metrics.add_metric(name="OldestPendingEventAgeSeconds", unit=MetricUnit.Seconds, value=round(age, 1))
+
+
+def defer(records: list[SqsRecord], delays: dict[str, float], now: float) -> list[str]:
+    """Re-send a delayed copy of each deferred message; return the ids whose copy failed
+    (those stay failed: SQS redelivers the original, which is safe, only counted)."""
+    chosen = [record for record in records if record.message_id in delays]
+    if not chosen:
+        return []
+    by_queue: dict[str, list[SqsRecord]] = {}
+    for record in chosen:
+        by_queue.setdefault(record.source_arn, []).append(record)
+    failed: list[str] = []
+    for queue_arn, group in by_queue.items():
+        try:
+            queue = queues.SqsQueue(queues.queue_url_from_arn(queue_arn))
+            failures = queue.send_entries([_copy(record, delays[record.message_id], now) for record in group])
+        except Exception:
+            logger.exception("could not re-enqueue deferred messages: SQS will redeliver them")
+            failed += [record.message_id for record in group]
+            continue
+        failed += [group[failure.index].message_id for failure in failures]
+    if failed:
+        logger.warning("some deferred messages could not be re-enqueued", extra={"count": len(failed)})
+    return failed
+
+
+def _copy(record: SqsRecord, delay: float, now: float) -> dict[str, Any]:
+    delay = max(0.0, delay)
+    sent_ms = record.number(ATTRIBUTE_FIRST_ENQUEUED_MS) or _int(record.attributes.get("SentTimestamp"), 0)
+    attributes = {
+        ATTRIBUTE_DEFERRALS: record.number(ATTRIBUTE_DEFERRALS) + 1,
+        ATTRIBUTE_FIRST_ENQUEUED_MS: sent_ms or int(now * 1000),
+        # The failed deliveries of this copy's ancestors (this delivery was not one).
+        ATTRIBUTE_EARLIER_FAILURES: record.number(ATTRIBUTE_EARLIER_FAILURES) + record.receive_count - 1,
+    }
+    if delay > MAX_DELAY_SECONDS:
+        attributes[ATTRIBUTE_NOT_BEFORE_MS] = int((now + delay) * 1000)
+    return {
+        "MessageBody": record.body,
+        "DelaySeconds": int(min(MAX_DELAY_SECONDS, -(-delay // 1))),  # rounded up: at least the wait
+        "MessageAttributes": {
+            name: {"DataType": "Number", "StringValue": str(value)} for name, value in attributes.items()
+        },
+    }
+
+
+def hold_back(records: list[SqsRecord], failed: set[str], configuration_error: bool) -> None:
+    """Delay the redelivery of the failed messages (see ``queues.hold_back``)."""
+    receipts = [r.receipt() for r in records if r.message_id in failed and r.receipt_handle and r.source_arn]
+    try:
+        not_delayed = queues.hold_back(receipts, queues.backoff_base_seconds(configuration_error))
+    except Exception:  # best effort: they reappear after the queue's visibility timeout anyway
+        logger.exception("could not delay redelivery of failed messages")
+        return
+    if not_delayed:
+        logger.warning("some failed messages could not be delayed", extra={"count": not_delayed})
+
+
+def response(failed_message_ids: list[str]) -> dict[str, Any]:
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_message_ids]}

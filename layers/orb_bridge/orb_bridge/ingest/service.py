@@ -1,0 +1,370 @@
+"""Orb ingest: a batch of SQS messages (one OrbUsageEvent each) -> ``POST /ingest`` in chunks.
+
+What happens to each message (nothing is ever silently dropped):
+
+- done: Orb ingested its event, or it was written to the rejected queue with its reason
+  (unreadable body, conflicting duplicate idempotency key, named by Orb's 400 or a 200's
+  ``validation_failed``, or refused alone once a 400 naming nobody was split down to it; an
+  event older than Orb's grace period that Orb refused says so and names ``orb-bridge
+  backfill``), or it carried nothing to bill (a replayed non-Track Segment call);
+- deferred (re-enqueued by the handler with a delay, not counting towards ``maxReceiveCount``):
+  it waited on pacing, our own (no slot within this invocation's time) or Orb's (a 429, held
+  back at least ``Retry-After``), or the invocation ran short of time before sending it;
+- failed (``batchItemFailures``: SQS redelivers it after an exponential hold-back, and after
+  ``maxReceiveCount`` the redrive keeps it in the rejected queue): Orb answered 5xx/408/409,
+  timed out or was unreachable; the API key or base URL is wrong (a configuration error); a 400
+  naming nobody could not be narrowed down within the request budget; or writing its
+  rejection failed; or it is a redriven rejection record to re-map while the mapping settings
+  are broken.
+
+A message may be a rejection record redriven from the rejected queue (the SQS console's DLQ
+redrive to a custom destination): its event is replayed, and if it fails again it goes back as
+one flat record with a ``replay_count`` (``orb_bridge.ingest.replay``).
+
+A 400 that names events: those go to the rejected queue with Orb's messages and the rest of the
+request is sent again at once (whether Orb ingested the valid events of a 400 is undocumented;
+re-sending is safe: Orb ingests an idempotency key at most once). A 400 that names nobody is
+split in halves sent concurrently. Every request takes a slot from the shared pacer first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from orb_bridge.aws.queues import SqsQueue
+from orb_bridge.core.config import IngestSettings, MappingSettings
+from orb_bridge.core.observability import logger
+from orb_bridge.ingest.messages import Batch, Message, PendingEvent, Rejection, collect, epoch, in_order
+from orb_bridge.ingest.pacing import NoPacing, Pacer, pacer_from_settings
+from orb_bridge.ingest.replay import rejection_after
+from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
+from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
+
+# Below this, a request is not worth starting even if the settings allow it.
+MIN_REQUEST_TIMEOUT_SECONDS = 0.1
+BACKFILL_HINT = (
+    "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
+    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
+    "(dry run first, then --yes)"
+)
+
+
+class IngestService:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        orb: OrbClient,
+        rejected_queue: SqsQueue,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        mapping_settings: Callable[[], MappingSettings] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.orb = orb
+        self.rejected_queue = rejected_queue
+        self.pacer = pacer if pacer is not None else NoPacing()
+        self.sleep = sleep
+        # Called only to re-map a redriven intake record (a broken mapping must not stop plain events).
+        self.mapping_settings = mapping_settings or MappingSettings.from_env
+        self.clock = clock
+
+    def ingest(self, messages: Sequence[Message], remaining_seconds: Callable[[], float]) -> IngestReport:
+        """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
+        batch = Batch()
+        run = RunState()
+        # Chunks are sent as soon as they are read: reading 10,000 bodies overlaps Orb's answers.
+        self._schedule(
+            collect(messages, batch, self.settings.max_events_per_request, self.mapping_settings),
+            run,
+            remaining_seconds,
+        )
+        rejections = batch.rejections
+        run.rejections[:0] = rejections
+
+        failed = {message_id for event in run.failed for message_id in event.message_ids}
+        failed.update(self._write_rejections(run.rejections))
+        if batch.mapping_error_ids:
+            logger.error(
+                "redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
+                extra={"messages": len(batch.mapping_error_ids), "error": batch.mapping_error},
+            )
+            failed.update(batch.mapping_error_ids)
+        deferred: dict[str, float] = {}
+        for event, seconds in run.deferred:
+            for message_id in event.message_ids:
+                if message_id not in failed:
+                    deferred[message_id] = max(seconds, deferred.get(message_id, 0.0))
+        pending_events = [event for event in run.failed] + [event for event, _ in run.deferred]
+        return IngestReport(
+            failed_message_ids=in_order(messages, failed),
+            deferred=deferred,
+            events_ingested=run.ingested,
+            events_rejected_by_orb=run.rejected_by_orb,
+            messages_rejected_at_ingest=sum(len(r.message_ids) for r in rejections),
+            requests_made=run.requests_started,
+            rate_limited=run.rate_limited,
+            configuration_error=run.configuration_error,
+            oldest_pending_event=min((epoch(event) for event in pending_events), default=None),
+            events_replayed=batch.replayed,
+            replays_refused=batch.replays_refused,
+            mapping_error_message_ids=in_order(messages, set(batch.mapping_error_ids)),
+            mapping_error=batch.mapping_error,
+            late_events_rejected=run.late_rejected,
+        )
+
+    def _schedule(
+        self, chunks: Iterator[list[PendingEvent]], run: RunState, remaining_seconds: Callable[[], float]
+    ) -> None:
+        """Keep up to ``max_concurrent_requests`` jobs in flight, reading the next chunk only when
+        a worker is free; answers may add jobs (re-sends, halves), handled here in one thread so
+        the run's state needs no lock."""
+        workers = self.settings.max_concurrent_requests  # threads start only as jobs need them
+        jobs: deque[Job] = deque()
+        running: dict[Future[Attempt], Job] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orb-ingest") as pool:
+            while True:
+                while len(running) < workers and not run.stop.is_set():
+                    if run.requests_started >= self.settings.max_requests_per_invocation:
+                        break
+                    if not jobs:
+                        chunk = next(chunks, None)
+                        if chunk is None:
+                            break
+                        jobs.append(Job(chunk))
+                    job = jobs.popleft()
+                    run.requests_started += 1
+                    running[pool.submit(self._attempt, job, run.stop, remaining_seconds)] = job
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    attempt = future.result()
+                    if attempt.not_sent:
+                        run.requests_started -= 1
+                    self._handle(job, attempt, jobs, run)
+        jobs.extend(Job(chunk) for chunk in chunks)  # the rest of the batch, read now
+        for job in jobs:  # never started: stopped, or out of request budget
+            self._leave(job, run, "budget" if not run.stop.is_set() else "stopped")
+
+    def _attempt(self, job: Job, stop: threading.Event, remaining_seconds: Callable[[], float]) -> Attempt:
+        """In a worker: take a pacing slot, wait for it, send."""
+        if stop.is_set():
+            return Attempt(not_sent="stopped")
+        timeout = self._request_timeout(remaining_seconds)
+        if timeout is None:
+            return Attempt(not_sent="time")
+        latest_start = remaining_seconds() - self.settings.safety_margin_seconds - timeout
+        try:
+            slot = self.pacer.reserve(len(job.events), latest_start)
+        except Exception:
+            # Never send unpaced; and never defer on it either (a broken table would defer
+            # forever): a failed delivery, held back and counted like an Orb error.
+            logger.exception("the pacing table could not be used: events left for SQS to redeliver")
+            return Attempt(not_sent="pacer_error")
+        if not slot.granted:
+            return Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
+        if slot.wait_seconds > 0:
+            self.sleep(slot.wait_seconds)
+            if stop.is_set():
+                return Attempt(not_sent="stopped")
+        events = job.events
+        return Attempt(
+            self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
+        )
+
+    def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
+        """The timeout for a request started now, or None when there is no time to start one."""
+        budget = remaining_seconds() - self.settings.safety_margin_seconds
+        if budget < self.settings.request_timeout_seconds or budget < MIN_REQUEST_TIMEOUT_SECONDS:
+            return None
+        return min(self.settings.request_timeout_seconds, budget)
+
+    def _handle(self, job: Job, attempt: Attempt, jobs: deque[Job], run: RunState) -> None:
+        events = job.events
+        if attempt.not_sent:
+            if attempt.not_sent == "paced":
+                logger.info(
+                    "no pacing slot within this invocation: events deferred",
+                    extra={"events": len(events), "wait_seconds": round(attempt.wait_seconds, 3)},
+                )
+                run.deferred.extend((event, attempt.wait_seconds) for event in events)
+            else:
+                self._leave(job, run, attempt.not_sent)
+            return
+        answer = attempt.answer
+        assert answer is not None  # noqa: S101 (for mypy: a sent attempt has an answer)
+        outcome = answer.outcome
+        if outcome is Outcome.OK:
+            for event in events:
+                errors = answer.validation_failed.get(event.key)
+                if errors is None:
+                    run.ingested += 1
+                else:
+                    self._reject(run, event, "Orb refused the event (validation_failed)", errors)
+        elif outcome is Outcome.RATE_LIMITED:
+            run.rate_limited += 1
+            wait_seconds = answer.retry_after_seconds or 0.0
+            run.retry_after = max(run.retry_after, wait_seconds)
+            if not run.stop.is_set():
+                logger.warning(
+                    "Orb rate limited ingest: no new requests in this invocation",
+                    extra={"retry_after_seconds": wait_seconds},
+                )
+            run.stop.set()
+            self._hold_off_everyone(wait_seconds)
+            run.deferred.extend((event, wait_seconds) for event in events)
+        elif outcome is Outcome.RETRYABLE:
+            logger.warning(
+                "Orb ingest failed, SQS will redeliver", extra={"error": answer.error_summary, "events": len(events)}
+            )
+            run.failed.extend(events)
+        elif outcome is Outcome.CONFIGURATION:
+            # No request can succeed: stop sending, fail everything unsent, never reject as bad data.
+            run.stop.set()
+            run.configuration_error = (
+                f"Orb refused the request ({answer.error_summary}): check the API key "
+                "(ORB_API_KEY_SECRET_ARN) and ORB_API_BASE_URL"
+            )
+            run.failed.extend(events)
+        else:  # INVALID_EVENTS or BAD_REQUEST
+            named = answer.attribution.by_key if outcome is Outcome.INVALID_EVENTS else {}
+            hit = [event for event in events if event.key in named]
+            if hit:
+                reason = f"Orb refused the event (HTTP {answer.status_code} request validation error)"
+                for event in hit:
+                    self._reject(run, event, reason, named[event.key])
+                rest = [event for event in events if event.key not in named]
+                if rest:  # re-send the others now: whether Orb kept them is unknown, re-sending is safe
+                    jobs.appendleft(Job(rest, job.split))
+            elif len(events) == 1:
+                self._reject(run, events[0], f"Orb refused the event ({answer.error_summary})", answer.errors)
+            else:  # nothing attributable: split, both halves at once
+                middle = len(events) // 2
+                jobs.appendleft(Job(events[middle:], True))
+                jobs.appendleft(Job(events[:middle], True))
+
+    def _leave(self, job: Job, run: RunState, why: str) -> None:
+        """Events not sent: deferred when the wait is ours or Orb's pacing, failed otherwise."""
+        if run.configuration_error:
+            run.failed.extend(job.events)
+        elif why == "stopped":  # after a 429
+            run.deferred.extend((event, run.retry_after) for event in job.events)
+        elif why == "pacer_error":
+            run.failed.extend(job.events)
+        elif job.split or why == "budget":
+            # Narrowing down a 400 that named nobody is Orb's refusal, not pacing: it counts.
+            logger.warning(
+                "could not isolate the events Orb refused within this invocation",
+                extra={"events": len(job.events), "reason": why},
+            )
+            run.failed.extend(job.events)
+        else:  # too little time left to start: ours
+            run.deferred.extend((event, 0.0) for event in job.events)
+
+    def _hold_off_everyone(self, seconds: float) -> None:
+        try:
+            self.pacer.hold_off(seconds)
+        except Exception:  # best effort: this invocation stops anyway
+            logger.exception("could not record Orb's Retry-After in the pacing table")
+
+    def _reject(self, run: RunState, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
+        run.rejected_by_orb += 1
+        extra: dict[str, Any] = {"sqs_message_ids": event.message_ids}
+        if self._is_late(event):
+            # Orb's wording for a late event is unpublished: the event's age decides, and the
+            # record names the way out (replaying cannot work, a backfill can).
+            run.late_rejected += 1
+            hours = self.settings.grace_period_hours
+            reason = f"outside Orb's grace period ({hours:g} h): {reason}"
+            extra["hint"] = BACKFILL_HINT.format(hours=hours)
+        run.rejections.append(self._orb_rejection(event, reason, errors, extra))
+
+    def _is_late(self, event: PendingEvent) -> bool:
+        try:
+            return epoch(event) < self.clock() - self.settings.grace_period_hours * 3600
+        except ValueError:
+            return False
+
+    @staticmethod
+    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:
+        logger.warning(
+            "event refused by Orb sent to the rejected queue",
+            extra={
+                "idempotency_key": event.key,
+                "message_ids": event.message_ids,
+                "errors": list(errors),
+                "replay": event.origin is not None,
+            },
+        )
+        return Rejection(
+            rejection_after(
+                event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload, extra=extra
+            ),
+            event.message_ids,
+        )
+
+    def _write_rejections(self, rejections: list[Rejection]) -> set[str]:
+        """Keep every rejection; return the message ids whose rejection could not be written."""
+        if not rejections:
+            return set()
+        try:
+            failures = self.rejected_queue.send_all([rejection.body for rejection in rejections])
+        except Exception:  # e.g. no SQS client could be built: keep the messages in SQS instead
+            logger.exception("could not write to the rejected queue: messages left for SQS to redeliver")
+            return {message_id for rejection in rejections for message_id in rejection.message_ids}
+        if failures:
+            logger.error(
+                "some rejections could not be written to the rejected queue: messages left for SQS to redeliver",
+                extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
+            )
+        return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
+
+
+# -- one service per container ----------------------------------------------------------------
+
+_service: IngestService | None = None
+_http: Any = None
+_service_lock = threading.Lock()
+
+
+def container_service() -> IngestService:
+    """The service for this invocation (raises ConfigurationError).
+
+    Settings, with the API key through its 300 s secret cache, are re-resolved at every
+    invocation, so a rotated key takes effect in warm containers; the service is rebuilt only
+    when they changed, around the container's one HTTP client.
+    """
+    global _service, _http
+    settings = IngestSettings.from_env()
+    with _service_lock:
+        if _service is None or _service.settings != settings:
+            if _http is None:
+                _http = shared_http_client(max(32, settings.max_concurrent_requests))
+            _service = IngestService(
+                settings,
+                OrbClient(settings.orb_api_base_url, settings.orb_api_key, _http),
+                SqsQueue(settings.rejected_queue_url),
+                pacer_from_settings(
+                    settings.requests_per_second, settings.events_per_minute, settings.pacing_table_name
+                ),
+                # Read per batch, lazily: a mapping mistake fails only the records that need it.
+                mapping_settings=MappingSettings.from_env,
+            )
+        return _service
+
+
+def forget_container_service() -> None:
+    """Re-read settings and the API key secret (bypassing its cache) at the next request, e.g. after a 401."""
+    global _service
+    from orb_bridge.aws.secrets import secret_cache
+
+    with _service_lock:
+        _service = None
+    secret_cache.clear()

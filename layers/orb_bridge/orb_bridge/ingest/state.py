@@ -1,0 +1,65 @@
+"""The state of one ingest invocation: its report, the jobs it schedules and what each attempt did."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from orb_bridge.ingest.messages import PendingEvent, Rejection
+from orb_bridge.orb.client import IngestResult
+
+
+@dataclass
+class IngestReport:
+    failed_message_ids: list[str]
+    # message id -> seconds to hold it back before it is offered again (pacing, 429, time)
+    deferred: dict[str, float] = field(default_factory=dict)
+    events_ingested: int = 0
+    events_rejected_by_orb: int = 0
+    # Unreadable bodies and conflicting duplicates, kept in the rejected queue.
+    messages_rejected_at_ingest: int = 0
+    requests_made: int = 0
+    rate_limited: int = 0  # 429 answers
+    # Set when Orb refused our credentials or the base URL is wrong.
+    configuration_error: str | None = None
+    # Epoch seconds of the oldest event timestamp among the failed and deferred ones.
+    oldest_pending_event: float | None = None
+    events_replayed: int = 0  # redriven rejection records whose event was sent again
+    replays_refused: int = 0  # redriven records sent back to the rejected queue unsent
+    # Redriven records that need the mapping while it is broken: failed, held back as a
+    # configuration error (also in ``failed_message_ids``).
+    mapping_error_message_ids: list[str] = field(default_factory=list)
+    mapping_error: str = ""
+    late_events_rejected: int = 0  # refused by Orb and older than the grace period
+
+
+@dataclass(frozen=True)
+class Job:
+    events: list[PendingEvent]
+    split: bool = False  # part of a search for unnamed bad events
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a worker did with a job: Orb's answer, or why it did not send (``not_sent``)."""
+
+    answer: IngestResult | None = None
+    not_sent: str = ""  # "stopped", "time", "paced" or "pacer_error"
+    wait_seconds: float = 0.0
+
+
+@dataclass
+class RunState:
+    """One invocation's state, only touched by the scheduling thread (``stop`` by workers too)."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    retry_after: float = 0.0
+    requests_started: int = 0
+    ingested: int = 0
+    rejected_by_orb: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    failed: list[PendingEvent] = field(default_factory=list)
+    deferred: list[tuple[PendingEvent, float]] = field(default_factory=list)
+    rate_limited: int = 0
+    configuration_error: str | None = None
+    late_rejected: int = 0
