@@ -24,12 +24,17 @@ test: $(STAMP)
 # The handlers are all `app.py`, so mypy sees each function's directory on its own.
 # CI runs `make lint`: ruff (lint and format) over everything, mypy strict on the deployed layer and
 # on each handler, and mypy over the dev tooling, benchmarks and tests (`make typecheck-dev`).
+# One idea per module: none over this many lines outside tests.
+MAX_MODULE_LINES := 300
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/orb_bridge/orb_bridge
 	@for fn in functions/*/; do echo "mypy $$fn"; MYPYPATH=layers/orb_bridge $(BIN)/mypy $$fn/app.py || exit 1; done
 	$(BIN)/mypy dev/orb_bridge_dev bench tests
+	$(BIN)/lint-imports
+	@over=$$(git ls-files '*.py' ':!tests/' | xargs wc -l | awk '$$2 != "total" && $$1 > $(MAX_MODULE_LINES)'); \
+	if [ -n "$$over" ]; then echo "modules over $(MAX_MODULE_LINES) lines (split them by idea):"; echo "$$over"; exit 1; fi
 
 typecheck-dev: $(STAMP)
 	$(BIN)/mypy dev/orb_bridge_dev bench tests

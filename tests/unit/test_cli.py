@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from orb_bridge_dev import cli
+from orb_bridge_dev.commands import map as map_command
 from tests.support.lambdas import EVENTS
 
 
@@ -30,7 +31,7 @@ def now() -> str:
 
 
 def test_map_prints_the_orb_event_of_the_seed_example(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.run_map(str(EVENTS / "segment_track.json"), {})
+    code = map_command.run_map(str(EVENTS / "segment_track.json"), {})
     out = capsys.readouterr().out
 
     assert code == 0
@@ -53,7 +54,7 @@ def test_map_explains_each_rejection_and_exits_non_zero(tmp_path: Path, capsys: 
     good = {"type": "track", "event": "e", "userId": "u", "messageId": "m1", "timestamp": now()}
     no_user = {"type": "track", "event": "e", "messageId": "m2", "timestamp": now()}
     identify = {"type": "identify", "userId": "u", "messageId": "m3"}
-    code = cli.run_map(write(tmp_path, [good, no_user, identify]), {})
+    code = map_command.run_map(write(tmp_path, [good, no_user, identify]), {})
     out = capsys.readouterr().out
 
     assert code == 1
@@ -74,7 +75,7 @@ def test_map_uses_the_settings_from_the_environment(tmp_path: Path, capsys: pyte
         "properties": {"seats": 3, "secret": "x"},
     }
     env = {"EXTERNAL_CUSTOMER_ID_FIELD": "context.groupId", "PROPERTIES_MAPPING": '{"seats": "seat_count"}'}
-    assert cli.run_map(write(tmp_path, event), env) == 0
+    assert map_command.run_map(write(tmp_path, event), env) == 0
     out = capsys.readouterr().out
     assert '"external_customer_id": "acct_9"' in out
     assert '"seat_count": 3' in out and "secret" not in out.split("settings:", 1)[1].split("\n", 1)[1]
@@ -83,13 +84,13 @@ def test_map_uses_the_settings_from_the_environment(tmp_path: Path, capsys: pyte
 def test_map_reports_an_unusable_body_and_a_bad_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"type": "track",')
-    assert cli.run_map(str(path), {}) == 1
+    assert map_command.run_map(str(path), {}) == 1
     assert "rejected: the whole body (malformed): request body is not valid JSON" in capsys.readouterr().out
 
-    assert cli.run_map(str(path), {"PROPERTIES_MAPPING": "{not json"}) == 2
+    assert map_command.run_map(str(path), {"PROPERTIES_MAPPING": "{not json"}) == 2
     assert "PROPERTIES_MAPPING is not valid JSON" in capsys.readouterr().err
 
-    assert cli.run_map(str(tmp_path / "missing.json"), {}) == 2
+    assert map_command.run_map(str(tmp_path / "missing.json"), {}) == 2
     assert "cannot read" in capsys.readouterr().err
 
 

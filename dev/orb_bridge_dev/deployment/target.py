@@ -89,7 +89,7 @@ def resolve(
 
 
 def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any]) -> Target:
-    from orb_bridge_dev.cli import map_settings_env
+    from orb_bridge_dev.devstack.env import map_settings_env
     from orb_bridge_dev.devstack.local_aws import INGEST_QUEUE, REGION, REJECTED_QUEUE
     from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY
     from orb_bridge_dev.devstack.template import PSEUDO_PARAMETERS

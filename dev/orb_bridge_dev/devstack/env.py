@@ -115,3 +115,13 @@ class DevStackEnvironment:
             else:
                 os.environ[name] = value
         self._saved_env = {}
+
+
+def map_settings_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings a dry run uses: the environment, with the dev stack's defaults."""
+    merged = dict(env)
+    if not merged.get("EXTERNAL_CUSTOMER_ID_FIELD", "").strip():
+        merged["EXTERNAL_CUSTOMER_ID_FIELD"] = "userId"
+    if not merged.get("PROPERTIES_MAPPING", "").strip():
+        merged["PROPERTIES_MAPPING"] = json.dumps(DEFAULT_PROPERTIES_MAPPING)
+    return merged

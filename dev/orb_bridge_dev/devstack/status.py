@@ -10,9 +10,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from orb_bridge_dev.devstack.env import DEV_ORB_API_KEY, DEV_WEBHOOK_SECRET
 
-if TYPE_CHECKING:
-    from orb_bridge_dev.devstack.stack import DevStack
-
 
 @dataclass
 class Counters:
@@ -142,7 +139,7 @@ class DevStackStatus:
         return "\n".join(lines)
 
 
-def run_forever(stack: DevStack, out: TextIO, stop: threading.Event, interval: float = 1.0) -> None:
+def run_forever(stack: DevStackStatus, out: TextIO, stop: threading.Event, interval: float = 1.0) -> None:
     """Print a status line at once, then whenever the counters change, until ``stop`` is set."""
     last = None
     last_error = None

@@ -34,7 +34,7 @@ _string = json.encoder.encode_basestring  # C; escapes like pydantic-core
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def _text(value: Any) -> TypeGuard[str]:
+def is_utf8_text(value: Any) -> TypeGuard[str]:
     """An exact ``str`` that encodes as UTF-8 (pydantic refuses or mangles lone surrogates)."""
     if type(value) is not str:
         return False
@@ -50,7 +50,7 @@ def _text(value: Any) -> TypeGuard[str]:
 def _plain_value(value: Any) -> bool:
     kind = type(value)
     if kind is str:
-        return _text(value)
+        return is_utf8_text(value)
     if kind is bool:
         return True
     if kind is int:
@@ -65,12 +65,19 @@ def _checked(fields: dict[str, Any]) -> tuple[Any, ...] | None:
     if not _FIELD_SET.issuperset(fields):
         return None
     name, key, timestamp = fields.get("event_name"), fields.get("idempotency_key"), fields.get("timestamp")
-    if not (_text(name) and name and _text(key) and key and type(timestamp) is str and CANONICAL.fullmatch(timestamp)):
+    if not (
+        is_utf8_text(name)
+        and name
+        and is_utf8_text(key)
+        and key
+        and type(timestamp) is str
+        and CANONICAL.fullmatch(timestamp)
+    ):
         return None
     external, customer = fields.get("external_customer_id"), fields.get("customer_id")
     if bool(external) == bool(customer):
         return None
-    if (external is not None and not _text(external)) or (customer is not None and not _text(customer)):
+    if (external is not None and not is_utf8_text(external)) or (customer is not None and not is_utf8_text(customer)):
         return None
     properties = fields.get("properties", _NO_PROPERTIES)
     if properties is _NO_PROPERTIES:
@@ -79,7 +86,7 @@ def _checked(fields: dict[str, Any]) -> tuple[Any, ...] | None:
         return None
     # A loop rather than all(...): this runs for every event on intake's and ingest's paths.
     for property_name, value in properties.items():
-        if not (type(property_name) is str and (property_name.isascii() or _text(property_name))):
+        if not (type(property_name) is str and (property_name.isascii() or is_utf8_text(property_name))):
             return None
         if not (type(value) is str and value.isascii()) and not _plain_value(value):
             return None

@@ -16,12 +16,10 @@ from typing import Any
 
 from orb_bridge.core.errors import clip
 from orb_bridge.core.http_request import MAX_JSON_DEPTH, json_depth_exceeds
-from orb_bridge.orb.usage_event import _text
+from orb_bridge.orb.usage_event import is_utf8_text
+from orb_bridge.webhooks.limits import MAX_ID_LENGTH, MAX_TYPE_LENGTH
 
 EXPANDED = "expanded"
-# EventBridge limits DetailType to 128 characters; a longer type could never be handed on.
-MAX_TYPE_LENGTH = 128
-MAX_ID_LENGTH = 256
 
 
 class InvalidWebhookPayload(ValueError):  # noqa: N818 (reads as what was received, like Orb's docs)
@@ -63,11 +61,11 @@ def _plain_webhook(document: dict[str, Any]) -> OrbWebhook | None:
     webhook_id, webhook_type, created_at = document.get("id"), document.get("type"), document.get("created_at")
     style = document.get("payload_style")
     if not (
-        _text(webhook_id)
+        is_utf8_text(webhook_id)
         and 1 <= len(webhook_id) <= MAX_ID_LENGTH
-        and _text(webhook_type)
+        and is_utf8_text(webhook_type)
         and 1 <= len(webhook_type) <= MAX_TYPE_LENGTH
-        and (style is None or _text(style))
+        and (style is None or is_utf8_text(style))
     ):
         return None
     if type(created_at) is not str or not _PLAIN_TIME.fullmatch(created_at):

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from orb_bridge.webhooks.models import MAX_ID_LENGTH, MAX_TYPE_LENGTH
+from orb_bridge.webhooks.limits import MAX_ID_LENGTH, MAX_TYPE_LENGTH
 
 
 class OrbWebhook(BaseModel):

@@ -1,0 +1,118 @@
+"""``orb-bridge dev``: the whole stack on 127.0.0.1 (handlers, moto, the SQS poller, the Orb sandbox)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orb_bridge_dev.orb_sandbox.options import add_behaviour_arguments, behaviour_from_args
+
+
+def _fault_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Orb sandbox faults (per ingest request)")
+    group.add_argument("--error-500-rate", type=float, default=0.0, help="probability of a 500 (default 0)")
+    group.add_argument("--error-429-rate", type=float, default=0.0, help="probability of a 429 (default 0)")
+    group.add_argument("--latency-seconds", type=float, default=0.0, help="added latency (default 0)")
+    group.add_argument("--drop-connection-rate", type=float, default=0.0, help="probability of a dropped connection")
+    group.add_argument(
+        "--timeout-rate", type=float, default=0.0, help="probability of hanging past the client's timeout (default 0)"
+    )
+
+
+def register(commands: Any) -> None:
+    dev = commands.add_parser(
+        "dev",
+        help="run the local dev stack (HTTP API, embedded AWS, SQS poller, Orb sandbox)",
+        description=(
+            "Run the real handlers on 127.0.0.1 with moto (resources from template.yaml) and the Orb "
+            "sandbox. Settings come from your environment (ORB_API_BASE_URL + ORB_API_KEY for a real "
+            "Orb, SEGMENT_SHARED_SECRET / SEGMENT_AUTH_TOKEN, EXTERNAL_CUSTOMER_ID_FIELD, PROPERTIES_MAPPING...)."
+        ),
+    )
+    dev.add_argument("--port", type=int, default=3000, help="HTTP port for /segment and /orb/webhook (default 3000)")
+    dev.add_argument("--sandbox-port", type=int, default=3001, help="Orb sandbox port (default 3001)")
+    dev.add_argument("--moto-port", type=int, default=0, help="moto server port (default: any free port)")
+    dev.add_argument(
+        "--template", type=Path, default=None, help="SAM template (default: the repository's template.yaml)"
+    )
+    dev.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=2,
+        help="local visibility timeout of the ingest queue in seconds: how soon a failed message is retried (default 2)",
+    )
+    dev.add_argument("--no-test-webhook", action="store_true", help="do not send a resource_event.test at start")
+    _fault_arguments(dev)
+    add_behaviour_arguments(dev)  # Orb's rules and rate limits in the sandbox (off by default)
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from orb_bridge_dev.devstack.stack import DEFAULT_TEMPLATE, DevStack, DevStackConfig, DevStackError, run_forever
+    from orb_bridge_dev.orb_sandbox import FaultConfig
+
+    config = DevStackConfig(
+        port=args.port,
+        sandbox_port=args.sandbox_port,
+        moto_port=args.moto_port,
+        template_path=args.template or DEFAULT_TEMPLATE,
+        local_visibility_timeout=max(1, args.visibility_timeout),
+        faults=FaultConfig(
+            error_500_rate=args.error_500_rate,
+            error_429_rate=args.error_429_rate,
+            latency_seconds=args.latency_seconds,
+            drop_connection_rate=args.drop_connection_rate,
+            timeout_rate=args.timeout_rate,
+        ),
+        send_test_webhook=not args.no_test_webhook,
+        user_env=env,
+        sandbox_options=behaviour_from_args(args),
+    )
+    stack = DevStack(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stack.start()
+    except KeyboardInterrupt:  # start() has already stopped what it had started
+        return 130
+    except (DevStackError, OSError) as exc:
+        print(
+            f"orb-bridge dev: cannot start: {exc}"
+            + (" (is another dev stack running? try --port / --sandbox-port)" if isinstance(exc, OSError) else ""),
+            file=sys.stderr,
+        )
+        return 2
+    # From here Ctrl-C (even where a parent shell ignores SIGINT) asks the status loop to stop.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from orb_bridge_dev.deployment.target import remove_dev_stack_file, write_dev_stack_file
+
+    try:
+        # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
+        write_dev_stack_file(stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "")
+        print(stack.banner(), flush=True)
+        print(_curl_example(stack.segment_url), flush=True)
+        run_forever(stack, sys.stdout, stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop
+        remove_dev_stack_file()
+        print("stopping...", flush=True)
+        final = stack.status_line()
+        stack.stop()
+        print(f"stopped. {final}", flush=True)
+    return 0
+
+
+def _curl_example(segment_url: str) -> str:
+    return (
+        "Try:\n"
+        f"  curl -s -X POST {segment_url} -H 'content-type: application/json' \\\n"
+        '    -d \'{"type":"track","event":"payment_confirmed","userId":"cust_1","messageId":"msg-\'$RANDOM\'",\n'
+        '         "timestamp":"\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'","properties":{"amount":100,"currency":"USD"}}\'\n'
+        "  orb-bridge webhook send invoice.issued"
+    )
