@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from orb_bridge.core.config import WebhookSettings
-from orb_bridge.webhooks.service import EventBridgeForwarder, Outcome, WebhookReceiver
+from orb_bridge.webhooks.forwarder import EventBridgeForwarder
+from orb_bridge.webhooks.service import Outcome, WebhookReceiver
 from tests.support.lambdas import FakeLambdaContext
 from tests.support.webhook_stack import BUS, SECRET, delivery, orb_signature, webhook_body, webhook_stack
 

@@ -14,7 +14,7 @@ from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import IngestSettings
 from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.service import IngestService
-from orb_bridge.orb import OrbClient
+from orb_bridge.orb.client import OrbClient
 from orb_bridge.orb.usage_event import OrbUsageEvent
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from orb_bridge.orb import OrbClient, attribute
-from orb_bridge.orb.problems import MAX_MESSAGE_CHARS, KeyMatcher
+from orb_bridge.orb.client import OrbClient
+from orb_bridge.orb.problems import MAX_MESSAGE_CHARS, KeyMatcher, attribute
 from tests.support.ingest_doubles import make_service, messages_for, rejected_records, usage_event
 
 VALIDATION_TYPE = "https://docs.withorb.com/reference/error-responses#400-request-validation-errors"

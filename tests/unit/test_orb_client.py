@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from orb_bridge.orb import OrbClient, Outcome
+from orb_bridge.orb.client import OrbClient, Outcome
 
 EVENT = {
     "event_name": "api_call",
@@ -149,7 +149,7 @@ def test_a_429_carries_how_long_to_wait(headers, seconds):
 
 
 def test_retry_after_as_an_http_date_counts_from_now():
-    from orb_bridge.orb import retry_after
+    from orb_bridge.orb.client import retry_after
 
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, now=1445412500.0) == 10.0
 

@@ -16,7 +16,7 @@ from moto import mock_aws
 from orb_bridge.core import config
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import METRICS_NAMESPACE
-from orb_bridge.webhooks.service import EVENT_SOURCE
+from orb_bridge.webhooks.forwarder import EVENT_SOURCE
 from orb_bridge_dev.devstack.template import (
     REPO_ROOT,
     TemplateError,

@@ -10,7 +10,7 @@ Around ``IngestService`` this decides how each unfinished message comes back:
   not dead letters. The copy carries how often it was deferred, when it was first enqueued and
   how many failed deliveries came before (``ATTRIBUTE_*``).
 - **failed** (Orb errors, configuration errors): reported in ``batchItemFailures`` and held back
-  exponentially with ``ChangeMessageVisibility`` (``queues.hold_back``); these deliveries count,
+  exponentially with ``ChangeMessageVisibility`` (``redelivery.hold_back``); these deliveries count,
   and after ``maxReceiveCount`` the redrive moves the message to the rejected queue.
 
 Metrics: EventsIngested, EventsRejectedByOrb, EventsRetried, EventsDeferred, OrbRequests,
@@ -28,7 +28,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from orb_bridge.aws import queues
+from orb_bridge.aws import queues, redelivery
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import logger, metrics
 from orb_bridge.ingest import service as ingest
@@ -82,9 +82,9 @@ class SqsRecord:
         value = self.message_attributes.get(name)
         return _int(value.get("stringValue") if isinstance(value, dict) else None, default)
 
-    def receipt(self) -> queues.Receipt:
+    def receipt(self) -> redelivery.Receipt:
         first = _int(self.attributes.get("ApproximateFirstReceiveTimestamp"), 0) or None
-        return queues.Receipt(
+        return redelivery.Receipt(
             self.source_arn, self.receipt_handle, self.receive_count, self.number(ATTRIBUTE_EARLIER_FAILURES), first
         )
 
@@ -223,10 +223,10 @@ def _copy(record: SqsRecord, delay: float, now: float) -> dict[str, Any]:
 
 
 def hold_back(records: list[SqsRecord], failed: set[str], configuration_error: bool) -> None:
-    """Delay the redelivery of the failed messages (see ``queues.hold_back``)."""
+    """Delay the redelivery of the failed messages (see ``redelivery.hold_back``)."""
     receipts = [r.receipt() for r in records if r.message_id in failed and r.receipt_handle and r.source_arn]
     try:
-        not_delayed = queues.hold_back(receipts, queues.backoff_base_seconds(configuration_error))
+        not_delayed = redelivery.hold_back(receipts, redelivery.backoff_base_seconds(configuration_error))
     except Exception:  # best effort: they reappear after the queue's visibility timeout anyway
         logger.exception("could not delay redelivery of failed messages")
         return

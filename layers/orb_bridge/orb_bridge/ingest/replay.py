@@ -6,7 +6,7 @@ custom destination, or ``aws sqs start-message-move-task``), it may also be:
 
 - a usage event the queue's own redrive moved to the rejected queue after ``maxReceiveCount``
   (no ``stage``): sent as is;
-- a rejection record (``queues.rejection_record``), replayed from the payload it keeps:
+- a rejection record (``rejection_records.rejection_record``), replayed from the payload it keeps:
   its ``segment_event`` re-mapped with the *current* mapping settings (so fixing the mapping and
   redriving is the whole repair), else its ``orb_event``, else (an ``ingest`` record) the
   ``message_body`` it kept, read once more.
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.aws.queues import rejection_record
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.orb.usage_event import OrbUsageEvent, orb_fields, validation_messages
 
@@ -169,7 +169,7 @@ def rejection_after(
 ) -> str:
     """The rejected-queue body for an event that failed (again).
 
-    Without ``origin`` (a plain usage event) this is ``queues.rejection_record``. With one, the
+    Without ``origin`` (a plain usage event) this is ``rejection_records.rejection_record``. With one, the
     origin's payload is kept at top level (never nested), the new failure replaces the old one,
     ``replay_count`` is one more, and the previous failures stay in ``history``.
     """

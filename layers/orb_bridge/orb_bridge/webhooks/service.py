@@ -40,6 +40,7 @@ from orb_bridge.core.config import WebhookSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, decode_http_body, header
 from orb_bridge.core.observability import METRICS_NAMESPACE, logger, metrics
+from orb_bridge.webhooks.forwarder import EventBridgeForwarder, ForwardError
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
 from orb_bridge.webhooks.signature import (
     SIGNATURE_HEADER,
@@ -52,7 +53,6 @@ from orb_bridge.webhooks.signature import (
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-EVENT_SOURCE = "orb"
 # Keep ids long enough to cover Orb's redelivery window (Orb does not publish it; a week is
 # comfortably longer than common webhook retry schedules of up to 3 days).
 IDEMPOTENCY_EXPIRY_SECONDS = 7 * 24 * 60 * 60
@@ -95,10 +95,6 @@ class WebhookResult:
         return body
 
 
-class ForwardError(RuntimeError):
-    """EventBridge did not accept the event; raised inside the idempotent function on purpose."""
-
-
 def count_rejection(reason: str) -> None:
     # The total with the function's other metrics (so every invocation publishes one), and the
     # breakdown in its own EMF blob so that ``reason`` is a dimension of this metric only.
@@ -112,40 +108,6 @@ def not_configured(message: str) -> WebhookResult:
     count_rejection(NOT_CONFIGURED_REASON)
     # The caller may be anyone: the details are in the log only.
     return WebhookResult(Outcome.NOT_CONFIGURED, "webhook receiver is not configured; see the function's log")
-
-
-class EventBridgeForwarder:
-    def __init__(self, event_bus_name: str, client: Any | None = None) -> None:
-        self.event_bus_name = event_bus_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client if self._client is not None else aws.client("events")
-
-    def forward(self, webhook: OrbWebhook, detail: str) -> str:
-        """Put one event (Detail = the verified body, byte for byte as text); return its EventId."""
-        try:
-            response = self.client.put_events(
-                Entries=[
-                    {
-                        "EventBusName": self.event_bus_name,
-                        "Source": EVENT_SOURCE,
-                        "DetailType": webhook.type,
-                        "Detail": detail,
-                        "Time": webhook.created_at_utc,
-                    }
-                ]
-            )
-        except Exception as exc:  # network, throttling, missing bus, permissions ...
-            raise ForwardError(f"PutEvents failed: {type(exc).__name__}: {exc}") from exc
-        entries = response.get("Entries") or [{}]
-        if response.get("FailedEntryCount", 0) or not entries[0].get("EventId"):
-            entry = entries[0]
-            raise ForwardError(
-                f"PutEvents rejected the entry: {entry.get('ErrorCode', 'Unknown')}: {entry.get('ErrorMessage', '')}"
-            )
-        return str(entries[0]["EventId"])
 
 
 class WebhookReceiver:
