@@ -68,8 +68,8 @@ def _discard_body(environ: dict[str, Any]) -> None:
     client could lose the 403 before reading it."""
     from werkzeug.wsgi import get_input_stream
 
-    stream = get_input_stream(environ, max_content_length=_DISCARDED_BODY_LIMIT)
     try:
+        stream = get_input_stream(environ, max_content_length=_DISCARDED_BODY_LIMIT)
         while stream.read(64 * 1024):
             pass
     except Exception:  # noqa: BLE001 (a client that sent too much or went away: the answer is the same)
