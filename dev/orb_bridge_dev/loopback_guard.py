@@ -72,7 +72,7 @@ def _discard_body(environ: dict[str, Any]) -> None:
         stream = get_input_stream(environ, max_content_length=_DISCARDED_BODY_LIMIT)
         while stream.read(64 * 1024):
             pass
-    except Exception:  # noqa: BLE001 (a client that sent too much or went away: the answer is the same)
+    except Exception:  # too large, or the client went away: the 403 is the answer all the same
         pass
 
 

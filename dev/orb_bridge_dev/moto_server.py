@@ -80,8 +80,7 @@ def serve_moto(port: int) -> None:
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
-    host, bound_port = server.server_address[:2]
-    print(f"moto listening on {host}:{bound_port}", flush=True)
+    print(f"moto listening on 127.0.0.1:{server.port}", flush=True)
     try:
         sys.stdin.read()
     except KeyboardInterrupt:

@@ -28,7 +28,13 @@ def sandbox() -> Iterator[OrbSandbox]:
 
 def ingest_request(sandbox: OrbSandbox, key: str, headers: dict[str, str]) -> httpx.Response:
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event = {"event_name": "api_call", "idempotency_key": key, "timestamp": stamp, "external_customer_id": "c1", "properties": {}}
+    event = {
+        "event_name": "api_call",
+        "idempotency_key": key,
+        "timestamp": stamp,
+        "external_customer_id": "c1",
+        "properties": {},
+    }
     return httpx.post(
         f"{sandbox.base_url}/ingest",
         json={"events": [event]},
@@ -86,7 +92,9 @@ def sqs(moto: MotoServerProcess) -> Any:
 
 # moto checks no signature: a page only needs an Authorization header naming the service, which
 # moto's CORS (every origin, every header) lets a cross-site fetch send after a preflight.
-FAKE_AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=x/20240101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0"
+FAKE_AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=x/20240101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0"
+)
 
 
 def messages_in(sqs: Any, queue_url: str) -> int:

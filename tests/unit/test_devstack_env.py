@@ -8,10 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orb_bridge_dev import cli
-from orb_bridge_dev.orb_sandbox import OrbSandbox
-
 from orb_bridge.config import IngestSettings, IntakeSettings, WebhookSettings
+from orb_bridge_dev import cli
 from orb_bridge_dev.devstack import (
     DEFAULT_PROPERTIES_MAPPING,
     DEV_ORB_API_KEY,
@@ -21,6 +19,7 @@ from orb_bridge_dev.devstack import (
     DevStackError,
 )
 from orb_bridge_dev.local_aws import LocalResources, QueueInfo
+from orb_bridge_dev.orb_sandbox import OrbSandbox
 
 RESOURCES = LocalResources(
     endpoint_url="http://127.0.0.1:5555",
