@@ -7,6 +7,7 @@ Browsers always send the page's ``Host``, and ``Origin`` on cross-site POSTs, so
 answers only a loopback ``Host`` and no foreign ``Origin`` serves local tools (curl, boto3,
 httpx send no ``Origin``) and no web page. The gateway, the Orb sandbox and moto's server all use
 this module (the gateway on ``http.server``, the others as WSGI middleware).
+See docs/facts.md#cross-site-requests-to-loopback.
 """
 
 from __future__ import annotations
