@@ -199,3 +199,75 @@ def test_progress_counters_follow_what_happened(stack: DevStack, http: httpx.Cli
     assert after["ingested"] - before["ingested"] == 1
     line = stack.status_line(after)
     assert f"ingested {after['ingested']}" in line and f"forwarded {after['forwarded']}" in line
+
+
+# ---- web pages cannot use the dev stack (issue 22, item 5) ----------------------------------------
+EVIL_ORIGIN = "https://evil.example"
+# moto checks no signature: an Authorization header naming the service is enough.
+FAKE_SQS_AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=x/20240101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0"
+)
+
+
+def test_a_cross_site_text_plain_form_post_is_refused_and_nothing_is_enqueued(
+    stack: DevStack, http: httpx.Client
+) -> None:
+    attack, control = seed_track(), seed_track()
+    # What <form enctype="text/plain"> makes of one field named '{..., "pad":"' with the value '"}'.
+    form_body = json.dumps({**attack, "pad": ""})[:-2] + '="}'
+    assert json.loads(form_body)["pad"] == "="  # valid JSON: the handler would accept it
+    before = stack.snapshot()
+
+    refused = http.post(
+        stack.segment_url,
+        content=form_body,
+        headers={"content-type": "text/plain", "origin": EVIL_ORIGIN, "sec-fetch-site": "cross-site"},
+    )
+
+    assert refused.status_code == 403, refused.text
+    assert "Origin" in refused.json()["message"]
+    after = stack.snapshot()
+    assert (after["received"], after["enqueued"]) == (before["received"], before["enqueued"])
+    # The same request from a local tool (no Origin) goes through: the page's Origin alone decided.
+    accepted = http.post(
+        stack.segment_url, content=form_body.replace(attack["messageId"], control["messageId"]), headers={}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert stack.sandbox.wait_for_ingested([control["messageId"]], timeout=EVENTUALLY)
+    assert attack["messageId"] not in stack.sandbox.ingest_attempts_by_key
+
+
+def test_every_listener_refuses_dns_rebinding_and_foreign_origins(stack: DevStack, http: httpx.Client) -> None:
+    assert stack.gateway is not None
+    moto_port = int(stack.resources.endpoint_url.rsplit(":", 1)[1])
+    sandbox_requests = stack.sandbox.ingest_request_count
+    segment_before = stack.snapshot()["received"]
+    event = seed_track()
+    ingest_form = {"Action": "SendMessage", "QueueUrl": stack.resources.ingest_queue.url, "MessageBody": "{}"}
+    attacks = {
+        "gateway": (stack.segment_url, stack.gateway.port, {}, json.dumps(event)),
+        "sandbox": (
+            f"{stack.sandbox.base_url}/ingest",
+            stack.sandbox.port,
+            {"authorization": f"Bearer {DEV_ORB_API_KEY}", "content-type": "application/json"},
+            json.dumps({"events": []}),
+        ),
+        "moto": (
+            stack.resources.ingest_queue.url,
+            moto_port,
+            {"authorization": FAKE_SQS_AUTHORIZATION, "content-type": "application/x-www-form-urlencoded"},
+            str(httpx.QueryParams(ingest_form)),
+        ),
+    }
+    for listener, (url, port, headers, body) in attacks.items():
+        rebound = http.post(url, content=body, headers={**headers, "host": f"evil.example:{port}"})
+        cross_site = http.post(url, content=body, headers={**headers, "origin": EVIL_ORIGIN})
+
+        assert rebound.status_code == 403, (listener, rebound.text)
+        assert "Host" in rebound.json()["message"], listener
+        assert cross_site.status_code == 403, (listener, cross_site.text)
+        assert "Origin" in cross_site.json()["message"], listener
+
+    assert stack.sandbox.ingest_request_count == sandbox_requests
+    assert stack.snapshot()["received"] == segment_before
+    assert event["messageId"] not in stack.sandbox.ingest_attempts_by_key

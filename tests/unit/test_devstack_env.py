@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+from collections.abc import Iterator
 
 import pytest
 
 from orb_bridge.core.config import IngestSettings, IntakeSettings, WebhookSettings
+from orb_bridge_dev import cli
 from orb_bridge_dev.devstack.local_aws import LocalResources, QueueInfo
 from orb_bridge_dev.devstack.stack import (
     DEFAULT_PROPERTIES_MAPPING,
@@ -16,6 +19,7 @@ from orb_bridge_dev.devstack.stack import (
     DevStackConfig,
     DevStackError,
 )
+from orb_bridge_dev.orb_sandbox import OrbSandbox
 
 RESOURCES = LocalResources(
     endpoint_url="http://127.0.0.1:5555",
@@ -79,3 +83,63 @@ def test_a_real_orb_needs_its_api_key() -> None:
 
     with pytest.raises(DevStackError, match="ORB_API_KEY"):
         DevStack(DevStackConfig(user_env={"ORB_API_BASE_URL": "https://api.withorb.com/v1"})).start()
+
+
+@pytest.fixture
+def stand_in_orb() -> Iterator[OrbSandbox]:
+    """Another loopback sandbox, on its own port, standing in for a real Orb account."""
+    with OrbSandbox(api_key="real-account-key") as running:
+        yield running
+
+
+@pytest.mark.parametrize("allow_unauthenticated", [None, "true"])
+def test_a_real_orb_without_a_segment_credential_refuses_to_start(
+    stand_in_orb: OrbSandbox, allow_unauthenticated: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_env = {"ORB_API_BASE_URL": stand_in_orb.base_url, "ORB_API_KEY": "real-account-key"}
+    if allow_unauthenticated is not None:
+        user_env["ALLOW_UNAUTHENTICATED"] = allow_unauthenticated  # no way around it
+    stack = DevStack(DevStackConfig(port=0, moto_port=0, user_env=user_env))
+    monkeypatch.setattr("orb_bridge_dev.devstack.stack.LocalAws", lambda *_, **__: pytest.fail("AWS was started"))
+
+    with pytest.raises(DevStackError, match="set SEGMENT_AUTH_TOKEN \\(or SEGMENT_SHARED_SECRET\\)"):
+        stack.start()
+    # Refused before anything listened: nothing could take a Track call, nothing reached "Orb".
+    assert stack.gateway is None
+    assert stand_in_orb.ingest_request_count == 0
+
+
+@pytest.mark.parametrize("credential", ["SEGMENT_AUTH_TOKEN", "SEGMENT_SHARED_SECRET"])
+def test_a_real_orb_with_a_segment_credential_enforces_it(credential: str) -> None:
+    user_env = {"ORB_API_BASE_URL": "https://api.withorb.com/v1", "ORB_API_KEY": "k", credential: "s3cret"}
+    stack = DevStack(DevStackConfig(user_env=user_env))
+
+    stack.check_settings()
+    env = stack.handler_env(RESOURCES, "https://api.withorb.com/v1")
+    assert env[credential] == "s3cret" and env["ALLOW_UNAUTHENTICATED"] == "false"
+    assert IntakeSettings.from_env(env).allow_unauthenticated is False
+
+
+def test_the_local_sandbox_needs_no_segment_credential() -> None:
+    DevStack(DevStackConfig(user_env={})).check_settings()
+
+
+def test_orb_bridge_dev_says_which_variable_to_set(
+    stand_in_orb: OrbSandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("SEGMENT_AUTH_TOKEN", "SEGMENT_SHARED_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ORB_API_BASE_URL", stand_in_orb.base_url)
+    monkeypatch.setenv("ORB_API_KEY", "real-account-key")
+    previous_sigterm = signal.getsignal(signal.SIGTERM)  # run_dev installs its own handler
+    try:
+        code = cli.main(["dev", "--port", "0", "--no-test-webhook"])
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("orb-bridge dev: cannot start:")
+    assert "SEGMENT_AUTH_TOKEN" in error and "unset ORB_API_BASE_URL" in error
+    assert "real-account-key" not in error  # never print a secret
+    assert stand_in_orb.ingest_request_count == 0

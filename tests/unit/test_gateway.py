@@ -132,3 +132,64 @@ def test_the_response_callback_sees_status_and_json_body(gateway: Gateway, captu
 )
 def test_http_response_follows_payload_v2_rules(result: Any, expected: Any) -> None:
     assert http_response(result) == expected
+
+
+# A page anywhere on the web can make the developer's browser send this: a form with
+# enctype="text/plain" whose one field name holds the JSON (no CORS preflight needed).
+FORM_POST_BODY = b'{"type":"track","event":"payment_confirmed","userId":"cust_1","messageId":"m1","pad":"="}'
+
+
+def test_a_cross_site_text_plain_form_post_is_refused_before_any_handler_runs(
+    gateway: Gateway, capture: Capture
+) -> None:
+    browser_headers = {
+        "Content-Type": "text/plain",
+        "Origin": "https://evil.example",
+        "Referer": "https://evil.example/page",
+        "Sec-Fetch-Site": "cross-site",
+    }
+    response = httpx.post(f"{gateway.base_url}/segment", content=FORM_POST_BODY, headers=browser_headers)
+
+    assert response.status_code == 403
+    assert "Origin" in response.json()["message"] and "evil.example" in response.json()["message"]
+    assert capture.events == [] and gateway.responses == []  # type: ignore[attr-defined]
+    # The same bytes from a local tool (no Origin) reach the handler: the Origin alone decided.
+    assert httpx.post(f"{gateway.base_url}/segment", content=FORM_POST_BODY).status_code == 202
+    assert len(capture.events) == 1
+
+
+@pytest.mark.parametrize("origin", ["null", "http://127.0.0.1.evil.example:3000"])
+def test_other_foreign_origins_are_refused(gateway: Gateway, capture: Capture, origin: str) -> None:
+    response = httpx.post(f"{gateway.base_url}/segment", content=b"{}", headers={"Origin": origin})
+    assert response.status_code == 403
+    assert capture.events == []
+
+
+def test_a_dns_rebinding_request_is_refused(gateway: Gateway, capture: Capture) -> None:
+    # The page's own name, resolved to 127.0.0.1 after the page loaded: same socket, foreign Host.
+    response = httpx.post(
+        f"{gateway.base_url}/segment", content=FORM_POST_BODY, headers={"Host": f"evil.example:{gateway.port}"}
+    )
+
+    assert response.status_code == 403
+    assert "Host" in response.json()["message"]
+    assert capture.events == []
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_loopback_names_and_a_loopback_origin_pass(gateway: Gateway, capture: Capture, host: str) -> None:
+    response = httpx.post(
+        f"{gateway.base_url}/segment",
+        content=b"{}",
+        headers={"Host": f"{host}:{gateway.port}", "Origin": f"http://localhost:{gateway.port}"},
+    )
+    assert response.status_code == 202
+    assert len(capture.events) == 1
+
+
+def test_a_refused_request_leaves_the_connection_usable(gateway: Gateway, capture: Capture) -> None:
+    with httpx.Client() as client:
+        refused = client.post(f"{gateway.base_url}/segment", content=b"x" * 100_000, headers={"Origin": "null"})
+        accepted = client.post(f"{gateway.base_url}/segment", content=b"{}")
+    assert (refused.status_code, accepted.status_code) == (403, 202)
+    assert len(capture.events) == 1

@@ -31,7 +31,8 @@ def register(commands: Any) -> None:
         description=(
             "Run the real handlers on 127.0.0.1 with moto (resources from template.yaml) and the Orb "
             "sandbox. Settings come from your environment (ORB_API_BASE_URL + ORB_API_KEY for a real "
-            "Orb, SEGMENT_SHARED_SECRET / SEGMENT_AUTH_TOKEN, EXTERNAL_CUSTOMER_ID_FIELD, PROPERTIES_MAPPING...)."
+            "Orb, which then requires SEGMENT_AUTH_TOKEN or SEGMENT_SHARED_SECRET; EXTERNAL_CUSTOMER_ID_FIELD, "
+            "PROPERTIES_MAPPING...)."
         ),
     )
     dev.add_argument("--port", type=int, default=3000, help="HTTP port for /segment and /orb/webhook (default 3000)")
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
         write_dev_stack_file(stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "")
         print(stack.banner(), flush=True)
-        print(_curl_example(stack.segment_url), flush=True)
+        print(_curl_example(stack.segment_url, bearer=bool(env.get("SEGMENT_AUTH_TOKEN", "").strip())), flush=True)
         run_forever(stack, sys.stdout, stop)
     except KeyboardInterrupt:
         pass
@@ -108,10 +109,12 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return 0
 
 
-def _curl_example(segment_url: str) -> str:
+def _curl_example(segment_url: str, bearer: bool = False) -> str:
+    # The token is named, never printed: the shell expands it.
+    authorization = ' -H "authorization: Bearer $SEGMENT_AUTH_TOKEN"' if bearer else ""
     return (
         "Try:\n"
-        f"  curl -s -X POST {segment_url} -H 'content-type: application/json' \\\n"
+        f"  curl -s -X POST {segment_url} -H 'content-type: application/json'{authorization} \\\n"
         '    -d \'{"type":"track","event":"payment_confirmed","userId":"cust_1","messageId":"msg-\'$RANDOM\'",\n'
         '         "timestamp":"\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'","properties":{"amount":100,"currency":"USD"}}\'\n'
         "  orb-bridge webhook send invoice.issued"

@@ -54,6 +54,22 @@ class DevStackEnvironment:
     def segment_authenticated(self) -> bool:
         return any(self.user_env.get(name, "").strip() for name in ("SEGMENT_SHARED_SECRET", "SEGMENT_AUTH_TOKEN"))
 
+    def check_settings(self) -> None:
+        """Refuse, before anything starts, settings that would let anyone bill a real Orb account."""
+        if not self.uses_real_orb:
+            return
+        if not self.user_env.get("ORB_API_KEY", "").strip():
+            raise DevStackError("ORB_API_BASE_URL is set (real Orb): set ORB_API_KEY too")
+        if not self.segment_authenticated:
+            # Loopback is no boundary: every program on this machine, and any web page that gets
+            # past the loopback guard, could bill the account's customers through /segment.
+            raise DevStackError(
+                "ORB_API_BASE_URL points at an Orb other than the dev stack's sandbox, and /segment "
+                "would accept Track calls from anyone on this machine and bill them there: set "
+                "SEGMENT_AUTH_TOKEN (or SEGMENT_SHARED_SECRET) to the credential your Segment "
+                "destination sends, or unset ORB_API_BASE_URL to use the local Orb sandbox"
+            )
+
     def handler_env(self, resources: LocalResources, orb_base_url: str) -> dict[str, str]:
         """The environment the handlers run with: the stack's values, then the user's settings."""
         user = self.user_env

@@ -7,6 +7,10 @@ when it is not valid UTF-8, as API Gateway does for binary bodies), lower-cased 
 HTTP response. Unknown paths answer 404, known paths with another method 405.
 
 Like Lambda, one invocation at a time per function: a lock per route serialises them.
+
+Unlike API Gateway, it answers loopback clients only (``loopback_guard``): a request with a
+non-loopback ``Host`` (DNS rebinding) or a foreign ``Origin`` (a web page) gets a 403 before
+any handler runs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from orb_bridge_dev import loopback_guard
 from orb_bridge_dev.devstack.lambda_runtime import LambdaContext
 
 # API Gateway HTTP APIs refuse payloads over 10 MB.
@@ -141,7 +146,9 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="gateway", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -209,15 +216,25 @@ class Gateway:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
+                # Read even when refusing: unread bytes would make closing the socket reset it,
+                # and the client might never see the 403.
                 body = self.rfile.read(length) if length else b""
-                status, headers, raw = gateway.dispatch(
-                    self.command,
-                    self.path,
-                    list(self.headers.items()),
-                    body,
-                    self.client_address[0],
-                    self.headers.get("host", "127.0.0.1"),
+                refused = loopback_guard.refusal(
+                    self.headers.get_all("host") or [], self.headers.get_all("origin") or []
                 )
+                if refused is not None:
+                    status, headers, raw = _json_bytes(
+                        loopback_guard.FORBIDDEN_STATUS, loopback_guard.refusal_body(refused)
+                    )
+                else:
+                    status, headers, raw = gateway.dispatch(
+                        self.command,
+                        self.path,
+                        list(self.headers.items()),
+                        body,
+                        self.client_address[0],
+                        self.headers.get("host", "127.0.0.1"),
+                    )
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() not in ("content-length", "connection", "transfer-encoding"):
@@ -236,4 +253,8 @@ class Gateway:
 
 
 def _json(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    return status, {"content-type": "application/json"}, json.dumps(payload).encode("utf-8")
+    return _json_bytes(status, json.dumps(payload).encode("utf-8"))
+
+
+def _json_bytes(status: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    return status, {"content-type": "application/json"}, raw

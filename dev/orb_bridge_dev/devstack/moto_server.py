@@ -1,4 +1,9 @@
-"""moto's server for the dev stack, in a child process on 127.0.0.1 (``python -m orb_bridge_dev.devstack.moto_server``)."""
+"""moto's server for the dev stack, in a child process on 127.0.0.1 (``python -m orb_bridge_dev.devstack.moto_server``).
+
+moto's app runs behind our loopback guard (``loopback_guard``): moto authenticates nobody and
+answers CORS, so without it any web page could send to the ingest queue. boto3 clients send
+``Host: 127.0.0.1:PORT`` and no ``Origin``, and pass.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import sys
 import threading
 
 from orb_bridge_dev.devstack.moto_sqs_speedup import speed_up_moto_sqs
+from orb_bridge_dev.loopback_guard import LoopbackGuard
 
 
 class MotoServerProcess:
@@ -64,20 +70,24 @@ class MotoServerProcess:
 def serve_moto(port: int) -> None:
     """The child process: moto's server until stdin closes."""
     speed_up_moto_sqs()
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     # werkzeug logs every request moto serves (the poller makes many): keep the terminal readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    print(f"moto listening on {host}:{bound_port}", flush=True)
+    # What moto's ThreadedMotoServer builds, with the guard in front of moto's app.
+    app = LoopbackGuard(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    print(f"moto listening on 127.0.0.1:{server.port}", flush=True)
     try:
         sys.stdin.read()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(5)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
     HTTP 127.0.0.1:3000  --POST /segment------>  track_intake  --SQS-->  poller --> orb_ingest --> Orb sandbox :3001
                          --POST /orb/webhook-->  orb_webhook   --EventBridge bus--> bus tap queue (to count)
 
-Everything runs in one process: moto's server (resources from template.yaml), the Orb sandbox
-(unless ``ORB_API_BASE_URL`` points at a real Orb), the gateway and the SQS poller. The
+Everything runs in one process but moto's server (a child process; resources from template.yaml):
+the Orb sandbox (unless ``ORB_API_BASE_URL`` points at a real Orb, which needs a Segment
+credential), the gateway and the SQS poller. Every listener answers loopback clients only
+(``loopback_guard``). The
 handlers read their settings from ``os.environ``, which ``start`` fills in (user settings win)
 and ``stop`` restores.
 """
@@ -118,8 +120,7 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         from orb_bridge_dev.devstack.template import function_properties, load_template, resolve, sqs_event_source
         from orb_bridge_dev.orb_sandbox import OrbSandbox
 
-        if self.uses_real_orb and not self.user_env.get("ORB_API_KEY", "").strip():
-            raise DevStackError("ORB_API_BASE_URL is set (real Orb): set ORB_API_KEY too")
+        self.check_settings()
         template_path = Path(self.config.template_path)
         if not template_path.is_file():
             raise DevStackError(f"template not found: {template_path}")

@@ -133,6 +133,7 @@ class DevStackStatus:
             f"  mapping: EXTERNAL_CUSTOMER_ID_FIELD={self.env['EXTERNAL_CUSTOMER_ID_FIELD']} "
             f"PROPERTIES_MAPPING={self.env['PROPERTIES_MAPPING']}",
         ]
+        lines.append("  loopback only: a request with another Host or a web page's Origin gets a 403")
         if self.test_webhook_status is not None:
             lines.append(f"  sent a resource_event.test webhook: HTTP {self.test_webhook_status}")
         lines.append("Ctrl-C to stop.")

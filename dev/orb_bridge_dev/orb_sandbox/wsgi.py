@@ -12,6 +12,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from orb_bridge_dev.loopback_guard import LoopbackGuard
 from orb_bridge_dev.orb_sandbox.problems import RequestError
 
 logger = logging.getLogger("orb_bridge_dev.orb_sandbox")
@@ -90,4 +91,5 @@ def serve(host: str, port: int, handle: Callable[[Request], Reply]) -> BaseWSGIS
     # Werkzeug's threaded server listens with a backlog of 128; it answers "Connection: close" to every
     # request (its dev server never keeps a connection alive), where Orb keeps them: a client here
     # opens one connection per request.
-    return make_server(host, port, app, threaded=True, request_handler=_Handler)
+    # Behind the loopback guard: web pages (cross-site or DNS-rebinding) get a 403, never Orb's API.
+    return make_server(host, port, LoopbackGuard(app), threaded=True, request_handler=_Handler)
