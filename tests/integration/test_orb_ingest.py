@@ -345,7 +345,7 @@ def test_failed_messages_are_held_back_instead_of_redriven(handler, orb, rejecte
 
 
 def test_backoff_doubles_per_receive_and_caps_at_twelve_hours():
-    from orb_bridge.aws.clients.redelivery import backoff_seconds
+    from orb_bridge.aws.redelivery import backoff_seconds
 
     assert [backoff_seconds(n, 900) for n in (1, 2, 3, 4)] == [900, 1800, 3600, 7200]
     assert backoff_seconds(10, 900) == 12 * 3600

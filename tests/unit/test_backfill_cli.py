@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.aws.clients.rejection_records import rejection_record
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.orb.usage_event import OrbUsageEvent
 from orb_bridge_dev.commands.backfill import command as backfill_cmd
 from orb_bridge_dev.commands.backfill.orb_client import Pacer

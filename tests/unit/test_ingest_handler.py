@@ -181,7 +181,7 @@ def test_a_wait_longer_than_sqs_delays_hops_without_calling_orb(handler, ingest_
 def test_replays_are_counted_and_those_waiting_on_the_mapping_are_held_back_as_configuration_errors(
     handler, rejected_queue, capsys, monkeypatch
 ):
-    from orb_bridge.aws.clients.rejection_records import rejection_record
+    from orb_bridge.aws.rejection_records import rejection_record
     from orb_bridge.core.errors import ConfigurationError
     from orb_bridge.ingest import batch as ingest_batch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from orb_bridge.aws.clients.rejection_records import rejection_record
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.ingest.messages import SqsMessage

@@ -9,8 +9,8 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.aws.clients.redelivery import Receipt, backoff_base_seconds, hold_back
-from orb_bridge.aws.clients.rejection_records import rejection_record
+from orb_bridge.aws.redelivery import Receipt, backoff_base_seconds, hold_back
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.aws.queues import MAX_BATCH_BYTES, SqsQueue, queue_url_from_arn
 from orb_bridge.core.errors import ConfigurationError
 
@@ -120,7 +120,7 @@ def test_rejection_record_carries_reason_and_event():
 
 
 def test_visibility_is_capped_at_what_is_left_of_twelve_hours_since_receipt():
-    from orb_bridge.aws.clients.redelivery import MAX_RECEIPT_AGE_SECONDS, backoff_seconds, visibility_cap_seconds
+    from orb_bridge.aws.redelivery import MAX_RECEIPT_AGE_SECONDS, backoff_seconds, visibility_cap_seconds
 
     now = 1_800_000_000.0
     # First receive: ApproximateFirstReceiveTimestamp is this receive, 100 s ago.
@@ -133,7 +133,7 @@ def test_visibility_is_capped_at_what_is_left_of_twelve_hours_since_receipt():
 
 
 def test_hold_back_spans_recomputed_with_the_cap():
-    from orb_bridge.aws.clients.redelivery import hold_back_span
+    from orb_bridge.aws.redelivery import hold_back_span
 
     assert hold_back_span(10, 60) == 1023 * 60  # about 17 hours of Orb errors
     assert hold_back_span(10, 900) == (15 + 30 + 60 + 120 + 240 + 480) * 60 + 4 * 42_240  # 2.6 days

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orb_bridge.aws.clients.rejection_records import rejection_record
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.ingest.replay import (

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.aws.clients.rejection_records import rejection_record
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.orb.usage_event import OrbUsageEvent, orb_fields, validation_messages
 
