@@ -3,7 +3,7 @@ for one): the stack refuses to take unauthenticated Track calls that would bill 
 
 The stack runs in a child process: the layer's container caches and ``os.environ`` are
 process-wide, and the package's own dev stack (tests/e2e/conftest.py) may be running here.
-Refusing to start without a Segment credential is tested in tests/unit/test_devstack_env.py.
+Refusing to start without a Segment credential is tested in tests/unit/dev/devstack/test_devstack_env.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Orb sandbox and moto's server (as the dev stack runs them) answer loopback clients only:
 a DNS-rebinding request (a web page's own name resolved to 127.0.0.1) or any request a web page
 makes from another site (it carries that site's ``Origin``) gets a 403, and changes nothing.
-The gateway's own replays are in tests/unit/test_gateway.py, the whole stack's in tests/e2e."""
+The gateway's own replays are in tests/unit/dev/devstack/test_gateway.py, the whole stack's in tests/e2e."""
 
 from __future__ import annotations
 

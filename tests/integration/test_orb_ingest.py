@@ -358,7 +358,7 @@ def test_a_429_defers_every_unsent_event_as_a_delayed_copy_and_dead_letters_noth
     """After a 429 no new request starts; every event not ingested is re-sent to the ingest
     queue as a copy (its receive count starts again, so rate limiting never reaches
     maxReceiveCount) and the originals are acknowledged. Retry-After 0 keeps the copies visible
-    at once for the test; the delay itself is covered by tests/unit/test_ingest_handler.py."""
+    at once for the test; the delay itself is covered by tests/unit/ingest/test_ingest_handler.py."""
     sqs = boto3.client("sqs", region_name="us-east-1")
     queue_url = sqs.create_queue(QueueName="IngestQueue")["QueueUrl"]
     monkeypatch.setenv("INGEST_QUEUE_URL", queue_url)

@@ -1,7 +1,7 @@
 """The one patch of moto's internals: its SQS made fast at depth, same behaviour.
 
 Isolated here so that a moto upgrade that moves what it patches fails one test loudly
-(``tests/unit/test_moto_sqs_speedup.py``) instead of slowing the dev stack down silently.
+(``tests/unit/dev/devstack/test_moto_sqs_speedup.py``) instead of slowing the dev stack down silently.
 ``PATCHED`` lists every moto name this module reads or replaces.
 """
 

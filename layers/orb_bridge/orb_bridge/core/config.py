@@ -157,7 +157,7 @@ class IngestSettings(EnvSettings):
     pacing_table_name: str = field(default="", metadata=env("ORB_PACING_TABLE_NAME"))
     # Requests one invocation may make, splits and re-sends after a 400 included.
     # 200: ten events refused by a 400 naming nobody, among 2,000, are isolated in one invocation
-    # (150 requests measured, tests/unit/test_ingest_orb_400.py).
+    # (150 requests measured, tests/unit/ingest/test_ingest_orb_400.py).
     max_requests_per_invocation: int = field(default=200, metadata=env("ORB_MAX_REQUESTS_PER_INVOCATION", ge=1))
     # Orb accepts events up to this many hours old (docs/facts.md); older ones cannot be ingested.
     grace_period_hours: float = field(default=12.0, metadata=env("ORB_GRACE_PERIOD_HOURS", gt=0))

@@ -5,7 +5,7 @@ Why not pydantic here (it models every payload that crosses a boundary): setting
 environment strings read at every request, and importing pydantic for them alone cost ~70 ms of
 every cold start, about a sixth of the whole floor (``import boto3`` plus one client) in python3.13
 (BENCHMARKS.md, issue 12). The few rules (required, whole number, finite number, bounds, flags)
-are written once here and covered variable by variable in tests/unit/test_config.py.
+are written once here and covered variable by variable in tests/unit/core/test_config.py.
 """
 
 from __future__ import annotations

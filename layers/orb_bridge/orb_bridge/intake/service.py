@@ -20,8 +20,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from orb_bridge.aws.rejection_records import MAX_RECORD_BYTES, rejection_record
 from orb_bridge.aws.queues import SendFailure, SqsQueue
+from orb_bridge.aws.rejection_records import MAX_RECORD_BYTES, rejection_record
 from orb_bridge.core.config import IntakeSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, read_request

@@ -9,7 +9,7 @@ path (about 100 ms of a cold start): values of the plain kinds the mapping produ
 here (a subset of what the model accepts: exact ``str``/``int``/``float``/``bool``, text that
 encodes as UTF-8, Orb's timestamp form); anything else goes to the model, which accepts it as it
 always did or raises its ``ValidationError``, word for word. ``to_message_body`` writes what the
-model's ``model_dump_json(exclude_none=True)`` writes, byte for byte (tests/unit/test_usage_event.py).
+model's ``model_dump_json(exclude_none=True)`` writes, byte for byte (tests/unit/orb/test_usage_event.py).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
+from orb_bridge.aws.queues import MAX_BATCH_BYTES, SqsQueue, queue_url_from_arn
 from orb_bridge.aws.redelivery import Receipt, backoff_base_seconds, hold_back
 from orb_bridge.aws.rejection_records import rejection_record
-from orb_bridge.aws.queues import MAX_BATCH_BYTES, SqsQueue, queue_url_from_arn
 from orb_bridge.core.errors import ConfigurationError
 
 

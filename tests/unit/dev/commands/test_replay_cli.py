@@ -15,8 +15,8 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.aws.queues import SqsQueue
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core.config import IngestSettings
 from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.service import IngestService

@@ -8,7 +8,7 @@ import py_compile
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 spec = importlib.util.spec_from_file_location("check_bytecode", ROOT / "packaging" / "check_bytecode.py")
 assert spec is not None and spec.loader is not None
 check_bytecode = importlib.util.module_from_spec(spec)
