@@ -13,7 +13,7 @@ from orb_bridge_dev.devstack.gateway import http_api_v2_event
 from orb_bridge_dev.devstack.lambda_runtime import sqs_event
 
 SEGMENT_TOKEN = "bench-segment-token"
-ORB_API_KEY = "bench-orb-key"  # the sandbox's key (bench.ingest.API_KEY)
+ORB_API_KEY = "bench-orb-key"  # the sandbox's key (bench.sandbox_process.API_KEY)
 WEBHOOK_SECRET = "bench-webhook-secret"
 ACCOUNT = "123456789012"
 

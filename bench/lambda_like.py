@@ -146,7 +146,7 @@ def intake_per_event(runner: Runner, repeats: int, profile: bool = True) -> dict
 
 
 def run(python: Path, build_dir: Path, rounds: int = 5, repeats: int = 7) -> dict[str, Any]:
-    from bench.ingest import sandbox_process
+    from bench.sandbox_process import sandbox_process
     from orb_bridge_dev.devstack.local_aws import MotoServerProcess
 
     moto = MotoServerProcess()
