@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -24,50 +23,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from bench.common import PYTHON, ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
+from bench.common import ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
+from bench.ingest_memory import memory
+from bench.sandbox_process import API_KEY, sandbox_process, volume
 from orb_bridge_dev.devstack import lambda_runtime
 
-API_KEY = "bench-orb-key"
 # Orb's request/event budget switched off: the figure is then our code and the network, not pacing.
 NO_PACING = {"ORB_EVENTS_PER_MINUTE": "0", "ORB_REQUESTS_PER_SECOND": "0"}
 REJECTED_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-rejected"
-
-
-@contextmanager
-def sandbox_process(latency_seconds: float = 0.1, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
-    """The Orb sandbox in a child process on 127.0.0.1 (a free port); yields its base URL."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), str(ROOT)]), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "orb_bridge_dev.orb_sandbox",
-            "--port",
-            "0",
-            "--api-key",
-            API_KEY,
-            "--latency-seconds",
-            str(latency_seconds),
-            *extra_args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"Orb sandbox did not start: {line!r}")
-        yield line.split("listening on", 1)[1].split()[0]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def orb_events(count: int, run_id: str) -> list[dict[str, Any]]:
@@ -113,20 +76,6 @@ def configure_ingest(base_url: str) -> Any:
 
     InProcessSqs(aws.client("sqs"))  # rejections (none expected) never leave the process
     return module
-
-
-def volume(base_url: str) -> int:
-    """Events the sandbox holds (its events/volume endpoint, all time)."""
-    import httpx
-
-    response = httpx.get(
-        f"{base_url}/events/volume",
-        params={"timeframe_start": "2000-01-01T00:00:00Z"},
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return sum(int(bucket.get("count", 0)) for bucket in response.json().get("data", []))
 
 
 def settle_garbage() -> None:
@@ -275,50 +224,6 @@ def template_default(parameter: str) -> Any:
     from orb_bridge_dev.devstack.template import load_template
 
     return load_template(ROOT / "template.yaml")["Parameters"][parameter]["Default"]
-
-
-# ---- memory (in a fresh process each, so nothing else inflates the figures) -----------------
-
-MEMORY_CHILD = """
-import json, os, sys, tracemalloc, uuid
-from bench import ingest
-
-def peak_rss_kb():
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the pre-exec (forked) parent.
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-handler = ingest.configure_ingest(sys.argv[1] if len(sys.argv) > 1 else os.environ["BENCH_ORB_URL"])
-ingest.run_handler(handler, ingest.orb_events(10, "warm-" + uuid.uuid4().hex[:8]))
-rss_before_kb = peak_rss_kb()
-trace = os.environ.get("BENCH_TRACEMALLOC") == "1"
-if trace:
-    tracemalloc.start()
-# The event is built inside the measurement: Lambda's runtime holds it in memory too.
-events = ingest.orb_events(int(os.environ["BENCH_RECORDS"]), "m-" + uuid.uuid4().hex[:8])
-ingest.run_handler(handler, events)
-peak = tracemalloc.get_traced_memory()[1] if trace else None
-print(json.dumps({"tracemalloc_peak": peak,
-                  "rss_before_kb": rss_before_kb,
-                  "max_rss_kb": peak_rss_kb()}))
-"""
-
-
-def memory(records: int = 10_000) -> dict[str, Any]:
-    from bench.common import run_json_subprocess
-
-    with sandbox_process(latency_seconds=0.0) as base_url:
-        env = {"BENCH_ORB_URL": base_url, "BENCH_RECORDS": str(records)}
-        rss = run_json_subprocess(MEMORY_CHILD, env={**env, "BENCH_TRACEMALLOC": "0"})
-        traced = run_json_subprocess(MEMORY_CHILD, env={**env, "BENCH_TRACEMALLOC": "1"})
-    return {
-        "records": records,
-        "tracemalloc_peak_mb": traced["tracemalloc_peak"] / 1024 / 1024,
-        "rss_after_imports_mb": rss["rss_before_kb"] / 1024,
-        "max_rss_mb": rss["max_rss_kb"] / 1024,
-    }
 
 
 if __name__ == "__main__":

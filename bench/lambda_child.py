@@ -2,11 +2,12 @@
 
     python3.13 -P -s bench/lambda_child.py CASE SPEC.json
 
-Run by ``bench.lambda_like`` (never imported by it): standard library and boto3 only. sys.path is
-arranged as the python3.13 runtime arranges it (``/var/task`` = the built function directory, then
-the layer's ``python/lib/python3.13/site-packages`` and ``python/``, then the runtime's
-site-packages holding boto3, then the standard library). PYTHONDONTWRITEBYTECODE is set by the
-parent: /var/task and /opt are read-only in Lambda, so nothing compiled here may be reused.
+Run by ``bench.lambda_like`` through ``bench.lambda_runner`` (never imported by them): standard
+library and boto3 only. sys.path is arranged as the python3.13 runtime arranges it (``/var/task`` =
+the built function directory, then the layer's ``python/lib/python3.13/site-packages`` and
+``python/``, then the runtime's site-packages holding boto3, then the standard library).
+PYTHONDONTWRITEBYTECODE is set by the parent: /var/task and /opt are read-only in Lambda, so nothing
+compiled here may be reused.
 
 Cases: ``floor`` (import boto3 + one SQS client + one SendMessageBatch), ``cold:<function>``
 (import app, settings with secret reads, clients, first request: each step timed) and
