@@ -14,7 +14,7 @@ ORB_REFUSES = ("stale timestamp", "future timestamp")
 INVALID_KINDS = INTAKE_REFUSES + ORB_REFUSES
 # The 400 body forms that name the failing events. The opaque form (naming nobody) is left out:
 # its search by splitting needs many requests, which a rate limit answers with 429s (tested in
-# tests/unit/test_ingest_orb_400.py, without a rate limit).
+# tests/unit/ingest/test_ingest_orb_400.py, without a rate limit).
 NAMING_ERROR_BODIES = ("validation_failed", "objects", "strings")
 
 
