@@ -35,6 +35,7 @@ from orb_bridge_dev.rejected_records import (
     release,
     summary,
 )
+from orb_bridge_dev.terminal import printable
 
 # Long enough to send and delete tens of thousands of records; a killed run's records return after it.
 DEFAULT_HOLD_SECONDS = 900
@@ -108,13 +109,13 @@ def run(
             customer=args.customer,
         )
     except (TargetError, argparse.ArgumentTypeError) as exc:
-        print(f"orb-bridge replay: {exc}", file=err)
+        print(f"orb-bridge replay: {printable(exc)}", file=err)
         return 2
     entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
     report = ReplayReport()
     try:
         print(
-            f"{target.label}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected "
+            f"{printable(target.label)}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected "
             f"(grace period {grace_hours:g} h)",
             file=out,
         )

@@ -178,7 +178,9 @@ def test_the_stacks_own_secret_goes_to_orb(moto, tmp_path) -> None:
 def test_an_operator_named_host_is_accepted(moto, tmp_path) -> None:
     make_stack(OrbApiBaseUrl="https://orb-proxy.corp.example/v1")
     recorder = Recorder(FakeOrb(now=lambda: NOW), {"orb-proxy.corp.example"})
-    code, output = backfill(recorder, tmp_path, {"ORB_API_KEY": "orb-key"}, "--allow-orb-host", "ORB-PROXY.corp.example")
+    code, output = backfill(
+        recorder, tmp_path, {"ORB_API_KEY": "orb-key"}, "--allow-orb-host", "ORB-PROXY.corp.example"
+    )
     assert code == 0 and "dry run: nothing changed" in output
     assert recorder.hosts() == {"orb-proxy.corp.example"} and recorder.keys_sent() == {"Bearer orb-key"}
 
@@ -186,7 +188,9 @@ def test_an_operator_named_host_is_accepted(moto, tmp_path) -> None:
 def test_naming_a_host_does_not_lift_the_https_rule(moto, tmp_path) -> None:
     make_stack(OrbApiBaseUrl="http://orb-proxy.corp.example/v1")
     recorder = Recorder(FakeOrb(now=lambda: NOW), {"orb-proxy.corp.example"})
-    code, output = backfill(recorder, tmp_path, {"ORB_API_KEY": "orb-key"}, "--allow-orb-host", "orb-proxy.corp.example")
+    code, output = backfill(
+        recorder, tmp_path, {"ORB_API_KEY": "orb-key"}, "--allow-orb-host", "orb-proxy.corp.example"
+    )
     assert code == 2 and "not this machine" in output and recorder.requests == []
 
 
