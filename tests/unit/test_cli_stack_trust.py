@@ -29,10 +29,8 @@ from tests.support.rejected_stack import STACK, TEMPLATE, all_bodies, orb_event,
 NOW = datetime.now(UTC).replace(microsecond=0)
 LATE = NOW - timedelta(hours=13)
 ACCOUNT = "123456789012"  # moto's default account
-TRUST_TEMPLATE = {
-    **TEMPLATE,
-    "Parameters": {**TEMPLATE["Parameters"], "OrbApiKeySecretArn": {"Type": "String", "Default": ""}},
-}
+TRUST_TEMPLATE: dict[str, Any] = json.loads(json.dumps(TEMPLATE))  # the test stack, plus the key's secret
+TRUST_TEMPLATE["Parameters"]["OrbApiKeySecretArn"] = {"Type": "String", "Default": ""}
 
 
 class Recorder:
