@@ -14,16 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from orb_bridge import aws
+from orb_bridge.config import MappingSettings
 from orb_bridge.ingest_messages import SqsMessage
 from orb_bridge.queues import rejection_record
 from orb_bridge.record_shape import UNREADABLE_REASON
-from orb_bridge.replay import Action, read_ingest_message, rejection_after
+from orb_bridge.replay import Action, read_ingest_message, rejection_after, replay_record
 from orb_bridge_dev import backfill_cmd, replay_cmd
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, rejected_records, usage_event
 from tests.support.rejected_stack import STACK, all_bodies, create_stack, orb_event, send
+from tests.support.strategies import fuzz_settings, json_values
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -148,3 +152,35 @@ def _no_orb() -> Any:
     import httpx
 
     return httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"data": []})))
+
+
+_RECORD_FIELDS = [
+    "errors",
+    "history",
+    "replay_count",
+    "replayable",
+    "rejected_at",
+    "first_rejected_at",
+    "orb_event",
+    "segment_event",
+    "message_body",
+    "hint",
+    "sqs_message_id",
+]
+
+
+@given(
+    stage=st.sampled_from(["intake", "orb", "ingest"]),
+    fields=st.dictionaries(st.sampled_from(_RECORD_FIELDS), json_values, max_size=6),
+    replay_limit=st.booleans(),
+)
+@fuzz_settings(max_examples=300)
+def test_no_record_of_any_shape_makes_reading_raise(stage: str, fields: dict[str, Any], replay_limit: bool) -> None:
+    """Whatever a record holds, reading it decides an action; a refusal is one readable record."""
+    body = json.dumps({"stage": stage, "reason": "r", **fields})
+    item = read_ingest_message(body, lambda: MappingSettings())
+    assert item.action in set(Action)
+    if item.action is Action.REJECT:
+        record = json.loads(item.rejection or "")
+        assert record["stage"] in ("intake", "orb", "ingest") and isinstance(record["reason"], str)
+    replay_record(json.loads(body), lambda: MappingSettings(), ignore_limit=replay_limit)
