@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from orb_bridge import aws
 from orb_bridge.queues import rejection_record
-from orb_bridge_dev import backfill_cmd, replay_cmd
+from orb_bridge_dev import backfill_cmd, cli, replay_cmd
 from orb_bridge_dev.terminal import printable
 from tests.support.orb_backfill_fake import FakeOrb
 from tests.support.rejected_stack import STACK, create_stack, orb_event, segment_event, send
@@ -134,3 +134,19 @@ def test_backfill_prints_customers_keys_and_orbs_reasons_escaped(stack, tmp_path
         assert_escaped(output)
         assert "external_customer_id=cust\\x1b]0;pwned" in output
     assert "kept: Orb refused key\\x1b]0;pwned" in output
+
+
+def test_map_prints_the_files_ids_types_and_errors_escaped(tmp_path) -> None:
+    now = NOW.isoformat().replace("+00:00", "Z")
+    elements = [
+        {"type": "track", "event": "e", "messageId": f"m1{HOSTILE}", "timestamp": now},  # no userId: refused
+        {"type": f"x{HOSTILE}", "messageId": "m2"},
+        {"type": "track", "event": f"e{HOSTILE}", "userId": "u", "messageId": "m3", "timestamp": now},
+    ]
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(elements))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run_map(str(path), {}, out, err) == 1
+    output = out.getvalue() + err.getvalue()
+    assert not RAW.search(output.replace("\n", "")), ascii(output)
+    assert "messageId m1\\x1b]0;pwned" in output and "unknown Segment call type" in output
