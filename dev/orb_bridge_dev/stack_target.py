@@ -229,15 +229,15 @@ def _checked_url(url: str, what: str, allowed_hosts: set[str] | frozenset[str] |
         checked = checked_base_url(url)
         host = base_url_host(checked)
     except OrbUrlError as exc:
-        raise TargetError(f"{what} ({printable(url)!r}) {exc}: refusing to send it an Orb API key") from None
-    if allowed_hosts is LOOPBACK_HOSTS and host not in allowed_hosts:
+        raise TargetError(f"{what} ('{printable(url)}') {exc}: refusing to send it an Orb API key") from None
+    if allowed_hosts is None or host in allowed_hosts:
+        return checked
+    if allowed_hosts <= LOOPBACK_HOSTS:
         raise TargetError(f"{what} ({checked}) is not on this machine: refusing to send it an Orb API key")
-    if allowed_hosts is not None and host not in allowed_hosts:
-        raise TargetError(
-            f"{what} ({checked}) is not Orb's API host ({ORB_API_HOST}): refusing to send it an Orb API key. "
-            f"If {host} is your Orb endpoint, pass --allow-orb-host {host}"
-        )
-    return checked
+    raise TargetError(
+        f"{what} ({checked}) is not Orb's API host ({ORB_API_HOST}): refusing to send it an Orb API key. "
+        f"If {host} is your Orb endpoint, pass --allow-orb-host {host}"
+    )
 
 
 def _arn_fields(arn: str) -> tuple[str, str, str, str, str] | None:
@@ -254,7 +254,7 @@ def _check_secret_arn(arn: str, stack_id: str, stack_name: str) -> None:
     secret, stack = _arn_fields(arn), _arn_fields(stack_id)
     if secret is None or secret[1] != "secretsmanager" or not secret[4].startswith("secret:"):
         raise TargetError(
-            f"the OrbApiKeySecretArn of stack {stack_name!r} ({printable(arn)!r}) is not a Secrets Manager secret ARN; "
+            f"the OrbApiKeySecretArn of stack {stack_name!r} ('{printable(arn)}') is not a Secrets Manager secret ARN; "
             "set ORB_API_KEY instead"
         )
     if stack is None:
