@@ -16,6 +16,10 @@ the original payload stays at top level, the new ``stage``/``reason``/``errors``
 ones (kept in a short ``history``) and ``replay_count`` grows by one. It is never wrapped inside
 another record, and a record replayed ``MAX_REPLAY_COUNT`` times is not sent again: something
 keeps redriving it without fixing the cause, so it stays rejected, saying so.
+
+A record whose fields do not have the types this code writes (say a ``history`` that is not a
+list) is not guessed at: it is rejected alone, as it is, with the reason (``unreadable``), and
+the rest of its batch goes on. No record, however malformed, fails a batch.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from orb_bridge.config import MappingSettings
 from orb_bridge.queues import rejection_record
+from orb_bridge.record_shape import SHAPE_ERRORS, UNREADABLE_REASON, record_problem, unreadable_record
 from orb_bridge.usage_event import OrbUsageEvent, orb_fields, validation_messages
 
 STAGES = frozenset({"intake", "orb", "ingest"})
@@ -128,7 +133,26 @@ def replay_record(
     """The event a rejection record replays, or why it cannot be replayed.
 
     ``ignore_limit``: an operator's explicit replay (``orb-bridge replay``) is not a loop.
+    A record that does not read as ours is refused alone (``unreadable``); this never raises.
     """
+    problem = record_problem(record)
+    if problem is not None:
+        return unreadable(record, problem)
+    try:
+        return _replay_record(record, mapping_settings, ignore_limit)
+    except SHAPE_ERRORS as exc:
+        return unreadable(record, f"{type(exc).__name__}: {_short(exc)}")
+
+
+def unreadable(record: Mapping[str, Any], problem: str) -> IngestMessage:
+    """A record that does not read as ours: rejected alone, kept whole, never sent."""
+    rejection = unreadable_record(record, problem)
+    return IngestMessage(Action.REJECT, origin=record, rejection=rejection, detail=f"{UNREADABLE_REASON}: {problem}")
+
+
+def _replay_record(
+    record: Mapping[str, Any], mapping_settings: Callable[[], MappingSettings], ignore_limit: bool
+) -> IngestMessage:
     count = replay_count(record)
     if record.get("replayable") is False:
         return _keep(
@@ -182,7 +206,8 @@ def rejection_after(
             extra=dict(extra) if extra is not None else None,
         )
     carried = {key: value for key, value in origin.items() if key not in _FAILURE_FIELDS}
-    history = [entry for entry in origin.get("history") or [] if isinstance(entry, Mapping)]
+    earlier = origin.get("history")
+    history = [entry for entry in earlier if isinstance(entry, Mapping)] if isinstance(earlier, list) else []
     history.append(
         {
             "stage": origin.get("stage"),
