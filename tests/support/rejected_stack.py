@@ -16,7 +16,7 @@ TEMPLATE = {
         "ExternalCustomerIdField": {"Type": "String", "Default": "userId"},
         "IdempotencyKeyField": {"Type": "String", "Default": "messageId"},
         "PropertiesMapping": {"Type": "String", "Default": "{}"},
-        "OrbApiBaseUrl": {"Type": "String", "Default": "https://orb.test/v1"},
+        "OrbApiBaseUrl": {"Type": "String", "Default": "https://api.withorb.com/v1"},
     },
     "Resources": {"IngestQueue": {"Type": "AWS::SQS::Queue"}, "RejectedQueue": {"Type": "AWS::SQS::Queue"}},
     "Outputs": {

@@ -29,6 +29,7 @@ def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None)
     from orb_bridge.core.errors import ConfigurationError
     from orb_bridge.core.http_request import BodyError
     from orb_bridge.segment.mapping import map_body
+    from orb_bridge_dev.terminal import printable
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -52,12 +53,12 @@ def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None)
     try:
         outcomes = map_body(raw, settings)
     except BodyError as exc:
-        print(f"rejected: the whole body ({exc.problem.value}): {exc.message}", file=out)
+        print(f"rejected: the whole body ({exc.problem.value}): {printable(exc.message)}", file=out)
         return 1
     now = datetime.now(UTC)
     accepted = skipped = rejected = 0
     for outcome in outcomes:
-        label = f"[{outcome.index}]" + (f" messageId {outcome.message_id}" if outcome.message_id else "")
+        label = f"[{outcome.index}]" + (f" messageId {printable(outcome.message_id)}" if outcome.message_id else "")
         if outcome.orb_event is not None:
             accepted += 1
             print(f"{label}: Orb event", file=out)
@@ -67,10 +68,10 @@ def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None)
                 print(f"  note: {note}", file=out)
         elif outcome.skipped:
             skipped += 1
-            print(f"{label}: skipped: a {outcome.call_type} call is acknowledged, not billed", file=out)
+            print(f"{label}: skipped: a {printable(outcome.call_type)} call is acknowledged, not billed", file=out)
         else:
             rejected += 1
-            print(f"{label}: rejected: {outcome.error}", file=out)
+            print(f"{label}: rejected: {printable(outcome.error)}", file=out)
     print(f"{accepted} accepted, {skipped} skipped, {rejected} rejected", file=out)
     return 1 if rejected else 0
 

@@ -21,6 +21,7 @@ from typing import Any
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.ingest.replay import Action, is_rejection_record, read_ingest_message, replay_record
 from orb_bridge.orb.usage_event import OrbUsageEvent
+from orb_bridge_dev.terminal import printable
 
 DEFAULT_GRACE_PERIOD_HOURS = 12.0
 # Replaying an event this close to the grace period's edge risks Orb refusing it on arrival.
@@ -225,7 +226,7 @@ def summary(entries: Sequence[Entry], now: datetime, top: int = 10) -> str:
     ]
     lines = [f"{len(entries)} rejected record(s)"]
     for title, key in columns:
-        counts = Counter(key(entry) for entry in entries)
+        counts = Counter(printable(key(entry)) for entry in entries)  # text from outside: escaped
         if not counts:
             continue
         width = max(len(title), *(len(value) for value in counts))

@@ -5,6 +5,14 @@
 credential chain (``--profile``, ``--region``, environment, SSO...). ``--dev`` talks to the dev
 stack's moto server: ``orb-bridge dev`` writes its addresses to ``.orb-bridge-dev.json`` at the
 repository's root while it runs (``--endpoint-url`` or ``AWS_ENDPOINT_URL`` override it).
+
+A stack's parameters are input, not instructions: whoever can update the stack chooses them, and
+the Orb API key is sent to ``OrbApiBaseUrl``. So the key (the stack's secret, or an exported
+``ORB_API_KEY``) is only ever sent to a URL that passes the functions' rule (``orb_bridge.orb.base_url``)
+and whose host is Orb's API (api.withorb.com) or one the operator names with ``--allow-orb-host``;
+and ``OrbApiKeySecretArn`` must be a secret of the stack's own account and region (otherwise any
+secret the operator can read could be sent). Both are checked before the key is read, so a
+refused stack sends nothing anywhere, dry run included.
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from orb_bridge.core.config import DEFAULT_ORB_API_BASE_URL, MappingSettings
+from orb_bridge.orb.base_url import LOOPBACK_HOSTS, ORB_API_HOST, OrbUrlError, base_url_host, checked_base_url
 from orb_bridge_dev.deployment.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, STAGE_CHOICES, Target, TargetError
+from orb_bridge_dev.terminal import printable
 
 DEV_ORB_BASE_URL = "http://127.0.0.1:3001/v1"
 # Written by `orb-bridge dev` while it runs, removed when it stops: what `--dev` talks to.
-DEV_STACK_FILE = Path(__file__).resolve().parents[3] / ".orb-bridge-dev.json"
+DEV_STACK_FILE = Path(__file__).resolve().parents[2] / ".orb-bridge-dev.json"
 # Stack parameter -> the environment variable the functions read it as.
 MAPPING_PARAMETERS = {
     "EventNameField": "EVENT_NAME_FIELD",
@@ -41,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser, hold_seconds: int) -> None:
     aws.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
     aws.add_argument(
         "--endpoint-url", help="with --dev: the moto address the dev stack prints (default $AWS_ENDPOINT_URL)"
+    )
+    parser.add_argument_group("Orb").add_argument(
+        "--allow-orb-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help=f"with --stack: the stack's OrbApiBaseUrl may name this host (repeatable; default: only {ORB_API_HOST}, "
+        "the only host the Orb API key is sent to otherwise)",
     )
     filters = parser.add_argument_group("which records")
     filters.add_argument(
@@ -113,15 +131,19 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
             f"no dev stack queues at {endpoint} ({type(exc).__name__}): is `orb-bridge dev` running?"
         ) from None
     local_orb = not env.get("ORB_API_BASE_URL", "").strip()
+    # The operator's own ORB_API_BASE_URL, else the dev stack's sandbox, which is on this machine.
+    orb_base_url = _checked_url(
+        (running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb else env["ORB_API_BASE_URL"].strip(),
+        "ORB_API_BASE_URL" if not local_orb else "the dev stack's Orb sandbox URL",
+        allowed_hosts=None if not local_orb else LOOPBACK_HOSTS,
+    )
     return Target(
         label=f"dev stack at {endpoint}",
         sqs=sqs,
         ingest_queue_url=ingest,
         rejected_queue_url=rejected,
         mapping=functools.cache(lambda: MappingSettings.from_env(map_settings_env(env))),
-        orb_base_url=(
-            (running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb else env["ORB_API_BASE_URL"].strip()
-        ),
+        orb_base_url=orb_base_url,
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
     )
 
@@ -162,13 +184,27 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
     if missing:
         raise TargetError(f"stack {args.stack!r} has no output {', '.join(missing)}: is it a segment-orb-bridge stack?")
     mapping_env = {variable: parameters[name] for name, variable in MAPPING_PARAMETERS.items() if parameters.get(name)}
+    # Checked here, raised only when the key is asked for: `replay` never talks to Orb.
+    orb_base_url, orb_problem = "", ""
+    try:
+        orb_base_url = _checked_url(
+            parameters.get("OrbApiBaseUrl") or DEFAULT_ORB_API_BASE_URL,
+            f"the OrbApiBaseUrl of stack {args.stack!r}",
+            allowed_hosts={ORB_API_HOST, *(host.strip().lower() for host in args.allow_orb_host)},
+        )
+    except TargetError as exc:
+        orb_problem = str(exc)
 
     def api_key() -> str:
+        if orb_problem:
+            raise TargetError(orb_problem)
+        # The URL's host is Orb's or one the operator named: the only places a key goes, whichever.
         if env.get("ORB_API_KEY", "").strip():
             return env["ORB_API_KEY"].strip()
         arn = parameters.get("OrbApiKeySecretArn", "")
         if not arn:
             raise TargetError("set ORB_API_KEY: the stack has no OrbApiKeySecretArn parameter")
+        _check_secret_arn(arn, str(stack.get("StackId", "")), args.stack)
         try:
             return session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
         except Exception as exc:
@@ -182,9 +218,53 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         ingest_queue_url=outputs["IngestQueueUrl"],
         rejected_queue_url=outputs["RejectedQueueUrl"],
         mapping=functools.cache(lambda: MappingSettings.from_env(mapping_env)),
-        orb_base_url=(parameters.get("OrbApiBaseUrl") or DEFAULT_ORB_API_BASE_URL).rstrip("/"),
+        orb_base_url=orb_base_url,
         orb_api_key=api_key,
     )
+
+
+def _checked_url(url: str, what: str, allowed_hosts: set[str] | frozenset[str] | None) -> str:
+    """``url`` if it passes the functions' rule and (unless None) names one of ``allowed_hosts``."""
+    try:
+        checked = checked_base_url(url)
+        host = base_url_host(checked)
+    except OrbUrlError as exc:
+        raise TargetError(f"{what} ('{printable(url)}') {exc}: refusing to send it an Orb API key") from None
+    if allowed_hosts is None or host in allowed_hosts:
+        return checked
+    if allowed_hosts <= LOOPBACK_HOSTS:
+        raise TargetError(f"{what} ({checked}) is not on this machine: refusing to send it an Orb API key")
+    raise TargetError(
+        f"{what} ({checked}) is not Orb's API host ({ORB_API_HOST}): refusing to send it an Orb API key. "
+        f"If {host} is your Orb endpoint, pass --allow-orb-host {host}"
+    )
+
+
+def _arn_fields(arn: str) -> tuple[str, str, str, str, str] | None:
+    """(partition, service, region, account, resource) of an ARN, or None."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or not all(parts[1:3]) or not parts[5]:
+        return None
+    return parts[1], parts[2], parts[3], parts[4], parts[5]
+
+
+def _check_secret_arn(arn: str, stack_id: str, stack_name: str) -> None:
+    """The stack's key secret must be a Secrets Manager secret in the stack's own account and
+    region: otherwise the stack could name any secret the operator can read."""
+    secret, stack = _arn_fields(arn), _arn_fields(stack_id)
+    if secret is None or secret[1] != "secretsmanager" or not secret[4].startswith("secret:"):
+        raise TargetError(
+            f"the OrbApiKeySecretArn of stack {stack_name!r} ('{printable(arn)}') is not a Secrets Manager secret ARN; "
+            "set ORB_API_KEY instead"
+        )
+    if stack is None:
+        raise TargetError(f"cannot read stack {stack_name!r}'s account and region from its StackId")
+    if (secret[0], secret[2], secret[3]) != (stack[0], stack[2], stack[3]):
+        raise TargetError(
+            f"the OrbApiKeySecretArn of stack {stack_name!r} is in account {printable(secret[3])} region "
+            f"{printable(secret[2])}, not the stack's ({stack[3]} {stack[2]}): refusing to read it; "
+            "set ORB_API_KEY instead"
+        )
 
 
 def _api_key_from_env(env: Mapping[str, str]) -> str:
@@ -195,7 +275,8 @@ def _api_key_from_env(env: Mapping[str, str]) -> str:
 
 
 def mapping_description(settings: MappingSettings) -> str:
-    return (
+    """The stack's mapping parameters, escaped for the terminal."""
+    return printable(
         f"EVENT_NAME_FIELD={settings.event_name_field} EXTERNAL_CUSTOMER_ID_FIELD="
         f"{settings.external_customer_id_field} IDEMPOTENCY_KEY_FIELD={settings.idempotency_key_field} "
         f"PROPERTIES_MAPPING={json.dumps(dict(settings.properties_mapping))}"

@@ -46,6 +46,7 @@ from orb_bridge_dev.deployment.rejected_records import (
     parse_since,
     release,
 )
+from orb_bridge_dev.terminal import printable
 
 # Records stay invisible while their backfill is created, filled and closed.
 DEFAULT_HOLD_SECONDS = 3600
@@ -244,7 +245,7 @@ def run(
         )
         api_key = target.orb_api_key()
     except (TargetError, argparse.ArgumentTypeError) as exc:
-        print(f"orb-bridge backfill: {exc}", file=err)
+        print(f"orb-bridge backfill: {printable(exc)}", file=err)
         return 2
     pacer = Pacer(
         requests_per_second=args.requests_per_second
@@ -260,7 +261,8 @@ def run(
         groups = plan_groups(selected, args.per_customer)
         late = sum(len(records) for group in groups for records in group.records.values())
         print(
-            f"{target.label}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected, {late} older "
+            f"{printable(target.label)}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected, "
+            f"{late} older "
             f"than the grace period ({grace_hours:g} h)",
             file=out,
         )
@@ -270,10 +272,10 @@ def run(
         if not args.yes:
             found = {index: backfiller.look_up(group) for index, group in enumerate(groups)}
             print("plan (replace_existing_events: false):", file=out)
-            print("\n".join(describe(groups, found)) or "  nothing to backfill", file=out)
+            print("\n".join(map(printable, describe(groups, found))) or "  nothing to backfill", file=out)
             for backfill in pending:
                 print(
-                    f"  pending in Orb: {backfill.id} {backfill.timeframe_start.isoformat()} .. "
+                    f"  pending in Orb: {printable(backfill.id)} {backfill.timeframe_start.isoformat()} .. "
                     f"{backfill.timeframe_end.isoformat()}",
                     file=out,
                 )
@@ -286,7 +288,8 @@ def run(
                 result = backfiller.run_group(group, pending, progress)
             except OrbApiError as exc:
                 print(
-                    f"\nbackfill for {group.scope_label} {group.start.isoformat()} .. {group.end.isoformat()}: {exc}"
+                    f"\nbackfill for {printable(group.scope_label)} {group.start.isoformat()} .. "
+                    f"{group.end.isoformat()}: {printable(exc)}"
                     f"\n  (saved in {args.state_file}: rerun to resume)",
                     file=out,
                 )
@@ -304,10 +307,11 @@ def run(
 
 
 def _report(group: Group, result: GroupResult, out: TextIO) -> None:
-    where = f"backfill {result.backfill_id}" if result.backfill_id else "no backfill needed"
+    where = f"backfill {printable(result.backfill_id)}" if result.backfill_id else "no backfill needed"
     state = "closed" if result.closed else ("left pending (--no-close)" if result.backfill_id else "")
     print(
-        f"{group.scope_label} {group.start.isoformat()} .. {group.end.isoformat()}: {where} {state}".rstrip(), file=out
+        f"{printable(group.scope_label)} {group.start.isoformat()} .. {group.end.isoformat()}: {where} {state}".rstrip(),
+        file=out,
     )
     print(
         f"  ingested {len(result.ingested)}, already in Orb (skipped) {len(result.already_in_orb)}, "
@@ -315,11 +319,16 @@ def _report(group: Group, result: GroupResult, out: TextIO) -> None:
         file=out,
     )
     for key in result.different_in_orb[:20]:
-        print(f"  kept: {key} is in Orb with a different body (not resent: it would not be billed)", file=out)
+        print(
+            f"  kept: {printable(key)} is in Orb with a different body (not resent: it would not be billed)", file=out
+        )
     for key, reason in list(result.refused.items())[:20]:
-        print(f"  kept: Orb refused {key}: {reason}", file=out)
+        print(f"  kept: Orb refused {printable(key)}: {printable(reason)}", file=out)
     for entry in group.conflicts[:20]:
-        print(f"  kept: record {entry.message_id} reuses a key of this backfill with a different event", file=out)
+        print(
+            f"  kept: record {printable(entry.message_id)} reuses a key of this backfill with a different event",
+            file=out,
+        )
 
 
 def main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:

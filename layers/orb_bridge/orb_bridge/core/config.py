@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from orb_bridge.aws.secrets import resolve_secret, split_secrets
 from orb_bridge.core.env_settings import EnvSettings, InvalidValueError, env
 from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.orb.base_url import OrbUrlError, checked_base_url
 
 DEFAULT_ORB_API_BASE_URL = "https://api.withorb.com/v1"
 # A verified webhook is handed on whole as one EventBridge entry, which must stay under 256 KiB
@@ -32,8 +33,6 @@ DEFAULT_ORB_API_BASE_URL = "https://api.withorb.com/v1"
 WEBHOOK_MAX_BODY_BYTES = 256 * 1024 - 1024
 # Orb takes at most 500 events per ingest request (docs/facts.md#orb-ingest-limits).
 ORB_MAX_EVENTS_PER_REQUEST = 500
-# The Orb API key travels in the Authorization header: only https, except to a local stand-in.
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
 
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -123,13 +122,11 @@ class IntakeSettings(EnvSettings):
 
 
 def _https_only(value: str) -> str:
-    raw = value.rstrip("/")
-    scheme, _, rest = raw.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    host = host if host.startswith("[") else host.split(":", 1)[0]
-    if (scheme.lower() == "https" and host) or (scheme.lower() == "http" and host.lower() in _LOCAL_HOSTS):
-        return raw
-    raise InvalidValueError("must be an https:// URL (http:// only to 127.0.0.1 or localhost)")
+    """The Orb API key travels in the Authorization header: ``orb_bridge.orb.base_url``'s rule."""
+    try:
+        return checked_base_url(value)
+    except OrbUrlError as exc:
+        raise InvalidValueError(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ custom destination, or ``aws sqs start-message-move-task``), it may also be:
 
 - a usage event the queue's own redrive moved to the rejected queue after ``maxReceiveCount``
   (no ``stage``): sent as is;
-- a rejection record (``rejection_records.rejection_record``), replayed from the payload it keeps:
+- a rejection record (``queues.rejection_record``), replayed from the payload it keeps:
   its ``segment_event`` re-mapped with the *current* mapping settings (so fixing the mapping and
   redriving is the whole repair), else its ``orb_event``, else (an ``ingest`` record) the
   ``message_body`` it kept, read once more.
@@ -16,6 +16,10 @@ the original payload stays at top level, the new ``stage``/``reason``/``errors``
 ones (kept in a short ``history``) and ``replay_count`` grows by one. It is never wrapped inside
 another record, and a record replayed ``MAX_REPLAY_COUNT`` times is not sent again: something
 keeps redriving it without fixing the cause, so it stays rejected, saying so.
+
+A record whose fields do not have the types this code writes (say a ``history`` that is not a
+list) is not guessed at: it is rejected alone, as it is, with the reason (``unreadable``), and
+the rest of its batch goes on. No record, however malformed, fails a batch.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orb_bridge.aws.record_shape import SHAPE_ERRORS, UNREADABLE_REASON, record_problem, unreadable_record
 from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.orb.usage_event import OrbUsageEvent, orb_fields, validation_messages
@@ -128,7 +133,26 @@ def replay_record(
     """The event a rejection record replays, or why it cannot be replayed.
 
     ``ignore_limit``: an operator's explicit replay (``orb-bridge replay``) is not a loop.
+    A record that does not read as ours is refused alone (``unreadable``); this never raises.
     """
+    problem = record_problem(record)
+    if problem is not None:
+        return unreadable(record, problem)
+    try:
+        return _replay_record(record, mapping_settings, ignore_limit)
+    except SHAPE_ERRORS as exc:
+        return unreadable(record, f"{type(exc).__name__}: {_short(exc)}")
+
+
+def unreadable(record: Mapping[str, Any], problem: str) -> IngestMessage:
+    """A record that does not read as ours: rejected alone, kept whole, never sent."""
+    rejection = unreadable_record(record, problem)
+    return IngestMessage(Action.REJECT, origin=record, rejection=rejection, detail=f"{UNREADABLE_REASON}: {problem}")
+
+
+def _replay_record(
+    record: Mapping[str, Any], mapping_settings: Callable[[], MappingSettings], ignore_limit: bool
+) -> IngestMessage:
     count = replay_count(record)
     if record.get("replayable") is False:
         return _keep(
@@ -169,7 +193,7 @@ def rejection_after(
 ) -> str:
     """The rejected-queue body for an event that failed (again).
 
-    Without ``origin`` (a plain usage event) this is ``rejection_records.rejection_record``. With one, the
+    Without ``origin`` (a plain usage event) this is ``queues.rejection_record``. With one, the
     origin's payload is kept at top level (never nested), the new failure replaces the old one,
     ``replay_count`` is one more, and the previous failures stay in ``history``.
     """
@@ -182,7 +206,8 @@ def rejection_after(
             extra=dict(extra) if extra is not None else None,
         )
     carried = {key: value for key, value in origin.items() if key not in _FAILURE_FIELDS}
-    history = [entry for entry in origin.get("history") or [] if isinstance(entry, Mapping)]
+    earlier = origin.get("history")
+    history = [entry for entry in earlier if isinstance(entry, Mapping)] if isinstance(earlier, list) else []
     history.append(
         {
             "stage": origin.get("stage"),
