@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.rejection_records import rejection_record
-from orb_bridge_dev import cli
+from orb_bridge_dev.commands import map as map_command
 from orb_bridge_dev.commands import replay as replay_cmd
 from orb_bridge_dev.commands.backfill import command as backfill_cmd
 from orb_bridge_dev.terminal import printable
@@ -148,7 +148,7 @@ def test_map_prints_the_files_ids_types_and_errors_escaped(tmp_path) -> None:
     path = tmp_path / "body.json"
     path.write_text(json.dumps(elements))
     out, err = io.StringIO(), io.StringIO()
-    assert cli.run_map(str(path), {}, out, err) == 1
+    assert map_command.run_map(str(path), {}, out, err) == 1
     output = out.getvalue() + err.getvalue()
     assert not RAW.search(output.replace("\n", "")), ascii(output)
     assert "messageId m1\\x1b]0;pwned" in output and "unknown Segment call type" in output
