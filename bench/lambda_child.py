@@ -67,13 +67,15 @@ def cold(spec, function):
 
     steps["import"] = time.perf_counter() - mark
     from orb_bridge.aws import clients as aws
-    from orb_bridge.core import config
+    from orb_bridge.ingest.settings import IngestSettings
+    from orb_bridge.intake.settings import IntakeSettings
+    from orb_bridge.webhooks.settings import WebhookSettings
 
     mark = time.perf_counter()
     read_settings = {
-        "track_intake": config.IntakeSettings.from_env,
-        "orb_ingest": config.IngestSettings.from_env,
-        "orb_webhook": config.WebhookSettings.from_env,
+        "track_intake": IntakeSettings.from_env,
+        "orb_ingest": IngestSettings.from_env,
+        "orb_webhook": WebhookSettings.from_env,
     }[function]
     read_settings()  # reads the secret(s): Powertools Parameters caches them
     steps["settings"] = time.perf_counter() - mark

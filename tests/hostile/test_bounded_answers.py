@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orb_bridge.core.config import IntakeSettings
 from orb_bridge.intake import service as intake_module
+from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.segment.auth import FIRST_EVENT_WINDOW_BYTES
 from orb_bridge.segment.body import parse_segment_body
 from tests.support.segment_requests import (

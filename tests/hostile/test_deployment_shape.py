@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from orb_bridge.core.config import IngestSettings
 from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge_dev.devstack.template import NO_VALUE, load_template, parameter_values, resolve
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:segment-AbCdEf"

@@ -14,11 +14,13 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.core.config import IngestSettings, IntakeSettings, WebhookSettings
 from orb_bridge.core.observability import logger
 from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.intake import service as intake
+from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.webhooks import service as webhook_service
+from orb_bridge.webhooks.settings import WebhookSettings
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 from tests.support.segment_requests import http_event, js_stringify, sign, track
 

@@ -16,10 +16,10 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.queues import SqsQueue
-from orb_bridge.core.config import IngestSettings
 from orb_bridge.ingest import service as ingest
 from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.service import IngestService
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.orb.client import OrbClient, shared_http_client
 from orb_bridge.orb.usage_event import OrbUsageEvent
 from orb_bridge_dev.devstack import lambda_runtime

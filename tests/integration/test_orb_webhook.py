@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 import pytest
 
-from orb_bridge.core.config import WebhookSettings
 from orb_bridge.webhooks.forwarder import EventBridgeForwarder
 from orb_bridge.webhooks.service import Outcome, WebhookReceiver
+from orb_bridge.webhooks.settings import WebhookSettings
 from tests.support.lambdas import FakeLambdaContext
 from tests.support.webhook_stack import BUS, SECRET, delivery, orb_signature, webhook_body, webhook_stack
 
@@ -178,7 +178,7 @@ def test_a_body_eventbridge_could_not_carry_is_413_by_default(stack):
     assert stack.forwarded() == [] and stack.idempotency_records() == []
 
     # Just under the limit: verified and forwarded whole.
-    from orb_bridge.core.config import WEBHOOK_MAX_BODY_BYTES
+    from orb_bridge.webhooks.settings import WEBHOOK_MAX_BODY_BYTES
 
     body = webhook_body("whk_big_but_fits", padding="x" * (WEBHOOK_MAX_BODY_BYTES - 2048))
     assert len(body) <= WEBHOOK_MAX_BODY_BYTES

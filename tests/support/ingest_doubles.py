@@ -11,9 +11,9 @@ import httpx
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.queues import SqsQueue
-from orb_bridge.core.config import IngestSettings
 from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.service import IngestService
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.orb.client import OrbClient
 from orb_bridge.orb.usage_event import OrbUsageEvent
 

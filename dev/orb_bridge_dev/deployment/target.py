@@ -25,8 +25,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from orb_bridge.core.config import DEFAULT_ORB_API_BASE_URL, MappingSettings
-from orb_bridge.orb.base_url import LOOPBACK_HOSTS, ORB_API_HOST, OrbUrlError, base_url_host, checked_base_url
+from orb_bridge.core.config import MappingSettings
+from orb_bridge.orb.base_url import (
+    DEFAULT_ORB_API_BASE_URL,
+    LOOPBACK_HOSTS,
+    ORB_API_HOST,
+    OrbUrlError,
+    base_url_host,
+    checked_base_url,
+)
 from orb_bridge_dev.deployment.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, STAGE_CHOICES, Target, TargetError
 from orb_bridge_dev.terminal import printable
 

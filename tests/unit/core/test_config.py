@@ -7,16 +7,11 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws.secrets import split_secrets
-from orb_bridge.core.config import (
-    WEBHOOK_MAX_BODY_BYTES,
-    IngestSettings,
-    IntakeSettings,
-    MappingSettings,
-    ObservabilitySettings,
-    RedeliverySettings,
-    WebhookSettings,
-)
+from orb_bridge.core.config import MappingSettings, ObservabilitySettings, RedeliverySettings
 from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.ingest.settings import IngestSettings
+from orb_bridge.intake.settings import IntakeSettings
+from orb_bridge.webhooks.settings import WEBHOOK_MAX_BODY_BYTES, WebhookSettings
 
 INTAKE_ENV = {
     "EXTERNAL_CUSTOMER_ID_FIELD": "userId",

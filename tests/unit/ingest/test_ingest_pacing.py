@@ -10,9 +10,9 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.core.config import IngestSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.ingest.pacing import DynamoDbPacer, NoPacing, pacer_from_settings
+from orb_bridge.ingest.settings import IngestSettings
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, usage_event
 
 

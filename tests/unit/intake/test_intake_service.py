@@ -10,9 +10,10 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.queues import SqsQueue
-from orb_bridge.core.config import IntakeSettings, MappingSettings
+from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import metrics
 from orb_bridge.intake.service import MAX_REJECTION_BYTES, IntakeOutcome, TrackIntake, send_concurrently
+from orb_bridge.intake.settings import IntakeSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 

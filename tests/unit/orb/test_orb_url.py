@@ -10,8 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from orb_bridge.core.config import IngestSettings
 from orb_bridge.core.errors import ConfigurationError
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.orb.base_url import OrbUrlError, base_url_host, checked_base_url
 
 REFUSED = [

@@ -16,7 +16,10 @@ from moto import mock_aws
 from orb_bridge.core import config
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import METRICS_NAMESPACE
+from orb_bridge.ingest.settings import IngestSettings
+from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.webhooks.forwarder import EVENT_SOURCE
+from orb_bridge.webhooks.settings import WebhookSettings
 from orb_bridge_dev.devstack.template import (
     REPO_ROOT,
     TemplateError,
@@ -215,7 +218,7 @@ def test_visibility_timeout_is_at_least_six_times_the_ingest_timeout(template: d
 
 
 def test_ingest_timeout_leaves_room_for_an_orb_request_and_the_safety_margin(template: dict) -> None:
-    settings = config.IngestSettings.from_env({"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q"})
+    settings = IngestSettings.from_env({"ORB_API_KEY": "k", "REJECTED_QUEUE_URL": "q"})
     ingest_timeout = function_properties(template, "OrbIngestFunction")["Timeout"]
     assert settings.request_timeout_seconds + settings.safety_margin_seconds < ingest_timeout
 
@@ -318,8 +321,13 @@ def test_event_bus_is_archived_and_the_example_rule_is_disabled(template: dict) 
 
 
 def variables_read_by_config() -> set[str]:
-    """Every environment variable name orb_bridge/config.py reads (secrets also as NAME_ARN)."""
-    source = Path(config.__file__).read_text()
+    """Every environment variable name the settings modules read (secrets also as NAME_ARN)."""
+    from orb_bridge.ingest import settings as ingest_settings
+    from orb_bridge.intake import settings as intake_settings
+    from orb_bridge.webhooks import settings as webhook_settings
+
+    modules = (config, intake_settings, ingest_settings, webhook_settings)
+    source = "\n".join(Path(module.__file__).read_text() for module in modules)
     names = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source))
     secrets = set(re.findall(r'resolve_secret\(\s*"([A-Z0-9_]+)"', source))
     return names | {f"{name}_ARN" for name in secrets}
@@ -368,18 +376,18 @@ def test_deployed_environment_loads_every_function_s_settings(template: dict, se
             "OrbWebhookToleranceSeconds": 120,
         },
     )
-    intake = config.IntakeSettings.from_env(function_environment(template, "TrackIntakeFunction", values, REFS))
+    intake = IntakeSettings.from_env(function_environment(template, "TrackIntakeFunction", values, REFS))
     assert intake.mapping.external_customer_id_field == "context.groupId"
     assert intake.mapping.properties_mapping == {"amount": "amount_usd"}
     assert (intake.shared_secrets, intake.auth_tokens) == (("shared",), ("token",))
     assert intake.require_bearer_for_batches and not intake.allow_unauthenticated
     assert (intake.ingest_queue_url, intake.rejected_queue_url) == (REFS["IngestQueue"], REFS["RejectedQueue"])
 
-    ingest = config.IngestSettings.from_env(function_environment(template, "OrbIngestFunction", values, REFS))
+    ingest = IngestSettings.from_env(function_environment(template, "OrbIngestFunction", values, REFS))
     assert (ingest.orb_api_key, ingest.orb_api_base_url) == ("orb-key", "https://orb.example/v1")
     assert ingest.rejected_queue_url == REFS["RejectedQueue"]
 
-    webhook = config.WebhookSettings.from_env(function_environment(template, "OrbWebhookFunction", values, REFS))
+    webhook = WebhookSettings.from_env(function_environment(template, "OrbWebhookFunction", values, REFS))
     assert webhook.secrets == ("dev-secret-a", "dev-secret-b")
     assert webhook.tolerance_seconds == 120
     assert webhook.event_bus_name == REFS["OrbWebhookEventBus"]
@@ -392,11 +400,11 @@ def test_unset_optional_secrets_leave_empty_variables_and_fail_closed(template: 
     assert intake_env["SEGMENT_SHARED_SECRET_ARN"] == "" and intake_env["SEGMENT_AUTH_TOKEN_ARN"] == ""
     assert intake_env["ALLOW_UNAUTHENTICATED"] == "false"
     with pytest.raises(ConfigurationError, match="no Segment authentication configured"):
-        config.IntakeSettings.from_env(intake_env)
+        IntakeSettings.from_env(intake_env)
     webhook_env = function_environment(template, "OrbWebhookFunction", values, REFS)
     assert webhook_env["ORB_WEBHOOK_SECRET_ARN"] == ""
     with pytest.raises(ConfigurationError, match="no Orb webhook secret configured"):
-        config.WebhookSettings.from_env(webhook_env)
+        WebhookSettings.from_env(webhook_env)
 
 
 def secret_policies(template: dict, function: str, values: dict) -> list[object]:
@@ -476,7 +484,7 @@ def test_alarm_fires_when_ingest_falls_an_hour_behind(template: dict) -> None:
 def test_ingest_is_paced_to_orbs_live_limits_by_default_through_the_table(template: dict, secret_arns: dict) -> None:
     values = parameter_values(template, secret_arns)
     env = function_environment(template, "OrbIngestFunction", values, REFS)
-    settings = config.IngestSettings.from_env(env)
+    settings = IngestSettings.from_env(env)
     assert (settings.requests_per_second, settings.events_per_minute) == (100, 10_000)
     assert settings.pacing_table_name == REFS["OrbPacingTable"]
     assert resources(template)["OrbPacingTable"]["Condition"] == "PacingEnabled"
@@ -487,7 +495,7 @@ def test_pacing_off_means_no_table_and_no_table_access(template: dict, secret_ar
     values = parameter_values(template, {**secret_arns, "OrbRequestsPerSecond": 0, "OrbEventsPerMinute": 0})
     assert not resolve({"Condition": "PacingEnabled"}, template, values, REFS)
     env = function_environment(template, "OrbIngestFunction", values, REFS)
-    settings = config.IngestSettings.from_env(env)
+    settings = IngestSettings.from_env(env)
     assert not settings.paced and settings.pacing_table_name == ""
     policies = resolve(function_properties(template, "OrbIngestFunction")["Policies"], template, values, REFS)
     assert not any("Statement" in p for p in policies if isinstance(p, dict))

@@ -37,11 +37,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from orb_bridge.aws.queues import SqsQueue
-from orb_bridge.core.config import IngestSettings, MappingSettings
+from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import logger
 from orb_bridge.ingest.messages import Batch, Message, PendingEvent, Rejection, collect, epoch, in_order
 from orb_bridge.ingest.pacing import NoPacing, Pacer, pacer_from_settings
 from orb_bridge.ingest.replay import rejection_after
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
 from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
 

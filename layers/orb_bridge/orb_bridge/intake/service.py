@@ -22,10 +22,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from orb_bridge.aws.queues import SendFailure, SqsQueue
 from orb_bridge.aws.rejection_records import MAX_RECORD_BYTES, rejection_record
-from orb_bridge.core.config import IntakeSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, read_request
 from orb_bridge.core.observability import logger, metrics
+from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.segment.auth import authenticate
 from orb_bridge.segment.body import SegmentBody, check_size, parse_segment_body
 from orb_bridge.segment.mapping import map_elements

@@ -16,6 +16,8 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+DEFAULT_ORB_API_BASE_URL = "https://api.withorb.com/v1"
+
 # Orb's API (docs.withorb.com): the only host the CLIs send a key to unless told otherwise.
 ORB_API_HOST = "api.withorb.com"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

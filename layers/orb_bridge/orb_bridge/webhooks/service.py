@@ -36,12 +36,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.core.config import WebhookSettings
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, decode_http_body, header
 from orb_bridge.core.observability import METRICS_NAMESPACE, logger, metrics
 from orb_bridge.webhooks.forwarder import EventBridgeForwarder, ForwardError
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
+from orb_bridge.webhooks.settings import WebhookSettings
 from orb_bridge.webhooks.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

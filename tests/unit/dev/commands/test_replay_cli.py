@@ -17,9 +17,9 @@ from moto import mock_aws
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.aws.rejection_records import rejection_record
-from orb_bridge.core.config import IngestSettings
 from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.service import IngestService
+from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.orb.client import OrbClient
 from orb_bridge_dev.commands import replay as replay_cmd
 from tests.support.orb_backfill_fake import FakeOrb

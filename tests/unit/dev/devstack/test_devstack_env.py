@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from orb_bridge.core.config import IngestSettings, IntakeSettings, WebhookSettings
+from orb_bridge.ingest.settings import IngestSettings
+from orb_bridge.intake.settings import IntakeSettings
+from orb_bridge.webhooks.settings import WebhookSettings
 from orb_bridge_dev import cli
 from orb_bridge_dev.devstack.local_aws import LocalResources, QueueInfo
 from orb_bridge_dev.devstack.stack import (
