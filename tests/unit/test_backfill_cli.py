@@ -14,7 +14,7 @@ from moto import mock_aws
 from orb_bridge import aws
 from orb_bridge.queues import rejection_record
 from orb_bridge.usage_event import OrbUsageEvent
-from orb_bridge_dev import backfill_cmd
+from orb_bridge_dev import backfill_cmd, backfiller
 from orb_bridge_dev.backfill_plan import plan_groups
 from orb_bridge_dev.orb_backfill import Pacer
 from orb_bridge_dev.rejected_records import Entry
@@ -114,25 +114,38 @@ def test_late_events_are_billed_once_and_nothing_existing_is_replaced(stack, orb
     assert [json.loads(body)["orb_event"]["idempotency_key"] for body in all_bodies(sqs, rejected_url)] == ["msg-4"]
 
 
-def test_a_killed_backfill_resumes_the_same_backfill_without_resending(stack, orb, tmp_path, monkeypatch):
+@pytest.mark.parametrize("orb_took_it", [False, True], ids=["killed-before-orb-took-it", "killed-while-orb-held-it"])
+def test_a_backfill_killed_mid_ingest_is_reverted_and_redone_never_resent_into(
+    stack, orb, tmp_path, monkeypatch, orb_took_it
+):
+    # Issue 22: killed while Orb held an ingest request, the rerun resumed the same backfill and
+    # sent those events into it again (Orb documents no deduplication within a backfill).
     sqs, _, rejected_url = stack
-    monkeypatch.setattr(backfill_cmd, "MAX_INGEST_EVENTS", 10)
+    monkeypatch.setattr(backfiller, "MAX_INGEST_EVENTS", 10)
     send(sqs, rejected_url, late_records(35))
-    orb.kill_at_ingest_call = 3
+    orb.kill_at_ingest_call, orb.kill_after_ingesting = 3, orb_took_it
     with pytest.raises(KeyboardInterrupt):
         run(orb, tmp_path / "state.json", "--yes")
-    state = json.loads((tmp_path / "state.json").read_text())
-    (saved,) = state["backfills"].items()
-    assert saved[0] in orb.backfills and len(saved[1]["ingested_keys"]) == 20
+    (saved,) = json.loads((tmp_path / "state.json").read_text())["backfills"]
+    first = saved["backfill_id"]
+    assert first in orb.backfills and len(saved["ingested_keys"]) == 20 and len(saved["in_flight_keys"]) == 10
     assert len(all_bodies(sqs, rejected_url)) == 35  # nothing deleted before the close
 
     orb.kill_at_ingest_call = None
     code, out = run(orb, tmp_path / "state.json", "--yes")
     assert code == 0, out
-    assert list(orb.backfills) == [saved[0]]  # resumed, no second (overlapping) backfill
-    assert orb.duplicate_keys_sent == 0 and sum(len(keys) for _, keys in orb.ingest_calls) == 35
+    assert orb.backfills[first]["status"] == "reverted"  # uncertain: reverted, not resumed
+    (second,) = [bid for bid in orb.backfills if bid != first]
+    assert orb.backfills[second]["status"] == "reflected"
+    assert not any(bid == first for bid, _ in orb.ingest_calls[3 if orb_took_it else 2 :])  # never sent into again
+    assert sorted(key for bid, keys in orb.ingest_calls if bid == second for key in keys) == sorted(
+        f"msg-{i}" for i in range(35)
+    )
+    assert orb.duplicate_keys_sent == 0
     assert sorted(orb.billed()) == sorted(f"msg-{i}" for i in range(35))
+    assert all(event["backfill_id"] == second for event in orb.billed().values())
     assert all_bodies(sqs, rejected_url) == []
+    assert json.loads((tmp_path / "state.json").read_text())["backfills"] == []
 
 
 def test_an_overlapping_pending_backfill_is_refused(stack, orb, tmp_path):
