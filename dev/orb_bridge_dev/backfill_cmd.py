@@ -139,7 +139,7 @@ def run(
             _dry_run(backfiller, groups, state, out)
             return 0
         try:
-            backfiller.prepare(groups)
+            backfiller.prepare(groups, {entry.event.idempotency_key for entry in entries if entry.event})
         except OrbApiError as exc:
             print(f"settling the backfills saved in {args.state_file}: {exc}\n  (rerun to resume)", file=out)
             return 1

@@ -166,9 +166,11 @@ class StateFile:
         self.save()
 
     def records_deleted(self, entries: Iterable[SavedBackfill]) -> None:
-        for entry in entries:
+        changed = [entry for entry in entries if not entry.records_deleted]
+        for entry in changed:
             entry.records_deleted = True
-        self.save()
+        if changed:
+            self.save()
 
     def forget(self, entries: Iterable[SavedBackfill]) -> None:
         gone = {id(entry) for entry in entries}

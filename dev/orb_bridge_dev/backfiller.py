@@ -88,8 +88,10 @@ class Backfiller:
         return backfill
 
     # -- settling the state file ---------------------------------------------------------------
-    def prepare(self, groups: Sequence[Group]) -> None:
-        """Bring every saved backfill of this target to a certain state before anything is sent."""
+    def prepare(self, groups: Sequence[Group], keys_on_queue: set[str]) -> None:
+        """Bring every saved backfill of this target to a certain state before anything is sent;
+        forget the closed ones Orb has reflected whose records are gone (``keys_on_queue``: the
+        keys of every record this run received)."""
         self.pending = {backfill.id: backfill for backfill in self.orb.pending_backfills()}
         for entry in list(self.state.ours()):
             self._settle(entry)
@@ -100,7 +102,9 @@ class Backfiller:
                     self._close(entry)
                 elif not entry.ingested_keys:
                     self._revert(entry)
-        self.state.forget(e for e in self.state.ours() if e.status == "closed" and e.reflected and e.records_deleted)
+        closed = [e for e in self.state.ours() if e.status == "closed"]
+        self.state.records_deleted(e for e in closed if not keys_on_queue.intersection(e.ingested_keys))
+        self.state.forget(e for e in closed if e.reflected and e.records_deleted)
 
     def _settle(self, entry: SavedBackfill) -> None:
         if entry.status == "creating":
@@ -128,8 +132,7 @@ class Backfiller:
     def _revert(self, entry: SavedBackfill, backfill: Backfill | None = None) -> None:
         """Spec: a revert before close drops the backfill's events; after close it undoes them."""
         assert entry.backfill_id is not None
-        backfill = backfill or self._fetch(entry.backfill_id)
-        if backfill.status not in ("pending_revert", "reverted"):
+        if backfill is None or backfill.status not in ("pending_revert", "reverted"):
             try:
                 self._seen(self.orb.revert_backfill(entry.backfill_id))
             except OrbApiError as exc:  # refused: maybe reverted already (an earlier lost answer)
