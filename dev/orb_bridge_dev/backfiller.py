@@ -239,29 +239,36 @@ class Backfiller:
         try:
             backfill = self.orb.create_backfill(entry.create_body, entry.create_key)
         except OrbApiError as exc:
-            if exc.uncertain:
-                raise  # stays "creating": a rerun replays it
-            # Refused, e.g. an overlap with the one this very request created, if Orb no longer
-            # remembers its Idempotency-Key: adopt it (it holds no events: we never had its id).
-            adopted = next((b for b in self.orb.pending_backfills() if self._created_by(entry, b)), None)
+            # Refused or in conflict, e.g. an overlap with the one this very request created once
+            # Orb no longer remembers its Idempotency-Key (48 hours): adopt that one (it holds no
+            # events: we never had its id).
+            adopted = None if exc.status_code is None else self._adoptable(entry)
             if adopted is None:
-                self.state.forget([entry])
-                raise
+                if not exc.uncertain:
+                    self.state.forget([entry])
+                raise  # if uncertain, it stays "creating": a rerun replays it
             backfill = adopted
         self._seen(backfill)
         self.state.created(entry, backfill.id)
 
-    @staticmethod
-    def _created_by(entry: SavedBackfill, backfill: Backfill) -> bool:
-        body = entry.create_body
-        close_time = body.get("close_time")
-        return (
-            backfill.timeframe_start == entry.timeframe_start
-            and backfill.timeframe_end == entry.timeframe_end
-            and not backfill.replace_existing_events
-            and backfill.close_time is not None
-            and isinstance(close_time, str)
-            and abs((backfill.close_time - datetime.fromisoformat(close_time)).total_seconds()) < 1
+    def _adoptable(self, entry: SavedBackfill) -> Backfill | None:
+        """The pending backfill this entry's create made: same timeframe, no replace, and the
+        close_time we asked for (to the second: a fingerprint of this run)."""
+        close_time = entry.create_body.get("close_time")
+        if not isinstance(close_time, str):
+            return None
+        wanted = datetime.fromisoformat(close_time)
+        return next(
+            (
+                b
+                for b in self.orb.pending_backfills()
+                if b.timeframe_start == entry.timeframe_start
+                and b.timeframe_end == entry.timeframe_end
+                and not b.replace_existing_events
+                and b.close_time is not None
+                and abs((b.close_time - wanted).total_seconds()) < 1
+            ),
+            None,
         )
 
     def _close(self, entry: SavedBackfill) -> None:
