@@ -138,7 +138,9 @@ def small_requests(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _stack() -> tuple[Any, str]:
     """The test stack without an OrbApiBaseUrl: the CLI uses Orb's own URL (the transport redirects)."""
-    template = {**TEMPLATE, "Parameters": {k: v for k, v in TEMPLATE["Parameters"].items() if k != "OrbApiBaseUrl"}}
+    parameters: dict[str, Any] = dict(TEMPLATE["Parameters"])  # type: ignore[call-overload]
+    parameters.pop("OrbApiBaseUrl")
+    template = {**TEMPLATE, "Parameters": parameters}
     cloudformation = boto3.client("cloudformation", region_name="us-east-1")
     cloudformation.create_stack(
         StackName=STACK,
