@@ -197,9 +197,12 @@ def _report(group: Group, result: GroupResult, out: TextIO) -> None:
     )
     print(
         f"  ingested {len(result.ingested)}, already in Orb (skipped) {len(result.already_in_orb)}, "
-        f"records deleted {result.deleted}",
+        f"records deleted {result.deleted}"
+        + (f", billed by an earlier run's backfill {len(result.billed_before)}" if result.billed_before else ""),
         file=out,
     )
+    for reverted in result.reverted:
+        print(f"  reverted {reverted}: an ingest's answer was lost; its events were sent again", file=out)
     for key in result.different_in_orb[:20]:
         print(f"  kept: {key} is in Orb with a different body (not resent: it would not be billed)", file=out)
     for key, reason in list(result.refused.items())[:20]:

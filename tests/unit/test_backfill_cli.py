@@ -295,6 +295,7 @@ def test_an_ingest_answered_with_a_500_is_not_retried_the_backfill_is_reverted_a
         wait_seconds=0,
     )
     assert code == 0, out.getvalue()
+    assert f"reverted {lost[0]}: an ingest's answer was lost" in out.getvalue()
     assert [bid for bid, _ in orb.ingest_calls].count(lost[0]) == 1  # never sent into again
     assert orb.backfills[lost[0]]["status"] == "reverted" and orb.duplicate_keys_sent == 0
     assert sorted(orb.billed()) == [f"msg-{i}" for i in range(4)] and all_bodies(sqs, rejected_url) == []
