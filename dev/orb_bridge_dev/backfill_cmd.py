@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from orb_bridge_dev import stack_target
+from orb_bridge_dev.backfill_pacer import Pacer
 from orb_bridge_dev.backfill_plan import DEFAULT_STATE_FILE, Group, describe, plan_groups
 from orb_bridge_dev.backfill_state import StateFile, StateFileError
 from orb_bridge_dev.backfiller import Backfiller, GroupResult
-from orb_bridge_dev.orb_backfill import OrbApiError, OrbBackfillClient, Pacer
+from orb_bridge_dev.orb_backfill import OrbApiError, OrbBackfillClient
 from orb_bridge_dev.rejected_records import Entry, Filters, Progress, TargetError, delete, parse_since, release
 from orb_bridge_dev.replay_cmd import plan as read_plan
 

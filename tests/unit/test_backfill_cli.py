@@ -15,8 +15,8 @@ from orb_bridge import aws
 from orb_bridge.queues import rejection_record
 from orb_bridge.usage_event import OrbUsageEvent
 from orb_bridge_dev import backfill_cmd, backfiller
+from orb_bridge_dev.backfill_pacer import Pacer
 from orb_bridge_dev.backfill_plan import plan_groups
-from orb_bridge_dev.orb_backfill import Pacer
 from orb_bridge_dev.rejected_records import Entry
 from tests.support.orb_backfill_fake import FakeOrb
 from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, send
