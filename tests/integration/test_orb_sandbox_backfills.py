@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from orb_bridge_dev.orb_sandbox import OrbSandbox
+from orb_bridge_dev.orb_sandbox import FaultConfig, OrbSandbox
 
 API_KEY = "backfill-key"
 ERRORS = "https://docs.withorb.com/reference/error-responses"
@@ -204,3 +204,79 @@ def test_revert_of_a_pending_backfill_and_list_pagination(client: httpx.Client, 
     rest = client.get("/events/backfills", params={"cursor": first["pagination_metadata"]["next_cursor"]}).json()
     assert [b["id"] for b in rest["data"]] == [ids[0]]
     assert rest["pagination_metadata"] == {"has_more": False, "next_cursor": None}
+
+
+@pytest.mark.parametrize("dedupe", [False, True], ids=["default-costly", "dedupe-switch"])
+def test_a_key_sent_twice_into_one_backfill_is_billed_twice_unless_deduplicated(clock: Clock, dedupe: bool) -> None:
+    # Orb documents no deduplication within a backfill: the sandbox assumes the costly reading.
+    with (
+        OrbSandbox(api_key=API_KEY, clock=clock, dedupe_within_backfill=dedupe) as sandbox,
+        httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as client,
+    ):
+        backfill = create(client, days_ago(clock, 3), days_ago(clock, 1), replace_existing_events=False).json()
+        for _ in range(2):
+            sent = client.post(
+                "/ingest", params={"backfill_id": backfill["id"]}, json={"events": [event("k", days_ago(clock, 2))]}
+            )
+            assert sent.status_code == 200
+        closed = client.post(f"/events/backfills/{backfill['id']}/close").json()
+        assert closed["events_ingested"] == (1 if dedupe else 2)
+        assert sandbox.billed_count_by_key() == {"k": 1 if dedupe else 2}
+
+
+@pytest.mark.parametrize("lost_as", ["drop", "500"])
+def test_an_ingested_backfill_request_can_lose_its_answer(clock: Clock, lost_as: str) -> None:
+    faults = FaultConfig(backfill_answer_lost_rate=1.0, backfill_answer_lost_as=lost_as)
+    with (
+        OrbSandbox(api_key=API_KEY, clock=clock, faults=faults) as sandbox,
+        httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as client,
+    ):
+        backfill = create(client, days_ago(clock, 3), days_ago(clock, 1), replace_existing_events=False).json()
+        request = {"events": [event("k", days_ago(clock, 2))]}
+        if lost_as == "drop":
+            with pytest.raises(httpx.TransportError):
+                client.post("/ingest", params={"backfill_id": backfill["id"]}, json=request)
+        else:
+            assert client.post("/ingest", params={"backfill_id": backfill["id"]}, json=request).status_code == 500
+        # Live ingest is not affected; the backfill took the event all the same.
+        assert client.post("/ingest", json={"events": [event("live", clock.now)]}).status_code == 200
+        assert client.get(f"/events/backfills/{backfill['id']}").json()["events_ingested"] == 1
+        assert sandbox.stats()["outcomes"]["answer_lost"] == 1
+
+
+def test_a_closed_backfill_shows_only_after_the_reflect_delay_and_reverts_through_pending_revert(
+    clock: Clock,
+) -> None:
+    with (
+        OrbSandbox(api_key=API_KEY, clock=clock, backfill_reflect_delay=timedelta(minutes=5)) as sandbox,
+        httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as client,
+    ):
+        backfill = create(client, days_ago(clock, 3), days_ago(clock, 1), replace_existing_events=False).json()
+        bid = backfill["id"]
+        client.post("/ingest", params={"backfill_id": bid}, json={"events": [event("late", days_ago(clock, 2))]})
+        closed = client.post(f"/events/backfills/{bid}/close").json()
+        # Closed (close_time in the past) but not reflected yet: still pending, events hidden.
+        assert closed["status"] == "pending" and closed["close_time"] == iso(clock.now)
+        assert search(client, "late", clock=clock) == [] and sandbox.ingested_events() == {}
+        again = client.post(f"/events/backfills/{bid}/close")
+        assert again.status_code == 400 and again.json()["type"] == f"{ERRORS}#400-constraint-violation"
+        more = client.post("/ingest", params={"backfill_id": bid}, json={"events": [event("x", days_ago(clock, 2))]})
+        assert more.status_code == 400
+        clock.now += timedelta(minutes=5)
+        assert client.get(f"/events/backfills/{bid}").json()["status"] == "reflected"
+        assert [e["id"] for e in search(client, "late", clock=clock)] == ["late"]
+
+        reverting = client.post(f"/events/backfills/{bid}/revert").json()
+        assert reverting["status"] == "pending_revert" and set(sandbox.ingested_events()) == {"late"}
+        clock.now += timedelta(minutes=5)
+        assert client.get(f"/events/backfills/{bid}").json()["status"] == "reverted"
+        assert sandbox.ingested_events() == {}
+
+        # Reverting one that was never closed drops its events at once.
+        open_one = create(client, days_ago(clock, 3), days_ago(clock, 1), replace_existing_events=False).json()
+        client.post(
+            "/ingest", params={"backfill_id": open_one["id"]}, json={"events": [event("o", days_ago(clock, 2))]}
+        )
+        assert client.post(f"/events/backfills/{open_one['id']}/revert").json()["status"] == "reverted"
+        clock.now += timedelta(days=2)
+        assert sandbox.ingested_events() == {}

@@ -6,7 +6,8 @@ an idempotency key is ingested at most once; events older than the grace period 
 backfill whose timeframe [start, end) and customer scope cover them; ``replace_existing_events``
 defaults to true and, on close, deprecates the events already in the timeframe; two pending
 backfills may not overlap; search needs 1 to 500 ``event_ids`` and defaults to the last week.
-Events of a backfill become visible (searchable, billed) when it is closed.
+Events of a backfill become visible (searchable, billed) when it is closed; reverting a backfill
+drops its events. The Orb sandbox (real HTTP) has the fuller model: these tests need no sockets.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class FakeOrb:
         self.fail_next: list[httpx.Response] = []  # answers to give before the real ones
         self.refuse_keys: set[str] = set()  # events refused by validation wherever they are sent
         self.kill_at_ingest_call: int | None = None  # raise KeyboardInterrupt at this /ingest call (1-based)
+        # ... after Orb took that call's events: killed while Orb held the request
+        self.kill_after_ingesting = False
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -99,14 +102,23 @@ class FakeOrb:
                 return httpx.Response(200, json=self._public(self.backfills[parts[2]]))
             if method == "POST" and parts[3:] == ["close"]:
                 return self._close(self.backfills[parts[2]])
+            if method == "POST" and parts[3:] == ["revert"]:
+                return self._revert(self.backfills[parts[2]])
         return _problem(404, "https://docs.withorb.com/reference/error-responses#404-resource-not-found", path)
 
     def _ingest(self, body: dict[str, Any], backfill_id: str | None) -> httpx.Response:
         events = body["events"]
         keys = [event["idempotency_key"] for event in events]
-        if self.kill_at_ingest_call == len(self.ingest_calls) + 1:
+        call = len(self.ingest_calls) + 1
+        if self.kill_at_ingest_call == call and not self.kill_after_ingesting:
             raise KeyboardInterrupt("killed while ingesting")
         self.ingest_calls.append((backfill_id, keys))
+        answer = self._take(events, backfill_id)
+        if self.kill_at_ingest_call == call:
+            raise KeyboardInterrupt("killed while Orb held the request")
+        return answer
+
+    def _take(self, events: list[dict[str, Any]], backfill_id: str | None) -> httpx.Response:
         backfill = self.backfills.get(backfill_id) if backfill_id else None
         if backfill_id and (backfill is None or backfill["status"] != "pending"):
             return _problem(400, VALIDATION, f"backfill {backfill_id} is not pending")
@@ -208,6 +220,15 @@ class FakeOrb:
         backfill["status"], backfill["close_time"] = "reflected", self.now()
         return httpx.Response(200, json=self._public(backfill))
 
+    def _revert(self, backfill: dict[str, Any]) -> httpx.Response:
+        if backfill["status"] not in ("pending", "reflected"):
+            return _problem(400, CONSTRAINT, "backfill is already reverted")
+        self.events = {k: e for k, e in self.events.items() if e.get("backfill_id") != backfill["id"]}
+        for event in self.events.values():  # what its close replaced counts again
+            event["deprecated"] = False
+        backfill["status"], backfill["reverted_at"] = "reverted", self.now()
+        return httpx.Response(200, json=self._public(backfill))
+
     def _list(self, limit: int, cursor: str | None) -> httpx.Response:
         ordered = sorted(self.backfills.values(), key=lambda b: b["id"], reverse=True)
         start = int(cursor) if cursor else 0
@@ -231,7 +252,7 @@ class FakeOrb:
             "timeframe_end": _iso(backfill["timeframe_end"]),
             "events_ingested": events,
             "close_time": _iso(backfill["close_time"]),
-            "reverted_at": None,
+            "reverted_at": _iso(backfill["reverted_at"]),
             "customer_id": backfill["customer_id"],
             "replace_existing_events": backfill["replace_existing_events"],
             "deprecation_filter": None,

@@ -8,8 +8,12 @@
   ``ConstraintViolation``.
 - close: the backfill's events become billed; with ``replace_existing_events`` the events it
   covers that were billed before are replaced (search shows them ``deprecated``). Orb reflects
-  asynchronously through ``pending``; the sandbox is ``reflected`` at once.
-- revert: undoes close (or just ends a pending backfill); ``reverted`` at once.
+  asynchronously: the backfill stays ``pending`` (``close_time`` in the past) for the sandbox's
+  ``backfill_reflect_delay`` (default 0: ``reflected`` at once). A closed backfill takes no
+  events and refuses a second close (400 ``ConstraintViolation``: the spec does not say close is
+  idempotent).
+- revert: undoes close (through ``pending_revert`` for the same delay), or ends a pending
+  backfill that was never closed at once (``reverted``, its events dropped).
 """
 
 from __future__ import annotations
@@ -105,11 +109,10 @@ def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> d
         now = sandbox.now()
         sandbox.store.settle(now)
         backfill = _find(sandbox, id)
-        if backfill.status != "pending":
-            raise RequestError(
-                "constraint_violation", f"Backfill {id} is {backfill.status}; only a pending one closes."
-            )
-        sandbox.store.reflect(backfill, now)
+        if not backfill.accepts_events:
+            state = backfill.status if backfill.closed_at is None else f"{backfill.status}, closed"
+            raise RequestError("constraint_violation", f"Backfill {id} is {state}; only an open one closes.")
+        sandbox.store.close(backfill, now)
         sandbox.changed.notify_all()
         return backfill.to_orb()
 

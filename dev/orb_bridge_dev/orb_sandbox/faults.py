@@ -27,6 +27,14 @@ class FaultConfig:
     drop_connection_rate: float = 0.0
     # Sent as ``retry-after`` on injected 429s when set (seconds, may be fractional).
     retry_after_seconds: float | None = None
+    # ``/ingest?backfill_id=`` only, drawn after the events were stored (so unlike the faults
+    # above, the request WAS ingested): the answer is lost, as a dropped connection ("drop") or a
+    # 500 ("500"). What a client sees when Orb took the events but the reply never arrived.
+    backfill_answer_lost_rate: float = 0.0
+    backfill_answer_lost_as: str = "drop"
+
+    def loses_backfill_answer(self, rng: random.Random) -> bool:
+        return self.backfill_answer_lost_rate > 0 and rng.random() < self.backfill_answer_lost_rate
 
     def draw(self, rng: random.Random) -> str | None:
         """The fault for one request (one draw), or None."""

@@ -72,6 +72,16 @@ def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], autho
         sandbox.count(f"rejected_{error.status}")
         return Reply.problem(error)
     sandbox.count("processed")
+    if query.get("backfill_id"):
+        with sandbox.lock:
+            lost = faults.loses_backfill_answer(sandbox.rng)
+        if lost:  # ingested, but the client never learns it
+            sandbox.count("answer_lost")
+            if faults.backfill_answer_lost_as == "500":
+                return Reply.problem(
+                    RequestError("internal", "Injected fault: answer lost.", {"Transient-Error": "true"})
+                )
+            return Reply.drop()
     return Reply.json(200, result)
 
 
@@ -150,9 +160,10 @@ def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limite
             backfill = sandbox.store.backfills.get(backfill_id)
             if backfill is None:
                 raise RequestError("resource_not_found", f"No backfill with id {backfill_id!r}.")
-            if backfill.status != "pending":
+            if not backfill.accepts_events:
+                state = backfill.status if backfill.closed_at is None else "closed"
                 raise RequestError(
-                    "constraint_violation", f"Backfill {backfill_id} is {backfill.status}: it no longer accepts events."
+                    "constraint_violation", f"Backfill {backfill_id} is {state}: it no longer accepts events."
                 )
         failures: dict[str, list[str]] = {}
         valid: list[StoredEvent] = []

@@ -49,6 +49,17 @@ def add_behaviour_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="answer 429 + Retry-After above this many ingested events/min (0 = off; Orb live: 10000)",
     )
+    group.add_argument(
+        "--backfill-reflect-seconds",
+        type=float,
+        default=0.0,
+        help="a closed backfill stays pending, its events hidden, this long before it is reflected (default 0)",
+    )
+    group.add_argument(
+        "--dedupe-within-backfill",
+        action="store_true",
+        help="a backfill takes each key once (default: a key sent twice is billed twice, the costly reading)",
+    )
 
 
 def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -> None:
@@ -64,6 +75,18 @@ def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -
         group.add_argument("--timeout-seconds", type=float, default=30.0, help="how long a timeout fault hangs")
         group.add_argument("--retry-after-seconds", type=float, default=None, help="retry-after on injected 429s")
         group.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
+        group.add_argument(
+            "--backfill-answer-lost-rate",
+            type=float,
+            default=0.0,
+            help="probability that an /ingest?backfill_id= request is ingested but its answer lost (default 0)",
+        )
+        group.add_argument(
+            "--backfill-answer-lost-as",
+            choices=("drop", "500"),
+            default="drop",
+            help="how a lost answer looks: a dropped connection or a 500 (default drop)",
+        )
 
 
 def faults_from_args(args: argparse.Namespace) -> FaultConfig:
@@ -75,6 +98,8 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
         timeout_seconds=getattr(args, "timeout_seconds", 30.0),
         drop_connection_rate=args.drop_connection_rate,
         retry_after_seconds=getattr(args, "retry_after_seconds", None),
+        backfill_answer_lost_rate=getattr(args, "backfill_answer_lost_rate", 0.0),
+        backfill_answer_lost_as=getattr(args, "backfill_answer_lost_as", "drop"),
     )
 
 
@@ -87,4 +112,6 @@ def behaviour_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "error_body": args.error_body,
         "rate_limit_requests_per_second": args.rate_limit_requests_per_second,
         "rate_limit_events_per_minute": args.rate_limit_events_per_minute,
+        "backfill_reflect_delay": timedelta(seconds=args.backfill_reflect_seconds),
+        "dedupe_within_backfill": args.dedupe_within_backfill,
     }

@@ -62,6 +62,8 @@ class OrbSandbox(WebhookSender):
         error_body: str = "validation_failed",
         rate_limit_requests_per_second: float = 0.0,
         rate_limit_events_per_minute: float = 0.0,
+        backfill_reflect_delay: timedelta = timedelta(0),
+        dedupe_within_backfill: bool = False,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(webhook_secret)
@@ -73,6 +75,8 @@ class OrbSandbox(WebhookSender):
         self.rules = IngestRules(grace_period, future_limit, ingest_valid_events_on_400, error_body)
         self.faults = faults if faults is not None else FaultConfig()
         self.rate_limiter = RateLimiter(rate_limit_requests_per_second, rate_limit_events_per_minute)
+        self.backfill_reflect_delay = backfill_reflect_delay
+        self.dedupe_within_backfill = dedupe_within_backfill
         self.now: Clock = clock or _system_clock
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
@@ -83,7 +87,7 @@ class OrbSandbox(WebhookSender):
         self._init_state()
 
     def _init_state(self) -> None:
-        self.store = EventStore()
+        self.store = EventStore(self.backfill_reflect_delay, self.dedupe_within_backfill)
         self.scripted: list[ScriptedResponse] = []
         self.ingest_hold: IngestHold | None = None
         self.ingest_request_count = 0

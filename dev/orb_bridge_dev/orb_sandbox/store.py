@@ -1,9 +1,17 @@
 """What the sandbox remembers: ingested events and backfills (callers hold the sandbox's lock).
 
 An event is *billed* (counted by search and volume) when it was ingested outside a backfill, or
-through a backfill that is now reflected, and no reflected ``replace_existing_events`` backfill
-has replaced it. Events of a pending backfill are invisible until it closes (Orb: "changes from
-a backfill are not reflected until the backfill is closed"); reverting takes them out again.
+through a backfill that is now reflected (or being reverted from reflected), and no reflected
+``replace_existing_events`` backfill has replaced it. Events of a pending backfill are invisible
+until it closes (Orb: "changes from a backfill are not reflected until the backfill is closed");
+reverting takes them out again.
+
+Orb reflects a closed backfill asynchronously: the sandbox keeps a closed backfill ``pending``
+(``close_time`` now in the past) for ``reflect_delay``, its events still hidden, then makes it
+``reflected``; a revert of a closed backfill likewise stays ``pending_revert`` (its events still
+billed if they were) for ``reflect_delay``. A pending backfill takes a key as many times as it is
+sent (Orb documents no deduplication within a backfill; the costly reading) unless
+``dedupe_within_backfill``.
 """
 
 from __future__ import annotations
@@ -91,7 +99,19 @@ class Backfill:
     deprecation_filter: str | None = None  # kept and echoed; the sandbox does not evaluate it
     status: str = "pending"
     reverted_at: datetime | None = None
-    events: dict[str, StoredEvent] = field(default_factory=dict)
+    events: list[StoredEvent] = field(default_factory=list)
+    closed_at: datetime | None = None  # closed (by a call or at close_time), reflected or not
+    reflected_at: datetime | None = None
+    revert_requested_at: datetime | None = None
+
+    @property
+    def accepts_events(self) -> bool:
+        return self.status == "pending" and self.closed_at is None
+
+    @property
+    def billed(self) -> bool:
+        """Its events count: reflected, or reverting from reflected until the revert completes."""
+        return self.reflected_at is not None and self.status in ("reflected", "pending_revert")
 
     def covers_customer(self, customer_id: str | None, external_customer_id: str | None) -> bool:
         if self.customer_id is None and self.external_customer_id is None:
@@ -122,7 +142,7 @@ class Backfill:
             "created_at": format_utc(self.created_at),
             "timeframe_start": format_utc(self.timeframe_start),
             "timeframe_end": format_utc(self.timeframe_end),
-            "events_ingested": len(self.events),
+            "events_ingested": len(self.events),  # every event taken, repeated keys included
             "close_time": format_utc(self.close_time),
             "reverted_at": format_utc(self.reverted_at) if self.reverted_at else None,
             "customer_id": self.scoped_customer_id,
@@ -132,7 +152,9 @@ class Backfill:
 
 
 class EventStore:
-    def __init__(self) -> None:
+    def __init__(self, reflect_delay: timedelta = timedelta(0), dedupe_within_backfill: bool = False) -> None:
+        self.reflect_delay = reflect_delay
+        self.dedupe_within_backfill = dedupe_within_backfill
         self.live: dict[str, StoredEvent] = {}
         self.backfills: dict[str, Backfill] = {}
         self.offered_by_key: Counter[str] = Counter()
@@ -144,8 +166,8 @@ class EventStore:
         """Events search can find: live ones and those of reflected backfills (replaced or not)."""
         found = list(self.live.values())
         for backfill in self.backfills.values():
-            if backfill.status == "reflected":
-                found.extend(backfill.events.values())
+            if backfill.billed:
+                found.extend(backfill.events)
         return found
 
     def billed(self) -> list[StoredEvent]:
@@ -159,9 +181,16 @@ class EventStore:
     # ---- ingest bookkeeping ----------------------------------------------------------------
     def admit(self, stored: StoredEvent, backfill: Backfill | None) -> bool:
         """Store a valid event unless its key is already taken (live events deduplicate among
-        live ones, a backfill's among its own); True if stored."""
+        live ones; a backfill's among its own only if ``dedupe_within_backfill``); True if stored."""
         self.offered_by_key[stored.key] += 1
-        bucket = backfill.events if backfill is not None else self.live
+        if backfill is not None:
+            earlier = next((event for event in backfill.events if event.key == stored.key), None)
+            if earlier is None or not self.dedupe_within_backfill:
+                backfill.events.append(stored)  # the costly reading: a repeated key is billed again
+                return True
+            bucket = {earlier.key: earlier}
+        else:
+            bucket = self.live
         existing = bucket.get(stored.key)
         if existing is not None:
             self.duplicate_count += 1
@@ -175,21 +204,40 @@ class EventStore:
 
     # ---- backfill lifecycle ----------------------------------------------------------------
     def settle(self, now: datetime) -> None:
-        """Auto-close: a pending backfill whose ``close_time`` has passed is reflected."""
+        """Move backfills along as time passes: auto-close at ``close_time``, reflect a closed
+        one and complete a revert ``reflect_delay`` later."""
         for backfill in self.backfills.values():
-            if backfill.status == "pending" and backfill.close_time <= now:
-                self.reflect(backfill, backfill.close_time)
+            if backfill.accepts_events and backfill.close_time <= now:
+                self.close(backfill, backfill.close_time)
+            closed, reverting = backfill.closed_at, backfill.revert_requested_at
+            if backfill.status == "pending" and closed is not None and closed + self.reflect_delay <= now:
+                self._reflect(backfill, closed + self.reflect_delay)
+            if backfill.status == "pending_revert" and reverting and reverting + self.reflect_delay <= now:
+                self._reverted(backfill, reverting + self.reflect_delay)
 
-    def reflect(self, backfill: Backfill, now: datetime) -> None:
-        backfill.status = "reflected"  # Orb gets there asynchronously; the sandbox at once
-        backfill.close_time = now
+    def close(self, backfill: Backfill, now: datetime) -> None:
+        backfill.closed_at = backfill.close_time = now  # close_time in the past: when it closed
+        if not self.reflect_delay:
+            self._reflect(backfill, now)
+
+    def _reflect(self, backfill: Backfill, now: datetime) -> None:
+        backfill.status = "reflected"
+        backfill.reflected_at = now
         if backfill.replace_existing_events:
             for event in self.billed():
                 if event.backfill_id != backfill.id and backfill.covers(event):
                     event.replaced_by = backfill.id
 
     def revert(self, backfill: Backfill, now: datetime) -> None:
-        was_reflected = backfill.status == "reflected"
+        """Spec: reverted before it is closed, at once; once closed, through ``pending_revert``."""
+        if backfill.closed_at is None or not self.reflect_delay:
+            self._reverted(backfill, now)
+            return
+        backfill.status = "pending_revert"
+        backfill.revert_requested_at = now
+
+    def _reverted(self, backfill: Backfill, now: datetime) -> None:
+        was_reflected = backfill.reflected_at is not None
         backfill.status = "reverted"
         backfill.reverted_at = now
         if was_reflected:

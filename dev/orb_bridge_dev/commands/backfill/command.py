@@ -3,8 +3,10 @@
 For each planned backfill (``backfill_plan``): look every key up with ``/events/search`` over a
 timeframe covering the events (Orb deduplicates keys only within the grace period, so a key
 already in Orb would be billed twice: those are skipped and reported), create the backfill
-(refusing to overlap a pending one, as Orb does), save its id, ingest the rest with
-``?backfill_id=`` within a pacing budget, close it, and only then delete the records it billed.
+(refusing to overlap a pending one, as Orb does), ingest the rest with ``?backfill_id=`` within a
+pacing budget, close it, and only then delete the records it billed. Each step is saved in the
+state file before Orb is asked, and a backfill that may hold events the file does not list is
+reverted and redone, never resumed (``backfiller``, ``backfill_state``).
 Dry run by default: the plan, with what Orb already has.
 """
 
@@ -15,26 +17,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from orb_bridge_dev.commands.backfill.orb_client import (
-    MAX_INGEST_EVENTS,
-    Backfill,
-    OrbApiError,
-    OrbBackfillClient,
-    Pacer,
-)
-from orb_bridge_dev.commands.backfill.plan import (
-    DEFAULT_STATE_FILE,
-    Group,
-    StateFile,
-    describe,
-    plan_groups,
-    same_event,
-)
+from orb_bridge_dev.commands.backfill.backfiller import Backfiller, GroupResult
+from orb_bridge_dev.commands.backfill.orb_client import OrbApiError, OrbBackfillClient
+from orb_bridge_dev.commands.backfill.pacer import Pacer
+from orb_bridge_dev.commands.backfill.plan import DEFAULT_STATE_FILE, Group, describe, plan_groups
+from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
 from orb_bridge_dev.commands.replay import plan as read_plan
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.rejected_records import (
@@ -57,20 +48,6 @@ DEFAULT_EVENTS_PER_MINUTE = 5000.0
 # it holds. We set it deliberately: long enough to review a --no-close backfill or resume a killed
 # run the next day, short enough that a forgotten one still lands in the current billing period.
 DEFAULT_CLOSE_AFTER_HOURS = 24.0
-# Keys are searched a day either side of the window: an event Orb holds under the same key with a
-# slightly different timestamp (an earlier mapping) is still found.
-SEARCH_MARGIN = timedelta(days=1)
-
-
-@dataclass
-class GroupResult:
-    backfill_id: str | None = None
-    ingested: list[str] = field(default_factory=list)
-    already_in_orb: list[str] = field(default_factory=list)
-    different_in_orb: list[str] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)  # key -> Orb's reason
-    closed: bool = False
-    deleted: int = 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,110 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Backfiller:
-    def __init__(
-        self, orb: OrbBackfillClient, state: StateFile, now: datetime, close_after: timedelta, close: bool
-    ) -> None:
-        self.orb, self.state, self.now, self.close_after, self.close = orb, state, now, close_after, close
-
-    def look_up(self, group: Group) -> dict[str, bool]:
-        """key -> whether the event Orb has under it is ours (absent keys are not listed)."""
-        found = self.orb.search_events(
-            sorted(group.events), group.start - SEARCH_MARGIN, min(group.end + SEARCH_MARGIN, self.now)
-        )
-        return {key: same_event(group.events[key], event) for key, event in found.items() if key in group.events}
-
-    def open_backfill(self, group: Group, pending: list[Backfill]) -> Backfill:
-        resumed_id = self.state.find(group)
-        if resumed_id:
-            backfill = self.orb.fetch_backfill(resumed_id)
-            if backfill.pending:
-                return backfill
-            self.state.mark_closed(resumed_id)  # auto-closed or reverted meanwhile: start afresh
-        clash = next((b for b in pending if b.overlaps(group.start, group.end)), None)
-        if clash is not None:
-            raise OrbApiError(
-                None,
-                f"pending backfill {clash.id} ({clash.timeframe_start.isoformat()} .. "
-                f"{clash.timeframe_end.isoformat()}) overlaps {group.start.isoformat()} .. "
-                f"{group.end.isoformat()}: close or revert it in Orb first",
-            )
-        external = group.scope[1] if group.scope and group.scope[0] == "external_customer_id" else None
-        customer = group.scope[1] if group.scope and group.scope[0] == "customer_id" else None
-        try:
-            backfill = self.orb.create_backfill(
-                timeframe_start=group.start,
-                timeframe_end=group.end,
-                close_time=self.now + self.close_after,
-                external_customer_id=external,
-                customer_id=customer,
-            )
-        except OrbApiError as exc:
-            if exc.status_code is not None and exc.status_code < 500:
-                raise
-            # The answer was lost or a 5xx: it may exist anyway. Adopt it rather than collide with it.
-            adopted = next(
-                (
-                    b
-                    for b in self.orb.pending_backfills()
-                    if b.timeframe_start == group.start
-                    and b.timeframe_end == group.end
-                    and not b.replace_existing_events
-                ),
-                None,
-            )
-            if adopted is None:
-                raise
-            backfill = adopted
-        self.state.record(backfill.id, group, group.start, group.end)  # before any event is sent
-        pending.append(backfill)
-        return backfill
-
-    def run_group(self, group: Group, pending: list[Backfill], progress: Progress) -> GroupResult:
-        result = GroupResult()
-        present = self.look_up(group)
-        result.already_in_orb = sorted(key for key, same in present.items() if same)
-        result.different_in_orb = sorted(key for key, same in present.items() if not same)
-        to_send = [key for key in group.events if key not in present]
-        resumed = self.state.find(group)
-        if not to_send and not resumed:
-            progress.advance(len(group.events))
-            return result
-        backfill = self.open_backfill(group, pending)
-        result.backfill_id = backfill.id
-        done = self.state.ingested(backfill.id)
-        result.ingested = [key for key in to_send if key in done]
-        remaining = [key for key in to_send if key not in done]
-        progress.advance(len(group.events) - len(remaining))
-        for start in range(0, len(remaining), MAX_INGEST_EVENTS):
-            chunk = remaining[start : start + MAX_INGEST_EVENTS]
-            self._ingest(group, backfill.id, chunk, result)
-            progress.advance(len(chunk))
-        if self.close:
-            self.orb.close_backfill(backfill.id)
-            self.state.mark_closed(backfill.id)
-            result.closed = True
-        return result
-
-    def _ingest(self, group: Group, backfill_id: str, keys: list[str], result: GroupResult) -> None:
-        try:
-            self.orb.ingest([group.events[key].to_orb() for key in keys], backfill_id)
-        except OrbApiError as exc:
-            if exc.status_code not in (400, 413, 422):
-                raise  # auth, not found, retries exhausted: stop; the state file lets a rerun resume
-            if len(keys) == 1:
-                result.refused[keys[0]] = str(exc)
-                return
-            middle = len(keys) // 2  # a whole-request refusal: isolate the refused events
-            self._ingest(group, backfill_id, keys[:middle], result)
-            self._ingest(group, backfill_id, keys[middle:], result)
-            return
-        self.state.add_ingested(backfill_id, keys)
-        result.ingested.extend(keys)
-
-
 def _billed_records(group: Group, result: GroupResult) -> list[Entry]:
-    keys = set(result.ingested) | set(result.already_in_orb)
+    """Records of keys Orb certainly bills: in Orb already, or in a backfill of ours now closed."""
+    keys = set(result.already_in_orb) | set(result.billed_before) | (set(result.ingested) if result.closed else set())
     return [entry for key in keys for entry in group.records.get(key, [])]
 
 
@@ -244,7 +120,8 @@ def run(
             customer=args.customer,
         )
         api_key = target.orb_api_key()
-    except (TargetError, argparse.ArgumentTypeError) as exc:
+        state = StateFile(args.state_file, f"{target.label} {target.rejected_queue_url}")
+    except (TargetError, StateFileError, argparse.ArgumentTypeError) as exc:
         print(f"orb-bridge backfill: {printable(exc)}", file=err)
         return 2
     pacer = Pacer(
@@ -266,26 +143,22 @@ def run(
             f"than the grace period ({grace_hours:g} h)",
             file=out,
         )
-        state = StateFile(args.state_file, f"{target.label} {target.rejected_queue_url}")
-        backfiller = Backfiller(orb, state, moment, timedelta(hours=args.close_after_hours), close=not args.no_close)
-        pending = orb.pending_backfills()
+        backfiller = Backfiller(
+            orb, state, now, timedelta(hours=args.close_after_hours), not args.no_close, sleep or time.sleep
+        )
         if not args.yes:
-            found = {index: backfiller.look_up(group) for index, group in enumerate(groups)}
-            print("plan (replace_existing_events: false):", file=out)
-            print("\n".join(map(printable, describe(groups, found))) or "  nothing to backfill", file=out)
-            for backfill in pending:
-                print(
-                    f"  pending in Orb: {printable(backfill.id)} {backfill.timeframe_start.isoformat()} .. "
-                    f"{backfill.timeframe_end.isoformat()}",
-                    file=out,
-                )
-            print("\ndry run: nothing changed. Run again with --yes to backfill.", file=out)
+            _dry_run(backfiller, groups, state, out)
             return 0
+        try:
+            backfiller.prepare(groups, {entry.event.idempotency_key for entry in entries if entry.event})
+        except OrbApiError as exc:
+            print(f"settling the backfills saved in {args.state_file}: {printable(exc)}\n  (rerun to resume)", file=out)
+            return 1
         progress = Progress(sum(len(group.events) for group in groups), err, "backfilling")
         status = 0
         for group in groups:
             try:
-                result = backfiller.run_group(group, pending, progress)
+                result = backfiller.run_group(group, progress)
             except OrbApiError as exc:
                 print(
                     f"\nbackfill for {printable(group.scope_label)} {group.start.isoformat()} .. "
@@ -295,15 +168,37 @@ def run(
                 )
                 status = 1
                 continue
-            if result.closed or not result.backfill_id:
-                billed = _billed_records(group, result)
-                deleted.update(entry.message_id for entry in billed)
-                result.deleted = len(billed) - len(delete(target.sqs, target.rejected_queue_url, billed))
+            billed = _billed_records(group, result)
+            deleted.update(entry.message_id for entry in billed)
+            failed = delete(target.sqs, target.rejected_queue_url, billed)
+            result.deleted = len(billed) - len(failed)
+            if not failed:
+                backfiller.records_deleted({entry.event.idempotency_key for entry in billed if entry.event})
             _report(group, result, out)
         progress.finish()
         return status
     finally:
         release(target.sqs, target.rejected_queue_url, [e for e in entries if e.message_id not in deleted])
+
+
+def _dry_run(backfiller: Backfiller, groups: Sequence[Group], state: StateFile, out: TextIO) -> None:
+    found = {index: backfiller.look_up(group) for index, group in enumerate(groups)}
+    print("plan (replace_existing_events: false):", file=out)
+    print("\n".join(map(printable, describe(groups, found))) or "  nothing to backfill", file=out)
+    for backfill in backfiller.orb.pending_backfills():
+        print(
+            f"  pending in Orb: {printable(backfill.id)} {backfill.timeframe_start.isoformat()} .. "
+            f"{backfill.timeframe_end.isoformat()}",
+            file=out,
+        )
+    for saved in state.ours():
+        if saved.uncertain:
+            print(
+                f"  saved backfill {printable(saved.backfill_id)}: an ingest's outcome is unknown; --yes reverts it and "
+                "sends its events again in a fresh backfill",
+                file=out,
+            )
+    print("\ndry run: nothing changed. Run again with --yes to backfill.", file=out)
 
 
 def _report(group: Group, result: GroupResult, out: TextIO) -> None:
@@ -315,9 +210,12 @@ def _report(group: Group, result: GroupResult, out: TextIO) -> None:
     )
     print(
         f"  ingested {len(result.ingested)}, already in Orb (skipped) {len(result.already_in_orb)}, "
-        f"records deleted {result.deleted}",
+        f"records deleted {result.deleted}"
+        + (f", billed by an earlier run's backfill {len(result.billed_before)}" if result.billed_before else ""),
         file=out,
     )
+    for reverted in result.reverted:
+        print(f"  reverted {printable(reverted)}: an ingest's answer was lost; its events were sent again", file=out)
     for key in result.different_in_orb[:20]:
         print(
             f"  kept: {printable(key)} is in Orb with a different body (not resent: it would not be billed)", file=out

@@ -2,22 +2,27 @@
 
 Per Orb's OpenAPI spec (https://docs.withorb.com/api-reference): ``POST /events/backfills``
 (``NewBackfill``), ``GET /events/backfills`` (``Backfills``, cursor paginated),
-``GET /events/backfills/{id}``, ``POST /events/backfills/{id}/close``, ``POST /events/search``
-(``EventSearchCriteria``: 1 to 500 ``event_ids``, optional ``timeframe_start``/``timeframe_end``)
-and ``POST /ingest?backfill_id=``. It runs on an operator's machine, so unlike the Lambda client
-it retries itself: 429 (honouring ``Retry-After`` / ``retry-after-ms``), 5xx and network errors.
+``GET /events/backfills/{id}``, ``POST /events/backfills/{id}/close``,
+``POST /events/backfills/{id}/revert``, ``POST /events/search`` (``EventSearchCriteria``: 1 to
+500 ``event_ids``, optional ``timeframe_start``/``timeframe_end``) and ``POST /ingest?backfill_id=``.
+It runs on an operator's machine, so unlike the Lambda client it retries itself: 429 (honouring
+``Retry-After`` / ``retry-after-ms``; Orb did not process the request) always, 5xx and network
+errors only where repeating the call cannot bill twice. Never ``/ingest?backfill_id=``: Orb
+documents no deduplication of keys within a backfill, so an ingest whose answer is lost is
+*uncertain* (``OrbApiError.uncertain``) and the caller reverts that backfill instead.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
+
+from orb_bridge_dev.commands.backfill.pacer import Pacer
 
 MAX_SEARCH_IDS = 500
 MAX_INGEST_EVENTS = 500
@@ -29,6 +34,12 @@ class OrbApiError(RuntimeError):
         super().__init__(f"HTTP {status_code}: {message}" if status_code is not None else message)
         self.status_code = status_code
         self.body = body
+
+    @property
+    def uncertain(self) -> bool:
+        """Orb may have processed the request: no answer, a 5xx, 408 or 409. Any other 4xx is a
+        refusal (Orb: a 4xx request's keys are "not marked as processed")."""
+        return self.status_code is None or self.status_code >= 500 or self.status_code in (408, 409)
 
 
 class Backfill(BaseModel):
@@ -49,6 +60,12 @@ class Backfill(BaseModel):
     def pending(self) -> bool:
         return self.status in PENDING_STATUSES
 
+    def closed(self, now: datetime) -> bool:
+        """Closed, by a call or at its close_time: reflected, or still ``pending`` while Orb reflects
+        it ("close_time ... If in the past, the time at which the backfill was closed")."""
+        past = self.close_time is not None and self.close_time <= now
+        return self.status == "reflected" or (self.status == "pending" and past)
+
     def overlaps(self, start: datetime, end: datetime) -> bool:
         """Timeframes are [start, end): Orb refuses two pending backfills whose timeframes overlap."""
         return self.timeframe_start < end and start < self.timeframe_end
@@ -66,50 +83,6 @@ class OrbEvent(BaseModel):
     customer_id: str | None = None
     external_customer_id: str | None = None
     deprecated: bool = False
-
-
-@dataclass
-class Pacer:
-    """Client-side budget: at most ``requests_per_second`` requests and ``events_per_minute`` events.
-
-    Two token buckets refilled continuously; ``clock``/``sleep`` are injectable for tests.
-    """
-
-    requests_per_second: float = 50.0
-    events_per_minute: float = 5000.0
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    _request_tokens: float = field(default=-1.0, repr=False)
-    _event_tokens: float = field(default=-1.0, repr=False)
-    _last: float | None = field(default=None, repr=False)
-
-    def acquire(self, events: int) -> None:
-        if self._last is None:
-            self._last = self.clock()
-            self._request_tokens = max(1.0, self.requests_per_second)
-            self._event_tokens = max(float(events), self.events_per_minute)
-        while True:
-            now = self.clock()
-            elapsed, self._last = now - self._last, now
-            if self.requests_per_second > 0:
-                self._request_tokens = min(
-                    max(1.0, self.requests_per_second), self._request_tokens + elapsed * self.requests_per_second
-                )
-            if self.events_per_minute > 0:
-                self._event_tokens = min(
-                    max(float(events), self.events_per_minute),
-                    self._event_tokens + elapsed * self.events_per_minute / 60,
-                )
-            wait = 0.0
-            if self.requests_per_second > 0 and self._request_tokens < 1:
-                wait = (1 - self._request_tokens) / self.requests_per_second
-            if self.events_per_minute > 0 and self._event_tokens < events:
-                wait = max(wait, (events - self._event_tokens) * 60 / self.events_per_minute)
-            if wait <= 0:
-                self._request_tokens -= 1
-                self._event_tokens -= events
-                return
-            self.sleep(wait)
 
 
 def _iso(moment: datetime) -> str:
@@ -160,6 +133,7 @@ class OrbBackfillClient:
         params: Mapping[str, Any] | None = None,
         events: int = 0,
         idempotent: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One call, retried on 429 (never processed), and on 5xx and network errors if ``idempotent``."""
         last_error = "no attempt made"
@@ -172,7 +146,11 @@ class OrbBackfillClient:
                     self.base_url + path,
                     json=json,
                     params=params,
-                    headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+                    headers={
+                        "Authorization": f"Bearer {self._api_key}",
+                        "Accept": "application/json",
+                        **(headers or {}),
+                    },
                 )
             except httpx.HTTPError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
@@ -181,8 +159,7 @@ class OrbBackfillClient:
                 self._sleep(min(0.5 * 2**attempt, 8))
                 continue
             if response.status_code >= 500 and not idempotent:
-                last_error = f"HTTP {response.status_code}"
-                break
+                raise OrbApiError(response.status_code, _problem(_json(response), response))
             if response.status_code == 429 or response.status_code >= 500:
                 self.rate_limited += response.status_code == 429
                 last_error = f"HTTP {response.status_code}"
@@ -196,15 +173,15 @@ class OrbBackfillClient:
         raise OrbApiError(None, f"{method} {path} failed ({last_error})")
 
     # -- backfills ------------------------------------------------------------------------------
-    def create_backfill(
-        self,
+    @staticmethod
+    def new_backfill_body(
         *,
         timeframe_start: datetime,
         timeframe_end: datetime,
         close_time: datetime,
         external_customer_id: str | None = None,
         customer_id: str | None = None,
-    ) -> Backfill:
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "timeframe_start": _iso(timeframe_start),
             "timeframe_end": _iso(timeframe_end),
@@ -217,8 +194,14 @@ class OrbBackfillClient:
             body["external_customer_id"] = external_customer_id
         elif customer_id:
             body["customer_id"] = customer_id
-        # Not retried on a 5xx or a lost answer: it may have been created (see Backfiller.open_backfill).
-        return Backfill.model_validate(self._request("POST", "/events/backfills", json=body, idempotent=False))
+        return body
+
+    def create_backfill(self, body: Mapping[str, Any], idempotency_key: str) -> Backfill:
+        """``POST /events/backfills`` with an ``Idempotency-Key`` (Orb keeps it 48 hours): the same
+        key and body sent again, after a lost answer or a kill, answers the same backfill."""
+        return Backfill.model_validate(
+            self._request("POST", "/events/backfills", json=dict(body), headers={"Idempotency-Key": idempotency_key})
+        )
 
     def list_backfills(self, page_size: int = 100) -> Iterator[Backfill]:
         cursor: str | None = None
@@ -241,7 +224,11 @@ class OrbBackfillClient:
         return Backfill.model_validate(self._request("GET", f"/events/backfills/{backfill_id}"))
 
     def close_backfill(self, backfill_id: str) -> Backfill:
+        # Retried: closing twice cannot bill twice (a second close is refused, see Backfiller).
         return Backfill.model_validate(self._request("POST", f"/events/backfills/{backfill_id}/close"))
+
+    def revert_backfill(self, backfill_id: str) -> Backfill:
+        return Backfill.model_validate(self._request("POST", f"/events/backfills/{backfill_id}/revert"))
 
     # -- events ---------------------------------------------------------------------------------
     def search_events(
@@ -262,11 +249,17 @@ class OrbBackfillClient:
         return found
 
     def ingest(self, events: Sequence[Mapping[str, Any]], backfill_id: str) -> None:
-        """One ``POST /ingest?backfill_id=``; raises OrbApiError if Orb refuses it (e.g. a 400)."""
+        """One ``POST /ingest?backfill_id=``, retried only on a 429; raises OrbApiError if Orb
+        refuses it (e.g. a 400) or if its outcome is unknown (``uncertain``)."""
         if len(events) > MAX_INGEST_EVENTS:
             raise ValueError(f"at most {MAX_INGEST_EVENTS} events per request")
         self._request(
-            "POST", "/ingest", json={"events": list(events)}, params={"backfill_id": backfill_id}, events=len(events)
+            "POST",
+            "/ingest",
+            json={"events": list(events)},
+            params={"backfill_id": backfill_id},
+            events=len(events),
+            idempotent=False,
         )
 
 

@@ -1,20 +1,14 @@
-"""The plan of `orb-bridge backfill`: which backfills cover which late events, and the state file.
+"""The plan of `orb-bridge backfill`: which backfills cover which late events.
 
 A backfill's timeframe is at most 31 days (Orb's default limit), [start, end) to the second, and
-either account-wide or scoped to one customer. The state file records each backfill as soon as
-Orb creates it and every key ingested into it, so a rerun after a kill resumes that backfill
-(Orb refuses a second pending backfill over the same timeframe) without resending what it took.
+either account-wide or scoped to one customer. What was asked of Orb is in ``backfill_state``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from orb_bridge.orb.usage_event import OrbUsageEvent
@@ -107,63 +101,6 @@ def _same_value(left: Any, right: Any) -> bool:
     ):
         return float(left) == float(right)
     return left == right
-
-
-class StateFile:
-    """Backfills this machine created, and the keys ingested into each (written atomically)."""
-
-    def __init__(self, path: Path, target: str) -> None:
-        self.path = path
-        self.target = target
-        self.data: dict[str, Any] = {"version": 1, "backfills": {}}
-        if path.exists():
-            self.data = json.loads(path.read_text())
-            self.data.setdefault("backfills", {})
-
-    def backfills(self) -> dict[str, dict[str, Any]]:
-        return {bid: item for bid, item in self.data["backfills"].items() if item.get("target") == self.target}
-
-    def find(self, group: Group) -> str | None:
-        """An open backfill of ours with this scope whose timeframe covers the group."""
-        for backfill_id, item in self.backfills().items():
-            scope = tuple(item["scope"]) if item.get("scope") else None
-            if item.get("closed") or scope != group.scope:
-                continue
-            if parse_time(item["timeframe_start"]) <= group.start and group.end <= parse_time(item["timeframe_end"]):
-                return backfill_id
-        return None
-
-    def record(self, backfill_id: str, group: Group, start: datetime, end: datetime) -> None:
-        self.data["backfills"][backfill_id] = {
-            "target": self.target,
-            "scope": list(group.scope) if group.scope else None,
-            "timeframe_start": start.isoformat(),
-            "timeframe_end": end.isoformat(),
-            "ingested_keys": [],
-            "closed": False,
-        }
-        self.save()
-
-    def ingested(self, backfill_id: str) -> set[str]:
-        return set(self.data["backfills"].get(backfill_id, {}).get("ingested_keys", []))
-
-    def add_ingested(self, backfill_id: str, keys: Sequence[str]) -> None:
-        self.data["backfills"][backfill_id]["ingested_keys"].extend(keys)
-        self.save()
-
-    def mark_closed(self, backfill_id: str) -> None:
-        if backfill_id in self.data["backfills"]:
-            self.data["backfills"][backfill_id]["closed"] = True
-            self.save()
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".orb-bridge-backfill-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.data, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
 
 
 def describe(groups: Sequence[Group], found: Mapping[int, Mapping[str, bool]]) -> list[str]:

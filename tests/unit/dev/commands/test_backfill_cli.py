@@ -14,8 +14,9 @@ from moto import mock_aws
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.orb.usage_event import OrbUsageEvent
+from orb_bridge_dev.commands.backfill import backfiller
 from orb_bridge_dev.commands.backfill import command as backfill_cmd
-from orb_bridge_dev.commands.backfill.orb_client import Pacer
+from orb_bridge_dev.commands.backfill.pacer import Pacer
 from orb_bridge_dev.commands.backfill.plan import plan_groups
 from orb_bridge_dev.deployment.rejected_records import Entry
 from tests.support.orb_backfill_fake import FakeOrb
@@ -114,25 +115,38 @@ def test_late_events_are_billed_once_and_nothing_existing_is_replaced(stack, orb
     assert [json.loads(body)["orb_event"]["idempotency_key"] for body in all_bodies(sqs, rejected_url)] == ["msg-4"]
 
 
-def test_a_killed_backfill_resumes_the_same_backfill_without_resending(stack, orb, tmp_path, monkeypatch):
+@pytest.mark.parametrize("orb_took_it", [False, True], ids=["killed-before-orb-took-it", "killed-while-orb-held-it"])
+def test_a_backfill_killed_mid_ingest_is_reverted_and_redone_never_resent_into(
+    stack, orb, tmp_path, monkeypatch, orb_took_it
+):
+    # Issue 22: killed while Orb held an ingest request, the rerun resumed the same backfill and
+    # sent those events into it again (Orb documents no deduplication within a backfill).
     sqs, _, rejected_url = stack
-    monkeypatch.setattr(backfill_cmd, "MAX_INGEST_EVENTS", 10)
+    monkeypatch.setattr(backfiller, "MAX_INGEST_EVENTS", 10)
     send(sqs, rejected_url, late_records(35))
-    orb.kill_at_ingest_call = 3
+    orb.kill_at_ingest_call, orb.kill_after_ingesting = 3, orb_took_it
     with pytest.raises(KeyboardInterrupt):
         run(orb, tmp_path / "state.json", "--yes")
-    state = json.loads((tmp_path / "state.json").read_text())
-    (saved,) = state["backfills"].items()
-    assert saved[0] in orb.backfills and len(saved[1]["ingested_keys"]) == 20
+    (saved,) = json.loads((tmp_path / "state.json").read_text())["backfills"]
+    first = saved["backfill_id"]
+    assert first in orb.backfills and len(saved["ingested_keys"]) == 20 and len(saved["in_flight_keys"]) == 10
     assert len(all_bodies(sqs, rejected_url)) == 35  # nothing deleted before the close
 
     orb.kill_at_ingest_call = None
     code, out = run(orb, tmp_path / "state.json", "--yes")
     assert code == 0, out
-    assert list(orb.backfills) == [saved[0]]  # resumed, no second (overlapping) backfill
-    assert orb.duplicate_keys_sent == 0 and sum(len(keys) for _, keys in orb.ingest_calls) == 35
+    assert orb.backfills[first]["status"] == "reverted"  # uncertain: reverted, not resumed
+    (second,) = [bid for bid in orb.backfills if bid != first]
+    assert orb.backfills[second]["status"] == "reflected"
+    assert not any(bid == first for bid, _ in orb.ingest_calls[3 if orb_took_it else 2 :])  # never sent into again
+    assert sorted(key for bid, keys in orb.ingest_calls if bid == second for key in keys) == sorted(
+        f"msg-{i}" for i in range(35)
+    )
+    assert orb.duplicate_keys_sent == 0
     assert sorted(orb.billed()) == sorted(f"msg-{i}" for i in range(35))
+    assert all(event["backfill_id"] == second for event in orb.billed().values())
     assert all_bodies(sqs, rejected_url) == []
+    assert json.loads((tmp_path / "state.json").read_text())["backfills"] == []
 
 
 def test_an_overlapping_pending_backfill_is_refused(stack, orb, tmp_path):
@@ -250,3 +264,83 @@ def test_a_backfill_created_but_answered_with_a_500_is_adopted_not_duplicated(st
     assert code == 0, out.getvalue() + err.getvalue()
     assert len(orb.backfills) == 1 and answered[0].status_code == 200
     assert sorted(orb.billed()) == ["msg-0", "msg-1", "msg-2"] and all_bodies(sqs, rejected_url) == []
+
+
+def test_an_ingest_answered_with_a_500_is_not_retried_the_backfill_is_reverted_and_redone(stack, orb, tmp_path):
+    # The client used to retry /ingest?backfill_id= itself after a 5xx: a lost answer re-sent the
+    # same events into the same backfill.
+    sqs, _, rejected_url = stack
+    send(sqs, rejected_url, late_records(4))
+    real = orb.__call__
+    lost: list[str] = []
+
+    def ingests_then_fails(request: httpx.Request) -> httpx.Response:
+        response = real(request)
+        if request.url.path.endswith("/ingest") and not lost:
+            lost.append(request.url.params["backfill_id"])
+            return httpx.Response(500, headers={"Transient-Error": "true"}, json={"status": 500, "title": "x"})
+        return response
+
+    out, err = io.StringIO(), io.StringIO()
+    args = backfill_cmd.build_parser().parse_args(
+        ["--stack", STACK, "--region", "us-east-1", "--state-file", str(tmp_path / "s.json"), "--yes"]
+    )
+    code = backfill_cmd.run(
+        args,
+        {"ORB_API_KEY": "orb-key"},
+        out,
+        err,
+        now=lambda: NOW,
+        http=httpx.Client(transport=httpx.MockTransport(ingests_then_fails)),
+        sleep=lambda _: None,
+        wait_seconds=0,
+    )
+    assert code == 0, out.getvalue()
+    assert f"reverted {lost[0]}: an ingest's answer was lost" in out.getvalue()
+    assert [bid for bid, _ in orb.ingest_calls].count(lost[0]) == 1  # never sent into again
+    assert orb.backfills[lost[0]]["status"] == "reverted" and orb.duplicate_keys_sent == 0
+    assert sorted(orb.billed()) == [f"msg-{i}" for i in range(4)] and all_bodies(sqs, rejected_url) == []
+
+
+def test_a_version_1_state_file_with_an_open_backfill_is_reverted_not_resumed(stack, orb, tmp_path):
+    # Version 1 saved keys only after Orb's 200: an open backfill in it may hold unlisted events.
+    sqs, _, rejected_url = stack
+    send(sqs, rejected_url, late_records(3))
+    code, _ = run(orb, tmp_path / "state.json", "--yes", "--no-close")
+    (saved,) = json.loads((tmp_path / "state.json").read_text())["backfills"]
+    old_id = saved["backfill_id"]
+    version_1 = {
+        "version": 1,
+        "backfills": {
+            old_id: {
+                "target": saved["target"],
+                "scope": None,
+                "timeframe_start": saved["timeframe_start"],
+                "timeframe_end": saved["timeframe_end"],
+                "ingested_keys": ["msg-0"],
+                "closed": False,
+            }
+        },
+    }
+    (tmp_path / "state.json").write_text(json.dumps(version_1))
+    code, out = run(orb, tmp_path / "state.json")
+    assert code == 0 and f"saved backfill {old_id}: an ingest's outcome is unknown" in out  # the dry run says so
+    code, out = run(orb, tmp_path / "state.json", "--yes")
+    assert code == 0, out
+    assert orb.backfills[old_id]["status"] == "reverted" and len(orb.backfills) == 2
+    assert sorted(orb.billed()) == ["msg-0", "msg-1", "msg-2"] and orb.duplicate_keys_sent == 0
+    assert all_bodies(sqs, rejected_url) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", '{"version": 2, "backfills": [{"target": 1}]}', '{"version": 9}', "[]", "\xff"],
+    ids=["not-json", "bad-entry", "unknown-version", "not-an-object", "not-utf8"],
+)
+def test_a_state_file_that_is_not_ours_is_refused_with_its_reason(stack, orb, tmp_path, content):
+    sqs, _, rejected_url = stack
+    send(sqs, rejected_url, late_records(2))
+    (tmp_path / "state.json").write_bytes(content.encode("latin-1"))
+    code, out = run(orb, tmp_path / "state.json", "--yes")
+    assert code == 2 and "state file" in out and "Traceback" not in out
+    assert orb.backfills == {} and len(all_bodies(sqs, rejected_url)) == 2

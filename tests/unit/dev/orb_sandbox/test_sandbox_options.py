@@ -25,6 +25,9 @@ def test_orb_bridge_dev_passes_the_sandbox_switches_to_the_dev_stack() -> None:
             "10",
             "--rate-limit-events-per-minute",
             "2000",
+            "--backfill-reflect-seconds",
+            "30",
+            "--dedupe-within-backfill",
         ]
     )
     assert cli.behaviour_from_args(args) == {
@@ -34,6 +37,8 @@ def test_orb_bridge_dev_passes_the_sandbox_switches_to_the_dev_stack() -> None:
         "error_body": "strings",
         "rate_limit_requests_per_second": 10.0,
         "rate_limit_events_per_minute": 2000.0,
+        "backfill_reflect_delay": timedelta(seconds=30),
+        "dedupe_within_backfill": True,
     }
 
 
@@ -42,6 +47,9 @@ def test_defaults_are_orbs_strict_reading_with_limits_off() -> None:
     assert sandbox.rules.grace_period == timedelta(hours=12) and sandbox.rules.future_limit == timedelta(minutes=5)
     assert sandbox.rules.error_body == "validation_failed" and sandbox.rules.ingest_valid_events_on_400 is False
     assert not sandbox.rate_limiter.enabled and sandbox.host == "127.0.0.1"
+    # Orb documents no deduplication within a backfill: by default a key sent twice is billed twice.
+    assert sandbox.dedupe_within_backfill is False and sandbox.backfill_reflect_delay == timedelta(0)
+    assert sandbox.faults.backfill_answer_lost_rate == 0.0
 
 
 def test_orb_bridge_sandbox_flags_configure_the_sandbox() -> None:
@@ -57,11 +65,19 @@ def test_orb_bridge_sandbox_flags_configure_the_sandbox() -> None:
             "0.5",
             "--seed",
             "3",
+            "--backfill-answer-lost-rate",
+            "0.25",
+            "--backfill-answer-lost-as",
+            "500",
+            "--backfill-reflect-seconds",
+            "5",
         ]
     )
     sandbox = sandbox_cli.sandbox_from_args(args)
     assert sandbox.rules.error_body == "opaque" and sandbox.rate_limiter.events_per_minute == 600
     assert sandbox.faults.error_500_rate == 0.5
+    assert sandbox.faults.backfill_answer_lost_rate == 0.25 and sandbox.faults.backfill_answer_lost_as == "500"
+    assert sandbox.backfill_reflect_delay == timedelta(seconds=5)
 
 
 def test_building_the_cli_parser_does_not_import_the_http_server() -> None:
