@@ -19,14 +19,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orb_bridge_dev.orb_sandbox.events import decode_cursor, page_limit, paginate
 from orb_bridge_dev.orb_sandbox.problems import RequestError, invalid, optional_time, parse_json_object
+from orb_bridge_dev.orb_sandbox.state import SandboxState
 from orb_bridge_dev.orb_sandbox.store import DEFAULT_CLOSE_AFTER, MAX_BACKFILL_WINDOW, Backfill
-
-if TYPE_CHECKING:
-    from orb_bridge_dev.orb_sandbox.server import OrbSandbox
 
 NEW_BACKFILL_FIELDS = frozenset(
     {
@@ -42,7 +40,7 @@ NEW_BACKFILL_FIELDS = frozenset(
 _BLOCKING = ("pending", "pending_revert")
 
 
-def create(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+def create(sandbox: SandboxState, body: bytes, query: dict[str, str]) -> dict[str, Any]:
     payload = parse_json_object(body)
     unknown = sorted(set(payload) - NEW_BACKFILL_FIELDS)
     if unknown:
@@ -89,7 +87,7 @@ def create(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
         return backfill.to_orb()
 
 
-def list_backfills(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+def list_backfills(sandbox: SandboxState, body: bytes, query: dict[str, str]) -> dict[str, Any]:
     limit, offset = page_limit(query), decode_cursor(query.get("cursor"))
     with sandbox.lock:
         sandbox.store.settle(sandbox.now())
@@ -98,13 +96,13 @@ def list_backfills(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> d
     return paginate(items, offset, limit)
 
 
-def fetch(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
+def fetch(sandbox: SandboxState, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
     with sandbox.lock:
         sandbox.store.settle(sandbox.now())
         return _find(sandbox, id).to_orb()
 
 
-def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
+def close(sandbox: SandboxState, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
     with sandbox.lock:
         now = sandbox.now()
         sandbox.store.settle(now)
@@ -117,7 +115,7 @@ def close(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> d
         return backfill.to_orb()
 
 
-def revert(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
+def revert(sandbox: SandboxState, body: bytes, query: dict[str, str], id: str) -> dict[str, Any]:
     with sandbox.lock:
         now = sandbox.now()
         sandbox.store.settle(now)
@@ -129,7 +127,7 @@ def revert(sandbox: OrbSandbox, body: bytes, query: dict[str, str], id: str) -> 
         return backfill.to_orb()
 
 
-def _find(sandbox: OrbSandbox, backfill_id: str) -> Backfill:
+def _find(sandbox: SandboxState, backfill_id: str) -> Backfill:
     backfill = sandbox.store.backfills.get(backfill_id)
     if backfill is None:
         raise RequestError("resource_not_found", f"No backfill with id {backfill_id!r}.")

@@ -6,12 +6,10 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orb_bridge_dev.orb_sandbox.problems import format_utc, invalid, optional_time, parse_json_object
-
-if TYPE_CHECKING:
-    from orb_bridge_dev.orb_sandbox.server import OrbSandbox
+from orb_bridge_dev.orb_sandbox.state import SandboxState
 
 SEARCH_MAX_IDS = 500  # EventSearchCriteria.event_ids: minItems 1, maxItems 500
 SEARCH_DEFAULT_LOOKBACK = timedelta(days=7)  # "If not specified, the one week ago is used."
@@ -19,7 +17,7 @@ SEARCH_FIELDS = frozenset({"event_ids", "timeframe_start", "timeframe_end"})
 HOUR = timedelta(hours=1)
 
 
-def search(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+def search(sandbox: SandboxState, body: bytes, query: dict[str, str]) -> dict[str, Any]:
     payload = parse_json_object(body)
     unknown = sorted(set(payload) - SEARCH_FIELDS)
     if unknown:
@@ -49,7 +47,7 @@ def search(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str,
     return {"data": data}
 
 
-def volume(sandbox: OrbSandbox, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+def volume(sandbox: SandboxState, body: bytes, query: dict[str, str]) -> dict[str, Any]:
     start = optional_time(query.get("timeframe_start"), "timeframe_start")
     if start is None:
         raise invalid("timeframe_start is required.", "timeframe_start: field required")

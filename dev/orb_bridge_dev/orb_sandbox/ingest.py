@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orb_bridge_dev.orb_sandbox.problems import RequestError, canonical, default_body, invalid, parse_json_object
+from orb_bridge_dev.orb_sandbox.state import SandboxState
 from orb_bridge_dev.orb_sandbox.store import StoredEvent
 from orb_bridge_dev.orb_sandbox.validation import MAX_EVENTS_PER_REQUEST, error_body, event_errors
 from orb_bridge_dev.orb_sandbox.wsgi import Reply
 
-if TYPE_CHECKING:
-    from orb_bridge_dev.orb_sandbox.server import OrbSandbox
 
-
-def handle_ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], authorized: bool) -> Reply:
+def handle_ingest(sandbox: SandboxState, body: bytes, query: dict[str, str], authorized: bool) -> Reply:
     with sandbox.lock:
         sandbox.ingest_request_count += 1
         scripted = sandbox.scripted.pop(0) if sandbox.scripted else None
@@ -93,7 +91,7 @@ def _events_or_empty(body: bytes) -> list:
     return events if isinstance(events, list) else []
 
 
-def _held(sandbox: OrbSandbox, hold: Any, body: bytes) -> bool:
+def _held(sandbox: SandboxState, hold: Any, body: bytes) -> bool:
     """Block a matching request once part of the hold's keys is in Orb (see ``IngestHold``)."""
     if not hold.matches(_events_or_empty(body)):
         return False
@@ -142,7 +140,7 @@ def _read_events(body: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def _ingest(sandbox: OrbSandbox, body: bytes, query: dict[str, str], rate_limited: bool = True) -> dict[str, Any]:
+def _ingest(sandbox: SandboxState, body: bytes, query: dict[str, str], rate_limited: bool = True) -> dict[str, Any]:
     events = _read_events(body)
     debug = query.get("debug", "").lower() == "true"
     backfill_id = query.get("backfill_id") or None
