@@ -6,6 +6,7 @@ pacing table is moto's, made to fail for 18 hours by a client whose calls raise.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import boto3
@@ -14,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from orb_bridge import aws, ingest, ingest_batch, queues
+from orb_bridge import aws, ingest, observability, queues
 from orb_bridge.pacing import DynamoDbPacer, LocalPacer
 from tests.support.ingest_doubles import FakeOrb, make_service, usage_event
 from tests.support.simulated_sqs import QUEUE_URL, REJECTED_URL, FakeClock, SimulatedSqs, run_event_source
@@ -56,7 +57,7 @@ def simulated(monkeypatch):
         monkeypatch.setenv("INGEST_QUEUE_URL", QUEUE_URL)
         metrics: list[tuple[float, str, float]] = []
         monkeypatch.setattr(
-            ingest_batch.metrics, "add_metric", lambda name, unit, value: metrics.append((clock(), name, value))
+            observability.metrics, "add_metric", lambda name, unit, value: metrics.append((clock(), name, value))
         )
         yield clock, queue, metrics
     aws.reset_clients()
@@ -120,7 +121,7 @@ def test_hours_of_pacing_table_outage_dead_letter_nothing_and_keep_within_the_lo
     assert sum(n for _, n in during) == sum(1 for t, _ in arrivals if outage[0] <= t < outage[1])  # on time
     # Within the local budget: each request starts no sooner than the previous one's share allows.
     spacing = 60 / LOCAL_EVENTS_PER_MINUTE
-    assert all(b[0] - a[0] >= a[1] * spacing - 1e-6 for a, b in zip(during, during[1:], strict=False))
+    assert all(b[0] - a[0] >= a[1] * spacing - 1e-6 for a, b in itertools.pairwise(during))
     # ... and each burst drained at that pace (300 events at 120/min: 2.5 minutes, not at once).
     for burst in bursts:
         times = [t for t, _ in during if burst <= t < burst + 300]

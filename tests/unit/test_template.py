@@ -521,6 +521,7 @@ def test_a_failing_pacing_table_raises_an_alarm_and_ingest_knows_its_share(templ
     assert properties["ComparisonOperator"] == "GreaterThanThreshold"
     values = parameter_values(template, secret_arns)
     env = function_environment(template, "OrbIngestFunction", values, REFS)
-    assert config.IngestSettings.from_env(env).ingest_max_concurrency == template["Parameters"]["IngestMaxConcurrency"][
-        "Default"
-    ]
+    assert (
+        config.IngestSettings.from_env(env).ingest_max_concurrency
+        == template["Parameters"]["IngestMaxConcurrency"]["Default"]
+    )

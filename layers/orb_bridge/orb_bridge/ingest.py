@@ -40,21 +40,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from orb_bridge.config import IngestSettings, MappingSettings
-from orb_bridge.ingest_messages import Batch, Message, PendingEvent, Rejection, collect, epoch, in_order
+from orb_bridge.ingest_messages import Batch, Message, PendingEvent, collect, epoch, in_order
+from orb_bridge.ingest_rejections import BACKFILL_HINT, orb_rejection, write_rejections
 from orb_bridge.ingest_state import Attempt, IngestReport, Job, RunState
 from orb_bridge.observability import logger
 from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
 from orb_bridge.pacing import NoPacing, Pacer, TableOrLocal, container_share, pacer_from_settings
 from orb_bridge.queues import SqsQueue
-from orb_bridge.replay import rejection_after
 
 # Below this, a request is not worth starting even if the settings allow it.
 MIN_REQUEST_TIMEOUT_SECONDS = 0.1
-BACKFILL_HINT = (
-    "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
-    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
-    "(dry run first, then --yes)"
-)
 
 
 class IngestService:
@@ -78,7 +73,9 @@ class IngestService:
         self.local_pacer = (
             local_pacer
             if local_pacer is not None
-            else container_share(settings.requests_per_second, settings.events_per_minute, settings.ingest_max_concurrency)
+            else container_share(
+                settings.requests_per_second, settings.events_per_minute, settings.ingest_max_concurrency
+            )
         )
         self.monotonic = monotonic
         self.sleep = sleep
@@ -100,7 +97,7 @@ class IngestService:
         run.rejections[:0] = rejections
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
-        failed.update(self._write_rejections(run.rejections))
+        failed.update(write_rejections(self.rejected_queue, run.rejections))
         if batch.mapping_error_ids:
             logger.error(
                 "redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
@@ -291,47 +288,13 @@ class IngestService:
             hours = self.settings.grace_period_hours
             reason = f"outside Orb's grace period ({hours:g} h): {reason}"
             extra["hint"] = BACKFILL_HINT.format(hours=hours)
-        run.rejections.append(self._orb_rejection(event, reason, errors, extra))
+        run.rejections.append(orb_rejection(event, reason, errors, extra))
 
     def _is_late(self, event: PendingEvent) -> bool:
         try:
             return epoch(event) < self.clock() - self.settings.grace_period_hours * 3600
         except ValueError:
             return False
-
-    @staticmethod
-    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:
-        logger.warning(
-            "event refused by Orb sent to the rejected queue",
-            extra={
-                "idempotency_key": event.key,
-                "message_ids": event.message_ids,
-                "errors": list(errors),
-                "replay": event.origin is not None,
-            },
-        )
-        return Rejection(
-            rejection_after(
-                event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload, extra=extra
-            ),
-            event.message_ids,
-        )
-
-    def _write_rejections(self, rejections: list[Rejection]) -> set[str]:
-        """Keep every rejection; return the message ids whose rejection could not be written."""
-        if not rejections:
-            return set()
-        try:
-            failures = self.rejected_queue.send_all([rejection.body for rejection in rejections])
-        except Exception:  # e.g. no SQS client could be built: keep the messages in SQS instead
-            logger.exception("could not write to the rejected queue: messages left for SQS to redeliver")
-            return {message_id for rejection in rejections for message_id in rejection.message_ids}
-        if failures:
-            logger.error(
-                "some rejections could not be written to the rejected queue: messages left for SQS to redeliver",
-                extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
-            )
-        return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
 
 
 # -- one service per container ----------------------------------------------------------------
