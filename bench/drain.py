@@ -5,7 +5,10 @@ OrbIngest invocations (the handler, in threads of this process, batches of ``Ing
 into the Orb sandbox limited to ``events_per_minute`` (and 100 requests/s, Orb's live default),
 with ingest pacing at the same budget through a pacing table on moto's DynamoDB server (the
 GCRA of ``orb_bridge.ingest.pacing``). It reports the minutes to drain against the theoretical
-``backlog / events_per_minute``, the sandbox's 429s, and the events dead-lettered (must be 0).
+``backlog / events_per_minute``, the sandbox's 429s, the events dead-lettered (must be 0), and
+the longest idle gap in Orb's traffic: the most time between two accepted requests beyond what
+the first one's events use of the budget (``events * 60 / events_per_minute``), i.e. how long
+Orb's budget sat unused while events waited in the queue.
 
 The queue is this module's: an in-memory SQS with delays, visibility and ``maxReceiveCount``
 (the template's 10), answering the handler's ``SendMessageBatch`` (deferred copies) and
@@ -29,6 +32,7 @@ from botocore.awsrequest import AWSResponse
 
 from bench.common import FakeLambdaContext, isolate_aws_environment, load_handler
 from bench.ingest import API_KEY, REJECTED_QUEUE_URL, orb_events
+from bench.orb_traffic import idle_gaps, record_orb_requests, stop_recording
 from bench.sqs_stub import _RawBody
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:bench-drain-ingest"
@@ -210,6 +214,7 @@ def run(
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         )
+        sends = record_orb_requests()
         handler = load_handler("orb_ingest", "bench_drain_orb_ingest")
         ingest_module.forget_container_service()
         events = orb_events(backlog, f"drain-{uuid.uuid4().hex[:8]}")
@@ -249,6 +254,7 @@ def run(
             thread.join()
         stats = sandbox.stats()
     finally:
+        stop_recording()
         sandbox.stop()
         moto.stop()
         os.environ.clear()
@@ -273,11 +279,13 @@ def run(
         "left": queue.remaining,
         "deferred_copies": queue.deferred_copies,
         "invocations": next(invocations),
+        **idle_gaps(sends, events_per_minute),
     }
 
 
 if __name__ == "__main__":
     import sys
 
-    size = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    print(json.dumps(run(backlog=size, events_per_minute=size), indent=2))
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    budget = float(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    print(json.dumps(run(backlog=size, events_per_minute=budget), indent=2))

@@ -212,3 +212,34 @@ def test_replays_are_counted_and_those_waiting_on_the_mapping_are_held_back_as_c
     assert held == [({"msg-00001"}, True)]
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["EventsReplayed"] == 1 and metrics["EventsIngested"] == 1
+
+
+def test_a_deferred_copy_waits_only_what_is_left_of_its_wait_when_it_is_sent(
+    handler, ingest_queue, rejected_queue, monkeypatch
+):
+    """Refused at +0 s with 48 s to wait, its copy sent after a granted request waited 45 s:
+    DelaySeconds 3 (visible when its slot comes), not the 48 measured (visible 45 s late)."""
+    from orb_bridge.ingest import batch as ingest_batch
+    from orb_bridge.ingest.pacing import Slot
+    from tests.support.simulated_sqs import FakeClock
+
+    clock = FakeClock()
+    slots = [Slot(False, 48.0), Slot(True, 45.0)]  # the first chunk refused, the second granted
+
+    class ScriptedPacer:
+        def reserve(self, events, latest_start_seconds):
+            return slots.pop(0)
+
+        def hold_off(self, seconds):
+            return None
+
+    orb = FakeOrb()
+    service = make_service(orb, rejected_queue, max_events_per_request=2, max_concurrent_requests=1)
+    service.pacer, service.sleep, service.monotonic = ScriptedPacer(), clock.sleep, clock
+    use_service(monkeypatch, service)
+    event = sqs_event([usage_event(i).to_message_body() for i in range(4)])
+
+    response = ingest_batch.handle(event, FakeLambdaContext(), clock=clock, monotonic=clock)
+
+    assert response == {"batchItemFailures": []} and orb.sent_keys() == ["key-2", "key-3"]
+    assert [entry["DelaySeconds"] for entry in ingest_queue.sent] == [3, 3]

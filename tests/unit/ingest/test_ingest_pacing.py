@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.core.errors import ConfigurationError
-from orb_bridge.ingest.pacing import DynamoDbPacer, NoPacing, pacer_from_settings
+from orb_bridge.ingest.pacing import DynamoDbPacer, LocalPacer, NoPacing, container_share, pacer_from_settings
 from orb_bridge.ingest.settings import IngestSettings
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, usage_event
 
@@ -147,7 +147,7 @@ def test_an_invocation_paced_beyond_its_time_defers_the_rest_instead_of_failing(
     service = make_service(
         orb, rejected_queue, request_timeout_seconds=2.0, safety_margin_seconds=1.0, max_concurrent_requests=1
     )
-    service.pacer, service.sleep = pacer, clock.sleep
+    service.pacer, service.sleep, service.monotonic = pacer, clock.sleep, clock
     deadline = clock.now + 20
 
     report = service.ingest(messages_for([usage_event(i) for i in range(10_000)]), lambda: deadline - clock.now)
@@ -169,6 +169,7 @@ def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_af
         )
     ]
     service = make_service(orb, rejected_queue, max_events_per_request=10, max_concurrent_requests=1)
+    service.monotonic = lambda: 1000.0  # the waits, as of the report: no time passes here
     report = service.ingest(messages_for([usage_event(i) for i in range(50)]), lambda: 60.0)
 
     assert len(orb.requests) == 1 and report.rate_limited == 1
@@ -176,12 +177,54 @@ def test_after_a_429_no_new_request_starts_and_its_events_wait_at_least_retry_af
     assert report.deferred == {f"msg-{i}": 7.0 for i in range(50)}
 
 
-def test_a_pacing_table_that_cannot_be_used_fails_the_events_rather_than_sending_unpaced(rejected_queue):
+def test_a_pacing_table_that_cannot_be_used_paces_by_the_containers_share_instead(rejected_queue):
+    """Before: no request, every message a failed delivery (dead-lettered after MaxReceiveCount).
+    Now: sent at 1/INGEST_MAX_CONCURRENCY of the budget, the table asked once per invocation."""
+    clock = Clock()
     orb = FakeOrb()
+    sent_at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent_at.append(clock.now)
+        return orb(request)
+
     with mock_aws():  # no table: every reservation fails
-        pacer = DynamoDbPacer("missing", 100, 10_000, client=boto3.client("dynamodb", region_name="us-east-1"))
-        service = make_service(orb, rejected_queue, max_events_per_request=5)
-        service.pacer = pacer
-        report = service.ingest(messages_for([usage_event(i) for i in range(10)]), lambda: 60.0)
-    assert orb.requests == []
-    assert report.failed_message_ids == [f"msg-{i}" for i in range(10)] and report.deferred == {}
+        client = CountingClient(boto3.client("dynamodb", region_name="us-east-1"))
+        service = make_service(answer, rejected_queue, max_events_per_request=5, max_concurrent_requests=1)
+        service.pacer = DynamoDbPacer("missing", 0, 600, client=client, clock=clock)
+        service.local_pacer = LocalPacer(0, 600 / 5, clock=clock)  # 120 events/min: 5 events every 2.5 s
+        service.sleep, service.monotonic = clock.sleep, clock
+        deadline = clock.now + 60
+        report = service.ingest(messages_for([usage_event(i) for i in range(20)]), lambda: deadline - clock.now)
+    assert report.failed_message_ids == [] and report.deferred == {}
+    assert sorted(orb.sent_keys()) == sorted(f"key-{i}" for i in range(20))
+    assert [round(t - sent_at[0], 3) for t in sent_at] == [0, 2.5, 5, 7.5]
+    assert report.pacing_table_errors == 1 and client.calls == 1
+
+
+class CountingClient:
+    def __init__(self, client) -> None:
+        self.client, self.calls = client, 0
+
+    def __getattr__(self, name):
+        self.calls += 1
+        return getattr(self.client, name)
+
+
+def test_the_local_budget_is_the_containers_share_and_outlives_the_invocation():
+    share = container_share(100, 10_000, 5)
+    assert isinstance(share, LocalPacer) and share is container_share(100, 10_000, 5)
+    assert (share.ms_per_request, share.ms_per_event) == (50.0, 30.0)  # 20/s and 2,000/min
+    assert isinstance(container_share(0, 0, 5), NoPacing)
+
+
+def test_the_local_pacer_is_the_tables_gcra():
+    clock = Clock()
+    pacer = LocalPacer(requests_per_second=0, events_per_minute=10_000, clock=clock)
+    assert [pacer.reserve(500, 7).wait_seconds for _ in range(3)] == pytest.approx([0, 3, 6])
+    refused = pacer.reserve(500, 7)
+    assert not refused.granted and refused.wait_seconds == pytest.approx(9)
+    clock.now += 3600  # an idle bucket saves up no burst
+    assert [pacer.reserve(500, 60).wait_seconds for _ in range(2)] == pytest.approx([0, 3])
+    pacer.hold_off(30)
+    assert pacer.reserve(1, 60).wait_seconds == pytest.approx(30)

@@ -517,3 +517,19 @@ def test_ingest_re_maps_redriven_records_with_the_same_mapping_parameters_as_int
     assert {name: ingest.get(name) for name in mapping} == {name: intake[name] for name in mapping}
     assert ingest["ORB_GRACE_PERIOD_HOURS"] == {"Ref": "OrbGracePeriodHours"}
     assert template["Parameters"]["OrbGracePeriodHours"]["Default"] == 12
+
+
+def test_a_failing_pacing_table_raises_an_alarm_and_ingest_knows_its_share(template: dict, secret_arns: dict) -> None:
+    alarm = resources(template)["PacingTableAlarm"]
+    assert alarm["Condition"] == "PacingEnabled"
+    properties = alarm["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == ("SegmentOrbBridge", "PacingTableErrors")
+    assert properties["Dimensions"] == [{"Name": "service", "Value": "orb_ingest"}]
+    assert properties["Statistic"] == "Sum" and properties["Threshold"] == 0
+    assert properties["ComparisonOperator"] == "GreaterThanThreshold"
+    values = parameter_values(template, secret_arns)
+    env = function_environment(template, "OrbIngestFunction", values, REFS)
+    assert (
+        IngestSettings.from_env(env).ingest_max_concurrency
+        == template["Parameters"]["IngestMaxConcurrency"]["Default"]
+    )

@@ -5,7 +5,9 @@ Around ``IngestService`` this decides how each unfinished message comes back:
 - **deferred** (pacing: ours or Orb's 429, or no time left to start): a copy is re-sent to the
   ingest queue with ``DelaySeconds`` (at most 900 s; a longer wait carries ``not_before`` and
   is re-sent again on arrival without calling Orb), and the original is acknowledged only if
-  its copy was accepted. A copy starts with ``ApproximateReceiveCount`` 1, so waiting on pacing
+  its copy was accepted. The delay is the wait less the time since it was measured (the
+  invocation's granted requests may have taken most of a minute since), rounded up: the copy
+  becomes visible when its slot comes, so Orb's budget does not sit idle while events wait. A copy starts with ``ApproximateReceiveCount`` 1, so waiting on pacing
   never counts towards ``maxReceiveCount``: sustained load above Orb's limits becomes backlog,
   not dead letters. The copy carries how often it was deferred, when it was first enqueued and
   how many failed deliveries came before (``ATTRIBUTE_*``).
@@ -14,7 +16,8 @@ Around ``IngestService`` this decides how each unfinished message comes back:
   and after ``maxReceiveCount`` the redrive moves the message to the rejected queue.
 
 Metrics: EventsIngested, EventsRejectedByOrb, EventsRetried, EventsDeferred, OrbRequests,
-OrbRateLimited, MessagesRejectedAtIngest, EventsReplayed (redriven rejection records sent again),
+OrbRateLimited, PacingTableErrors (the pacing table failed: paced by the container's share of the
+budget instead), MessagesRejectedAtIngest, EventsReplayed (redriven rejection records sent again),
 ReplaysRefused (redriven records sent back to the rejected queue unsent), LateEventsRejected
 (refused by Orb past the grace period: backfill them), and OldestPendingEventAgeSeconds (how old the oldest
 event still waiting is, against Orb's grace period: the queue's own age restarts with each copy).
@@ -104,12 +107,18 @@ def sqs_records(event: Any) -> list[SqsRecord]:
     return [SqsRecord(record) for record in records]
 
 
-def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    context: Any,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """``clock`` is the wall clock (epoch seconds); ``monotonic`` the ingest service's clock for waits."""
     records = sqs_records(event)
-    now = clock()
+    now, started = clock(), monotonic()
     # Copies that arrived before their wait is over go straight back (a wait longer than 900 s).
     early = {
-        r.message_id: r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 - now
+        r.message_id: started + r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 - now
         for r in records
         if r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 > now + 1
     }
@@ -122,7 +131,7 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         failed = [message.message_id for message in messages]
         metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(failed))
-        failed += defer(records, early, now)
+        failed += defer(records, early, clock, monotonic)
         hold_back(records, set(failed), configuration_error=True)
         return response(failed)
 
@@ -130,7 +139,8 @@ def handle(event: dict[str, Any], context: Any, clock: Callable[[], float] = tim
     if report.configuration_error:
         logger.error("configuration error: " + report.configuration_error)
         ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
-    failed = list(report.failed_message_ids) + defer(records, {**report.deferred, **early}, now)
+    due = {message_id: report.deferred_as_of + wait for message_id, wait in report.deferred.items()}
+    failed = list(report.failed_message_ids) + defer(records, {**due, **early}, clock, monotonic)
     # Replays waiting on a mapping fix are held back like any configuration error.
     mapping_wait = set(report.mapping_error_message_ids)
     if mapping_wait:
@@ -171,6 +181,8 @@ def _emit(report: IngestReport, now: float) -> None:
         metrics.add_metric(name="EventsReplayed", unit=count, value=report.events_replayed)
     if report.replays_refused:
         metrics.add_metric(name="ReplaysRefused", unit=count, value=report.replays_refused)
+    if report.pacing_table_errors:
+        metrics.add_metric(name="PacingTableErrors", unit=count, value=report.pacing_table_errors)
     if report.late_events_rejected:
         metrics.add_metric(name="LateEventsRejected", unit=count, value=report.late_events_rejected)
     if report.oldest_pending_event is not None:
@@ -178,10 +190,16 @@ def _emit(report: IngestReport, now: float) -> None:
         metrics.add_metric(name="OldestPendingEventAgeSeconds", unit=MetricUnit.Seconds, value=round(age, 1))
 
 
-def defer(records: list[SqsRecord], delays: dict[str, float], now: float) -> list[str]:
-    """Re-send a delayed copy of each deferred message; return the ids whose copy failed
-    (those stay failed: SQS redelivers the original, which is safe, only counted)."""
-    chosen = [record for record in records if record.message_id in delays]
+def defer(
+    records: list[SqsRecord],
+    due: dict[str, float],
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> list[str]:
+    """Re-send a delayed copy of each deferred message, visible at its ``due`` time (``monotonic``
+    clock); return the ids whose copy failed (those stay failed: SQS redelivers the original,
+    which is safe, only counted)."""
+    chosen = [record for record in records if record.message_id in due]
     if not chosen:
         return []
     by_queue: dict[str, list[SqsRecord]] = {}
@@ -191,7 +209,10 @@ def defer(records: list[SqsRecord], delays: dict[str, float], now: float) -> lis
     for queue_arn, group in by_queue.items():
         try:
             queue = queues.SqsQueue(queues.queue_url_from_arn(queue_arn))
-            failures = queue.send_entries([_copy(record, delays[record.message_id], now) for record in group])
+            # Measured now, just before sending: only what is left of each wait.
+            now, sending = clock(), monotonic()
+            entries = [_copy(record, due[record.message_id] - sending, now) for record in group]
+            failures = queue.send_entries(entries)
         except Exception:
             logger.exception("could not re-enqueue deferred messages: SQS will redeliver them")
             failed += [record.message_id for record in group]
@@ -212,10 +233,10 @@ def _copy(record: SqsRecord, delay: float, now: float) -> dict[str, Any]:
         ATTRIBUTE_EARLIER_FAILURES: record.number(ATTRIBUTE_EARLIER_FAILURES) + record.receive_count - 1,
     }
     if delay > MAX_DELAY_SECONDS:
-        attributes[ATTRIBUTE_NOT_BEFORE_MS] = int((now + delay) * 1000)
+        attributes[ATTRIBUTE_NOT_BEFORE_MS] = round((now + delay) * 1000)
     return {
         "MessageBody": record.body,
-        "DelaySeconds": int(min(MAX_DELAY_SECONDS, -(-delay // 1))),  # rounded up: at least the wait
+        "DelaySeconds": int(min(MAX_DELAY_SECONDS, -(-delay // 1))),  # rounded up: at least what is left
         "MessageAttributes": {
             name: {"DataType": "Number", "StringValue": str(value)} for name, value in attributes.items()
         },

@@ -9,13 +9,16 @@ What happens to each message (nothing is ever silently dropped):
   backfill``), or it carried nothing to bill (a replayed non-Track Segment call);
 - deferred (re-enqueued by the handler with a delay, not counting towards ``maxReceiveCount``):
   it waited on pacing, our own (no slot within this invocation's time) or Orb's (a 429, held
-  back at least ``Retry-After``), or the invocation ran short of time before sending it;
+  back at least ``Retry-After``), or the invocation ran short of time before sending it. The
+  delay is what is left of the wait when the copy is sent (measured on a monotonic clock), so
+  the copy comes back when its slot does, however long the invocation's other requests took;
 - failed (``batchItemFailures``: SQS redelivers it after an exponential hold-back, and after
   ``maxReceiveCount`` the redrive keeps it in the rejected queue): Orb answered 5xx/408/409,
   timed out or was unreachable; the API key or base URL is wrong (a configuration error); a 400
   naming nobody could not be narrowed down within the request budget; or writing its
   rejection failed; or it is a redriven rejection record to re-map while the mapping settings
-  are broken.
+  are broken. A pacing table that cannot be used is none of these: the invocation paces by its
+  container's share of the budget instead (``orb_bridge.ingest.pacing.TableOrLocal``).
 
 A message may be a rejection record redriven from the rejected queue (the SQS console's DLQ
 redrive to a custom destination): its event is replayed, and if it fails again it goes back as
@@ -39,20 +42,15 @@ from typing import Any
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import logger
-from orb_bridge.ingest.messages import Batch, Message, PendingEvent, Rejection, collect, epoch, in_order
-from orb_bridge.ingest.pacing import NoPacing, Pacer, pacer_from_settings
-from orb_bridge.ingest.replay import rejection_after
+from orb_bridge.ingest.messages import Batch, Message, PendingEvent, collect, epoch, in_order
+from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share, pacer_from_settings
+from orb_bridge.ingest.rejections import BACKFILL_HINT, orb_rejection, write_rejections
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
 from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
 
 # Below this, a request is not worth starting even if the settings allow it.
 MIN_REQUEST_TIMEOUT_SECONDS = 0.1
-BACKFILL_HINT = (
-    "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
-    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
-    "(dry run first, then --yes)"
-)
 
 
 class IngestService:
@@ -65,11 +63,22 @@ class IngestService:
         sleep: Callable[[float], None] = time.sleep,
         mapping_settings: Callable[[], MappingSettings] | None = None,
         clock: Callable[[], float] = time.time,
+        local_pacer: Pacer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.orb = orb
         self.rejected_queue = rejected_queue
         self.pacer = pacer if pacer is not None else NoPacing()
+        # When the pacing table fails: this container's share of the budget (kept across invocations).
+        self.local_pacer = (
+            local_pacer
+            if local_pacer is not None
+            else container_share(
+                settings.requests_per_second, settings.events_per_minute, settings.ingest_max_concurrency
+            )
+        )
+        self.monotonic = monotonic
         self.sleep = sleep
         # Called only to re-map a redriven intake record (a broken mapping must not stop plain events).
         self.mapping_settings = mapping_settings or MappingSettings.from_env
@@ -78,7 +87,7 @@ class IngestService:
     def ingest(self, messages: Sequence[Message], remaining_seconds: Callable[[], float]) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
         batch = Batch()
-        run = RunState()
+        run = RunState(pacer=TableOrLocal(self.pacer, self.local_pacer))
         # Chunks are sent as soon as they are read: reading 10,000 bodies overlaps Orb's answers.
         self._schedule(
             collect(messages, batch, self.settings.max_events_per_request, self.mapping_settings),
@@ -89,22 +98,24 @@ class IngestService:
         run.rejections[:0] = rejections
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
-        failed.update(self._write_rejections(run.rejections))
+        failed.update(write_rejections(self.rejected_queue, run.rejections))
         if batch.mapping_error_ids:
             logger.error(
                 "redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
                 extra={"messages": len(batch.mapping_error_ids), "error": batch.mapping_error},
             )
             failed.update(batch.mapping_error_ids)
+        deferred_as_of = self.monotonic()
         deferred: dict[str, float] = {}
-        for event, seconds in run.deferred:
+        for event, due in run.deferred:
             for message_id in event.message_ids:
                 if message_id not in failed:
-                    deferred[message_id] = max(seconds, deferred.get(message_id, 0.0))
+                    deferred[message_id] = max(due - deferred_as_of, deferred.get(message_id, 0.0))
         pending_events = [event for event in run.failed] + [event for event, _ in run.deferred]
         return IngestReport(
             failed_message_ids=in_order(messages, failed),
             deferred=deferred,
+            deferred_as_of=deferred_as_of,
             events_ingested=run.ingested,
             events_rejected_by_orb=run.rejected_by_orb,
             messages_rejected_at_ingest=sum(len(r.message_ids) for r in rejections),
@@ -117,6 +128,7 @@ class IngestService:
             mapping_error_message_ids=in_order(messages, set(batch.mapping_error_ids)),
             mapping_error=batch.mapping_error,
             late_events_rejected=run.late_rejected,
+            pacing_table_errors=getattr(run.pacer, "table_errors", 0),
         )
 
     def _schedule(
@@ -140,7 +152,7 @@ class IngestService:
                         jobs.append(Job(chunk))
                     job = jobs.popleft()
                     run.requests_started += 1
-                    running[pool.submit(self._attempt, job, run.stop, remaining_seconds)] = job
+                    running[pool.submit(self._attempt, job, run, remaining_seconds)] = job
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -154,23 +166,19 @@ class IngestService:
         for job in jobs:  # never started: stopped, or out of request budget
             self._leave(job, run, "budget" if not run.stop.is_set() else "stopped")
 
-    def _attempt(self, job: Job, stop: threading.Event, remaining_seconds: Callable[[], float]) -> Attempt:
+    def _attempt(self, job: Job, run: RunState, remaining_seconds: Callable[[], float]) -> Attempt:
         """In a worker: take a pacing slot, wait for it, send."""
+        stop = run.stop
         if stop.is_set():
             return Attempt(not_sent="stopped")
         timeout = self._request_timeout(remaining_seconds)
         if timeout is None:
             return Attempt(not_sent="time")
         latest_start = remaining_seconds() - self.settings.safety_margin_seconds - timeout
-        try:
-            slot = self.pacer.reserve(len(job.events), latest_start)
-        except Exception:
-            # Never send unpaced; and never defer on it either (a broken table would defer
-            # forever): a failed delivery, held back and counted like an Orb error.
-            logger.exception("the pacing table could not be used: events left for SQS to redeliver")
-            return Attempt(not_sent="pacer_error")
+        measured_at = self.monotonic()
+        slot = run.pacer.reserve(len(job.events), latest_start)  # the table, or this container's share
         if not slot.granted:
-            return Attempt(not_sent="paced", wait_seconds=slot.wait_seconds)
+            return Attempt(not_sent="paced", wait_seconds=slot.wait_seconds, measured_at=measured_at)
         if slot.wait_seconds > 0:
             self.sleep(slot.wait_seconds)
             if stop.is_set():
@@ -195,7 +203,8 @@ class IngestService:
                     "no pacing slot within this invocation: events deferred",
                     extra={"events": len(events), "wait_seconds": round(attempt.wait_seconds, 3)},
                 )
-                run.deferred.extend((event, attempt.wait_seconds) for event in events)
+                due = attempt.measured_at + attempt.wait_seconds
+                run.deferred.extend((event, due) for event in events)
             else:
                 self._leave(job, run, attempt.not_sent)
             return
@@ -212,15 +221,16 @@ class IngestService:
         elif outcome is Outcome.RATE_LIMITED:
             run.rate_limited += 1
             wait_seconds = answer.retry_after_seconds or 0.0
-            run.retry_after = max(run.retry_after, wait_seconds)
+            due = self.monotonic() + wait_seconds
+            run.retry_until = max(run.retry_until, due)
             if not run.stop.is_set():
                 logger.warning(
                     "Orb rate limited ingest: no new requests in this invocation",
                     extra={"retry_after_seconds": wait_seconds},
                 )
             run.stop.set()
-            self._hold_off_everyone(wait_seconds)
-            run.deferred.extend((event, wait_seconds) for event in events)
+            run.pacer.hold_off(wait_seconds)
+            run.deferred.extend((event, due) for event in events)
         elif outcome is Outcome.RETRYABLE:
             logger.warning(
                 "Orb ingest failed, SQS will redeliver", extra={"error": answer.error_summary, "events": len(events)}
@@ -256,9 +266,8 @@ class IngestService:
         if run.configuration_error:
             run.failed.extend(job.events)
         elif why == "stopped":  # after a 429
-            run.deferred.extend((event, run.retry_after) for event in job.events)
-        elif why == "pacer_error":
-            run.failed.extend(job.events)
+            due = max(run.retry_until, self.monotonic())
+            run.deferred.extend((event, due) for event in job.events)
         elif job.split or why == "budget":
             # Narrowing down a 400 that named nobody is Orb's refusal, not pacing: it counts.
             logger.warning(
@@ -267,13 +276,8 @@ class IngestService:
             )
             run.failed.extend(job.events)
         else:  # too little time left to start: ours
-            run.deferred.extend((event, 0.0) for event in job.events)
-
-    def _hold_off_everyone(self, seconds: float) -> None:
-        try:
-            self.pacer.hold_off(seconds)
-        except Exception:  # best effort: this invocation stops anyway
-            logger.exception("could not record Orb's Retry-After in the pacing table")
+            now = self.monotonic()
+            run.deferred.extend((event, now) for event in job.events)
 
     def _reject(self, run: RunState, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
         run.rejected_by_orb += 1
@@ -285,47 +289,13 @@ class IngestService:
             hours = self.settings.grace_period_hours
             reason = f"outside Orb's grace period ({hours:g} h): {reason}"
             extra["hint"] = BACKFILL_HINT.format(hours=hours)
-        run.rejections.append(self._orb_rejection(event, reason, errors, extra))
+        run.rejections.append(orb_rejection(event, reason, errors, extra))
 
     def _is_late(self, event: PendingEvent) -> bool:
         try:
             return epoch(event) < self.clock() - self.settings.grace_period_hours * 3600
         except ValueError:
             return False
-
-    @staticmethod
-    def _orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:
-        logger.warning(
-            "event refused by Orb sent to the rejected queue",
-            extra={
-                "idempotency_key": event.key,
-                "message_ids": event.message_ids,
-                "errors": list(errors),
-                "replay": event.origin is not None,
-            },
-        )
-        return Rejection(
-            rejection_after(
-                event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload, extra=extra
-            ),
-            event.message_ids,
-        )
-
-    def _write_rejections(self, rejections: list[Rejection]) -> set[str]:
-        """Keep every rejection; return the message ids whose rejection could not be written."""
-        if not rejections:
-            return set()
-        try:
-            failures = self.rejected_queue.send_all([rejection.body for rejection in rejections])
-        except Exception:  # e.g. no SQS client could be built: keep the messages in SQS instead
-            logger.exception("could not write to the rejected queue: messages left for SQS to redeliver")
-            return {message_id for rejection in rejections for message_id in rejection.message_ids}
-        if failures:
-            logger.error(
-                "some rejections could not be written to the rejected queue: messages left for SQS to redeliver",
-                extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
-            )
-        return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
 
 
 # -- one service per container ----------------------------------------------------------------

@@ -15,6 +15,8 @@ from orb_bridge.orb.base_url import DEFAULT_ORB_API_BASE_URL, OrbUrlError, check
 
 # Orb takes at most 500 events per ingest request (docs/facts.md#orb-ingest-limits).
 ORB_MAX_EVENTS_PER_REQUEST = 500
+# The most an SQS event source's MaximumConcurrency takes.
+MAX_EVENT_SOURCE_CONCURRENCY = 1000
 
 
 def _https_only(value: str) -> str:
@@ -48,6 +50,10 @@ class IngestSettings(EnvSettings):
     requests_per_second: float = field(default=0.0, metadata=env("ORB_REQUESTS_PER_SECOND", ge=0))
     events_per_minute: float = field(default=0.0, metadata=env("ORB_EVENTS_PER_MINUTE", ge=0))
     pacing_table_name: str = field(default="", metadata=env("ORB_PACING_TABLE_NAME"))
+    # The event source's MaximumConcurrency (template: IngestMaxConcurrency). When the pacing
+    # table fails, each container paces by 1/this of the budget, so all together stay within it.
+    # At most 1,000, the largest MaximumConcurrency SQS event sources take.
+    ingest_max_concurrency: int = field(default=5, metadata=env("INGEST_MAX_CONCURRENCY", ge=1))
     # Requests one invocation may make, splits and re-sends after a 400 included.
     # 200: ten events refused by a 400 naming nobody, among 2,000, are isolated in one invocation
     # (150 requests measured, tests/unit/ingest/test_ingest_orb_400.py).
@@ -58,6 +64,8 @@ class IngestSettings(EnvSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"orb_api_key"})
 
     def _check(self, name: str, value: Any) -> Any:
+        if name == "ingest_max_concurrency" and value > MAX_EVENT_SOURCE_CONCURRENCY:
+            raise InvalidValueError(f"must be <= {MAX_EVENT_SOURCE_CONCURRENCY}")
         return _https_only(value) if name == "orb_api_base_url" else value
 
     @property

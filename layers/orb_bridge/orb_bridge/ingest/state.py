@@ -6,14 +6,17 @@ import threading
 from dataclasses import dataclass, field
 
 from orb_bridge.ingest.messages import PendingEvent, Rejection
+from orb_bridge.ingest.pacing import NoPacing, Pacer
 from orb_bridge.orb.client import IngestResult
 
 
 @dataclass
 class IngestReport:
     failed_message_ids: list[str]
-    # message id -> seconds to hold it back before it is offered again (pacing, 429, time)
+    # message id -> seconds to hold it back before it is offered again (pacing, 429, time),
+    # counted from ``deferred_as_of``: the sender subtracts the time since (``monotonic`` clock).
     deferred: dict[str, float] = field(default_factory=dict)
+    deferred_as_of: float = 0.0
     events_ingested: int = 0
     events_rejected_by_orb: int = 0
     # Unreadable bodies and conflicting duplicates, kept in the rejected queue.
@@ -31,6 +34,8 @@ class IngestReport:
     mapping_error_message_ids: list[str] = field(default_factory=list)
     mapping_error: str = ""
     late_events_rejected: int = 0  # refused by Orb and older than the grace period
+    # Failed calls to the pacing table (the invocation then paced by its container's share).
+    pacing_table_errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,11 @@ class Attempt:
     """What a worker did with a job: Orb's answer, or why it did not send (``not_sent``)."""
 
     answer: IngestResult | None = None
-    not_sent: str = ""  # "stopped", "time", "paced" or "pacer_error"
+    not_sent: str = ""  # "stopped", "time" or "paced"
     wait_seconds: float = 0.0
+    # When ``wait_seconds`` was measured (the service's monotonic clock): a copy deferred later
+    # must wait only what is left of it.
+    measured_at: float = 0.0
 
 
 @dataclass
@@ -53,12 +61,15 @@ class RunState:
     """One invocation's state, only touched by the scheduling thread (``stop`` by workers too)."""
 
     stop: threading.Event = field(default_factory=threading.Event)
-    retry_after: float = 0.0
+    pacer: Pacer = field(default_factory=NoPacing)
+    # Orb's Retry-After ends here (monotonic clock); events stopped by it wait until then.
+    retry_until: float = 0.0
     requests_started: int = 0
     ingested: int = 0
     rejected_by_orb: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     failed: list[PendingEvent] = field(default_factory=list)
+    # Each deferred event and when it may be sent (monotonic clock).
     deferred: list[tuple[PendingEvent, float]] = field(default_factory=list)
     rate_limited: int = 0
     configuration_error: str | None = None

@@ -1,0 +1,50 @@
+"""Ingest's rejections: building the record of an event Orb refused, and writing records to the rejected queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from orb_bridge.aws.queues import SqsQueue
+from orb_bridge.core.observability import logger
+from orb_bridge.ingest.messages import PendingEvent, Rejection
+from orb_bridge.ingest.replay import rejection_after
+
+BACKFILL_HINT = (
+    "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
+    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
+    "(dry run first, then --yes)"
+)
+
+
+def orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:
+    logger.warning(
+        "event refused by Orb sent to the rejected queue",
+        extra={
+            "idempotency_key": event.key,
+            "message_ids": event.message_ids,
+            "errors": list(errors),
+            "replay": event.origin is not None,
+        },
+    )
+    return Rejection(
+        rejection_after(event.origin, stage="orb", reason=reason, errors=errors, orb_event=event.payload, extra=extra),
+        event.message_ids,
+    )
+
+
+def write_rejections(rejected_queue: SqsQueue, rejections: list[Rejection]) -> set[str]:
+    """Keep every rejection; return the message ids whose rejection could not be written."""
+    if not rejections:
+        return set()
+    try:
+        failures = rejected_queue.send_all([rejection.body for rejection in rejections])
+    except Exception:  # e.g. no SQS client could be built: keep the messages in SQS instead
+        logger.exception("could not write to the rejected queue: messages left for SQS to redeliver")
+        return {message_id for rejection in rejections for message_id in rejection.message_ids}
+    if failures:
+        logger.error(
+            "some rejections could not be written to the rejected queue: messages left for SQS to redeliver",
+            extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
+        )
+    return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
