@@ -206,7 +206,7 @@ def run(
             }
         )
         from orb_bridge.aws import clients as aws
-        from orb_bridge.ingest import service as ingest_module
+        from orb_bridge.ingest import container as ingest_container
 
         aws.client("dynamodb").create_table(
             TableName=PACING_TABLE,
@@ -216,7 +216,7 @@ def run(
         )
         sends = record_orb_requests()
         handler = load_handler("orb_ingest", "bench_drain_orb_ingest")
-        ingest_module.forget_container_service()
+        ingest_container.forget_container_service()
         events = orb_events(backlog, f"drain-{uuid.uuid4().hex[:8]}")
         queue = BacklogQueue([json.dumps(e, separators=(",", ":")) for e in events])
         queue.hook(aws.client("sqs"))

@@ -114,7 +114,7 @@ def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[
 
 def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_sample: int = 50) -> dict[str, Any]:
     from bench.common import median
-    from orb_bridge.ingest import service as ingest_module
+    from orb_bridge.ingest import container as ingest_container
 
     handler_seconds, handler_cpu, sdk_seconds, single_seconds = [], [], [], []
     handler_requests = sdk_requests = 0
@@ -135,13 +135,13 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
             sdk_requests = sdk["requests"]
             sample = orb_events(per_event_sample, f"e-{uuid.uuid4().hex[:8]}")
             single_seconds.append(run_sdk(base_url, sample, 1)["seconds"])
-        settings = ingest_module.container_service().settings
+        settings = ingest_container.container_service().settings
         # The same run with the template's default Orb budget: there, pacing sets the time.
         with default_budget_pacing():
-            ingest_module.forget_container_service()
+            ingest_container.forget_container_service()
             default_budget = run_handler(handler, orb_events(records, f"d-{uuid.uuid4().hex[:8]}"))
-            paced = ingest_module.container_service().settings
-        ingest_module.forget_container_service()
+            paced = ingest_container.container_service().settings
+        ingest_container.forget_container_service()
         ingested = volume(base_url) - before
         handler_requests = -(-records // settings.max_events_per_request)
         concurrency = settings.max_concurrent_requests

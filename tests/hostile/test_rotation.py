@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.secrets import SECRET_CACHE_SECONDS, secret_cache
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from orb_bridge.intake import service as intake
 from orb_bridge.webhooks import service as webhook_service
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
@@ -97,8 +97,8 @@ def test_orb_api_key_rotates_in_a_warm_ingest(secrets_manager, clock, monkeypatc
         keys_seen.append(request.headers["authorization"])
         return httpx.Response(200, json={"validation_failed": [], "debug": None})
 
-    monkeypatch.setattr(ingest, "_http", httpx.Client(transport=httpx.MockTransport(orb)))
-    monkeypatch.setattr(ingest, "_service", None)
+    monkeypatch.setattr(ingest_container, "_http", httpx.Client(transport=httpx.MockTransport(orb)))
+    monkeypatch.setattr(ingest_container, "_service", None)
     handler = load_handler("orb_ingest").lambda_handler
     event = sqs_event(
         [
@@ -120,7 +120,7 @@ def test_orb_api_key_rotates_in_a_warm_ingest(secrets_manager, clock, monkeypatc
     clock.now += SECRET_CACHE_SECONDS
     handler(event, FakeLambdaContext())
     assert keys_seen == ["Bearer orb-key-old", "Bearer orb-key-old", "Bearer orb-key-new"]
-    ingest.forget_container_service()
+    ingest_container.forget_container_service()
 
 
 def test_orb_webhook_secret_rotates_in_a_warm_webhook_function(secrets_manager, clock, monkeypatch):

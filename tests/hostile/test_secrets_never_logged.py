@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.core.observability import logger
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.intake import service as intake
 from orb_bridge.intake.settings import IntakeSettings
@@ -97,7 +97,7 @@ def deployed(monkeypatch):
         intake.reset()
         yield
         intake.reset()
-        ingest.forget_container_service()
+        ingest_container.forget_container_service()
     aws.reset_clients()
 
 
@@ -128,8 +128,10 @@ def test_track_intake_at_debug(deployed, debug_logs):
 
 def test_orb_ingest_at_debug(deployed, debug_logs, monkeypatch):
     answers = iter([httpx.Response(200, json={"validation_failed": []}), httpx.Response(401, json={"status": 401})])
-    monkeypatch.setattr(ingest, "_http", httpx.Client(transport=httpx.MockTransport(lambda request: next(answers))))
-    monkeypatch.setattr(ingest, "_service", None)
+    monkeypatch.setattr(
+        ingest_container, "_http", httpx.Client(transport=httpx.MockTransport(lambda request: next(answers)))
+    )
+    monkeypatch.setattr(ingest_container, "_service", None)
     handler = load_handler("orb_ingest").lambda_handler
     event = sqs_event(
         [

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws.queues import SqsQueue
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.service import IngestService
 from orb_bridge.ingest.settings import IngestSettings
@@ -60,9 +60,9 @@ def handler(orb, rejected_queue_url, monkeypatch):
     monkeypatch.setenv("REJECTED_QUEUE_URL", rejected_queue_url)
     monkeypatch.setenv("ORB_REQUEST_TIMEOUT_SECONDS", "5")
     monkeypatch.setenv("INGEST_SAFETY_MARGIN_SECONDS", "1")
-    ingest.forget_container_service()
+    ingest_container.forget_container_service()
     yield load_handler("orb_ingest")
-    ingest.forget_container_service()
+    ingest_container.forget_container_service()
 
 
 def now_minus(seconds: float = 60) -> str:
@@ -324,7 +324,7 @@ def test_failed_messages_are_held_back_instead_of_redriven(handler, orb, rejecte
     }
     if cause == "wrong_api_key":
         monkeypatch.setenv("ORB_API_KEY", "wrong-key")
-        ingest.forget_container_service()
+        ingest_container.forget_container_service()
     else:
         orb.script_ingest_responses([ScriptedResponse(status=500, body={"status": 500, "title": "boom"})])
 

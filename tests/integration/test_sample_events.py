@@ -25,7 +25,7 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from orb_bridge.intake import service as intake
 from orb_bridge.orb.usage_event import OrbUsageEvent
 from orb_bridge.webhooks import service as webhook_service
@@ -180,7 +180,7 @@ def _forget_container_state() -> None:
     """Each test is a fresh Lambda container: no clients or settings cached from another test."""
     aws.reset_clients()
     intake.reset()
-    ingest.forget_container_service()
+    ingest_container.forget_container_service()
 
 
 def drain(sqs: Any, queue_url: str) -> list[str]:

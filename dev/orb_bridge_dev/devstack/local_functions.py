@@ -45,7 +45,7 @@ def _reset_container_caches() -> None:
     aws.reset_clients()
     for module_name, function_name in (
         ("orb_bridge.intake.service", "reset"),
-        ("orb_bridge.ingest.service", "forget_container_service"),
+        ("orb_bridge.ingest.container", "forget_container_service"),
         ("orb_bridge.webhooks.service", "reset"),
     ):
         module = sys.modules.get(module_name)

@@ -7,21 +7,21 @@ import json
 import httpx
 import pytest
 
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from tests.support.ingest_doubles import FakeOrb, make_service, usage_event
 from tests.support.lambdas import FakeLambdaContext, load_handler, sqs_event
 
 
 @pytest.fixture
 def handler():
-    ingest.forget_container_service()
+    ingest_container.forget_container_service()
     yield load_handler("orb_ingest")
-    ingest.forget_container_service()
+    ingest_container.forget_container_service()
 
 
 def use_service(monkeypatch, service):
     """The container's service, as if built from the environment (settings are re-read per call)."""
-    monkeypatch.setattr(ingest, "container_service", lambda: service)
+    monkeypatch.setattr(ingest_container, "container_service", lambda: service)
 
 
 def emitted_metrics(output: str) -> dict[str, float]:
@@ -75,7 +75,7 @@ def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(
     orb.scripted = [lambda: httpx.Response(401, json={"status": 401, "title": "Unauthenticated"})]
     use_service(monkeypatch, make_service(orb, rejected_queue))
     forgotten: list[bool] = []
-    monkeypatch.setattr(ingest, "forget_container_service", lambda: forgotten.append(True))
+    monkeypatch.setattr(ingest_container, "forget_container_service", lambda: forgotten.append(True))
 
     response = handler.lambda_handler(sqs_event([usage_event(1).to_message_body()]), FakeLambdaContext())
 

@@ -18,7 +18,7 @@ from moto import mock_aws
 from orb_bridge.aws import clients as aws
 from orb_bridge.aws import redelivery
 from orb_bridge.core import observability
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from orb_bridge.ingest.pacing import DynamoDbPacer, LocalPacer
 from tests.support.ingest_doubles import FakeOrb, make_service, usage_event
 from tests.support.simulated_sqs import QUEUE_URL, REJECTED_URL, FakeClock, SimulatedSqs, run_event_source
@@ -78,7 +78,7 @@ def orb_recording(clock: FakeClock, orb):
 
 def use(monkeypatch, service, clock: FakeClock) -> None:
     service.sleep, service.monotonic, service.clock = clock.sleep, clock, clock
-    monkeypatch.setattr(ingest, "container_service", lambda: service)
+    monkeypatch.setattr(ingest_container, "container_service", lambda: service)
 
 
 def test_hours_of_pacing_table_outage_dead_letter_nothing_and_keep_within_the_local_budget(simulated, monkeypatch):

@@ -327,7 +327,7 @@ def variables_read_by_config() -> set[str]:
     from orb_bridge.webhooks import settings as webhook_settings
 
     modules = (config, intake_settings, ingest_settings, webhook_settings)
-    source = "\n".join(Path(module.__file__).read_text() for module in modules)
+    source = "\n".join(Path(str(module.__file__)).read_text() for module in modules)
     names = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source))
     secrets = set(re.findall(r'resolve_secret\(\s*"([A-Z0-9_]+)"', source))
     return names | {f"{name}_ARN" for name in secrets}
@@ -530,6 +530,5 @@ def test_a_failing_pacing_table_raises_an_alarm_and_ingest_knows_its_share(templ
     values = parameter_values(template, secret_arns)
     env = function_environment(template, "OrbIngestFunction", values, REFS)
     assert (
-        IngestSettings.from_env(env).ingest_max_concurrency
-        == template["Parameters"]["IngestMaxConcurrency"]["Default"]
+        IngestSettings.from_env(env).ingest_max_concurrency == template["Parameters"]["IngestMaxConcurrency"]["Default"]
     )

@@ -34,7 +34,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from orb_bridge.aws import queues, redelivery
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import logger, metrics
-from orb_bridge.ingest import service as ingest
+from orb_bridge.ingest import container as ingest_container
 from orb_bridge.ingest.state import IngestReport
 
 ATTRIBUTE_DEFERRALS = "orb_bridge.deferrals"
@@ -125,7 +125,7 @@ def handle(
     messages = [r for r in records if r.message_id not in early] if early else records
 
     try:
-        service = ingest.container_service()
+        service = ingest_container.container_service()
     except ConfigurationError as exc:
         # Fail every message (never delete or dead-letter them as bad data) and say why.
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
@@ -138,7 +138,7 @@ def handle(
     report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
     if report.configuration_error:
         logger.error("configuration error: " + report.configuration_error)
-        ingest.forget_container_service()  # re-read the key (it may have been rotated) next time
+        ingest_container.forget_container_service()  # re-read the key (it may have been rotated) next time
     due = {message_id: report.deferred_as_of + wait for message_id, wait in report.deferred.items()}
     failed = list(report.failed_message_ids) + defer(records, {**due, **early}, clock, monotonic)
     # Replays waiting on a mapping fix are held back like any configuration error.

@@ -32,7 +32,6 @@ split in halves sent concurrently. Every request takes a slot from the shared pa
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -43,11 +42,11 @@ from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import logger
 from orb_bridge.ingest.messages import Batch, Message, PendingEvent, collect, epoch, in_order
-from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share, pacer_from_settings
+from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share
 from orb_bridge.ingest.rejections import BACKFILL_HINT, orb_rejection, write_rejections
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
-from orb_bridge.orb.client import OrbClient, Outcome, shared_http_client
+from orb_bridge.orb.client import OrbClient, Outcome
 
 # Below this, a request is not worth starting even if the settings allow it.
 MIN_REQUEST_TIMEOUT_SECONDS = 0.1
@@ -296,46 +295,3 @@ class IngestService:
             return epoch(event) < self.clock() - self.settings.grace_period_hours * 3600
         except ValueError:
             return False
-
-
-# -- one service per container ----------------------------------------------------------------
-
-_service: IngestService | None = None
-_http: Any = None
-_service_lock = threading.Lock()
-
-
-def container_service() -> IngestService:
-    """The service for this invocation (raises ConfigurationError).
-
-    Settings, with the API key through its 300 s secret cache, are re-resolved at every
-    invocation, so a rotated key takes effect in warm containers; the service is rebuilt only
-    when they changed, around the container's one HTTP client.
-    """
-    global _service, _http
-    settings = IngestSettings.from_env()
-    with _service_lock:
-        if _service is None or _service.settings != settings:
-            if _http is None:
-                _http = shared_http_client(max(32, settings.max_concurrent_requests))
-            _service = IngestService(
-                settings,
-                OrbClient(settings.orb_api_base_url, settings.orb_api_key, _http),
-                SqsQueue(settings.rejected_queue_url),
-                pacer_from_settings(
-                    settings.requests_per_second, settings.events_per_minute, settings.pacing_table_name
-                ),
-                # Read per batch, lazily: a mapping mistake fails only the records that need it.
-                mapping_settings=MappingSettings.from_env,
-            )
-        return _service
-
-
-def forget_container_service() -> None:
-    """Re-read settings and the API key secret (bypassing its cache) at the next request, e.g. after a 401."""
-    global _service
-    from orb_bridge.aws.secrets import secret_cache
-
-    with _service_lock:
-        _service = None
-    secret_cache.clear()
