@@ -62,6 +62,8 @@ def _literal(value: str, where: str) -> list[str]:
     elif text and not text.startswith(("!", "{", "&", "*", "[")):
         items = [text.strip("\"'")]
     else:
+        items = []
+    if not items or any(item.startswith(("!", "{", "[", "&", "*")) for item in items):
         raise ArchitectureError(f"{where}: {value.strip()!r} is not a literal architecture list")
     return items
 
@@ -102,7 +104,7 @@ def _walk(text: str) -> list[tuple[tuple[str, ...], str]]:
                 item = _ITEM.match(lines[index])
                 if item is None or len(item["indent"]) < key_indent or _KEY.match(lines[index]):
                     break
-                items.append(item["value"])
+                items.append(re.sub(r"\s+#.*$", "", item["value"]).strip())
                 index += 1
             if items:
                 value = "[" + ", ".join(items) + "]"
