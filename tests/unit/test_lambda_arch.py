@@ -122,7 +122,7 @@ def test_functions_on_two_architectures_are_refused_naming_each():
 
 def test_a_layer_not_compatible_with_the_functions_is_refused():
     half_switched = TEMPLATE.read_text(encoding="utf-8").replace("Architectures: [arm64]", "Architectures: [x86_64]", 1)
-    with pytest.raises(lambda_arch.ArchitectureError, match="OrbBridgeLayer: CompatibleArchitectures.*lacks"):
+    with pytest.raises(lambda_arch.ArchitectureError, match=r"OrbBridgeLayer: CompatibleArchitectures.*lacks"):
         select(half_switched)
 
 
