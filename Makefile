@@ -61,6 +61,7 @@ $(SAM_STAMP):
 
 template-check: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
+	$(SAM_VENV)/bin/python packaging/check_sar.py --template template.yaml --require-library
 	@PATH="$(SAM_PATH)"; command -v python3.13 >/dev/null || { \
 	  echo "template-check: sam build needs python3.13 on PATH (pyenv install 3.13, or make PY313=/dir/with/python3.13)" >&2; exit 1; }
 	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
