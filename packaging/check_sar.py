@@ -112,7 +112,9 @@ def _local_file(value: str, field: str, root: Path) -> list[str]:
         return []
     path = root / value
     if not path.is_file():
-        return [f"{field}: {value} is not a file (sam package uploads a local file; give its path from the repository root)"]
+        return [
+            f"{field}: {value} is not a file (sam package uploads a local file; give its path from the repository root)"
+        ]
     if path.stat().st_size > MAX_FILE_BYTES:
         return [f"{field}: {value} is over SAR's 5 MB"]
     return []
@@ -134,8 +136,11 @@ def metadata_problems(template: Mapping[str, Any], root: Path = REPO_ROOT) -> li
     if not isinstance(labels, list) or len(labels) > MAX_LABELS:
         problems.append(f"Labels: a list of at most {MAX_LABELS}")
     else:
-        problems += [f"Labels: {label!r} is not 1-127 of {LABEL_PATTERN}" for label in labels
-                     if not (isinstance(label, str) and len(label) <= 127 and re.fullmatch(LABEL_PATTERN, label))]
+        problems += [
+            f"Labels: {label!r} is not 1-127 of {LABEL_PATTERN}"
+            for label in labels
+            if not (isinstance(label, str) and len(label) <= 127 and re.fullmatch(LABEL_PATTERN, label))
+        ]
     meta = project(root)
     version = str(metadata.get("SemanticVersion", ""))
     if not re.fullmatch(SEMVER, version):
@@ -143,7 +148,9 @@ def metadata_problems(template: Mapping[str, Any], root: Path = REPO_ROOT) -> li
     if version != meta.get("version"):
         problems.append(f"SemanticVersion {version} is not pyproject.toml's version {meta.get('version')}")
     if metadata.get("SpdxLicenseId") != project_license(meta):
-        problems.append(f"SpdxLicenseId {metadata.get('SpdxLicenseId')} is not pyproject.toml's license {project_license(meta)}")
+        problems.append(
+            f"SpdxLicenseId {metadata.get('SpdxLicenseId')} is not pyproject.toml's license {project_license(meta)}"
+        )
     license_text = (root / "LICENSE").read_text(encoding="utf-8") if (root / "LICENSE").is_file() else ""
     if metadata.get("SpdxLicenseId") == "Apache-2.0" and not (
         "Apache License" in license_text and "Version 2.0, January 2004" in license_text
@@ -166,7 +173,9 @@ def metadata_problems(template: Mapping[str, Any], root: Path = REPO_ROOT) -> li
             problems.append(f"{field}: {value} is not {wanted} (pyproject.toml's [project.urls])")
     readme = root / str(metadata.get("ReadmeUrl", ""))
     if readme.is_file():
-        relative = sorted({link for link in readme_links(readme.read_text(encoding="utf-8")) if not ABSOLUTE.match(link)})
+        relative = sorted(
+            {link for link in readme_links(readme.read_text(encoding="utf-8")) if not ABSOLUTE.match(link)}
+        )
         problems += [f"ReadmeUrl {readme.name}: link {link} is relative (broken on the SAR page)" for link in relative]
     return problems
 
@@ -232,9 +241,11 @@ def main(argv: list[str]) -> int:
     if problems:
         return 1
     unverified = sorted(set(UNVERIFIED_TYPES) & {r.get("Type") for r in template["Resources"].values()})
-    print(f"check_sar: SAR metadata valid{' (serverlessrepo agrees)' if from_library is not None else ''}; "
-          f"capabilities {', '.join(sorted(required_capabilities(template)))}; "
-          f"not on the held list, check the live one: {', '.join(unverified) or 'none'}")
+    print(
+        f"check_sar: SAR metadata valid{' (serverlessrepo agrees)' if from_library is not None else ''}; "
+        f"capabilities {', '.join(sorted(required_capabilities(template)))}; "
+        f"not on the held list, check the live one: {', '.join(unverified) or 'none'}"
+    )
     return 0
 
 
