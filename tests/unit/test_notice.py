@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -21,9 +20,9 @@ from orb_bridge_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "layers" / "orb_bridge" / "requirements.txt"
-# The python3.13 Lambda runtime on arm64, against which requirement markers are evaluated.
-LAMBDA_ENVIRONMENT = {
-    **default_environment(),
+# The python3.13 Lambda runtime on arm64, against which requirement markers are evaluated
+# (Marker.evaluate fills in the rest from this interpreter).
+LAMBDA_ENVIRONMENT: dict[str, str] = {
     "python_version": "3.13",
     "python_full_version": "3.13.0",
     "sys_platform": "linux",
@@ -80,7 +79,7 @@ def layer_closure() -> set[str]:
 def declared_licenses(name: str) -> set[str]:
     """Every SPDX id the installed distribution's metadata gives (expression, field, classifiers)."""
     meta = metadata.metadata(name)
-    declared = {meta.get("License-Expression") or "", (meta.get("License") or "").strip()}
+    declared = {value.strip() for field in ("License-Expression", "License") for value in meta.get_all(field) or []}
     declared |= {CLASSIFIERS[c] for c in meta.get_all("Classifier") or [] if c in CLASSIFIERS}
     return {value for value in declared if value and len(value) < 40}
 
