@@ -143,7 +143,7 @@ def test_code_locations_exist(template: dict) -> None:
     # wheels for the architecture packaging/lambda_arch.py reads from the template (test_lambda_arch).
     assert layer["Metadata"] == {"BuildMethod": "makefile", "ContextPath": "packaging", "BuildArchitecture": "arm64"}
     makefile = (REPO_ROOT / "packaging/Makefile").read_text()
-    assert "\nLAMBDA_ARCH ?=\n" in makefile and "lambda_arch.py\" platform" in makefile
+    assert "\nLAMBDA_ARCH ?=\n" in makefile and 'lambda_arch.py" platform' in makefile
     for logical_id in ("OrbBridgeLayer", *FUNCTIONS):
         assert f"build-{logical_id}" in makefile, f"packaging/Makefile: no build-{logical_id} target"
         if logical_id != "OrbBridgeLayer":
