@@ -36,7 +36,8 @@ LAYER_TYPES = {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}
 # ELF e_machine values (System V ABI supplements for each processor).
 ELF_MACHINES = {62: "x86_64", 183: "arm64"}
 
-_KEY = re.compile(r"^(?P<indent> *)(?:- +)?(?P<key>[A-Za-z0-9_.:\-]+|\"[^\"]*\"|'[^']*'): *(?P<value>.*)$")
+# A key is followed by ": " or ":" at the end of the line (so an ARN in a list is not a key).
+_KEY = re.compile(r"^(?P<indent> *)(?:- +)?(?P<key>[A-Za-z0-9_.:\-]+|\"[^\"]*\"|'[^']*'):(?:[ \t]+(?P<value>.*))?$")
 _ITEM = re.compile(r"^(?P<indent> *)- *(?P<value>.*)$")
 _BLOCK_SCALAR = re.compile(r"^[>|][+-]?\d*$")
 
@@ -94,7 +95,7 @@ def _walk(text: str) -> list[tuple[tuple[str, ...], str]]:
             stack.pop()
         key = match["key"].strip("\"'")
         stack.append((key_indent, key))
-        value = re.sub(r"\s+#.*$", "", match["value"]).strip()
+        value = re.sub(r"\s+#.*$", "", match["value"] or "").strip()
         if _BLOCK_SCALAR.match(value):
             skip_deeper_than = key_indent
             value = ""
