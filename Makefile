@@ -66,10 +66,12 @@ $(SAM_STAMP):
 
 template-check: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
+	$(SAM_VENV)/bin/python packaging/check_sar.py --template template.yaml --require-library
 	@PATH="$(SAM_PATH)"; command -v python3.13 >/dev/null || { \
 	  echo "template-check: sam build needs python3.13 on PATH (pyenv install 3.13, or make PY313=/dir/with/python3.13)" >&2; exit 1; }
 	PATH="$(SAM_PATH)" $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
 	PATH="$(SAM_PATH)" python3.13 packaging/check_bytecode.py .aws-sam/build
+	PATH="$(SAM_PATH)" python3.13 packaging/lambda_arch.py check-build .aws-sam/build --template template.yaml
 
 # checkov (static security analysis of template.yaml) also pins many packages: its own venv.
 CHECKOV_VENV := .venv-checkov
@@ -101,8 +103,9 @@ $(LAMBDA_VENV)/.installed:
 	$(LAMBDA_VENV)/bin/pip install --quiet 'boto3==$(LAMBDA_BOTO3_VERSION)' 'botocore==$(LAMBDA_BOTO3_VERSION)'
 	touch $@
 
+# LAMBDA_ARCH_OVERRIDE: this machine's architecture on purpose, whatever the template deploys.
 bench-build: $(SAM_STAMP)
-	PATH="$(SAM_PATH)" LAMBDA_ARCH=$(BENCH_ARCH) $(SAM_ENV) $(SAM) build --template template.yaml \
+	PATH="$(SAM_PATH)" LAMBDA_ARCH=$(BENCH_ARCH) LAMBDA_ARCH_OVERRIDE=1 $(SAM_ENV) $(SAM) build --template template.yaml \
 	  --build-dir $(BENCH_BUILD)/build --cached --cache-dir $(BENCH_BUILD)/cache
 	PATH="$(SAM_PATH)" python3.13 packaging/check_bytecode.py $(BENCH_BUILD)/build
 
