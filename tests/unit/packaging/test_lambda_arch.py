@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from orb_bridge_dev.template import load_template, resources_of_type
+from orb_bridge_dev.devstack.template import load_template, resources_of_type
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
 spec = importlib.util.spec_from_file_location("lambda_arch", ROOT / "packaging" / "lambda_arch.py")
 assert spec is not None and spec.loader is not None

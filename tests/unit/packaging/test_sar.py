@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from orb_bridge_dev.template import load_template
+from orb_bridge_dev.devstack.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 spec = importlib.util.spec_from_file_location("check_sar", ROOT / "packaging" / "check_sar.py")
 assert spec is not None and spec.loader is not None
 check_sar = importlib.util.module_from_spec(spec)

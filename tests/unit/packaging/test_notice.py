@@ -16,9 +16,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from orb_bridge_dev.template import load_template
+from orb_bridge_dev.devstack.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REQUIREMENTS = ROOT / "layers" / "orb_bridge" / "requirements.txt"
 # The python3.13 Lambda runtime on arm64, against which requirement markers are evaluated
 # (Marker.evaluate fills in the rest from this interpreter).
