@@ -6,28 +6,17 @@ python -m bench.run [--rounds N] [--no-write]
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, cost, drain, ingest, intake_bench, lambda_like, webhook_verify
+from bench import cold_start, ingest, intake_bench, lambda_like, webhook_verify
 from bench.common import ROOT, isolate_aws_environment, machine_description, markdown_table
+from bench.cost_section import cost_section
+from bench.drain_section import drain_section
 
 INGEST_TARGET = 10.0  # x the SDK path, pacing off
-
-# In-region round trip of one SQS / DynamoDB / EventBridge call from Lambda: an assumption (typical
-# published figures are 5-20 ms), used only by the cost model, never measured here.
-AWS_CALL_SECONDS = 0.010
-# Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB.
-FULL_VCPU_MB = 1769
-
-
-def lambda_seconds(cpu_seconds: float, wall_seconds: float, memory_mb: int) -> float:
-    """Local CPU time scaled to the function's CPU share, plus the time spent waiting."""
-    share = min(1.0, memory_mb / FULL_VCPU_MB)
-    return cpu_seconds / share + max(0.0, wall_seconds - cpu_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,64 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     drain_section(say, missed, full=args.drain)
 
-    facts = cost.template_facts()
-    # Intake: measured CPU, scaled to the function's CPU share, plus the SQS round trips it waits on
-    # (slices of SEND_CHUNK bodies on SEND_WORKERS threads, each slice sequential).
-    slices = math.ceil(intake["events"] / intake["send_chunk"])
-    waves = math.ceil(slices / intake["send_workers"])
-    sqs_wait = waves * math.ceil(intake["send_chunk"] / 10) * AWS_CALL_SECONDS
-    intake_batch_s = (
-        lambda_seconds(intake["handler_batch_ms"] / 1000, intake["handler_batch_ms"] / 1000, facts.intake_memory_mb)
-        + sqs_wait
-    )
-    intake_single_s = (
-        lambda_seconds(intake["single_event_ms"] / 1000, intake["single_event_ms"] / 1000, facts.intake_memory_mb)
-        + AWS_CALL_SECONDS
-    )
-    ingest_s = lambda_seconds(h["cpu_seconds"], h["seconds"], facts.ingest_memory_mb)
-    ingest_per_event = ingest_s / throughput["records"]
-    webhook_s = (
-        lambda_seconds(verify["ours_us"] / 1e6, verify["ours_us"] / 1e6, facts.webhook_memory_mb) + 3 * AWS_CALL_SECONDS
-    )
-    say("## 6. Cost per million events on AWS (us-east-1 list prices, arm64)\n")
-    say(
-        f"Durations: local CPU time scaled to the function's CPU share ({facts.intake_memory_mb} MB of "
-        f"{FULL_VCPU_MB} MB per vCPU), plus waiting; AWS API calls assumed at {AWS_CALL_SECONDS * 1000:.0f} ms each "
-        f"(not measured here). Memory, batch size from template.yaml (IngestBatchSize {facts.ingest_batch_size:,}; "
-        "ingest time per event from the 10,000-record run with 100 ms Orb latency). CloudWatch Logs and "
-        "idle SQS long polls are not included.\n"
-    )
-    for title, rows in (
-        (
-            "Segment batches of 1,000 events (Webhooks Actions batch mode)",
-            cost.usage_cost_per_million(
-                facts=facts,
-                events_per_segment_request=intake["events"],
-                segment_request_bytes=intake["body_bytes"],
-                intake_seconds_per_request=intake_batch_s,
-                sqs_message_bytes=int(intake["sqs_message_bytes"]),
-                ingest_seconds_per_event=ingest_per_event,
-            ),
-        ),
-        (
-            "one event per request (classic Webhooks)",
-            cost.usage_cost_per_million(
-                facts=facts,
-                events_per_segment_request=1,
-                segment_request_bytes=intake["body_bytes"] // intake["events"],
-                intake_seconds_per_request=intake_single_s,
-                sqs_message_bytes=int(intake["sqs_message_bytes"]),
-                ingest_seconds_per_event=ingest_per_event,
-            ),
-        ),
-        (
-            "per million Orb webhooks",
-            cost.webhook_cost_per_million(facts=facts, webhook_seconds=webhook_s, webhook_bytes=verify["body_bytes"]),
-        ),
-    ):
-        total = sum(row[1] for row in rows)
-        say(f"**{title}: ${total:,.2f} per million**\n")
-        say(markdown_table(["item", "USD / million", "how"], [[r[0], f"{r[1]:.4f}", r[2]] for r in rows]) + "\n")
+    cost_section(say, intake, throughput, verify)
 
     verdict = f"**Targets missed: {', '.join(missed)}.**" if missed else "All targets met."
     say(f"{verdict} _Whole run: {time.perf_counter() - started:.0f} s. Reproduce: `make bench`. Soak: `make soak`._\n")
@@ -359,71 +291,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make bench: target(s) missed: {', '.join(missed)}", file=sys.stderr)
         return 1
     return 0
-
-
-# Drain targets (issue 22): within 1.1x the time the budget allows, and Orb's budget never idle
-# for longer than this while events wait.
-DRAIN_MAX_RATIO = 1.1
-DRAIN_MAX_IDLE_SECONDS = 5.0
-
-
-def drain_section(say, missed: list[str], full: bool) -> None:
-    """Section 7: backlogs against Orb's rate limit, ingest paced to the same budget: 10x scaled,
-    and at Orb's real 10,000 events/min (20,000 events; 100,000 with ``--drain``)."""
-    runs = []
-    for backlog, budget in ((100_000, 100_000), (100_000 if full else 20_000, 10_000)):
-        print(f"drain of {backlog:,} at {budget:,} events/min ...", file=sys.stderr, flush=True)
-        runs.append(drain.run(backlog=backlog, events_per_minute=budget))
-    first = runs[0]
-    say(
-        "## 7. Draining a backlog against Orb's rate limit: the sandbox limited to the budget (and "
-        f"{first['requests_per_second']:.0f} requests/s), ingest paced to the same budget (pacing table on moto's "
-        "DynamoDB server)\n"
-    )
-    say(
-        "Twice: 10x scaled (100,000 events at 100,000 events/min, a minute), and at Orb's real default "
-        "budget, 10,000 events/min (20,000 events, two minutes; `make bench ARGS=--drain`: 100,000, ten). "
-        f"{first['concurrency']} concurrent invocations (`IngestMaxConcurrency`) of up to {first['batch_size']:,} "
-        f"messages (`IngestBatchSize`), 60 s each, {first['latency_ms']:.0f} ms added per Orb request; the queue is "
-        "in-process (delays, visibility, `maxReceiveCount` 10). The idle gap is the longest time between two "
-        "requests Orb accepted beyond the first one's share of the budget (500 events: 3 s at 10,000/min): how "
-        "long the budget sat unused while events waited.\n"
-    )
-    rows: list[list[str]] = []
-    for d in runs:
-        ratio = d["minutes"] / d["theoretical_minutes"]
-        complete = (
-            d["dead_lettered"] == 0 and d["ingested"] == d["backlog"] and d["billed_twice"] == 0 and not d["left"]
-        )
-        fast = ratio <= DRAIN_MAX_RATIO and d["max_idle_gap_seconds"] <= DRAIN_MAX_IDLE_SECONDS
-        label = f"{d['backlog']:,} at {d['events_per_minute']:,.0f}/min"
-        if not (complete and fast):
-            missed.append(f"backlog drain ({label})")
-        rows += [
-            [
-                f"{label}: minutes to drain",
-                f"{d['minutes']:.2f} ({ratio:.2f}x)",
-                f"<= {DRAIN_MAX_RATIO}x theoretical {d['theoretical_minutes']:.1f}: {'met' if ratio <= DRAIN_MAX_RATIO else 'MISSED'}",
-            ],
-            [
-                f"{label}: longest idle gap in Orb's traffic (longest gap between requests)",
-                f"{d['max_idle_gap_seconds']:.1f} s ({d['max_gap_seconds']:.1f} s)",
-                f"<= {DRAIN_MAX_IDLE_SECONDS:.0f} s: {'met' if d['max_idle_gap_seconds'] <= DRAIN_MAX_IDLE_SECONDS else 'MISSED'}",
-            ],
-            [f"{label}: events ingested (billed twice)", f"{d['ingested']:,} ({d['billed_twice']})", ""],
-            [f"{label}: Orb requests; 429 answers", f"{d['orb_requests']:,}; {d['orb_429s']:,}", ""],
-            [
-                f"{label}: deferred copies re-enqueued (no pacing slot within the invocation)",
-                f"{d['deferred_copies']:,}",
-                "",
-            ],
-            [
-                f"{label}: events dead-lettered",
-                f"{d['dead_lettered']:,}",
-                f"0: {'met' if complete else 'MISSED'}",
-            ],
-        ]
-    say(markdown_table(["measure", "value", "target"], rows) + "\n")
 
 
 if __name__ == "__main__":
