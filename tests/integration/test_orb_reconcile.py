@@ -18,7 +18,7 @@ from moto import mock_aws
 from orb_bridge.orb.reconcile_client import OrbReadClient
 from orb_bridge.reconcile.service import Reconciler, RunSummary
 from orb_bridge.reconcile.settings import ReconcileSettings
-from orb_bridge_dev.orb_sandbox import FaultConfig, OrbSandbox
+from orb_bridge_dev.orb_sandbox import OrbSandbox
 from tests.support.audit_archive import write_archive_object
 
 API_KEY = "reconcile-key"

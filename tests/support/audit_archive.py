@@ -35,13 +35,17 @@ def archive_body(
     return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"))
 
 
-def archive_key(sent_at: datetime, *, request_id: str = "req-1", request_number: int = 1, backfill_id: str | None = None) -> str:
+def archive_key(
+    sent_at: datetime, *, request_id: str = "req-1", request_number: int = 1, backfill_id: str | None = None
+) -> str:
     source = "backfill" if backfill_id else "ingest"
     owner = backfill_id or request_id
     return f"{source}/sent_hour={sent_at.strftime('%Y-%m-%dT%H')}/{owner}-{request_number:05d}.jsonl.gz"
 
 
 def write_archive_object(s3: Any, bucket: str, events: list[dict[str, Any]], sent_at: datetime, **kwargs: Any) -> str:
-    key = archive_key(sent_at, **{name: kwargs[name] for name in ("request_id", "request_number", "backfill_id") if name in kwargs})
+    key = archive_key(
+        sent_at, **{name: kwargs[name] for name in ("request_id", "request_number", "backfill_id") if name in kwargs}
+    )
     s3.put_object(Bucket=bucket, Key=key, Body=archive_body(events, sent_at, **kwargs), IfNoneMatch="*")
     return key

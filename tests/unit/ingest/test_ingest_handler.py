@@ -141,7 +141,7 @@ def test_a_429_re_enqueues_copies_held_back_at_least_retry_after_and_acks_the_or
             "orb_bridge.earlier_failures": "2",
         }
     metrics = emitted_metrics(capsys.readouterr().out)
-    assert metrics["EventsDeferred"] == 4 and metrics["OrbRateLimited"] == 1
+    assert metrics["EventsDeferred"] == 4 and metrics["OrbRateLimitedError"] == 1
     assert metrics["OldestPendingEventAgeSeconds"] > 0
 
 

@@ -14,7 +14,7 @@ Around ``IngestService`` this decides how each unfinished message comes back:
   and after ``maxReceiveCount`` the redrive moves the message to the rejected queue.
 
 Metrics: EventsIngested, EventsRejectedByOrb, EventsRetried, EventsDeferred, OrbRequests,
-OrbRateLimited, MessagesRejectedAtIngest, EventsReplayed (redriven rejection records sent again),
+OrbRateLimitedError, MessagesRejectedAtIngest, EventsReplayed (redriven rejection records sent again),
 ReplaysRefused (redriven records sent back to the rejected queue unsent), LateEventsRejected
 (refused by Orb past the grace period: backfill them), and OldestPendingEventAgeSeconds (how old the oldest
 event still waiting is, against Orb's grace period: the queue's own age restarts with each copy).
@@ -164,7 +164,7 @@ def _emit(report: IngestReport, now: float) -> None:
     metrics.add_metric(name="EventsDeferred", unit=count, value=len(report.deferred))
     metrics.add_metric(name="OrbRequests", unit=count, value=report.requests_made)
     if report.rate_limited:
-        metrics.add_metric(name="OrbRateLimited", unit=count, value=report.rate_limited)
+        metrics.add_metric(name="OrbRateLimitedError", unit=count, value=report.rate_limited)
     if report.messages_rejected_at_ingest:
         metrics.add_metric(name="MessagesRejectedAtIngest", unit=count, value=report.messages_rejected_at_ingest)
     if report.events_replayed:

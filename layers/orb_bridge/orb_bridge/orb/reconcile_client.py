@@ -2,7 +2,7 @@
 ``GET /events/backfills/{id}``, over the container's one httpx client (``orb.client``).
 
 Every call goes through ``pace`` first (the reconciler's request budget); a 429 raises
-``OrbRateLimited`` with Orb's ``Retry-After`` so the run stops rather than pressing on; any other
+``OrbRateLimitedError`` with Orb's ``Retry-After`` so the run stops rather than pressing on; any other
 failure raises ``OrbReadError``: the run saves its checkpoint and the next one resumes.
 """
 
@@ -25,7 +25,7 @@ class OrbReadError(Exception):
     """Orb did not answer a read usefully (network, 5xx, unexpected body)."""
 
 
-class OrbRateLimited(OrbReadError):
+class OrbRateLimitedError(OrbReadError):
     def __init__(self, retry_after_seconds: float) -> None:
         super().__init__(f"Orb answered 429: retry after {retry_after_seconds:g} s")
         self.retry_after_seconds = retry_after_seconds
@@ -96,7 +96,7 @@ class OrbReadClient:
         except httpx.HTTPError as exc:
             raise OrbReadError(f"{method} {path}: {type(exc).__name__}") from None
         if response.status_code == 429:
-            raise OrbRateLimited(retry_after(response.headers))
+            raise OrbRateLimitedError(retry_after(response.headers))
         if response.status_code != 200:
             raise OrbReadError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
         try:

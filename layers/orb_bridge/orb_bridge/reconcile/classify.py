@@ -59,8 +59,10 @@ def same_body(archived: Mapping[str, Any], found: FoundEvent) -> bool:
     elif archived.get("customer_id") != found.customer_id:
         return False
     ours = parse_timestamp(str(archived.get("timestamp")))
-    return ours is not None and ours == parse_timestamp(found.timestamp) and same_properties(
-        archived.get("properties") or {}, found.properties
+    return (
+        ours is not None
+        and ours == parse_timestamp(found.timestamp)
+        and same_properties(archived.get("properties") or {}, found.properties)
     )
 
 

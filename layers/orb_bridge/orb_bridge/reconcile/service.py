@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orb_bridge.core.observability import logger
-from orb_bridge.orb.reconcile_client import SEARCH_MAX_IDS, FoundEvent, OrbRateLimited, OrbReadClient, OrbReadError
+from orb_bridge.orb.reconcile_client import SEARCH_MAX_IDS, FoundEvent, OrbRateLimitedError, OrbReadClient, OrbReadError
 from orb_bridge.reconcile import passes
 from orb_bridge.reconcile.archive_reader import ArchivedEvent, ArchiveReader, hour_text
 from orb_bridge.reconcile.checkpoint import CheckpointTable, PassProgress
@@ -30,7 +30,7 @@ from orb_bridge.reconcile.volume import VolumeCheck
 MILLISECOND = timedelta(milliseconds=1)
 
 
-class _OutOfTime(Exception):
+class _OutOfTimeError(Exception):
     pass
 
 
@@ -74,7 +74,9 @@ class Reconciler:
         if self.checkpoints.not_before() > self.now.timestamp():
             summary.stopped = "waiting out Orb's Retry-After"
             return summary
-        since = self.now - timedelta(days=self.settings.lookback_days, hours=passes.grace_hours(self.settings.grace_period_hours) + 3)
+        since = self.now - timedelta(
+            days=self.settings.lookback_days, hours=passes.grace_hours(self.settings.grace_period_hours) + 3
+        )
         hours = self.reader.archived_hours(since.replace(minute=0, second=0, microsecond=0))
         due = passes.candidates(hours, self.now, self.settings.grace_period_hours, self.settings.lookback_days)
         known = self.checkpoints.load([item.item_key for item in due])
@@ -89,9 +91,9 @@ class Reconciler:
                     continue
                 summary.done.append(item.item_key)
                 summary.reports.append(report)
-        except _OutOfTime:
+        except _OutOfTimeError:
             summary.stopped = "out of time: the next run resumes"
-        except OrbRateLimited as exc:
+        except OrbRateLimitedError as exc:
             self.checkpoints.set_not_before(time.time() + exc.retry_after_seconds)
             summary.stopped = str(exc)
         except OrbReadError as exc:
@@ -99,7 +101,12 @@ class Reconciler:
             summary.stopped = f"Orb read failed: {exc}"
         logger.info(
             "reconciliation run",
-            extra={"done": summary.done, "waiting": summary.waiting, "stopped": summary.stopped, "orb_calls": self.orb.calls},
+            extra={
+                "done": summary.done,
+                "waiting": summary.waiting,
+                "stopped": summary.stopped,
+                "orb_calls": self.orb.calls,
+            },
         )
         return summary
 
@@ -133,14 +140,14 @@ class Reconciler:
         keys = sorted(by_key)
         selected = keys
         if len(keys) > self.settings.full_check_events_per_hour:
-            rng = random.Random(sample_seed(item.item_key))  # the same sample on resume
+            rng = random.Random(sample_seed(item.item_key))  # noqa: S311 (a sample, not a secret: the same on resume)
             selected = sorted(rng.sample(keys, min(self.settings.sample_size, len(keys))))
         progress.total_keys, progress.sampled = len(keys), selected is not keys
         batches = [selected[start : start + SEARCH_MAX_IDS] for start in range(0, len(selected), SEARCH_MAX_IDS)]
         for index in range(progress.next_batch, len(batches)):
             if self.seconds_left() < self.settings.safety_margin_seconds:
                 self.checkpoints.save(progress)
-                raise _OutOfTime
+                raise _OutOfTimeError
             self._check_batch([by_key[key].event for key in batches[index]], progress)
             progress.next_batch = index + 1
             self.checkpoints.save(progress)
@@ -151,7 +158,8 @@ class Reconciler:
                 if key not in chosen:
                     hour = _event_hour(by_key[key].event)
                     progress.unchecked_by_event_hour[hour] = progress.unchecked_by_event_hour.get(hour, 0) + 1
-        volume = None if item.pass_name == "first" else self.volume.check(item.hour, progress)
+        first_pass = item.pass_name == "first"  # noqa: S105 (a pass name, not a password)
+        volume = None if first_pass else self.volume.check(item.hour, progress)
         report = build_report(progress, self.now.isoformat(), archive.unreadable, reverted, volume)
         self.s3_requests += 1
         write_report(self.s3, self.settings.audit_bucket_name, report)
@@ -164,8 +172,9 @@ class Reconciler:
         moments = [moment for event in events if (moment := parse_timestamp(str(event["timestamp"])))]
         found: dict[str, list[FoundEvent]] = {}
         if moments:
-            for event in self.orb.search([e["idempotency_key"] for e in events], min(moments), max(moments) + MILLISECOND):
-                found.setdefault(event.key, []).append(event)
+            keys = [event["idempotency_key"] for event in events]
+            for match in self.orb.search(keys, min(moments), max(moments) + MILLISECOND):
+                found.setdefault(match.key, []).append(match)
         for event in events:
             cls = classify(event, found.get(event["idempotency_key"], []))
             if cls == PRESENT:

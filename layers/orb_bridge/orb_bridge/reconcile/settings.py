@@ -24,9 +24,7 @@ class ReconcileSettings(EnvSettings):
     # Search is a POST: it counts against Orb's write limit for non-ingest calls (live 50/s,
     # test mode 5/s, trial 1/s: docs/facts.md#orb-reconciliation-limits).
     requests_per_second: float = field(default=2.0, metadata=env("RECONCILE_REQUESTS_PER_SECOND", gt=0))
-    full_check_events_per_hour: int = field(
-        default=100_000, metadata=env("RECONCILE_FULL_CHECK_EVENTS_PER_HOUR", ge=1)
-    )
+    full_check_events_per_hour: int = field(default=100_000, metadata=env("RECONCILE_FULL_CHECK_EVENTS_PER_HOUR", ge=1))
     # 10,000 keys catch a 0.05% loss with 99% probability: 1 - (1 - 0.0005)^10000 = 0.9933.
     sample_size: int = field(default=10_000, metadata=env("RECONCILE_SAMPLE_SIZE", ge=1))
     lookback_days: int = field(default=35, metadata=env("RECONCILE_LOOKBACK_DAYS", ge=1))

@@ -41,7 +41,9 @@ class VolumeCheck:
 
     def check(self, event_hour: datetime, current: PassProgress) -> dict[str, Any]:
         label = hour_text(event_hour)
-        send_hours = [hour_text(hour) for hour in passes.volume_send_hours(event_hour, self._settings.grace_period_hours)]
+        send_hours = [
+            hour_text(hour) for hour in passes.volume_send_hours(event_hour, self._settings.grace_period_hours)
+        ]
         expected = 0
         for progress in self._latest(send_hours, current):
             expected += progress.present_by_event_hour.get(label, 0) + progress.unchecked_by_event_hour.get(label, 0)
