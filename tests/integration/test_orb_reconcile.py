@@ -229,3 +229,14 @@ def test_events_of_a_pending_backfill_wait_and_a_reverted_ones_are_expected_abse
         assert http.post(f"/events/backfills/{backfill['id']}/revert").status_code == 200
     summary = Run(sandbox, aws)()
     assert summary.reports[0]["reverted_backfill_events"] == 3 and summary.reports[0]["checked_keys"] == 0
+
+
+def test_after_a_429_the_next_runs_wait_out_its_retry_after(
+    sandbox: OrbSandbox, aws: tuple[Any, Any], troubled_hour: dict[str, set[str]]
+) -> None:
+    from orb_bridge.reconcile.checkpoint import CheckpointTable
+
+    _, dynamodb = aws
+    CheckpointTable(dynamodb, TABLE).set_not_before(datetime.now(UTC).timestamp() + 3600)
+    waiting = Run(sandbox, aws)
+    assert waiting().stopped == "waiting out Orb's Retry-After" and waiting.orb.calls["search"] == 0
