@@ -237,6 +237,6 @@ def test_after_a_429_the_next_runs_wait_out_its_retry_after(
     from orb_bridge.reconcile.checkpoint import CheckpointTable
 
     _, dynamodb = aws
-    CheckpointTable(dynamodb, TABLE).set_not_before(datetime.now(UTC).timestamp() + 3600)
+    CheckpointTable(dynamodb, TABLE).set_not_before(LATER.timestamp() + 7)  # as a 429 with Retry-After: 7 leaves it
     waiting = Run(sandbox, aws)
     assert waiting().stopped == "waiting out Orb's Retry-After" and waiting.orb.calls["search"] == 0

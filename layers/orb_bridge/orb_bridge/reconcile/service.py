@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,7 +93,7 @@ class Reconciler:
         except _OutOfTimeError:
             summary.stopped = "out of time: the next run resumes"
         except OrbRateLimitedError as exc:
-            self.checkpoints.set_not_before(time.time() + exc.retry_after_seconds)
+            self.checkpoints.set_not_before(self.now.timestamp() + exc.retry_after_seconds)
             summary.stopped = str(exc)
         except OrbReadError as exc:
             logger.error("Orb read failed: the next run resumes", extra={"error": str(exc)})
