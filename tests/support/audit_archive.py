@@ -1,5 +1,5 @@
-"""Writes audit archive objects exactly in the archive's format (docs/architecture.md "Audit
-archive"), for the reconciler's tests: the archive's writer belongs to ingest (issue 17)."""
+"""Writes audit archive objects exactly in the archive's format, for the reconciler's tests: the
+archive's real writer belongs to ingest (issue 17)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reads the audit archive (format: docs/architecture.md "Audit archive"): one gzip JSON Lines
+"""Reads the audit archive (format shared with ingest's writer, issue 17): one gzip JSON Lines
 object per Orb ``/ingest`` request Orb answered 200, a header line then one line per event.
 
 Keys: ``ingest/sent_hour=YYYY-MM-DDTHH/...`` (live) and ``backfill/sent_hour=.../...`` (backfills).
