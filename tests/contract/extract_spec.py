@@ -22,6 +22,9 @@ PATHS = (
     "/events/backfills/{backfill_id}",
     "/events/backfills/{backfill_id}/close",
     "/events/backfills/{backfill_id}/revert",
+    # After /events/search and /events/volume: the contract hook matches paths in this order.
+    "/events/{event_id}",
+    "/events/{event_id}/deprecate",
 )
 # Referenced by the contract checks directly (an unknown URL is answered with this problem).
 EXTRA_SCHEMAS = ("URLNotFound",)

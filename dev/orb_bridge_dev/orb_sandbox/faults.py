@@ -32,6 +32,12 @@ class FaultConfig:
     # 500 ("500"). What a client sees when Orb took the events but the reply never arrived.
     backfill_answer_lost_rate: float = 0.0
     backfill_answer_lost_as: str = "drop"
+    # Answered 200 (nothing in the answer says so) yet each valid event is dropped with this
+    # probability: Orb silently keeping only part of a request, what reconciliation exists to catch.
+    lose_rate: float = 0.0
+
+    def loses_event(self, rng: random.Random) -> bool:
+        return self.lose_rate > 0 and rng.random() < self.lose_rate
 
     def loses_backfill_answer(self, rng: random.Random) -> bool:
         return self.backfill_answer_lost_rate > 0 and rng.random() < self.backfill_answer_lost_rate

@@ -183,6 +183,10 @@ def _ingest(sandbox: SandboxState, body: bytes, query: dict[str, str], rate_limi
         if not failures or rules.ingest_valid_events_on_400:
             sandbox.store.duplicate_count += len(repeated)
             for stored in valid:
+                if sandbox.faults.loses_event(sandbox.rng):
+                    sandbox.store.lost_keys.append(stored.key)
+                    ingested.append(stored.key)  # the answer says ingested; Orb kept nothing
+                    continue
                 (ingested if sandbox.store.admit(stored, backfill) else duplicate).append(stored.key)
             if ingested:
                 sandbox.changed.notify_all()

@@ -71,6 +71,12 @@ def add_fault_arguments(parser: argparse.ArgumentParser, *, full: bool = True) -
     group.add_argument(
         "--timeout-rate", type=float, default=0.0, help="probability of hanging past the client's timeout (default 0)"
     )
+    group.add_argument(
+        "--lose-rate",
+        type=float,
+        default=0.0,
+        help="probability that an accepted event is silently not kept though the answer is 200 (default 0)",
+    )
     if full:
         group.add_argument("--timeout-seconds", type=float, default=30.0, help="how long a timeout fault hangs")
         group.add_argument("--retry-after-seconds", type=float, default=None, help="retry-after on injected 429s")
@@ -100,6 +106,7 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
         retry_after_seconds=getattr(args, "retry_after_seconds", None),
         backfill_answer_lost_rate=getattr(args, "backfill_answer_lost_rate", 0.0),
         backfill_answer_lost_as=getattr(args, "backfill_answer_lost_as", "drop"),
+        lose_rate=getattr(args, "lose_rate", 0.0),
     )
 
 

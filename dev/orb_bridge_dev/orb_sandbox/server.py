@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from orb_bridge_dev.orb_sandbox import backfills, contract, events
+from orb_bridge_dev.orb_sandbox import amendments, backfills, contract, events
 from orb_bridge_dev.orb_sandbox.faults import FaultConfig, IngestHold, RateLimiter, ScriptedResponse
 from orb_bridge_dev.orb_sandbox.ingest import handle_ingest
 from orb_bridge_dev.orb_sandbox.problems import RequestError
@@ -37,6 +37,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], Callable[..., dict[str, Any]]]] = [
     ("GET", re.compile(r"/v1/events/backfills/(?P<id>[^/]+)"), backfills.fetch),
     ("POST", re.compile(r"/v1/events/backfills/(?P<id>[^/]+)/close"), backfills.close),
     ("POST", re.compile(r"/v1/events/backfills/(?P<id>[^/]+)/revert"), backfills.revert),
+    ("PUT", re.compile(r"/v1/events/(?P<id>[^/]+)/deprecate"), amendments.deprecate),
+    ("PUT", re.compile(r"/v1/events/(?P<id>[^/]+)"), amendments.amend),
 ]
 
 
@@ -224,6 +226,16 @@ class OrbSandbox(WebhookSender):
             self._init_state()
             self.rate_limiter = RateLimiter(self.rate_limiter.requests_per_second, self.rate_limiter.events_per_minute)
             self.changed.notify_all()
+
+    def forget_customer(self, external_customer_id: str) -> None:
+        """From now on, events naming this external customer id match no customer in Orb."""
+        with self.lock:
+            self.store.unknown_customers.add(external_customer_id)
+
+    def lost_keys(self) -> list[str]:
+        """Keys a 200 answer accepted but the ``lose_rate`` fault silently dropped."""
+        with self.lock:
+            return list(self.store.lost_keys)
 
     # ---- used by the routes ---------------------------------------------------------------
     def count(self, outcome: str) -> None:

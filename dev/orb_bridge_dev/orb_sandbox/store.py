@@ -39,6 +39,9 @@ class StoredEvent:
     ingested_at: datetime
     backfill_id: str | None = None
     replaced_by: str | None = None  # the reflected backfill that replaced it
+    deprecated: bool = False  # PUT /events/{id}/deprecate: kept, shown by search, not billed
+    amended: bool = False  # PUT /events/{id}: billed with the new body, gone from search
+    unattributed: bool = False  # its external customer id matched no customer in Orb
 
     @classmethod
     def from_event(cls, event: dict[str, Any], moment: datetime, now: datetime, backfill_id: str | None) -> StoredEvent:
@@ -62,22 +65,34 @@ class StoredEvent:
             self.timestamp,
         )
 
+    @property
+    def is_deprecated(self) -> bool:
+        return self.deprecated or self.replaced_by is not None
+
+    @property
+    def matched_customer_id(self) -> str | None:
+        """Orb's customer for the event: none when its external id matched no customer."""
+        if self.customer_id is not None or self.unattributed or self.external_customer_id is None:
+            return self.customer_id
+        return synthetic_customer_id(self.external_customer_id)
+
     def to_orb(self) -> dict[str, Any]:
         """The spec's ``Event`` schema (search results)."""
         return {
             "id": self.key,
-            "customer_id": self.customer_id,
+            "customer_id": self.matched_customer_id,
             "external_customer_id": self.external_customer_id,
             "event_name": self.event_name,
             "properties": dict(self.properties),
             "timestamp": format_utc(self.timestamp),
-            "deprecated": self.replaced_by is not None,
+            "deprecated": self.is_deprecated,
         }
 
     def as_dict(self) -> dict[str, Any]:
         """The test helpers' view (``OrbSandbox.ingested_events``)."""
         body = self.to_orb()
         body.update(idempotency_key=self.key, ingested_at=format_utc(self.ingested_at), backfill_id=self.backfill_id)
+        body["customer_id"] = self.customer_id  # as sent, not Orb's match
         return body
 
 
@@ -160,6 +175,8 @@ class EventStore:
         self.offered_by_key: Counter[str] = Counter()
         self.duplicate_count = 0
         self.conflicting_duplicates: list[dict[str, Any]] = []
+        self.unknown_customers: set[str] = set()  # external ids Orb matches to no customer
+        self.lost_keys: list[str] = []  # answered 200 but silently not kept (the lose-rate fault)
 
     # ---- what Orb reports ----------------------------------------------------------------
     def visible(self) -> list[StoredEvent]:
@@ -171,7 +188,11 @@ class EventStore:
         return found
 
     def billed(self) -> list[StoredEvent]:
-        return [event for event in self.visible() if event.replaced_by is None]
+        return [event for event in self.visible() if not event.is_deprecated]
+
+    def searchable(self) -> list[StoredEvent]:
+        """What search returns: amended events are left out (Orb's search does not return them)."""
+        return [event for event in self.visible() if not event.amended]
 
     def billed_count_by_key(self) -> Counter[str]:
         """How many billed events carry each key (2+ means billed twice, e.g. a key re-sent in a
@@ -183,6 +204,7 @@ class EventStore:
         """Store a valid event unless its key is already taken (live events deduplicate among
         live ones; a backfill's among its own only if ``dedupe_within_backfill``); True if stored."""
         self.offered_by_key[stored.key] += 1
+        stored.unattributed = stored.external_customer_id in self.unknown_customers
         if backfill is not None:
             earlier = next((event for event in backfill.events if event.key == stored.key), None)
             if earlier is None or not self.dedupe_within_backfill:

@@ -36,6 +36,7 @@ FUNCTIONS = {
     "TrackIntakeFunction": "functions/track_intake/",
     "OrbIngestFunction": "functions/orb_ingest/",
     "OrbWebhookFunction": "functions/orb_webhook/",
+    "OrbReconcileFunction": "functions/orb_reconcile/",
 }
 # Stand-ins for what CloudFormation returns for Ref/GetAtt of our resources.
 REFS = {
@@ -52,6 +53,9 @@ REFS = {
     "BridgeHttpApi": "a1b2c3d4e5",
     "OrbPacingTable": "segment-orb-bridge-OrbPacingTable-X",
     "OrbPacingTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/segment-orb-bridge-OrbPacingTable-X",
+    "AuditBucket": "segment-orb-bridge-auditbucket-x",
+    "ReconcileCheckpointTable": "segment-orb-bridge-ReconcileCheckpointTable-X",
+    "ReconcileCheckpointTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/segment-orb-bridge-ReconcileCheckpointTable-X",
 }
 SECRETS_POLICY = "AWSSecretsManagerGetSecretValuePolicy"
 ORB_KEY_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orb/api-key-AbCdEf"
@@ -246,7 +250,7 @@ def test_alarm_fires_on_any_visible_rejected_message(template: dict) -> None:
     (alarm,) = (
         a["Properties"]
         for a in alarms.values()
-        if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
     )
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["RejectedQueue", "QueueName"]}}]
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
@@ -324,9 +328,10 @@ def variables_read_by_config() -> set[str]:
     """Every environment variable name the settings modules read (secrets also as NAME_ARN)."""
     from orb_bridge.ingest import settings as ingest_settings
     from orb_bridge.intake import settings as intake_settings
+    from orb_bridge.reconcile import settings as reconcile_settings
     from orb_bridge.webhooks import settings as webhook_settings
 
-    modules = (config, intake_settings, ingest_settings, webhook_settings)
+    modules = (config, intake_settings, ingest_settings, webhook_settings, reconcile_settings)
     source = "\n".join(Path(str(module.__file__)).read_text() for module in modules)
     names = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source))
     secrets = set(re.findall(r'resolve_secret\(\s*"([A-Z0-9_]+)"', source))
@@ -532,3 +537,64 @@ def test_a_failing_pacing_table_raises_an_alarm_and_ingest_knows_its_share(templ
     assert (
         IngestSettings.from_env(env).ingest_max_concurrency == template["Parameters"]["IngestMaxConcurrency"]["Default"]
     )
+
+
+def test_reconciler_runs_hourly_alone_without_retries_and_can_be_turned_off(template: dict) -> None:
+    properties = function_properties(template, "OrbReconcileFunction")
+    assert properties["ReservedConcurrentExecutions"] == 1 and properties["Timeout"] == 900
+    schedule = properties["Events"]["Hourly"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["RetryPolicy"] == {"MaximumRetryAttempts": 0}
+    assert template["Parameters"]["ReconcileSchedule"]["Default"] == "cron(10 * * * ? *)"
+    for schedule_value, state in (("cron(10 * * * ? *)", "ENABLED"), ("off", "DISABLED")):
+        values = parameter_values(template, {"ReconcileSchedule": schedule_value})
+        resolved = resolve(schedule["Properties"], template, values, REFS)
+        assert resolved["State"] == state and resolved["ScheduleExpression"].startswith("cron(")
+
+
+def test_reconciler_loads_its_settings_and_reaches_only_the_archive_reports_and_checkpoints(
+    template: dict, secret_arns: dict
+) -> None:
+    from orb_bridge.reconcile.settings import ReconcileSettings
+
+    values = parameter_values(template, {"OrbApiKeySecretArn": secret_arns["OrbApiKeySecretArn"]})
+    settings = ReconcileSettings.from_env(function_environment(template, "OrbReconcileFunction", values, REFS))
+    assert (settings.audit_bucket_name, settings.checkpoint_table_name) == (
+        REFS["AuditBucket"],
+        REFS["ReconcileCheckpointTable"],
+    )
+    assert (settings.requests_per_second, settings.full_check_events_per_hour, settings.sample_size) == (
+        2,
+        100_000,
+        10_000,
+    )
+    assert (settings.lookback_days, settings.exclusive_source) == (35, False)
+    statements = [
+        statement
+        for policy in function_properties(template, "OrbReconcileFunction")["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+    actions = {tuple(statement["Action"]): statement["Resource"] for statement in statements}
+    assert actions[("s3:PutObject",)] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AuditBucket}/reports/*"}
+    assert set(actions) == {
+        ("s3:ListBucket",),
+        ("s3:GetObject",),
+        ("s3:PutObject",),
+        ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"),
+    }
+
+
+def test_reconciliation_alarm_fires_when_any_class_or_a_volume_shortfall_is_not_zero(template: dict) -> None:
+    alarm = template["Resources"]["ReconciliationAlarm"]["Properties"]
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert names == {
+        "EventsNotFoundInOrb",
+        "EventsDeprecatedInOrb",
+        "EventsDifferentInOrb",
+        "EventsUnattributedInOrb",
+        "VolumeShortfall",
+    }
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert all(m["Id"] in expression["Expression"] for m in alarm["Metrics"] if "MetricStat" in m)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")

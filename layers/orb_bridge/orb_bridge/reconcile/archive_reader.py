@@ -1,0 +1,146 @@
+"""Reads the audit archive (format shared with ingest's writer, issue 17): one gzip JSON Lines
+object per Orb ``/ingest`` request Orb answered 200, a header line then one line per event.
+
+Keys: ``ingest/sent_hour=YYYY-MM-DDTHH/...`` (live) and ``backfill/sent_hour=.../...`` (backfills).
+An object that does not read as that format is reported, never guessed at.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SOURCES = ("ingest", "backfill")
+HOUR_FORMAT = "%Y-%m-%dT%H"
+
+
+class ArchiveFormatError(ValueError):
+    """An archive object that is not in the archive's format."""
+
+
+@dataclass(frozen=True)
+class ArchivedEvent:
+    event: dict[str, Any]  # exactly as sent to Orb's /ingest
+    source: str  # "ingest" | "backfill"
+    backfill_id: str | None
+
+    @property
+    def key(self) -> str:
+        return str(self.event["idempotency_key"])
+
+
+def hour_text(hour: datetime) -> str:
+    return hour.astimezone(UTC).strftime(HOUR_FORMAT)
+
+
+def parse_hour(text: str) -> datetime:
+    return datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC)
+
+
+def hour_prefix(source: str, hour: datetime) -> str:
+    return f"{source}/sent_hour={hour_text(hour)}/"
+
+
+def read_object(body: bytes, name: str) -> tuple[dict[str, Any], list[ArchivedEvent]]:
+    """The header and events of one archive object."""
+    try:
+        lines = gzip.decompress(body).decode("utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+        raise ArchiveFormatError(f"{name}: not gzip JSON Lines ({type(exc).__name__})") from None
+    if not records or not isinstance(records[0], dict) or not isinstance(records[0].get("header"), dict):
+        raise ArchiveFormatError(f"{name}: the first line is not a header")
+    header = records[0]["header"]
+    if header.get("format") != 1:
+        raise ArchiveFormatError(f"{name}: format {header.get('format')!r} is not 1")
+    source = header.get("source")
+    if source not in SOURCES:
+        raise ArchiveFormatError(f"{name}: source {source!r} is not one of {SOURCES}")
+    backfill_id = header.get("backfill_id")
+    if source == "backfill" and not isinstance(backfill_id, str):
+        raise ArchiveFormatError(f"{name}: a backfill object without a backfill_id")
+    events = []
+    for number, record in enumerate(records[1:], start=2):
+        event = record.get("event") if isinstance(record, dict) else None
+        if (
+            not isinstance(event, dict)
+            or not isinstance(event.get("idempotency_key"), str)
+            or not isinstance(event.get("timestamp"), str)
+            or not isinstance(event.get("properties"), dict)
+        ):
+            raise ArchiveFormatError(f"{name}: line {number} is not an event line")
+        events.append(ArchivedEvent(event, source, backfill_id if source == "backfill" else None))
+    if header.get("events") != len(events):
+        raise ArchiveFormatError(f"{name}: the header counts {header.get('events')!r} events, {len(events)} follow")
+    return header, events
+
+
+@dataclass
+class HourArchive:
+    events: list[ArchivedEvent]
+    unreadable: list[str]  # object keys, with why
+    objects: int
+    s3_requests: int
+
+
+class ArchiveReader:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def _keys(self, prefix: str) -> tuple[list[str], int]:
+        keys: list[str] = []
+        requests = 0
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            requests += 1
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys, requests
+
+    def hour(self, hour: datetime, sources: tuple[str, ...] = SOURCES) -> HourArchive:
+        """Every event archived in this send-hour, each key once (a request re-sent after a lost
+        answer is archived twice with the same events: Orb deduplicated it)."""
+        found: dict[str, ArchivedEvent] = {}
+        unreadable: list[str] = []
+        objects = requests = 0
+        for source in sources:
+            keys, listed = self._keys(hour_prefix(source, hour))
+            requests += listed
+            for key in sorted(keys):
+                objects += 1
+                requests += 1
+                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+                try:
+                    _, events = read_object(body, key)
+                except ArchiveFormatError as exc:
+                    unreadable.append(str(exc))
+                    continue
+                for archived in events:
+                    found.setdefault(archived.key, archived)
+        return HourArchive(list(found.values()), unreadable, objects, requests)
+
+    def archived_hours(self, since: datetime) -> list[datetime]:
+        """The send-hours holding archive objects, from ``since`` on (one listing per source)."""
+        hours: set[datetime] = set()
+        for source in SOURCES:
+            paginator = self._s3.get_paginator("list_objects_v2")
+            start_after = hour_prefix(source, since)[:-1]
+            for page in paginator.paginate(
+                Bucket=self._bucket, Prefix=f"{source}/sent_hour=", Delimiter="/", StartAfter=start_after
+            ):
+                for common in page.get("CommonPrefixes", []):
+                    text = common["Prefix"].removeprefix(f"{source}/sent_hour=").rstrip("/")
+                    try:
+                        moment = parse_hour(text)
+                    except ValueError:
+                        continue  # not an hour partition: not ours
+                    if moment >= since:
+                        hours.add(moment)
+        return sorted(hours)
+
+    def iter_hours(self, hours: list[datetime]) -> Iterator[tuple[datetime, HourArchive]]:
+        for hour in hours:
+            yield hour, self.hour(hour)

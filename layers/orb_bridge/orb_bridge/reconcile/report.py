@@ -1,0 +1,73 @@
+"""Report objects (one per send-hour and pass, never overwritten) and the metrics of a finished pass."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from orb_bridge.reconcile.checkpoint import MAX_LISTED_KEYS, PassProgress
+from orb_bridge.reconcile.classify import CLASSES, DEPRECATED, DIFFERENT, NOT_FOUND, UNATTRIBUTED
+
+METRIC_BY_CLASS = {
+    NOT_FOUND: "EventsNotFoundInOrb",
+    DEPRECATED: "EventsDeprecatedInOrb",
+    DIFFERENT: "EventsDifferentInOrb",
+    UNATTRIBUTED: "EventsUnattributedInOrb",
+}
+
+
+def report_key(hour: str, pass_name: str) -> str:
+    return f"reports/event_hour={hour}/{pass_name}.json"
+
+
+def build_report(
+    progress: PassProgress,
+    generated_at: str,
+    unreadable: list[str],
+    reverted_backfill_events: int,
+    volume: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "hour": progress.hour,  # the archive's send-hour
+        "pass": progress.pass_name,
+        "generated_at": generated_at,
+        "archived_keys": progress.total_keys,
+        "checked_keys": progress.checked_keys,
+        "sampled": progress.sampled,
+        "counts": {cls: progress.counts.get(cls, 0) for cls in CLASSES},
+        "not_present": {cls: progress.listed.get(cls, []) for cls in CLASSES if progress.listed.get(cls)},
+        "listed_keys_per_class_at_most": MAX_LISTED_KEYS,
+        "present_by_event_hour": progress.present_by_event_hour,
+        "reverted_backfill_events": reverted_backfill_events,
+        "unreadable_objects": unreadable,
+        "volume": volume,
+    }
+
+
+def write_report(s3: Any, bucket: str, report: dict[str, Any]) -> bool:
+    """Write the report unless one exists for that hour and pass (True if this call wrote it)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=report_key(report["hour"], report["pass"]),
+            Body=json.dumps(report, indent=1, sort_keys=True).encode("utf-8"),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            return False  # an earlier run wrote it and stopped before marking the pass done
+        raise
+    return True
+
+
+def emit_metrics(emit: Callable[[str, float], None], report: dict[str, Any]) -> None:
+    emit("EventsReconciled", report["checked_keys"])
+    for cls, metric in METRIC_BY_CLASS.items():
+        emit(metric, report["counts"].get(cls, 0))
+    volume = report.get("volume") or {}
+    emit("VolumeShortfall", volume.get("shortfall", 0))

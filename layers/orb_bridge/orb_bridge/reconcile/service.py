@@ -1,0 +1,194 @@
+"""One reconciler run: every due (send-hour, pass), oldest first, until done, out of time, or Orb
+says 429 (README "Reconciliation").
+
+Each pass reads its send-hour's archive objects, looks the keys up with ``/events/search`` in
+batches of 500 (all of them, or a seeded sample above ``full_check_events_per_hour``), saves its
+place after every batch, then writes its report (If-None-Match: one per hour and pass) and only then
+marks itself done; so a run killed at any point is resumed by the next and no report is written twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orb_bridge.core.observability import logger
+from orb_bridge.orb.reconcile_client import SEARCH_MAX_IDS, FoundEvent, OrbRateLimitedError, OrbReadClient, OrbReadError
+from orb_bridge.reconcile import passes
+from orb_bridge.reconcile.archive_reader import ArchivedEvent, ArchiveReader, hour_text
+from orb_bridge.reconcile.checkpoint import CheckpointTable, PassProgress
+from orb_bridge.reconcile.classify import PRESENT, classify, parse_timestamp
+from orb_bridge.reconcile.report import build_report, emit_metrics, write_report
+from orb_bridge.reconcile.settings import ReconcileSettings
+from orb_bridge.reconcile.volume import VolumeCheck
+
+MILLISECOND = timedelta(milliseconds=1)
+
+
+class _OutOfTimeError(Exception):
+    pass
+
+
+@dataclass
+class RunSummary:
+    done: list[str] = field(default_factory=list)  # hour#pass
+    waiting: list[str] = field(default_factory=list)  # hour#pass held back by a pending backfill
+    stopped: str | None = None  # why the run ended before the work did
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+def sample_seed(item_key: str) -> int:
+    return int(hashlib.sha256(item_key.encode("utf-8")).hexdigest()[:16], 16)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: ReconcileSettings,
+        s3: Any,
+        dynamodb: Any,
+        orb: OrbReadClient,
+        emit: Callable[[str, float], None],
+        now: datetime,
+        seconds_left: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.reader = ArchiveReader(s3, settings.audit_bucket_name)
+        self.checkpoints = CheckpointTable(dynamodb, settings.checkpoint_table_name)
+        self.orb = orb
+        self.emit = emit
+        self.now = now
+        self.seconds_left = seconds_left
+        self.volume = VolumeCheck(orb, self.checkpoints, settings)
+        self._backfill_status: dict[str, str] = {}
+        self.s3_requests = 0
+
+    def run(self) -> RunSummary:
+        summary = RunSummary()
+        if self.checkpoints.not_before() > self.now.timestamp():
+            summary.stopped = "waiting out Orb's Retry-After"
+            return summary
+        since = self.now - timedelta(
+            days=self.settings.lookback_days, hours=passes.grace_hours(self.settings.grace_period_hours) + 3
+        )
+        hours = self.reader.archived_hours(since.replace(minute=0, second=0, microsecond=0))
+        due = passes.candidates(hours, self.now, self.settings.grace_period_hours, self.settings.lookback_days)
+        known = self.checkpoints.load([item.item_key for item in due])
+        try:
+            for item in due:
+                progress = known.get(item.item_key) or PassProgress(hour_text(item.hour), item.pass_name)
+                if progress.status == "done":
+                    continue
+                report = self._run_pass(item, progress)
+                if report is None:
+                    summary.waiting.append(item.item_key)
+                    continue
+                summary.done.append(item.item_key)
+                summary.reports.append(report)
+        except _OutOfTimeError:
+            summary.stopped = "out of time: the next run resumes"
+        except OrbRateLimitedError as exc:
+            self.checkpoints.set_not_before(self.now.timestamp() + exc.retry_after_seconds)
+            summary.stopped = str(exc)
+        except OrbReadError as exc:
+            logger.error("Orb read failed: the next run resumes", extra={"error": str(exc)})
+            summary.stopped = f"Orb read failed: {exc}"
+        logger.info(
+            "reconciliation run",
+            extra={
+                "done": summary.done,
+                "waiting": summary.waiting,
+                "stopped": summary.stopped,
+                "orb_calls": self.orb.calls,
+            },
+        )
+        return summary
+
+    def _reflected(self, events: list[ArchivedEvent]) -> tuple[list[ArchivedEvent], bool, int]:
+        """The events to look up; whether a backfill is not yet settled; how many a revert took out."""
+        kept: list[ArchivedEvent] = []
+        pending = False
+        reverted = 0
+        for archived in events:
+            if archived.backfill_id is None:
+                kept.append(archived)
+                continue
+            status = self._backfill_status.get(archived.backfill_id)
+            if status is None:
+                status = self._backfill_status[archived.backfill_id] = self.orb.backfill_status(archived.backfill_id)
+            if status == "reflected":
+                kept.append(archived)
+            elif status == "reverted":
+                reverted += 1  # expected absent
+            else:
+                pending = True
+        return kept, pending, reverted
+
+    def _run_pass(self, item: passes.DuePass, progress: PassProgress) -> dict[str, Any] | None:
+        archive = self.reader.hour(item.hour)
+        self.s3_requests += archive.s3_requests
+        events, pending, reverted = self._reflected(archive.events)
+        if pending:
+            return None
+        by_key = {archived.key: archived for archived in events}
+        keys = sorted(by_key)
+        selected = keys
+        if len(keys) > self.settings.full_check_events_per_hour:
+            rng = random.Random(sample_seed(item.item_key))  # noqa: S311 (a sample, not a secret: the same on resume)
+            selected = sorted(rng.sample(keys, min(self.settings.sample_size, len(keys))))
+        progress.total_keys, progress.sampled = len(keys), selected is not keys
+        batches = [selected[start : start + SEARCH_MAX_IDS] for start in range(0, len(selected), SEARCH_MAX_IDS)]
+        for index in range(progress.next_batch, len(batches)):
+            if self.seconds_left() < self.settings.safety_margin_seconds:
+                self.checkpoints.save(progress)
+                raise _OutOfTimeError
+            self._check_batch([by_key[key].event for key in batches[index]], progress)
+            progress.next_batch = index + 1
+            self.checkpoints.save(progress)
+        if progress.sampled:
+            chosen = set(selected)
+            progress.unchecked_by_event_hour = {}
+            for key in keys:
+                if key not in chosen:
+                    hour = _event_hour(by_key[key].event)
+                    progress.unchecked_by_event_hour[hour] = progress.unchecked_by_event_hour.get(hour, 0) + 1
+        first_pass = item.pass_name == "first"  # noqa: S105 (a pass name, not a password)
+        volume = None if first_pass else self.volume.check(item.hour, progress)
+        report = build_report(progress, self.now.isoformat(), archive.unreadable, reverted, volume)
+        self.s3_requests += 1
+        write_report(self.s3, self.settings.audit_bucket_name, report)
+        progress.status = "done"
+        self.checkpoints.save(progress)
+        emit_metrics(self.emit, report)
+        return report
+
+    def _check_batch(self, events: list[dict[str, Any]], progress: PassProgress) -> None:
+        moments = [moment for event in events if (moment := parse_timestamp(str(event["timestamp"])))]
+        found: dict[str, list[FoundEvent]] = {}
+        if moments:
+            keys = [event["idempotency_key"] for event in events]
+            for match in self.orb.search(keys, min(moments), max(moments) + MILLISECOND):
+                found.setdefault(match.key, []).append(match)
+        for event in events:
+            cls = classify(event, found.get(event["idempotency_key"], []))
+            if cls == PRESENT:
+                progress.counts[PRESENT] = progress.counts.get(PRESENT, 0) + 1
+                hour = _event_hour(event)
+                progress.present_by_event_hour[hour] = progress.present_by_event_hour.get(hour, 0) + 1
+            else:
+                progress.add(cls, event["idempotency_key"])
+        progress.checked_keys += len(events)
+
+
+def _event_hour(event: dict[str, Any]) -> str:
+    moment = parse_timestamp(str(event["timestamp"]))
+    return hour_text(moment) if moment else "unreadable"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
