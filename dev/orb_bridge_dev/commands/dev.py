@@ -76,6 +76,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             timeout_rate=args.timeout_rate,
         ),
         send_test_webhook=not args.no_test_webhook,
+        name=args.name,
         user_env=env,
         sandbox_options=behaviour_from_args(args),
     )
@@ -108,7 +109,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             port, stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "", args.name
         )
         print(stack.banner(), flush=True)
-        print(try_lines(stack.segment_url, stack.webhook_url, _segment_auth(env), dev_choice(args, port)), flush=True)
+        print(
+            try_lines(stack.segment_url, stack.webhook_url, _segment_auth(env), dev_stacks.cli_target(port, args.name)),
+            flush=True,
+        )
         run_forever(stack, sys.stdout, stop)
     except KeyboardInterrupt:
         pass
@@ -128,20 +132,13 @@ def _segment_auth(env: Mapping[str, str]) -> str:
     return "signature" if env.get("SEGMENT_SHARED_SECRET", "").strip() else ""
 
 
-def dev_choice(args: argparse.Namespace, port: int) -> str:
-    """What names this stack to `--dev` commands: nothing for the usual one, else its name or port."""
-    if args.name:
-        return f" {args.name}"
-    return "" if port == 3000 else f" --port {port}"
-
-
 def cli_command() -> str:
     """`orb-bridge` if the shell finds it, else the path that works from the repository's root
     (`make dev` runs it from .venv/bin, which is not on PATH)."""
     return "orb-bridge" if shutil.which("orb-bridge") else ".venv/bin/orb-bridge"
 
 
-def try_lines(segment_url: str, webhook_url: str, auth: str = "", dev_choice: str = "") -> str:
+def try_lines(segment_url: str, webhook_url: str, auth: str = "", dev_target: str = "--dev") -> str:
     """Commands to paste from the repository's root. Secrets are named, never printed: the shell
     expands them."""
     command = cli_command()
@@ -163,5 +160,5 @@ def try_lines(segment_url: str, webhook_url: str, auth: str = "", dev_choice: st
         "Try (from the repository's root):\n"
         f"{post}\n"
         f"  {command} webhook send invoice.issued --url {webhook_url}\n"
-        f"  {command} rejected --dev{dev_choice}"
+        f"  {command} rejected {dev_target}"
     )

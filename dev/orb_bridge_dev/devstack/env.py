@@ -40,6 +40,12 @@ class DevStackEnvironment:
     _saved_env: dict[str, str | None]
 
     @property
+    def cli_target(self) -> str:
+        from orb_bridge_dev.deployment.dev_stacks import cli_target
+
+        return cli_target(self.config.port, self.config.name)
+
+    @property
     def uses_real_orb(self) -> bool:
         return bool(self.user_env.get("ORB_API_BASE_URL", "").strip())
 
@@ -99,6 +105,8 @@ class DevStackEnvironment:
             "CONFIG_ERROR_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
             # No pacing table locally (the deployed stack paces through one): a sandbox rate
             # limit is met with 429s, which ingest handles by deferring.
+            # The stale-event hint in rejected records: `orb-bridge backfill --dev` here.
+            "ORB_BRIDGE_BACKFILL_TARGET": self.cli_target,
             "ORB_REQUESTS_PER_SECOND": "0",
             "ORB_EVENTS_PER_MINUTE": "0",
         }

@@ -52,6 +52,7 @@ class DevStackConfig:
     faults: Any = None  # orb_sandbox.FaultConfig
     sandbox_options: Mapping[str, Any] = field(default_factory=dict)  # more OrbSandbox keyword arguments
     send_test_webhook: bool = True
+    name: str = ""  # `orb-bridge dev --name`: how the `--dev` commands choose this stack
     # The settings the user gave (normally os.environ); the stack's defaults fill the rest.
     user_env: Mapping[str, str] | None = None
 
