@@ -101,6 +101,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     # From here Ctrl-C (even where a parent shell ignores SIGINT) asks the status loop to stop.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     from orb_bridge_dev.deployment import dev_stacks
+    from orb_bridge_dev.devstack.env import cli_target
 
     port = stack.gateway.port if stack.gateway is not None else args.port
     try:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         )
         print(stack.banner(), flush=True)
         print(
-            try_lines(stack.segment_url, stack.webhook_url, _segment_auth(env), dev_stacks.cli_target(port, args.name)),
+            try_lines(stack.segment_url, stack.webhook_url, _segment_auth(env), cli_target(port, args.name)),
             flush=True,
         )
         run_forever(stack, sys.stdout, stop)

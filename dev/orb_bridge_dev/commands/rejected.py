@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from orb_bridge_dev.commands.replay import plan
 from orb_bridge_dev.deployment import target as stack_target
+from orb_bridge_dev.deployment.rejected_plan import plan
 from orb_bridge_dev.deployment.rejected_records import (
     DEFAULT_GRACE_PERIOD_HOURS,
     Entry,

@@ -39,13 +39,6 @@ def default_name(port: int) -> str:
     return f"dev-{port}"
 
 
-def cli_target(port: int, name: str = "") -> str:
-    """What names this stack to the `--dev` commands: `--dev` for the usual one, else its name or port."""
-    if name:
-        return f"--dev {name}"
-    return "--dev" if port == 3000 else f"--dev --port {port}"
-
-
 def register(
     port: int,
     aws_endpoint_url: str,

@@ -28,6 +28,13 @@ _ARN_VARIABLES = (
 )
 
 
+def cli_target(port: int, name: str = "") -> str:
+    """What names a dev stack to the `--dev` commands: `--dev` for the usual one, else its name or port."""
+    if name:
+        return f"--dev {name}"
+    return "--dev" if port == 3000 else f"--dev --port {port}"
+
+
 class DevStackError(RuntimeError):
     """The dev stack cannot start as configured (the message says what to change)."""
 
@@ -41,8 +48,6 @@ class DevStackEnvironment:
 
     @property
     def cli_target(self) -> str:
-        from orb_bridge_dev.deployment.dev_stacks import cli_target
-
         return cli_target(self.config.port, self.config.name)
 
     @property

@@ -26,8 +26,8 @@ from orb_bridge_dev.commands.backfill.orb_client import OrbApiError, OrbBackfill
 from orb_bridge_dev.commands.backfill.pacer import Pacer
 from orb_bridge_dev.commands.backfill.plan import DEFAULT_STATE_FILE, Group, describe, plan_groups
 from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
-from orb_bridge_dev.commands.replay import plan as read_plan
 from orb_bridge_dev.deployment import target as stack_target
+from orb_bridge_dev.deployment.rejected_plan import plan as read_plan
 from orb_bridge_dev.deployment.rejected_records import (
     Entry,
     Filters,

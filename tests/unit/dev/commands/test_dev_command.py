@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from orb_bridge_dev.commands import dev as dev_cmd
-from orb_bridge_dev.deployment.dev_stacks import cli_target
+from orb_bridge_dev.devstack.env import cli_target
 from orb_bridge_dev.devstack.stack import DevStack, DevStackConfig, DevStackError
 from orb_bridge_dev.orb_sandbox import OrbSandbox
 from orb_bridge_dev.orb_sandbox import cli as sandbox_cli
