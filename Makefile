@@ -4,7 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck-dev unit integration e2e bench bench-build soak template-check checkov clean
+.PHONY: help dev test lint typecheck-dev unit integration e2e bench bench-build soak template-check checkov clean
+
+help:
+	@echo "make dev [ARGS=...]   the whole stack on 127.0.0.1 (ARGS go to orb-bridge dev, e.g."
+	@echo "                      ARGS=\"--port 3100 --sandbox-port 3101 --name second\"; see .venv/bin/orb-bridge dev --help)"
+	@echo "make test             every test (unit, integration, e2e)"
+	@echo "make unit | integration | e2e   one part of the tests"
+	@echo "make lint             ruff, mypy, import contracts, module sizes (what CI runs)"
+	@echo "make template-check   sam validate --lint, SAR check and sam build (own venv)"
+	@echo "make checkov          static security analysis of template.yaml (own venv)"
+	@echo "make bench | soak     benchmarks against the peers | the 100,000-event soak (ARGS=...)"
+	@echo "make clean            remove the venvs and build output"
 
 $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 	$(PYTHON) -m venv $(VENV)

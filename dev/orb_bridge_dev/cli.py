@@ -7,6 +7,7 @@ orb-bridge webhook sign [PAYLOAD] [-o FILE]              write a signed HTTP API
 orb-bridge sandbox [--port 3001] ...                     run the Orb sandbox alone (orb_sandbox/)
 orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events through the ingest queue (commands/replay.py)
 orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period (commands/backfill/)
+orb-bridge rejected (--stack NAME | --dev) [--full] ...  list the rejected records, changing nothing (commands/rejected.py)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "backfill", add_help=False, help="backfill late rejected events into Orb (see `orb-bridge backfill --help`)"
     )
+    commands.add_parser("rejected", add_help=False, help="list the rejected records (see `orb-bridge rejected --help`)")
     return parser
 
 
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orb_bridge_dev.commands.backfill import command as backfill
 
         return backfill.main(argv[1:])
+    if argv[:1] == ["rejected"]:
+        from orb_bridge_dev.commands import rejected
+
+        return rejected.main(argv[1:])
     if argv[:2] == ["webhook", "sign"]:
         from orb_bridge_dev.commands.webhook import event as webhook_event
 

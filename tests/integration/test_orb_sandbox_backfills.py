@@ -97,7 +97,8 @@ def test_bad_windows_are_400(client: httpx.Client, clock: Clock, window: tuple[i
 def test_overlapping_pending_backfills_are_refused(client: httpx.Client, clock: Clock) -> None:
     first = create(client, days_ago(clock, 5), days_ago(clock, 3)).json()
     overlapping = create(client, days_ago(clock, 4), days_ago(clock, 2), external_customer_id="other")
-    assert overlapping.status_code == 400 and overlapping.json()["type"] == f"{ERRORS}#400-constraint-violation"
+    # The spec's answer for a conflict with another resource: 409 (it was 400 before issue 21).
+    assert overlapping.status_code == 409 and overlapping.json()["type"] == f"{ERRORS}#409-resource-conflict"
     assert create(client, days_ago(clock, 3), days_ago(clock, 2)).status_code == 200  # end is exclusive
     client.post(f"/events/backfills/{first['id']}/close")
     assert create(client, days_ago(clock, 4), days_ago(clock, 3.5)).status_code == 200  # first is no longer pending

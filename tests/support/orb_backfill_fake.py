@@ -21,6 +21,7 @@ import httpx
 
 VALIDATION = "https://docs.withorb.com/reference/error-responses#400-request-validation-errors"
 CONSTRAINT = "https://docs.withorb.com/reference/error-responses#400-constraint-violation"
+CONFLICT = "https://docs.withorb.com/reference/error-responses#409-resource-conflict"
 NEW_BACKFILL_FIELDS = {
     "replace_existing_events",
     "timeframe_start",
@@ -189,7 +190,7 @@ class FakeOrb:
                 and other["timeframe_start"] < end
                 and start < other["timeframe_end"]
             ):
-                return _problem(400, CONSTRAINT, f"overlaps pending backfill {other['id']}")
+                return _problem(409, CONFLICT, f"overlaps pending backfill {other['id']}")
         created = self.now()
         backfill = {
             "id": f"bf_{len(self.backfills) + 1}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
@@ -37,6 +38,11 @@ def register(commands: Any) -> None:
     )
     dev.add_argument("--port", type=int, default=3000, help="HTTP port for /segment and /orb/webhook (default 3000)")
     dev.add_argument("--sandbox-port", type=int, default=3001, help="Orb sandbox port (default 3001)")
+    dev.add_argument(
+        "--name",
+        default="",
+        help="a name for this stack, for `--dev NAME` in replay/backfill/rejected when several run (default dev-PORT)",
+    )
     dev.add_argument("--moto-port", type=int, default=0, help="moto server port (default: any free port)")
     dev.add_argument(
         "--template", type=Path, default=None, help="SAM template (default: the repository's template.yaml)"
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             timeout_rate=args.timeout_rate,
         ),
         send_test_webhook=not args.no_test_webhook,
+        name=args.name,
         user_env=env,
         sandbox_options=behaviour_from_args(args),
     )
@@ -83,25 +90,36 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except (DevStackError, OSError) as exc:
         print(
             f"orb-bridge dev: cannot start: {exc}"
-            + (" (is another dev stack running? try --port / --sandbox-port)" if isinstance(exc, OSError) else ""),
+            + (
+                " (is another dev stack running? try --port / --sandbox-port)"
+                if not isinstance(exc, DevStackError)
+                else ""
+            ),
             file=sys.stderr,
         )
         return 2
     # From here Ctrl-C (even where a parent shell ignores SIGINT) asks the status loop to stop.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    from orb_bridge_dev.deployment.target import remove_dev_stack_file, write_dev_stack_file
+    from orb_bridge_dev.deployment import dev_stacks
+    from orb_bridge_dev.devstack.env import cli_target
 
+    port = stack.gateway.port if stack.gateway is not None else args.port
     try:
-        # `orb-bridge replay --dev` / `backfill --dev` find the stack through this file.
-        write_dev_stack_file(stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "")
+        # `orb-bridge replay --dev` / `backfill --dev` / `rejected --dev` find the stack through this file.
+        dev_stacks.register(
+            port, stack.resources.endpoint_url, stack.sandbox.base_url if stack.sandbox else "", args.name
+        )
         print(stack.banner(), flush=True)
-        print(_curl_example(stack.segment_url, bearer=bool(env.get("SEGMENT_AUTH_TOKEN", "").strip())), flush=True)
+        print(
+            try_lines(stack.segment_url, stack.webhook_url, _segment_auth(env), cli_target(port, args.name)),
+            flush=True,
+        )
         run_forever(stack, sys.stdout, stop)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop
-        remove_dev_stack_file()
+        dev_stacks.unregister(port)
         print("stopping...", flush=True)
         final = stack.status_line()
         stack.stop()
@@ -109,13 +127,39 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return 0
 
 
-def _curl_example(segment_url: str, bearer: bool = False) -> str:
-    # The token is named, never printed: the shell expands it.
-    authorization = ' -H "authorization: Bearer $SEGMENT_AUTH_TOKEN"' if bearer else ""
+def _segment_auth(env: Mapping[str, str]) -> str:
+    if env.get("SEGMENT_AUTH_TOKEN", "").strip():
+        return "bearer"
+    return "signature" if env.get("SEGMENT_SHARED_SECRET", "").strip() else ""
+
+
+def cli_command() -> str:
+    """`orb-bridge` if the shell finds it, else the path that works from the repository's root
+    (`make dev` runs it from .venv/bin, which is not on PATH)."""
+    return "orb-bridge" if shutil.which("orb-bridge") else ".venv/bin/orb-bridge"
+
+
+def try_lines(segment_url: str, webhook_url: str, auth: str = "", dev_target: str = "--dev") -> str:
+    """Commands to paste from the repository's root. Secrets are named, never printed: the shell
+    expands them."""
+    command = cli_command()
+    body = (
+        '\'{"type":"track","event":"payment_confirmed","userId":"cust_1","messageId":"msg-\'$RANDOM\'",'
+        '"timestamp":"\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'","properties":{"amount":100,"currency":"USD"}}\''
+    )
+    if auth == "signature":  # Segment's X-Signature: hex HMAC-SHA1 of the body with the shared secret
+        post = (
+            f"  BODY={body}\n"
+            f"  curl -s -X POST {segment_url} -H 'content-type: application/json' \\\n"
+            '    -H "x-signature: $(printf %s "$BODY" | openssl dgst -sha1 -hmac "$SEGMENT_SHARED_SECRET" '
+            '| sed \'s/.* //\')" -d "$BODY"'
+        )
+    else:
+        authorization = ' -H "authorization: Bearer $SEGMENT_AUTH_TOKEN"' if auth == "bearer" else ""
+        post = f"  curl -s -X POST {segment_url} -H 'content-type: application/json'{authorization} \\\n    -d {body}"
     return (
-        "Try:\n"
-        f"  curl -s -X POST {segment_url} -H 'content-type: application/json'{authorization} \\\n"
-        '    -d \'{"type":"track","event":"payment_confirmed","userId":"cust_1","messageId":"msg-\'$RANDOM\'",\n'
-        '         "timestamp":"\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'","properties":{"amount":100,"currency":"USD"}}\'\n'
-        "  orb-bridge webhook send invoice.issued"
+        "Try (from the repository's root):\n"
+        f"{post}\n"
+        f"  {command} webhook send invoice.issued --url {webhook_url}\n"
+        f"  {command} rejected {dev_target}"
     )

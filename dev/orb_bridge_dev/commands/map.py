@@ -68,7 +68,10 @@ def run_map(path: str, env: Mapping[str, str], out: Any = None, err: Any = None)
                 print(f"  note: {note}", file=out)
         elif outcome.skipped:
             skipped += 1
-            print(f"{label}: skipped: a {printable(outcome.call_type)} call is acknowledged, not billed", file=out)
+            print(
+                f"{label}: skipped: {_with_article(printable(outcome.call_type))} call is acknowledged, not billed",
+                file=out,
+            )
         else:
             rejected += 1
             print(f"{label}: rejected: {printable(outcome.error)}", file=out)
@@ -86,3 +89,8 @@ def _timestamp_note(timestamp: str, now: datetime) -> str | None:
     if moment > now + timedelta(minutes=5):
         return "more than 5 minutes in the future: Orb will reject it"
     return None
+
+
+def _with_article(word: str) -> str:
+    """ "an identify", "a page" (Segment's call types; by spelling, which fits them all)."""
+    return f"{'an' if word[:1].lower() in 'aeiou' and word else 'a'} {word}"

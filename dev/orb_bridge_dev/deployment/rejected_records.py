@@ -59,12 +59,18 @@ class Entry:
     event: OrbUsageEvent | None
     action: str  # "replay", "backfill" or "keep"
     why: str = ""
+    # Without an Orb event (an intake record the mapping still refuses): read from the Segment event.
+    segment_names: tuple[str, str] = ("-", "-")  # (event name, customer)
 
     @property
     def customer(self) -> str:
         if self.event is None:
-            return "-"
+            return self.segment_names[1]
         return self.event.external_customer_id or self.event.customer_id or "-"
+
+    @property
+    def event_name(self) -> str:
+        return self.event.event_name if self.event is not None else self.segment_names[0]
 
     @property
     def event_time(self) -> datetime | None:
@@ -123,6 +129,8 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
         decision.event,
         "keep",
     )
+    if decision.event is None and isinstance(decoded, Mapping) and isinstance(decoded.get("segment_event"), Mapping):
+        entry.segment_names = segment_names(decoded["segment_event"], mapping)
     if decision.action is Action.SEND and decision.event is not None:
         late = parse_time(decision.event.timestamp) < cutoff
         entry.action = "backfill" if late else "replay"
@@ -132,6 +140,23 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
     else:
         entry.why = decision.detail
     return entry
+
+
+def segment_names(event: Mapping[str, Any], mapping: Callable[[], MappingSettings]) -> tuple[str, str]:
+    """(event name, customer) of a Segment event as the mapping reads them, "-" where it cannot."""
+    from orb_bridge.segment.mapping import MappingError, identifier
+
+    try:
+        settings = mapping()
+    except Exception:  # the stack's mapping is misconfigured: names unknown, the record still listed
+        return "-", "-"
+    names = []
+    for path, field in ((settings.event_name_field, "event_name"), (settings.external_customer_id_field, "customer")):
+        try:
+            names.append(identifier(event, path, field))
+        except MappingError:
+            names.append("-")
+    return names[0], names[1]
 
 
 @dataclass(frozen=True)
@@ -219,7 +244,7 @@ def summary(entries: Sequence[Entry], now: datetime, top: int = 10) -> str:
     columns: list[tuple[str, Callable[[Entry], str]]] = [
         ("stage", lambda e: e.stage),
         ("reason", lambda e: _short(e.reason)),
-        ("event name", lambda e: e.event.event_name if e.event is not None else "-"),
+        ("event name", lambda e: e.event_name),
         ("customer", lambda e: e.customer),
         ("event age", lambda e: age_bucket(now - (e.event_time or e.rejected_at))),
         ("would", lambda e: f"{e.action}: {_short(e.why, 60)}" if e.action == "keep" else e.action),

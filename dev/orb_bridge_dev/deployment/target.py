@@ -3,8 +3,9 @@
 ``--stack NAME`` reads the queue URLs from the stack's outputs (``IngestQueueUrl``,
 ``RejectedQueueUrl``) and the mapping and Orb settings from its parameters, with the usual AWS
 credential chain (``--profile``, ``--region``, environment, SSO...). ``--dev`` talks to the dev
-stack's moto server: ``orb-bridge dev`` writes its addresses to ``.orb-bridge-dev.json`` at the
-repository's root while it runs (``--endpoint-url`` or ``AWS_ENDPOINT_URL`` override it).
+stack's moto server: ``orb-bridge dev`` registers its addresses under ``.orb-bridge-dev/`` at the
+repository's root while it runs (``dev_stacks``: one file per stack; ``--port N`` or ``--dev NAME``
+chooses when several run; ``--endpoint-url`` or ``AWS_ENDPOINT_URL`` override them).
 
 A stack's parameters are input, not instructions: whoever can update the stack chooses them, and
 the Orb API key is sent to ``OrbApiBaseUrl``. So the key (the stack's secret, or an exported
@@ -20,9 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from orb_bridge.core.config import MappingSettings
@@ -34,12 +33,11 @@ from orb_bridge.orb.base_url import (
     base_url_host,
     checked_base_url,
 )
+from orb_bridge_dev.deployment import dev_stacks
 from orb_bridge_dev.deployment.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, STAGE_CHOICES, Target, TargetError
 from orb_bridge_dev.terminal import printable
 
 DEV_ORB_BASE_URL = "http://127.0.0.1:3001/v1"
-# Written by `orb-bridge dev` while it runs, removed when it stops: what `--dev` talks to.
-DEV_STACK_FILE = Path(__file__).resolve().parents[2] / ".orb-bridge-dev.json"
 # Stack parameter -> the environment variable the functions read it as.
 MAPPING_PARAMETERS = {
     "EventNameField": "EVENT_NAME_FIELD",
@@ -50,9 +48,39 @@ MAPPING_PARAMETERS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser, hold_seconds: int) -> None:
-    where = parser.add_argument_group("where").add_mutually_exclusive_group(required=True)
+    add_target_arguments(parser)
+    add_filter_arguments(parser)
+    parser.add_argument("--yes", action="store_true", help="act (default: dry run, nothing changes)")
+    parser.add_argument(
+        "--grace-period-hours",
+        type=float,
+        default=None,
+        help=f"Orb's grace period for your account (default $ORB_GRACE_PERIOD_HOURS or {DEFAULT_GRACE_PERIOD_HOURS:g})",
+    )
+    parser.add_argument(
+        "--hold-seconds",
+        type=int,
+        default=hold_seconds,
+        help=f"how long records stay invisible to others during a run (default {hold_seconds})",
+    )
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """--stack NAME | --dev [NAME] [--port N], and the AWS and Orb options that go with them."""
+    group = parser.add_argument_group("where")
+    where = group.add_mutually_exclusive_group(required=True)
     where.add_argument("--stack", metavar="NAME", help="a deployed stack (CloudFormation stack name)")
-    where.add_argument("--dev", action="store_true", help="the local dev stack (`make dev`)")
+    where.add_argument(
+        "--dev",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="NAME",
+        help="the local dev stack (`make dev`); NAME (its `--name`) when several run",
+    )
+    group.add_argument(
+        "--port", type=int, default=None, metavar="N", help="with --dev: the dev stack whose --port is N"
+    )
     aws = parser.add_argument_group("AWS")
     aws.add_argument("--region", help="AWS region (default: your AWS configuration)")
     aws.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
@@ -67,6 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser, hold_seconds: int) -> None:
         help=f"with --stack: the stack's OrbApiBaseUrl may name this host (repeatable; default: only {ORB_API_HOST}, "
         "the only host the Orb API key is sent to otherwise)",
     )
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     filters = parser.add_argument_group("which records")
     filters.add_argument(
         "--stage",
@@ -77,19 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser, hold_seconds: int) -> None:
     filters.add_argument("--reason-contains", default="", metavar="TEXT", help="reason contains TEXT (any case)")
     filters.add_argument("--since", metavar="WHEN", help="rejected at or after WHEN: 2h, 3d or an ISO 8601 time")
     filters.add_argument("--customer", default="", metavar="ID", help="only this (external) customer id")
-    parser.add_argument("--yes", action="store_true", help="act (default: dry run, nothing changes)")
-    parser.add_argument(
-        "--grace-period-hours",
-        type=float,
-        default=None,
-        help=f"Orb's grace period for your account (default $ORB_GRACE_PERIOD_HOURS or {DEFAULT_GRACE_PERIOD_HOURS:g})",
-    )
-    parser.add_argument(
-        "--hold-seconds",
-        type=int,
-        default=hold_seconds,
-        help=f"how long records stay invisible to others during a run (default {hold_seconds})",
-    )
 
 
 def grace_period_hours(args: argparse.Namespace, env: Mapping[str, str]) -> float:
@@ -108,8 +126,10 @@ def resolve(
     import boto3
 
     session_factory = session_factory or boto3.session.Session
-    if args.dev:
+    if args.dev is not None:
         return _dev_target(args, env, session_factory)
+    if getattr(args, "port", None) is not None:
+        raise TargetError("--port chooses a dev stack: use it with --dev")
     return _stack_target(args, env, session_factory)
 
 
@@ -119,8 +139,9 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
     from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY
     from orb_bridge_dev.devstack.template import PSEUDO_PARAMETERS
 
-    running = read_dev_stack_file()
-    endpoint = (args.endpoint_url or env.get("AWS_ENDPOINT_URL", "") or running.get("aws_endpoint_url", "")).strip()
+    explicit = (args.endpoint_url or env.get("AWS_ENDPOINT_URL", "")).strip()
+    chosen = None if explicit else dev_stacks.choose(dev_stacks.running(), args.port, args.dev)
+    endpoint = explicit or (chosen.aws_endpoint_url.strip() if chosen else "")
     if not endpoint:
         raise TargetError(
             "--dev: no dev stack running (start it with `make dev`), or pass --endpoint-url "
@@ -140,12 +161,14 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
     local_orb = not env.get("ORB_API_BASE_URL", "").strip()
     # The operator's own ORB_API_BASE_URL, else the dev stack's sandbox, which is on this machine.
     orb_base_url = _checked_url(
-        (running.get("orb_api_base_url") or DEV_ORB_BASE_URL) if local_orb else env["ORB_API_BASE_URL"].strip(),
+        ((chosen.orb_api_base_url if chosen else "") or DEV_ORB_BASE_URL)
+        if local_orb
+        else env["ORB_API_BASE_URL"].strip(),
         "ORB_API_BASE_URL" if not local_orb else "the dev stack's Orb sandbox URL",
         allowed_hosts=None if not local_orb else LOOPBACK_HOSTS,
     )
     return Target(
-        label=f"dev stack at {endpoint}",
+        label=f"dev stack {chosen.name} at {endpoint}" if chosen else f"dev stack at {endpoint}",
         sqs=sqs,
         ingest_queue_url=ingest,
         rejected_queue_url=rejected,
@@ -153,30 +176,6 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         orb_base_url=orb_base_url,
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
     )
-
-
-def write_dev_stack_file(aws_endpoint_url: str, orb_api_base_url: str, path: Path | None = None) -> None:
-    running = {"aws_endpoint_url": aws_endpoint_url, "orb_api_base_url": orb_api_base_url, "pid": os.getpid()}
-    (path or DEV_STACK_FILE).write_text(json.dumps(running) + "\n")
-
-
-def remove_dev_stack_file(path: Path | None = None) -> None:
-    path = path or DEV_STACK_FILE
-    try:
-        if json.loads(path.read_text()).get("pid") == os.getpid():  # never another stack's file
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def read_dev_stack_file(path: Path | None = None) -> dict[str, str]:
-    """The running dev stack's addresses, or {} (none, or its process is gone)."""
-    try:
-        running = json.loads((path or DEV_STACK_FILE).read_text())
-        os.kill(int(running["pid"]), 0)  # signal 0: only checks the process exists
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {key: str(value) for key, value in running.items() if key != "pid"}
 
 
 def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any]) -> Target:

@@ -28,6 +28,13 @@ _ARN_VARIABLES = (
 )
 
 
+def cli_target(port: int, name: str = "") -> str:
+    """What names a dev stack to the `--dev` commands: `--dev` for the usual one, else its name or port."""
+    if name:
+        return f"--dev {name}"
+    return "--dev" if port == 3000 else f"--dev --port {port}"
+
+
 class DevStackError(RuntimeError):
     """The dev stack cannot start as configured (the message says what to change)."""
 
@@ -38,6 +45,10 @@ class DevStackEnvironment:
     config: Any  # DevStackConfig
     user_env: Mapping[str, str]
     _saved_env: dict[str, str | None]
+
+    @property
+    def cli_target(self) -> str:
+        return cli_target(self.config.port, self.config.name)
 
     @property
     def uses_real_orb(self) -> bool:
@@ -99,6 +110,8 @@ class DevStackEnvironment:
             "CONFIG_ERROR_BACKOFF_SECONDS": str(self.config.local_visibility_timeout),
             # No pacing table locally (the deployed stack paces through one): a sandbox rate
             # limit is met with 429s, which ingest handles by deferring.
+            # The stale-event hint in rejected records: `orb-bridge backfill --dev` here.
+            "ORB_BRIDGE_BACKFILL_TARGET": self.cli_target,
             "ORB_REQUESTS_PER_SECOND": "0",
             "ORB_EVENTS_PER_MINUTE": "0",
         }

@@ -52,6 +52,7 @@ class DevStackConfig:
     faults: Any = None  # orb_sandbox.FaultConfig
     sandbox_options: Mapping[str, Any] = field(default_factory=dict)  # more OrbSandbox keyword arguments
     send_test_webhook: bool = True
+    name: str = ""  # `orb-bridge dev --name`: how the `--dev` commands choose this stack
     # The settings the user gave (normally os.environ); the stack's defaults fill the rest.
     user_env: Mapping[str, str] | None = None
 
@@ -66,6 +67,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 _Part = TypeVar("_Part")
+
+
+def _listening(start: Callable[[], _Part], what: str, port: int, flag: str) -> _Part:
+    """``start()``, or a port clash said with the flag that chooses another port."""
+    try:
+        return start()
+    except OSError as exc:
+        raise DevStackError(
+            f"{what} cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another dev stack or program "
+            f"uses it; choose another port with {flag}"
+        ) from None
 
 
 def _started(part: _Part | None) -> _Part:
@@ -135,13 +147,14 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             orb_base_url = self.user_env["ORB_API_BASE_URL"].strip().rstrip("/")
             self.webhook_signer = OrbSandbox(webhook_secret=self.webhook_secret)
         else:
-            self.sandbox = OrbSandbox(
+            sandbox = self.sandbox = OrbSandbox(
                 api_key=DEV_ORB_API_KEY,
                 port=self.config.sandbox_port,
                 webhook_secret=self.webhook_secret,
                 faults=self.config.faults,
                 **self.config.sandbox_options,
-            ).start()
+            )
+            _listening(sandbox.start, "the Orb sandbox", self.config.sandbox_port, "--sandbox-port")
             self.webhook_signer = self.sandbox
             orb_base_url = self.sandbox.base_url
 
@@ -171,26 +184,26 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             batching_window=float(resolved.get("MaximumBatchingWindowInSeconds", 0)),
         )
 
-        self.gateway = Gateway(
-            [
-                Route(
-                    "POST",
-                    "/segment",
-                    _without_metric_output(intake.lambda_handler),
-                    "TrackIntakeFunction",
-                    float(function_properties(template, "TrackIntakeFunction").get("Timeout", 3)),
-                    on_response=self._count_segment_response,
-                ),
-                Route(
-                    "POST",
-                    "/orb/webhook",
-                    _without_metric_output(webhook.lambda_handler),
-                    "OrbWebhookFunction",
-                    float(function_properties(template, "OrbWebhookFunction").get("Timeout", 3)),
-                    on_response=self._count_webhook_response,
-                ),
-            ],
-            port=self.config.port,
+        routes = [
+            Route(
+                "POST",
+                "/segment",
+                _without_metric_output(intake.lambda_handler),
+                "TrackIntakeFunction",
+                float(function_properties(template, "TrackIntakeFunction").get("Timeout", 3)),
+                on_response=self._count_segment_response,
+            ),
+            Route(
+                "POST",
+                "/orb/webhook",
+                _without_metric_output(webhook.lambda_handler),
+                "OrbWebhookFunction",
+                float(function_properties(template, "OrbWebhookFunction").get("Timeout", 3)),
+                on_response=self._count_webhook_response,
+            ),
+        ]
+        self.gateway = _listening(
+            lambda: Gateway(routes, port=self.config.port), "the HTTP API", self.config.port, "--port"
         )
         self.gateway.start()
         poller.start()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from orb_bridge_dev.devstack.env import DEV_ORB_API_KEY, DEV_WEBHOOK_SECRET
+from orb_bridge_dev.terminal import printable
 
 
 @dataclass
@@ -19,11 +21,19 @@ class Counters:
     received: int = 0  # Segment events in the requests answered
     enqueued: int = 0  # accepted: Orb events put on the ingest queue
     skipped: int = 0  # non-Track calls acknowledged
-    intake_rejected: int = 0
+    intake_rejected: int = 0  # events intake's mapping refused (on the rejected queue)
+    segment_refused: int = 0  # requests answered with an error (401, 400, 413...): nothing queued from them
     webhooks_verified: int = 0  # delivered and accepted (forwarded or duplicate)
     webhooks_duplicate: int = 0
     webhooks_refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # What the dev output says between status lines (a rejection's what and why), bounded.
+    notices: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_PENDING_NOTICES), repr=False)
+    notices_dropped: int = 0
+
+
+MAX_PENDING_NOTICES = 50
+MAX_NOTICE_CHARS = 400
 
 
 def _count(value: Any) -> int:
@@ -57,14 +67,44 @@ class DevStackStatus:
     def _count_segment_response(self, status: int, body: dict[str, Any] | None) -> None:
         with self.counters.lock:
             self.counters.segment_requests += 1
-            if not body:
+            if not 200 <= status < 300:
+                self.counters.segment_refused += 1
+            listing = body.get("rejected") if body else None
+            if not body or not isinstance(listing, list):
+                if not 200 <= status < 300:
+                    why = body.get("message") if body else None
+                    self._notice(f"segment request refused: HTTP {status}: {why or 'no reason given'}")
                 return
             accepted, skipped = _count(body.get("accepted")), _count(body.get("skipped"))
-            rejected = len(body["rejected"]) if isinstance(body.get("rejected"), list) else 0
+            rejected = len(listing) + _count(body.get("rejected_omitted"))
             self.counters.received += accepted + skipped + rejected
             self.counters.enqueued += accepted
             self.counters.skipped += skipped
             self.counters.intake_rejected += rejected
+            for item in listing:
+                item = item if isinstance(item, dict) else {}
+                self._notice(
+                    f"intake rejected event #{item.get('index', '?')} (messageId {item.get('messageId') or '-'}): "
+                    f"{item.get('error') or 'no reason given'}"
+                )
+            if _count(body.get("rejected_omitted")):
+                self._notice(f"intake rejected {body['rejected_omitted']} more event(s) of that request")
+
+    def _notice(self, text: str) -> None:
+        """Queue a line for the dev output (caller holds the lock); text from outside is escaped."""
+        if len(self.counters.notices) == self.counters.notices.maxlen:
+            self.counters.notices_dropped += 1
+        line = printable(text)
+        self.counters.notices.append(line if len(line) <= MAX_NOTICE_CHARS else line[: MAX_NOTICE_CHARS - 3] + "...")
+
+    def drain_notices(self) -> list[str]:
+        with self.counters.lock:
+            lines = list(self.counters.notices)
+            if self.counters.notices_dropped:
+                lines.insert(0, f"({self.counters.notices_dropped} earlier rejection line(s) not shown)")
+            self.counters.notices.clear()
+            self.counters.notices_dropped = 0
+        return lines
 
     def _count_webhook_response(self, status: int, body: dict[str, Any] | None) -> None:
         with self.counters.lock:
@@ -90,6 +130,7 @@ class DevStackStatus:
                 "enqueued": self.counters.enqueued,
                 "skipped": self.counters.skipped,
                 "intake_rejected": self.counters.intake_rejected,
+                "segment_refused": self.counters.segment_refused,
                 "webhooks_verified": self.counters.webhooks_verified,
                 "webhooks_duplicate": self.counters.webhooks_duplicate,
                 "webhooks_refused": self.counters.webhooks_refused,
@@ -107,7 +148,8 @@ class DevStackStatus:
     def status_line(self, snapshot: Mapping[str, Any] | None = None) -> str:
         s = snapshot or self.snapshot()
         return (
-            f"segment: received {s['received']}, enqueued {s['enqueued']}, skipped {s['skipped']} | "
+            f"segment: received {s['received']}, enqueued {s['enqueued']}, skipped {s['skipped']}, "
+            f"rejected {s['intake_rejected']}, refused requests {s['segment_refused']} | "
             f"orb: ingested {s['ingested']}, retried {s['retried']}, in queue {s['in_queue']} | "
             f"rejected queue {s['rejected']} | "
             f"webhooks: verified {s['webhooks_verified']}, refused {s['webhooks_refused']}, "
@@ -145,6 +187,8 @@ def run_forever(stack: DevStackStatus, out: TextIO, stop: threading.Event, inter
     last = None
     last_error = None
     while True:
+        for notice in stack.drain_notices():
+            print(f"[{time.strftime('%H:%M:%S')}] {notice}", file=out, flush=True)
         try:
             snapshot = stack.snapshot()
         except Exception as exc:  # moto briefly unavailable: say so, keep going

@@ -4,8 +4,8 @@
   defaults to true; ``close_time`` defaults to one day after creation, when the backfill closes
   by itself; optional ``customer_id`` *or* ``external_customer_id`` scope. "You may not have
   multiple backfills in a pending or pending_revert state with overlapping timeframes": the
-  sandbox reads that literally (whatever their customer scope) and answers 400
-  ``ConstraintViolation``.
+  sandbox reads that literally (whatever their customer scope) and answers 409
+  ``ResourceConflict``, as the spec lists for the endpoint.
 - close: the backfill's events become billed; with ``replace_existing_events`` the events it
   covers that were billed before are replaced (search shows them ``deprecated``). Orb reflects
   asynchronously: the backfill stays ``pending`` (``close_time`` in the past) for the sandbox's
@@ -79,7 +79,7 @@ def create(sandbox: SandboxState, body: bytes, query: dict[str, str]) -> dict[st
         for other in sandbox.store.backfills.values():
             if other.status in _BLOCKING and other.overlaps(start, end):
                 raise RequestError(
-                    "constraint_violation",
+                    "resource_conflict",
                     f"Backfill {other.id} ({other.status}) overlaps this timeframe; close or revert it first.",
                 )
         backfill = Backfill(f"bf_{uuid.uuid4().hex[:16]}", now, start, end, close_time, replace, **scope)

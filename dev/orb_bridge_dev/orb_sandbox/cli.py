@@ -48,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ValueError: not the main thread; Ctrl-C / stop() of the caller ends it instead.
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sandbox.start()
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"orb-bridge sandbox: cannot listen: {exc}; choose another port with --port", file=sys.stderr)
+        return 2
     print(f"Orb sandbox listening on {sandbox.base_url} (Ctrl-C to stop)", flush=True)
     try:
         while not stop.wait(0.5):

@@ -21,6 +21,7 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "resource_not_found": (404, "Resource not found", "404-resource-not-found"),
     "url_not_found": (404, "URL not found", "404-url-not-found"),
     "idempotency_mismatch": (409, "Resource conflict", "409-resource-conflict"),
+    "resource_conflict": (409, "Resource conflict", "409-resource-conflict"),
     "request_too_large": (413, "Request too large", "413-request-too-large"),
     "too_many_requests": (429, "Too many requests", "429-too-many-requests"),
     "internal": (500, "Internal server error", "500-internal-server-error"),

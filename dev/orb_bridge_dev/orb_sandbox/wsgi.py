@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import logging
 import socket
@@ -92,4 +95,10 @@ def serve(host: str, port: int, handle: Callable[[Request], Reply]) -> BaseWSGIS
     # request (its dev server never keeps a connection alive), where Orb keeps them: a client here
     # opens one connection per request.
     # Behind the loopback guard: web pages (cross-site or DNS-rebinding) get a 403, never Orb's API.
-    return make_server(host, port, LoopbackGuard(app), threaded=True, request_handler=_Handler)
+    # Werkzeug answers a port clash by printing its own advice and exiting the process: a caller
+    # gets an OSError instead, to name its own flag (`--sandbox-port`, `--port`).
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return make_server(host, port, LoopbackGuard(app), threaded=True, request_handler=_Handler)
+        except SystemExit:
+            raise OSError(errno.EADDRINUSE, f"{host}:{port} is in use (or cannot be listened on)") from None

@@ -129,6 +129,15 @@ def test_an_event_orb_refuses_past_the_grace_period_names_the_backfill_command(r
     assert "grace period" not in records["key-2"]["reason"] and "hint" not in records["key-2"]
 
 
+def test_in_the_dev_stack_the_late_event_hint_names_dev(rejected_queue, monkeypatch):
+    monkeypatch.setenv("ORB_BRIDGE_BACKFILL_TARGET", "--dev")  # what the dev stack sets
+    orb = FakeOrb()
+    orb.invalid_keys = {"key-1": ["too old"]}
+    service(orb, rejected_queue, now=at(13)).ingest(messages_for([usage_event(1)]), plenty_of_time)
+    (record,) = rejected_records(rejected_queue)
+    assert "`orb-bridge backfill --dev`" in record["hint"]
+
+
 def test_the_grace_period_follows_the_setting(rejected_queue):
     orb = FakeOrb()
     orb.invalid_keys = {"key-1": ["too old"]}

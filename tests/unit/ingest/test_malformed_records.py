@@ -26,6 +26,7 @@ from orb_bridge.ingest.messages import SqsMessage
 from orb_bridge.ingest.replay import Action, read_ingest_message, rejection_after, replay_record
 from orb_bridge_dev.commands import replay as replay_cmd
 from orb_bridge_dev.commands.backfill import command as backfill_cmd
+from orb_bridge_dev.deployment import rejected_plan
 from tests.support.ingest_doubles import FakeOrb, make_service, messages_for, rejected_records, usage_event
 from tests.support.rejected_stack import STACK, all_bodies, create_stack, orb_event, send
 from tests.support.strategies import fuzz_settings, json_values
@@ -126,14 +127,14 @@ def test_a_record_no_reader_expects_is_kept_and_every_record_released(stack, mon
     sqs, _, rejected_url = stack
     records = [*good_records(5, NOW - timedelta(hours=13)), "poison"]
     send(sqs, rejected_url, records)
-    real_classify = replay_cmd.classify
+    real_classify = rejected_plan.classify
 
     def classify(message: Any, *args: Any) -> Any:
         if message["Body"] == "poison":
             raise RuntimeError("unexpected")
         return real_classify(message, *args)
 
-    monkeypatch.setattr(replay_cmd, "classify", classify)
+    monkeypatch.setattr(rejected_plan, "classify", classify)
     out, err = io.StringIO(), io.StringIO()
     args = replay_cmd.build_parser().parse_args(["--stack", STACK, "--region", "us-east-1"])
     assert replay_cmd.run(args, {}, out, err, now=lambda: NOW, wait_seconds=0) == 0

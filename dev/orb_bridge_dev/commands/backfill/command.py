@@ -26,8 +26,8 @@ from orb_bridge_dev.commands.backfill.orb_client import OrbApiError, OrbBackfill
 from orb_bridge_dev.commands.backfill.pacer import Pacer
 from orb_bridge_dev.commands.backfill.plan import DEFAULT_STATE_FILE, Group, describe, plan_groups
 from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
-from orb_bridge_dev.commands.replay import plan as read_plan
 from orb_bridge_dev.deployment import target as stack_target
+from orb_bridge_dev.deployment.rejected_plan import plan as read_plan
 from orb_bridge_dev.deployment.rejected_records import (
     Entry,
     Filters,
@@ -152,6 +152,8 @@ def run(
         try:
             backfiller.prepare(groups, {entry.event.idempotency_key for entry in entries if entry.event})
         except OrbApiError as exc:
+            if exc.status_code in REFUSED_KEY:
+                raise  # said once, below: no backfill can go on
             print(f"settling the backfills saved in {args.state_file}: {printable(exc)}\n  (rerun to resume)", file=out)
             return 1
         progress = Progress(sum(len(group.events) for group in groups), err, "backfilling")
@@ -160,6 +162,8 @@ def run(
             try:
                 result = backfiller.run_group(group, progress)
             except OrbApiError as exc:
+                if exc.status_code in REFUSED_KEY:
+                    raise
                 print(
                     f"\nbackfill for {printable(group.scope_label)} {group.start.isoformat()} .. "
                     f"{group.end.isoformat()}: {printable(exc)}"
@@ -177,8 +181,24 @@ def run(
             _report(group, result, out)
         progress.finish()
         return status
+    except OrbApiError as exc:  # a look-up of the dry run or of a group's plan: a wrong key, say
+        print(f"orb-bridge backfill: {orb_problem(exc)}", file=err)
+        return 2 if exc.status_code in REFUSED_KEY else 1
     finally:
         release(target.sqs, target.rejected_queue_url, [e for e in entries if e.message_id not in deleted])
+
+
+REFUSED_KEY = (401, 403)  # Orb refused the API key: every request will be refused alike
+
+
+def orb_problem(exc: OrbApiError) -> str:
+    """What Orb refused, and for a refused key what to check (never the key itself)."""
+    if exc.status_code in REFUSED_KEY:
+        return (
+            f"Orb refused the API key ({printable(exc)}): check ORB_API_KEY, or the key in the stack's "
+            "OrbApiKeySecretArn secret, is a key of this Orb account"
+        )
+    return f"Orb refused a request: {printable(exc)} (rerun to resume)"
 
 
 def _dry_run(backfiller: Backfiller, groups: Sequence[Group], state: StateFile, out: TextIO) -> None:

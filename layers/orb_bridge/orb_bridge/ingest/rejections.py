@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,9 +13,16 @@ from orb_bridge.ingest.replay import rejection_after
 
 BACKFILL_HINT = (
     "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
-    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill --stack <name>` "
+    "it cannot work; ingest it through an Orb backfill with `orb-bridge backfill {target}` "
     "(dry run first, then --yes)"
 )
+# Set by the dev stack (`--dev`): deployed, the hint names the stack the operator knows.
+BACKFILL_TARGET_VARIABLE = "ORB_BRIDGE_BACKFILL_TARGET"
+
+
+def backfill_hint(hours: float) -> str:
+    target = os.environ.get(BACKFILL_TARGET_VARIABLE, "").strip() or "--stack <name>"
+    return BACKFILL_HINT.format(hours=hours, target=target)
 
 
 def orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:

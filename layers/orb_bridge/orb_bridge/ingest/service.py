@@ -43,7 +43,7 @@ from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import logger
 from orb_bridge.ingest.messages import Batch, Message, PendingEvent, collect, epoch, in_order
 from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share
-from orb_bridge.ingest.rejections import BACKFILL_HINT, orb_rejection, write_rejections
+from orb_bridge.ingest.rejections import backfill_hint, orb_rejection, write_rejections
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
 from orb_bridge.orb.client import OrbClient, Outcome
@@ -287,7 +287,7 @@ class IngestService:
             run.late_rejected += 1
             hours = self.settings.grace_period_hours
             reason = f"outside Orb's grace period ({hours:g} h): {reason}"
-            extra["hint"] = BACKFILL_HINT.format(hours=hours)
+            extra["hint"] = backfill_hint(hours)
         run.rejections.append(orb_rejection(event, reason, errors, extra))
 
     def _is_late(self, event: PendingEvent) -> bool:

@@ -344,3 +344,51 @@ def test_a_state_file_that_is_not_ours_is_refused_with_its_reason(stack, orb, tm
     code, out = run(orb, tmp_path / "state.json", "--yes")
     assert code == 2 and "state file" in out and "Traceback" not in out
     assert orb.backfills == {} and len(all_bodies(sqs, rejected_url)) == 2
+
+
+def test_a_wrong_api_key_is_a_clear_message_not_a_traceback(stack, orb, tmp_path):
+    """Before issue 21 the dry run's look-ups let Orb's 401 escape as a traceback."""
+    sqs, _, rejected_url = stack
+    records = late_records(2)
+    send(sqs, rejected_url, records)
+    orb.api_key = "the-right-key"  # the CLI sends "orb-key"
+    for argv in ((), ("--yes",)):
+        code, out = run(orb, tmp_path / "state.json", *argv)
+        assert code == 2, out
+        assert "Orb refused the API key (HTTP 401" in out and "check ORB_API_KEY" in out
+        assert "orb-key" not in out  # the key is never printed
+        assert sorted(all_bodies(sqs, rejected_url)) == sorted(records)  # released, untouched
+    assert orb.backfills == {} and orb.ingest_calls == []
+
+
+def test_an_overlap_orb_answers_with_409_keeps_everything_and_a_rerun_resumes(stack, orb, tmp_path, monkeypatch):
+    """The spec's 409 for an overlapping backfill (one created after the CLI listed the pending
+    ones): nothing is ingested or deleted; once the other backfill is gone, a rerun bills it all."""
+    sqs, _, rejected_url = stack
+    send(sqs, rejected_url, late_records(3))
+    someone_else = orb(
+        httpx.Request(
+            "POST",
+            "https://orb.test/v1/events/backfills",
+            headers={"Authorization": "Bearer orb-key"},
+            json={"timeframe_start": (LATE - HOUR).isoformat(), "timeframe_end": (LATE + HOUR).isoformat()},
+        )
+    ).json()
+    from orb_bridge_dev.commands.backfill.orb_client import OrbBackfillClient
+
+    with monkeypatch.context() as race:
+        race.setattr(OrbBackfillClient, "pending_backfills", lambda self: [])  # created after the listing
+        code, out = run(orb, tmp_path / "state.json", "--yes")
+    assert code == 1 and "HTTP 409" in out and "overlaps pending backfill" in out and "rerun to resume" in out
+    assert orb.ingest_calls == [] and len(all_bodies(sqs, rejected_url)) == 3
+
+    orb(
+        httpx.Request(
+            "POST",
+            f"https://orb.test/v1/events/backfills/{someone_else['id']}/revert",
+            headers={"Authorization": "Bearer orb-key"},
+        )
+    )
+    code, out = run(orb, tmp_path / "state.json", "--yes")
+    assert code == 0, out
+    assert sorted(orb.billed()) == ["msg-0", "msg-1", "msg-2"] and all_bodies(sqs, rejected_url) == []

@@ -59,7 +59,7 @@ def test_map_explains_each_rejection_and_exits_non_zero(tmp_path: Path, capsys: 
 
     assert code == 1
     assert "[1] messageId m2: rejected: external_customer_id: no value at 'userId'" in out
-    assert "[2] messageId m3: skipped" in out
+    assert "[2] messageId m3: skipped: an identify call is acknowledged, not billed" in out
     assert "grace period" not in out
     assert "1 accepted, 1 skipped, 1 rejected" in out
 

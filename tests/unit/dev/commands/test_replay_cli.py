@@ -255,9 +255,9 @@ def test_an_unknown_stack_is_a_clear_error(stack):
 
 
 def test_dev_without_an_endpoint_says_where_to_find_it(tmp_path, monkeypatch):
-    from orb_bridge_dev.deployment import target as stack_target
+    from orb_bridge_dev.deployment import dev_stacks
 
-    monkeypatch.setattr(stack_target, "DEV_STACK_FILE", tmp_path / "none.json")
+    monkeypatch.setattr(dev_stacks, "DEV_STACKS_DIR", tmp_path / "none")
     out, err = io.StringIO(), io.StringIO()
     args = replay_cmd.build_parser().parse_args(["--dev"])
     assert replay_cmd.run(args, {}, out, err, wait_seconds=0) == 2
@@ -267,7 +267,7 @@ def test_dev_without_an_endpoint_says_where_to_find_it(tmp_path, monkeypatch):
 def test_dev_finds_the_dev_stack_queues_at_its_moto_address(tmp_path, monkeypatch):
     from moto.server import ThreadedMotoServer
 
-    from orb_bridge_dev.deployment import target as stack_target
+    from orb_bridge_dev.deployment import dev_stacks
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -290,12 +290,12 @@ def test_dev_finds_the_dev_stack_queues_at_its_moto_address(tmp_path, monkeypatc
         )
         out, err = io.StringIO(), io.StringIO()
         # `orb-bridge dev` leaves its addresses in a well-known file while it runs: --dev just works.
-        monkeypatch.setattr(stack_target, "DEV_STACK_FILE", tmp_path / ".orb-bridge-dev.json")
-        stack_target.write_dev_stack_file(endpoint, "http://127.0.0.1:3001/v1")
+        monkeypatch.setattr(dev_stacks, "DEV_STACKS_DIR", tmp_path)
+        dev_stacks.register(3000, endpoint, "http://127.0.0.1:3001/v1")
         args = replay_cmd.build_parser().parse_args(["--dev", "--yes"])
         code = replay_cmd.run(args, {}, out, err, now=lambda: NOW, wait_seconds=0)
         assert code == 0, err.getvalue()
-        assert "dev stack at http://127.0.0.1" in out.getvalue() and "replayed 1 event(s)" in out.getvalue()
+        assert "dev stack dev-3000 at http://127.0.0.1" in out.getvalue() and "replayed 1 event(s)" in out.getvalue()
         # Mapped with make dev's defaults (amount, currency, confirmation_time).
         (body,) = all_bodies(sqs, ingest_url)
         assert json.loads(body)["properties"] == {"amount": 7}
@@ -312,16 +312,3 @@ def test_the_orb_bridge_command_dispatches_to_it(command, capsys):
         cli.main([command, "--help"])
     assert exit_info.value.code == 0
     assert f"usage: orb-bridge {command}" in capsys.readouterr().out
-
-
-def test_the_dev_stack_file_of_a_stopped_stack_is_ignored_and_only_its_owner_removes_it(tmp_path):
-    from orb_bridge_dev.deployment import target as stack_target
-
-    path = tmp_path / ".orb-bridge-dev.json"
-    stack_target.write_dev_stack_file("http://127.0.0.1:5000", "http://127.0.0.1:3001/v1", path)
-    assert stack_target.read_dev_stack_file(path)["aws_endpoint_url"] == "http://127.0.0.1:5000"
-    stopped = json.loads(path.read_text()) | {"pid": 2**22 + 7}  # above Linux's pid_max: no such process
-    path.write_text(json.dumps(stopped))
-    assert stack_target.read_dev_stack_file(path) == {}
-    stack_target.remove_dev_stack_file(path)
-    assert path.exists()  # another process's file

@@ -216,13 +216,14 @@ class FakeSession:
 
 
 def test_dev_target_sends_keys_only_to_the_local_sandbox_or_the_operators_url(tmp_path, monkeypatch) -> None:
-    dev_file = tmp_path / "dev.json"
-    monkeypatch.setattr(stack_target, "DEV_STACK_FILE", dev_file)
-    args = replay_cmd.build_parser().parse_args(["--dev", "--endpoint-url", "http://127.0.0.1:5000"])
-    stack_target.write_dev_stack_file("http://127.0.0.1:5000", "https://evil.example/v1", dev_file)
+    from orb_bridge_dev.deployment import dev_stacks
+
+    monkeypatch.setattr(dev_stacks, "DEV_STACKS_DIR", tmp_path)
+    args = replay_cmd.build_parser().parse_args(["--dev"])
+    dev_stacks.register(3000, "http://127.0.0.1:5000", "https://evil.example/v1")
     with pytest.raises(TargetError, match="is not on this machine"):
         stack_target.resolve(args, {}, FakeSession)
-    stack_target.write_dev_stack_file("http://127.0.0.1:5000", "http://127.0.0.1:3001/v1", dev_file)
+    dev_stacks.register(3000, "http://127.0.0.1:5000", "http://127.0.0.1:3001/v1")
     assert stack_target.resolve(args, {}, FakeSession).orb_base_url == "http://127.0.0.1:3001/v1"
     # The operator's own ORB_API_BASE_URL (a real Orb) is theirs to choose, within the rule.
     target = stack_target.resolve(args, {"ORB_API_BASE_URL": "https://api.withorb.com/v1/"}, FakeSession)
