@@ -254,12 +254,15 @@ def test_a_response_slower_than_the_request_timeout_fails_the_chunk(handler, orb
 
 def test_slow_responses_stop_new_requests_before_the_lambda_timeout(handler, orb, monkeypatch):
     # Budget: 2.5 s invocation, 1 s margin, 1 s per request; each answer takes 0.6 s. After the
-    # first chunk under 2 s remain, too little to start another request safely.
+    # first chunk under 2 s remain, too little to start another request safely. The invocation's
+    # clock moves only with Orb's latency, so a loaded machine cannot eat the budget first.
     monkeypatch.setenv("ORB_REQUEST_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("ORB_MAX_CONCURRENT_REQUESTS", "1")
     monkeypatch.setenv("ORB_MAX_EVENTS_PER_REQUEST", "4")
+    elapsed = [0.0]
+    monkeypatch.setattr(orb, "sleep", lambda seconds: elapsed.__setitem__(0, elapsed[0] + seconds))
     orb.faults.latency_seconds = 0.6
-    context = FakeLambdaContext(timeout_seconds=2.5)
+    context = FakeLambdaContext(timeout_seconds=2.5, clock=lambda: elapsed[0])
 
     response = handler.lambda_handler(sqs_event([usage_event(i) for i in range(12)]), context)
 

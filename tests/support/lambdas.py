@@ -6,6 +6,8 @@ tests load them by path under a unique module name (``orb_bridge_dev.devstack.la
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +23,12 @@ def load_handler(function_name: str, fresh: bool = False) -> ModuleType:
 
 
 class FakeLambdaContext(LambdaContext):
-    """A Lambda context with a real remaining-time clock (timeout first, as tests use it)."""
+    """A Lambda context with a remaining-time clock (real unless a test passes its own)."""
 
-    def __init__(self, timeout_seconds: float = 60.0, function_name: str = "test-function") -> None:
-        super().__init__(function_name, timeout_seconds)
+    def __init__(
+        self,
+        timeout_seconds: float = 60.0,
+        function_name: str = "test-function",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(function_name, timeout_seconds, clock=clock or time.monotonic)
