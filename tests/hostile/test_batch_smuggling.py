@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from orb_bridge import aws
 from orb_bridge.usage_event import OrbUsageEvent
 from tests.support.segment_requests import TOKEN, IntakeStack, http_event, js_stringify, sign, track
 
@@ -120,3 +121,13 @@ def test_one_captured_signature_cannot_flood_the_rejected_queue(intake_stack: In
         assert summary["body_excerpt"].startswith('[{"type":"track"') and len(summary["body_excerpt"]) <= 1024
         assert len(json.dumps(summary)) < 2048
     assert emitted_metrics(capsys.readouterr().out)["UnauthenticatedEventsNotStored"] == 4 * event_count
+
+
+def test_a_budget_table_outage_keeps_only_the_summary(intake_stack: IntakeStack, capsys) -> None:
+    aws.client("dynamodb").delete_table(TableName="budget")  # the table fails: fail closed
+    signed, body = smuggling_body()
+    assert intake_stack.invoke(http_event(body, {"x-signature": sign(signed)})).status == 401
+    [summary] = [json.loads(record) for record in intake_stack.drain("rejected")]
+    assert summary["stored"] == "summary only" and summary["event_count"] == 100
+    assert summary["errors"] == ["not stored whole: the budget table could not be read (fail closed)"]
+    assert emitted_metrics(capsys.readouterr().out)["UnauthenticatedEventsNotStored"] == 100
