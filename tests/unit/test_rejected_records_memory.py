@@ -54,9 +54,9 @@ def target() -> Target:
 
 
 def plan(
-    sends: tuple[str, ...], filters: Filters = Filters(), on: Target | None = None
+    sends: tuple[str, ...], filters: Filters | None = None, on: Target | None = None
 ) -> tuple[list[Entry], list[Entry]]:
-    return replay_cmd.plan(on or target(), filters, NOW, 12.0, 60, wait_seconds=0, sends=sends)
+    return replay_cmd.plan(on or target(), filters or Filters(), NOW, 12.0, 60, wait_seconds=0, sends=sends)
 
 
 def texts(entry: Entry) -> list[str]:

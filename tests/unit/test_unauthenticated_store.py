@@ -80,22 +80,19 @@ def test_a_batch_larger_than_the_budget_or_a_zero_budget_never_reaches_the_table
 def test_fails_closed_when_the_table_cannot_be_read_or_is_not_configured(dynamodb: Any, caplog) -> None:
     outage = UnauthenticatedStoreBudget("no-such-table", 1000).spend(1)
     assert not outage.granted and outage.reason == "the budget table could not be read (fail closed)"
-    assert [record.error for record in caplog.records] == ["ResourceNotFoundException"]  # type: ignore[attr-defined]
+    assert [record.error for record in caplog.records] == ["ResourceNotFoundException"]
     unset = UnauthenticatedStoreBudget("", 1000).spend(1)
     assert not unset.granted and "fail closed" in unset.reason
 
 
-class Refusing:
-    """A budget that is spent (or unreachable)."""
-
-    def spend(self, size: int) -> Any:
-        return UnauthenticatedStoreBudget("", 0).spend(size)
+# A zero budget refuses every batch without a table call.
+REFUSING = UnauthenticatedStoreBudget("", 0)
 
 
 def test_beyond_the_budget_a_batch_leaves_one_small_summary(dynamodb: Any) -> None:
     elements = [{"type": "track", "messageId": f"m-{n}", "context": {"pad": "x" * 5000}} for n in range(300)]
     raw = json.dumps(elements).encode()
-    kept = keep_refused_batch(raw, elements, "", Refusing())  # type: ignore[arg-type]
+    kept = keep_refused_batch(raw, elements, "", REFUSING)
     [summary] = [json.loads(record) for record in kept.records]
     assert (kept.events_not_stored, summary["event_count"], summary["body_bytes"]) == (300, 300, len(raw))
     assert summary["stored"] == "summary only" and summary["replayable"] is False
@@ -113,7 +110,7 @@ def test_within_the_budget_a_batch_is_kept_whole_and_its_records_are_what_is_cou
 
 
 def test_an_unreadable_body_counts_as_one_event_not_stored() -> None:
-    kept = keep_refused_batch(b"[" + b"x" * 20_000, None, "body is not valid JSON", Refusing())  # type: ignore[arg-type]
+    kept = keep_refused_batch(b"[" + b"x" * 20_000, None, "body is not valid JSON", REFUSING)
     [summary] = [json.loads(record) for record in kept.records]
     assert kept.events_not_stored == 1 and "event_count" not in summary
     assert summary["errors"][1] == "body is not valid JSON" and len(summary["body_excerpt"]) == 1024

@@ -192,7 +192,9 @@ class TrackIntake:
         else:
             kept = keep_refused_batch(raw_body, parsed.elements, "", self.store_budget)
         if kept.why_not_stored:
-            metrics.add_metric(name="UnauthenticatedEventsNotStored", unit=MetricUnit.Count, value=kept.events_not_stored)
+            metrics.add_metric(
+                name="UnauthenticatedEventsNotStored", unit=MetricUnit.Count, value=kept.events_not_stored
+            )
             logger.warning(
                 "refused batch not stored whole",
                 extra={"reason": kept.why_not_stored, "events_not_stored": kept.events_not_stored},
