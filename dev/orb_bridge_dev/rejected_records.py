@@ -4,6 +4,13 @@ Shared by ``orb-bridge replay`` and ``orb-bridge backfill``. SQS has no "peek": 
 receives every message with a visibility timeout (``--hold-seconds``) so none is seen twice in
 a run; what a run does not act on is released (visibility 0) at its end, so a dry run changes
 nothing. A killed run's messages simply reappear when the hold expires.
+
+Bounded memory: a queue may hold a million records of up to 200 KiB each, so records are
+classified batch by batch as they arrive and their bodies dropped. Each ``Entry`` keeps the
+message id, the receipt handle and summary fields cut to ``MAX_SUMMARY_CHARS`` (1,024) each,
+about 6 KiB at most per record; the event itself only for the records the run will send (the
+selected ones a ``replay --yes`` replays, or a ``backfill`` backfills), which are what it sends
+anyway. A dry run of ``replay`` keeps no event at all.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ DEFAULT_GRACE_PERIOD_HOURS = 12.0
 GRACE_MARGIN = timedelta(minutes=30)
 REDRIVEN = "redriven"  # a usage event moved by the queue's redrive (no stage)
 STAGE_CHOICES = ("intake", "orb", "ingest", REDRIVEN)
+# Each text an Entry keeps (reason, why, event name, customer) is cut to this (memory bound).
+MAX_SUMMARY_CHARS = 1024
 
 
 class TargetError(RuntimeError):
@@ -47,11 +56,11 @@ class Target:
 
 @dataclass
 class Entry:
-    """One message on the rejected queue and what a replay would do with it."""
+    """One message on the rejected queue and what a replay would do with it: ids and summary
+    fields only (never the body); ``event`` only if the run may send it (else None)."""
 
     message_id: str
     receipt_handle: str
-    body: str
     sent_at: datetime
     stage: str
     reason: str
@@ -59,16 +68,23 @@ class Entry:
     event: OrbUsageEvent | None
     action: str  # "replay", "backfill" or "keep"
     why: str = ""
+    # Summary fields, taken from ``event`` when given.
+    event_name: str = "-"
+    customer: str = "-"
+    event_time: datetime | None = None
 
-    @property
-    def customer(self) -> str:
-        if self.event is None:
-            return "-"
-        return self.event.external_customer_id or self.event.customer_id or "-"
+    def __post_init__(self) -> None:
+        event = self.event
+        if event is not None:
+            self.event_name = event.event_name
+            self.customer = event.external_customer_id or event.customer_id or "-"
+            self.event_time = parse_time(event.timestamp)
+        self.reason, self.why = _clip(self.reason), _clip(self.why)
+        self.event_name, self.customer = _clip(self.event_name), _clip(self.customer)
 
-    @property
-    def event_time(self) -> datetime | None:
-        return parse_time(self.event.timestamp) if self.event is not None else None
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_SUMMARY_CHARS else text[:MAX_SUMMARY_CHARS] + "..."
 
 
 def parse_time(text: str) -> datetime:
@@ -115,7 +131,6 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
     entry = Entry(
         message["MessageId"],
         message["ReceiptHandle"],
-        body,
         sent_at,
         stage,
         reason,
@@ -124,7 +139,7 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
         "keep",
     )
     if decision.action is Action.SEND and decision.event is not None:
-        late = parse_time(decision.event.timestamp) < cutoff
+        late = entry.event_time is not None and entry.event_time < cutoff
         entry.action = "backfill" if late else "replay"
         entry.why = "older than the grace period: needs `orb-bridge backfill`" if late else decision.detail
     elif decision.action is Action.REJECT and decision.rejection is not None:
@@ -153,9 +168,12 @@ class Filters:
 # -- SQS --------------------------------------------------------------------------------------------
 
 
-def receive_all(sqs: Any, queue_url: str, hold_seconds: int, wait_seconds: int = 1) -> list[dict[str, Any]]:
-    """Every message on the queue, each held invisible for ``hold_seconds``."""
-    messages: dict[str, dict[str, Any]] = {}
+def read_entries(
+    sqs: Any, queue_url: str, hold_seconds: int, read: Callable[[dict[str, Any]], Entry], wait_seconds: int = 1
+) -> list[Entry]:
+    """Every message on the queue as ``read`` makes it an ``Entry``, each held invisible for
+    ``hold_seconds``; a batch's bodies are dropped before the next batch is received."""
+    entries: dict[str, Entry] = {}
     while True:
         batch = sqs.receive_message(
             QueueUrl=queue_url,
@@ -165,9 +183,9 @@ def receive_all(sqs: Any, queue_url: str, hold_seconds: int, wait_seconds: int =
             AttributeNames=["SentTimestamp"],
         ).get("Messages", [])
         if not batch:
-            return list(messages.values())
+            return list(entries.values())
         for message in batch:  # at-least-once: the latest receipt handle is the valid one
-            messages[message["MessageId"]] = message
+            entries[message["MessageId"]] = read(message)
 
 
 def _batched(items: Sequence[Any], size: int = 10) -> Iterable[Sequence[Any]]:
@@ -219,7 +237,7 @@ def summary(entries: Sequence[Entry], now: datetime, top: int = 10) -> str:
     columns: list[tuple[str, Callable[[Entry], str]]] = [
         ("stage", lambda e: e.stage),
         ("reason", lambda e: _short(e.reason)),
-        ("event name", lambda e: e.event.event_name if e.event is not None else "-"),
+        ("event name", lambda e: e.event_name),
         ("customer", lambda e: e.customer),
         ("event age", lambda e: age_bucket(now - (e.event_time or e.rejected_at))),
         ("would", lambda e: f"{e.action}: {_short(e.why, 60)}" if e.action == "keep" else e.action),

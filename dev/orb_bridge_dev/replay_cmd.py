@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -32,7 +32,7 @@ from orb_bridge_dev.rejected_records import (
     delete,
     late_cutoff,
     parse_since,
-    receive_all,
+    read_entries,
     release,
     summary,
 )
@@ -61,12 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def plan(
-    target: Target, filters: Filters, now: datetime, grace_hours: float, hold_seconds: int, wait_seconds: int = 1
+    target: Target,
+    filters: Filters,
+    now: datetime,
+    grace_hours: float,
+    hold_seconds: int,
+    wait_seconds: int = 1,
+    sends: Collection[str] = ("replay", "backfill"),
 ) -> tuple[list[Entry], list[Entry]]:
-    """(every record received, the ones the filters select), each classified."""
+    """(every record received, the ones the filters select), each classified. Only a selected
+    entry whose action is one of ``sends`` (what the run will send) keeps its event."""
     cutoff = late_cutoff(now, grace_hours)
-    received = receive_all(target.sqs, target.rejected_queue_url, hold_seconds, wait_seconds)
-    entries = [_classified(message, target.mapping, cutoff) for message in received]
+
+    def read(message: dict[str, Any]) -> Entry:
+        entry = _classified(message, target.mapping, cutoff)
+        if entry.action not in sends or not filters.match(entry):
+            entry.event = None  # bounded memory: the summary fields are all that is needed
+        return entry
+
+    entries = read_entries(target.sqs, target.rejected_queue_url, hold_seconds, read, wait_seconds)
     return entries, [entry for entry in entries if filters.match(entry)]
 
 
@@ -136,9 +149,10 @@ def run(
         print(f"orb-bridge replay: {printable(exc)}", file=err)
         return 2
     entries: list[Entry] = []
+    sends = ("replay",) if args.yes else ()  # a dry run keeps no event in memory
     report = ReplayReport()
     try:
-        entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
+        entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds, sends)
         print(
             f"{printable(target.label)}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected "
             f"(grace period {grace_hours:g} h)",
