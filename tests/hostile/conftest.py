@@ -39,6 +39,15 @@ def intake_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[IntakeStack]:
         aws.reset_clients()
         sqs = aws.client("sqs")
         urls = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("ingest", "rejected")}
+        # The table counting the hourly budget of stored unauthenticated bytes (the template's
+        # WebhookIdempotencyTable); the budget itself is the default, 10 MiB.
+        aws.client("dynamodb").create_table(
+            TableName="budget",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        monkeypatch.setenv("UNAUTHENTICATED_STORE_TABLE_NAME", "budget")
         monkeypatch.setenv("INGEST_QUEUE_URL", urls["ingest"])
         monkeypatch.setenv("REJECTED_QUEUE_URL", urls["rejected"])
         monkeypatch.setenv("SEGMENT_SHARED_SECRET", SECRET)
@@ -53,6 +62,7 @@ def intake_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[IntakeStack]:
             "MAX_BATCH_EVENTS",
             "MAX_BODY_BYTES",
             "ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES",
+            "UNAUTHENTICATED_STORE_BYTES_PER_HOUR",
         ):
             monkeypatch.delenv(name, raising=False)
         intake.reset()

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from orb_bridge.aws import clients as aws
 from orb_bridge.orb.usage_event import OrbUsageEvent
 from tests.support.segment_requests import TOKEN, IntakeStack, http_event, js_stringify, sign, track
 
@@ -26,7 +27,8 @@ def emitted_metrics(output: str) -> dict[str, float]:
             blob = json.loads(line)
             for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
                 value = blob[definition["Name"]]
-                values[definition["Name"]] = sum(value) if isinstance(value, list) else value
+                total = sum(value) if isinstance(value, list) else value
+                values[definition["Name"]] = values.get(definition["Name"], 0) + total
     return values
 
 
@@ -81,3 +83,51 @@ def test_the_explicit_insecure_opt_out_restores_first_event_signatures(intake_st
     monkeypatch.setenv("ALLOW_FIRST_EVENT_SIGNATURE_FOR_BATCHES", "true")
     signed, body = smuggling_body()
     assert intake_stack.invoke(http_event(body, {"x-signature": sign(signed)})).status == 200
+
+
+def signature_only_batch(target_bytes: int, tag: str) -> bytes:
+    """A batch of about ``target_bytes``, signed (X-Signature) over its first event only."""
+    pad = "x" * 2000
+    count = target_bytes // (len(js_stringify(track(1, context={"pad": pad}))) + 1)
+    events = [track(n, messageId=f"{tag}-{n}", context={"pad": pad}) for n in range(1, count + 1)]
+    return b"[" + b",".join(js_stringify(e) for e in events) + b"]"
+
+
+def test_one_captured_signature_cannot_flood_the_rejected_queue(intake_stack: IntakeStack, capsys) -> None:
+    # Before the budget, each 5.6 MiB request stored ~42 records (~5.9 MB): 30 MB for these five.
+    budget = 10 * 1024 * 1024
+    bodies = [signature_only_batch(int(5.6 * 1024 * 1024), f"r{n}") for n in range(5)]
+    assert all(5.5 * 1024 * 1024 < len(body) <= 6 * 1024 * 1024 for body in bodies)
+    for body in bodies:
+        signature = sign(js_stringify(json.loads(body)[0]))
+        assert intake_stack.invoke(http_event(body, {"x-signature": signature})).status == 401
+
+    stored = intake_stack.drain("rejected")
+    stored_bytes = sum(len(record.encode()) for record in stored)
+    assert stored_bytes <= budget + len(bodies[0])
+    records = [json.loads(record) for record in stored]
+    # The first batch fits the hour's budget and is kept whole; the other four leave a summary each.
+    whole = [r for r in records if "segment_events" in r]
+    assert sorted(e["messageId"] for r in whole for e in r["segment_events"]) == sorted(
+        e["messageId"] for e in json.loads(bodies[0])
+    )
+    summaries = [r for r in records if r.get("stored") == "summary only"]
+    assert len(summaries) == 4 and len(records) == len(whole) + 4
+    event_count = len(json.loads(bodies[1]))
+    for summary in summaries:
+        assert summary["replayable"] is False and summary["reason"].startswith("unauthenticated")
+        assert summary["event_count"] == event_count and summary["body_bytes"] == len(bodies[1])
+        assert "budget of 10485760 bytes is spent" in summary["errors"][0]
+        assert summary["body_excerpt"].startswith('[{"type":"track"') and len(summary["body_excerpt"]) <= 1024
+        assert len(json.dumps(summary)) < 2048
+    assert emitted_metrics(capsys.readouterr().out)["UnauthenticatedEventsNotStored"] == 4 * event_count
+
+
+def test_a_budget_table_outage_keeps_only_the_summary(intake_stack: IntakeStack, capsys) -> None:
+    aws.client("dynamodb").delete_table(TableName="budget")  # the table fails: fail closed
+    signed, body = smuggling_body()
+    assert intake_stack.invoke(http_event(body, {"x-signature": sign(signed)})).status == 401
+    [summary] = [json.loads(record) for record in intake_stack.drain("rejected")]
+    assert summary["stored"] == "summary only" and summary["event_count"] == 100
+    assert summary["errors"] == ["not stored whole: the budget table could not be read (fail closed)"]
+    assert emitted_metrics(capsys.readouterr().out)["UnauthenticatedEventsNotStored"] == 100

@@ -98,7 +98,9 @@ def run(
         return 2
     entries: list[Entry] = []
     try:
-        entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
+        entries, selected = plan(
+            target, filters, moment, grace_hours, args.hold_seconds, wait_seconds, sends=(), keep_bodies=args.full
+        )
         print(
             f"{printable(target.label)}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected",
             file=out,

@@ -100,9 +100,10 @@ def run(
         print(f"orb-bridge replay: {printable(exc)}", file=err)
         return 2
     entries: list[Entry] = []
+    sends = ("replay",) if args.yes else ()  # a dry run keeps no event in memory
     report = ReplayReport()
     try:
-        entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
+        entries, selected = plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds, sends)
         print(
             f"{printable(target.label)}: {len(entries)} record(s) on the rejected queue, {len(selected)} selected "
             f"(grace period {grace_hours:g} h)",

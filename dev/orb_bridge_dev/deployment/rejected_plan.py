@@ -3,23 +3,41 @@ the filters select. A record no reader can make sense of is listed as such, neve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from orb_bridge.core.config import MappingSettings
-from orb_bridge_dev.deployment.rejected_records import Entry, Filters, Target, classify, late_cutoff, receive_all
+from orb_bridge_dev.deployment.rejected_records import Entry, Filters, Target, classify, late_cutoff, read_entries
 
 UNREADABLE = "unreadable"  # the stage shown for a message no reader could make sense of
 
 
 def plan(
-    target: Target, filters: Filters, now: datetime, grace_hours: float, hold_seconds: int, wait_seconds: int = 1
+    target: Target,
+    filters: Filters,
+    now: datetime,
+    grace_hours: float,
+    hold_seconds: int,
+    wait_seconds: int = 1,
+    sends: Collection[str] = ("replay", "backfill"),
+    keep_bodies: bool = False,
 ) -> tuple[list[Entry], list[Entry]]:
-    """(every record received, the ones the filters select), each classified."""
+    """(every record received, the ones the filters select), each classified. Only a selected
+    entry whose action is one of ``sends`` (what the run will send) keeps its event, and only with
+    ``keep_bodies`` does a selected entry keep its record's text."""
     cutoff = late_cutoff(now, grace_hours)
-    received = receive_all(target.sqs, target.rejected_queue_url, hold_seconds, wait_seconds)
-    entries = [_classified(message, target.mapping, cutoff) for message in received]
+
+    def read(message: dict[str, Any]) -> Entry:
+        entry = _classified(message, target.mapping, cutoff)
+        selected = filters.match(entry)
+        if entry.action not in sends or not selected:
+            entry.event = None  # bounded memory: the summary fields are all that is needed
+        if keep_bodies and selected:
+            entry.body = str(message.get("Body", ""))
+        return entry
+
+    entries = read_entries(target.sqs, target.rejected_queue_url, hold_seconds, read, wait_seconds)
     return entries, [entry for entry in entries if filters.match(entry)]
 
 
@@ -34,7 +52,6 @@ def _classified(message: Mapping[str, Any], mapping: Callable[[], MappingSetting
         return Entry(
             message_id=str(message["MessageId"]),
             receipt_handle=str(message["ReceiptHandle"]),
-            body="",
             sent_at=moment,
             stage=UNREADABLE,
             reason=why,

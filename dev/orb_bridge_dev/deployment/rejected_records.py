@@ -4,6 +4,13 @@ Shared by ``orb-bridge replay`` and ``orb-bridge backfill``. SQS has no "peek": 
 receives every message with a visibility timeout (``--hold-seconds``) so none is seen twice in
 a run; what a run does not act on is released (visibility 0) at its end, so a dry run changes
 nothing. A killed run's messages simply reappear when the hold expires.
+
+Bounded memory: a queue may hold a million records of up to 200 KiB each, so records are
+classified batch by batch as they arrive and their bodies dropped. Each ``Entry`` keeps the
+message id, the receipt handle and summary fields cut to ``MAX_SUMMARY_CHARS`` (1,024) each,
+about 6 KiB at most per record; the event itself only for the records the run will send (the
+selected ones a ``replay --yes`` replays, or a ``backfill`` backfills), which are what it sends
+anyway. A dry run of ``replay`` keeps no event at all.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ DEFAULT_GRACE_PERIOD_HOURS = 12.0
 GRACE_MARGIN = timedelta(minutes=30)
 REDRIVEN = "redriven"  # a usage event moved by the queue's redrive (no stage)
 STAGE_CHOICES = ("intake", "orb", "ingest", REDRIVEN)
+# Each text an Entry keeps (reason, why, event name, customer) is cut to this (memory bound).
+MAX_SUMMARY_CHARS = 1024
 
 
 class TargetError(RuntimeError):
@@ -47,11 +56,11 @@ class Target:
 
 @dataclass
 class Entry:
-    """One message on the rejected queue and what a replay would do with it."""
+    """One message on the rejected queue and what a replay would do with it: ids and summary
+    fields only (never the body); ``event`` only if the run may send it (else None)."""
 
     message_id: str
     receipt_handle: str
-    body: str
     sent_at: datetime
     stage: str
     reason: str
@@ -59,22 +68,25 @@ class Entry:
     event: OrbUsageEvent | None
     action: str  # "replay", "backfill" or "keep"
     why: str = ""
-    # Without an Orb event (an intake record the mapping still refuses): read from the Segment event.
-    segment_names: tuple[str, str] = ("-", "-")  # (event name, customer)
+    # Summary fields, taken from ``event`` when given.
+    event_name: str = "-"
+    customer: str = "-"
+    event_time: datetime | None = None
+    # The record as it is on the queue: kept only when a run asks for it (`orb-bridge rejected --full`).
+    body: str = ""
 
-    @property
-    def customer(self) -> str:
-        if self.event is None:
-            return self.segment_names[1]
-        return self.event.external_customer_id or self.event.customer_id or "-"
+    def __post_init__(self) -> None:
+        event = self.event
+        if event is not None:
+            self.event_name = event.event_name
+            self.customer = event.external_customer_id or event.customer_id or "-"
+            self.event_time = parse_time(event.timestamp)
+        self.reason, self.why = _clip(self.reason), _clip(self.why)
+        self.event_name, self.customer = _clip(self.event_name), _clip(self.customer)
 
-    @property
-    def event_name(self) -> str:
-        return self.event.event_name if self.event is not None else self.segment_names[0]
 
-    @property
-    def event_time(self) -> datetime | None:
-        return parse_time(self.event.timestamp) if self.event is not None else None
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_SUMMARY_CHARS else text[:MAX_SUMMARY_CHARS] + "..."
 
 
 def parse_time(text: str) -> datetime:
@@ -121,7 +133,6 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
     entry = Entry(
         message["MessageId"],
         message["ReceiptHandle"],
-        body,
         sent_at,
         stage,
         reason,
@@ -130,9 +141,10 @@ def classify(message: Mapping[str, Any], mapping: Callable[[], MappingSettings],
         "keep",
     )
     if decision.event is None and isinstance(decoded, Mapping) and isinstance(decoded.get("segment_event"), Mapping):
-        entry.segment_names = segment_names(decoded["segment_event"], mapping)
+        # An intake record the mapping still refuses: its names as its Segment event has them.
+        entry.event_name, entry.customer = (_clip(name) for name in segment_names(decoded["segment_event"], mapping))
     if decision.action is Action.SEND and decision.event is not None:
-        late = parse_time(decision.event.timestamp) < cutoff
+        late = entry.event_time is not None and entry.event_time < cutoff
         entry.action = "backfill" if late else "replay"
         entry.why = "older than the grace period: needs `orb-bridge backfill`" if late else decision.detail
     elif decision.action is Action.REJECT and decision.rejection is not None:
@@ -178,9 +190,12 @@ class Filters:
 # -- SQS --------------------------------------------------------------------------------------------
 
 
-def receive_all(sqs: Any, queue_url: str, hold_seconds: int, wait_seconds: int = 1) -> list[dict[str, Any]]:
-    """Every message on the queue, each held invisible for ``hold_seconds``."""
-    messages: dict[str, dict[str, Any]] = {}
+def read_entries(
+    sqs: Any, queue_url: str, hold_seconds: int, read: Callable[[dict[str, Any]], Entry], wait_seconds: int = 1
+) -> list[Entry]:
+    """Every message on the queue as ``read`` makes it an ``Entry``, each held invisible for
+    ``hold_seconds``; a batch's bodies are dropped before the next batch is received."""
+    entries: dict[str, Entry] = {}
     while True:
         batch = sqs.receive_message(
             QueueUrl=queue_url,
@@ -190,9 +205,9 @@ def receive_all(sqs: Any, queue_url: str, hold_seconds: int, wait_seconds: int =
             AttributeNames=["SentTimestamp"],
         ).get("Messages", [])
         if not batch:
-            return list(messages.values())
+            return list(entries.values())
         for message in batch:  # at-least-once: the latest receipt handle is the valid one
-            messages[message["MessageId"]] = message
+            entries[message["MessageId"]] = read(message)
 
 
 def _batched(items: Sequence[Any], size: int = 10) -> Iterable[Sequence[Any]]:

@@ -93,6 +93,8 @@ class DevStackEnvironment:
             "INGEST_QUEUE_URL": resources.ingest_queue.url,
             "REJECTED_QUEUE_URL": resources.rejected_queue.url,
             "IDEMPOTENCY_TABLE_NAME": resources.idempotency_table_name,
+            # As deployed: the hourly budget of stored unauthenticated bytes is counted there.
+            "UNAUTHENTICATED_STORE_TABLE_NAME": resources.idempotency_table_name,
             "WEBHOOK_EVENT_BUS_NAME": resources.event_bus_name,
             "ORB_API_BASE_URL": orb_base_url,
             "ORB_API_KEY": user.get("ORB_API_KEY", "") if self.uses_real_orb else DEV_ORB_API_KEY,

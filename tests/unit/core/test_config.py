@@ -154,6 +154,12 @@ BAD_VALUES = [
     ),
     (IntakeSettings, "MAX_BODY_BYTES", "100", "MAX_BODY_BYTES must be >= 1024, got 100"),
     (IntakeSettings, "MAX_BATCH_EVENTS", "0", "MAX_BATCH_EVENTS must be >= 1"),
+    (
+        IntakeSettings,
+        "UNAUTHENTICATED_STORE_BYTES_PER_HOUR",
+        "-1",
+        "UNAUTHENTICATED_STORE_BYTES_PER_HOUR must be >= 0",
+    ),
     (IntakeSettings, "SEGMENT_AUTH_TOKEN", None, "no Segment authentication configured"),
     (IngestSettings, "ORB_API_KEY", None, "ORB_API_KEY_SECRET_ARN \\(or ORB_API_KEY locally\\) is required"),
     (IngestSettings, "REJECTED_QUEUE_URL", None, "REJECTED_QUEUE_URL is required"),
@@ -183,8 +189,9 @@ BAD_VALUES = [
     (WebhookSettings, "ORB_WEBHOOK_TOLERANCE_SECONDS", "NaN", "ORB_WEBHOOK_TOLERANCE_SECONDS must be a finite number"),
     (WebhookSettings, "ORB_WEBHOOK_MAX_BODY_BYTES", "1k", "ORB_WEBHOOK_MAX_BODY_BYTES must be a whole number"),
 ]
-# Names with no wrong value (any text names a log service or a metrics namespace).
-ANY_TEXT = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+# Names with no wrong value (any text names a log service or a metrics namespace; without the
+# budget table a refused batch is kept as a summary only, fail closed).
+ANY_TEXT = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "UNAUTHENTICATED_STORE_TABLE_NAME"}
 
 
 @pytest.mark.parametrize(("model", "variable", "bad", "message"), BAD_VALUES, ids=lambda v: getattr(v, "__name__", v))

@@ -18,6 +18,7 @@ from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import METRICS_NAMESPACE
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.intake.settings import IntakeSettings
+from orb_bridge.intake.unauthenticated_store import KEY_PREFIX
 from orb_bridge.webhooks.forwarder import EVENT_SOURCE
 from orb_bridge.webhooks.settings import WebhookSettings
 from orb_bridge_dev.devstack.template import (
@@ -446,6 +447,17 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
     assert policies("TrackIntakeFunction") == [
         {"SQSSendMessagePolicy": {"QueueName": "IngestQueue"}},
         {"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}},
+        # The hourly budget of stored unauthenticated bytes: a conditional ADD on its own items only.
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:UpdateItem"],
+                    "Resource": REFS["WebhookIdempotencyTable.Arn"],
+                    "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [KEY_PREFIX + "*"]}},
+                }
+            ]
+        },
     ]
     assert policies("OrbIngestFunction") == [
         {"SQSSendMessagePolicy": {"QueueName": "RejectedQueue"}},
@@ -598,3 +610,34 @@ def test_reconciliation_alarm_fires_when_any_class_or_a_volume_shortfall_is_not_
     (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
     assert all(m["Id"] in expression["Expression"] for m in alarm["Metrics"] if "MetricStat" in m)
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_unauthenticated_batches_store_10_mib_an_hour_counted_in_the_webhook_table(
+    template: dict, secret_arns: dict
+) -> None:
+    assert template["Parameters"]["UnauthenticatedStoreBytesPerHour"]["Default"] == 10 * 1024 * 1024
+    settings = IntakeSettings.from_env(
+        function_environment(template, "TrackIntakeFunction", parameter_values(template, secret_arns), REFS)
+    )
+    assert settings.unauthenticated_store_bytes_per_hour == 10 * 1024 * 1024
+    assert settings.unauthenticated_store_table_name == REFS["WebhookIdempotencyTable"]
+    # The counters expire through the table's TTL attribute (orb_bridge.intake.unauthenticated_store sets it).
+    ttl = resources(template)["WebhookIdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_a_zero_budget_means_summaries_only_and_no_table_access(template: dict, secret_arns: dict) -> None:
+    values = parameter_values(template, {**secret_arns, "UnauthenticatedStoreBytesPerHour": 0})
+    env = function_environment(template, "TrackIntakeFunction", values, REFS)
+    settings = IntakeSettings.from_env(env)
+    assert settings.unauthenticated_store_bytes_per_hour == 0 and settings.unauthenticated_store_table_name == ""
+    policies = resolve(function_properties(template, "TrackIntakeFunction")["Policies"], template, values, REFS)
+    assert not any("Statement" in p for p in policies if isinstance(p, dict))
+
+
+def test_alarm_fires_when_a_refused_batch_is_not_stored_whole(template: dict) -> None:
+    alarm = resources(template)["UnauthenticatedEventsNotStoredAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentOrbBridge", "UnauthenticatedEventsNotStored")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "track_intake"}]
+    assert alarm["Statistic"] == "Sum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0

@@ -132,7 +132,9 @@ def run(
         sleep=sleep or time.sleep,
     )
     orb = OrbBackfillClient(target.orb_base_url, api_key, http=http, pacer=pacer, sleep=sleep or time.sleep)
-    entries, selected = read_plan(target, filters, moment, grace_hours, args.hold_seconds, wait_seconds)
+    entries, selected = read_plan(
+        target, filters, moment, grace_hours, args.hold_seconds, wait_seconds, sends=("backfill",)
+    )
     deleted: set[str] = set()
     try:
         groups = plan_groups(selected, args.per_customer)

@@ -26,6 +26,7 @@ from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, read_request
 from orb_bridge.core.observability import logger, metrics
 from orb_bridge.intake.settings import IntakeSettings
+from orb_bridge.intake.unauthenticated_store import UnauthenticatedStoreBudget, keep_refused_batch
 from orb_bridge.segment.auth import authenticate
 from orb_bridge.segment.body import SegmentBody, check_size, parse_segment_body
 from orb_bridge.segment.mapping import map_elements
@@ -39,12 +40,6 @@ MAX_REJECTION_BYTES = MAX_RECORD_BYTES
 EXCERPT_CHARS = 8 * 1024
 # The answer's list of rejected events stops here (Lambda refuses responses over 6 MB).
 MAX_REJECTED_LISTING_BYTES = 4 * 1024 * 1024
-# Events of a refused signature-only batch are kept in records of about this size.
-UNAUTHENTICATED_RECORD_BYTES = 150 * 1024
-SIGNATURE_ONLY_BATCH_REASON = (
-    "unauthenticated: a batch whose X-Signature covers only its first event; configure the Bearer "
-    "token (or X-Segment-Signature) in Segment. Check these events came from Segment before replaying them"
-)
 # Enough detail in the log to debug a bad batch without flooding it.
 MAX_LOGGED_REJECTIONS = 20
 
@@ -91,21 +86,6 @@ def _rejection_body(outcome: MappedEvent, element: Any) -> str:
     )
 
 
-def _element_groups(elements: Sequence[Any], budget: int = UNAUTHENTICATED_RECORD_BYTES) -> list[list[Any]]:
-    """Consecutive elements in groups of about ``budget`` serialised bytes (whole elements only)."""
-    groups: list[list[Any]] = []
-    size = 0
-    for element in elements:
-        element_size = len(json.dumps(element, separators=(",", ":"), default=str))
-        if groups and size + element_size <= budget:
-            groups[-1].append(element)
-            size += element_size
-        else:
-            groups.append([element])
-            size = element_size
-    return groups
-
-
 def _rejected_listing(rejected: Sequence[MappedEvent]) -> tuple[list[dict[str, Any]], int]:
     """The answer's ``rejected`` entries, within ``MAX_REJECTED_LISTING_BYTES``; and how many were left out."""
     listing: list[dict[str, Any]] = []
@@ -143,11 +123,15 @@ class TrackIntake:
         ingest_queue: SqsQueue | None = None,
         rejected_queue: SqsQueue | None = None,
         send_workers: int = SEND_WORKERS,
+        store_budget: UnauthenticatedStoreBudget | None = None,
     ) -> None:
         self.settings = settings
         self.ingest_queue = ingest_queue or SqsQueue(settings.ingest_queue_url)
         self.rejected_queue = rejected_queue or SqsQueue(settings.rejected_queue_url)
         self.send_workers = send_workers
+        self.store_budget = store_budget or UnauthenticatedStoreBudget(
+            settings.unauthenticated_store_table_name, settings.unauthenticated_store_bytes_per_hour
+        )
 
     def handle(self, headers: Mapping[str, Any] | None, raw_body: bytes) -> IntakeResult:
         settings = self.settings
@@ -189,37 +173,34 @@ class TrackIntake:
 
     def _refuse_signature_only_batch(self, raw_body: bytes) -> IntakeResult:
         """401, counted and alarmed; the batch is kept, marked unauthenticated and not replayable,
-        so a deployment still batching with only the shared secret loses no usage unseen."""
+        so a deployment still batching with only the shared secret loses no usage unseen.
+
+        Kept whole only within the hourly budget shared by every container (a captured signature
+        could otherwise fill the queue at the API's rate); beyond it, or when the budget cannot be
+        read, one summary record stands for the batch.
+        """
         metrics.add_metric(name="SignatureOnlyBatchesRefused", unit=MetricUnit.Count, value=1)
         logger.warning(
             "request not authenticated", extra={"reason": "batch whose X-Signature covers only its first event"}
         )
         settings = self.settings
         try:
-            elements = parse_segment_body(
+            parsed = parse_segment_body(
                 raw_body, max_body_bytes=settings.max_body_bytes, max_batch_events=settings.max_batch_events
-            ).elements
+            )
         except BodyError as exc:
-            records = [
-                rejection_record(
-                    stage="intake",
-                    reason=SIGNATURE_ONLY_BATCH_REASON,
-                    errors=[exc.message],
-                    replayable=False,
-                    extra={"body_bytes": len(raw_body), "body_excerpt": _excerpt(raw_body.decode("utf-8", "replace"))},
-                )
-            ]
+            kept = keep_refused_batch(raw_body, None, exc.message, self.store_budget)
         else:
-            groups = _element_groups(elements)
-            records = [
-                rejection_record(
-                    stage="intake",
-                    reason=SIGNATURE_ONLY_BATCH_REASON,
-                    replayable=False,
-                    extra={"segment_events": group, "part": number, "parts": len(groups)},
-                )
-                for number, group in enumerate(groups, start=1)
-            ]
+            kept = keep_refused_batch(raw_body, parsed.elements, "", self.store_budget)
+        if kept.why_not_stored:
+            metrics.add_metric(
+                name="UnauthenticatedEventsNotStored", unit=MetricUnit.Count, value=kept.events_not_stored
+            )
+            logger.warning(
+                "refused batch not stored whole",
+                extra={"reason": kept.why_not_stored, "events_not_stored": kept.events_not_stored},
+            )
+        records = kept.records
         failures = self.rejected_queue.send_all(records)
         if failures:
             logger.error("could not keep the refused batch", extra={"code": failures[0].code, "records": len(records)})

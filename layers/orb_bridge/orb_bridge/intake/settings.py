@@ -31,6 +31,13 @@ class IntakeSettings(EnvSettings):
     )
     max_body_bytes: int = field(default=6 * 1024 * 1024, metadata=env("MAX_BODY_BYTES", ge=1024))
     max_batch_events: int = field(default=4000, metadata=env("MAX_BATCH_EVENTS", ge=1))
+    # Bytes that refused, unauthenticated batches may store on the rejected queue per hour, for all
+    # containers together, counted in this table (orb_bridge.intake.unauthenticated_store); beyond it,
+    # or without the table, a refused batch is kept as a one-record summary.
+    unauthenticated_store_bytes_per_hour: int = field(
+        default=10 * 1024 * 1024, metadata=env("UNAUTHENTICATED_STORE_BYTES_PER_HOUR", ge=0)
+    )
+    unauthenticated_store_table_name: str = field(default="", metadata=env("UNAUTHENTICATED_STORE_TABLE_NAME"))
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"shared_secrets", "auth_tokens"})
 

@@ -200,7 +200,7 @@ def test_recent_events_are_left_to_replay(stack, orb, tmp_path):
 
 def _entry(index: int, moment: datetime, customer: str) -> Entry:
     event = OrbUsageEvent(**orb_event(index, moment, customer))
-    return Entry(f"m{index}", "r", "{}", moment, "orb", "r", moment, event, "backfill")
+    return Entry(f"m{index}", "r", moment, "orb", "r", moment, event, "backfill")
 
 
 def test_windows_are_at_most_31_days_and_scoped_per_customer():
