@@ -61,6 +61,9 @@ class IngestSettings(EnvSettings):
     # Orb accepts events up to this many hours old (docs/facts.md); older ones cannot be ingested.
     grace_period_hours: float = field(default=12.0, metadata=env("ORB_GRACE_PERIOD_HOURS", gt=0))
 
+    # The audit archive's bucket (orb_bridge.ingest.archive): empty (unset) = nothing archived.
+    audit_bucket_name: str = field(default="", metadata=env("AUDIT_BUCKET_NAME"))
+
     secret_fields: ClassVar[frozenset[str]] = frozenset({"orb_api_key"})
 
     def _check(self, name: str, value: Any) -> Any:
