@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -86,7 +87,9 @@ class ArchiveRun:
         self, writer: ArchiveWriter | None, function_request_id: str, repeated_message_ids: Iterable[str] = ()
     ) -> None:
         self.writer = writer
-        self.function_request_id = function_request_id or "unknown-request"
+        # Names every object this invocation writes: never shared (without Lambda's request id, a
+        # random one), or a 412 would pass off another invocation's object as this one's.
+        self.function_request_id = function_request_id or f"local-{uuid.uuid4().hex}"
         self.repeated = frozenset(repeated_message_ids)
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
