@@ -83,7 +83,9 @@ class Bucket:
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for item in page.get("Contents", [])
         ]
-        return {key: aws_archive.read_archive(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys}
+        return {
+            key: aws_archive.read_archive(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys
+        }
 
 
 @pytest.fixture
@@ -202,7 +204,10 @@ def test_a_bucket_failing_after_orbs_200_resends_nothing_and_dead_letters_nothin
     assert set(archived(objects)) == keys
     assert all(head["archived_late"] and head["possible_repeat"] for head, _ in objects.values())
     # Each late object keeps the request Orb answered: when it was sent, and by which function request.
-    assert all(head["function_request_id"] and head["orb_response"] == {"validation_failed": []} for head, _ in objects.values())
+    assert all(
+        head["function_request_id"] and head["orb_response"] == {"validation_failed": []}
+        for head, _ in objects.values()
+    )
 
 
 @pytest.mark.parametrize("kill", ["kill_before_put", "kill_after_put"])

@@ -47,7 +47,9 @@ class Acceptance:
         if len(json.dumps(self.orb_response, separators=(",", ":"))) > MAX_KEPT_RESPONSE_CHARS:
             failed = self.orb_response.get("validation_failed") if isinstance(self.orb_response, dict) else None
             summary = {"summarised": True, "validation_failed_count": len(failed) if isinstance(failed, list) else None}
-            kept = Acceptance(self.sent_at, self.function_request_id, self.request_number, summary, self.possible_repeat)
+            kept = Acceptance(
+                self.sent_at, self.function_request_id, self.request_number, summary, self.possible_repeat
+            )
         return json.dumps(asdict(kept), separators=(",", ":"))
 
     @classmethod
@@ -109,7 +111,9 @@ class ArchiveRun:
         with self._lock:
             return next(self._numbers)
 
-    def record(self, events: list[PendingEvent], answer: IngestResult, sent_at: float, number: int) -> Unarchived | None:
+    def record(
+        self, events: list[PendingEvent], answer: IngestResult, sent_at: float, number: int
+    ) -> Unarchived | None:
         """Archive what Orb accepted in a request answered ``answer``; the accepted events when the
         write failed (they must not be acknowledged before they are archived), else None."""
         if self.writer is None or answer.outcome is not Outcome.OK:

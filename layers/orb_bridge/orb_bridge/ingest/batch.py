@@ -150,7 +150,9 @@ def handle(
         ingest_container.forget_container_service()  # re-read the key (it may have been rotated) next time
     due = {message_id: report.deferred_as_of + wait for message_id, wait in report.deferred.items()}
     # Accepted by Orb, not yet archived: acknowledged only once a copy carrying the acceptance is queued.
-    unarchived = [(by_id[i], e.text(), u.acceptance) for u in report.unarchived for e in u.events for i in e.message_ids]
+    unarchived = [
+        (by_id[i], e.text(), u.acceptance) for u in report.unarchived for e in u.events for i in e.message_ids
+    ]
     unarchived += [(by_id[i], by_id[i].body, copies[i]) for i in not_archived]
     waiting, carried = _carried(unarchived, monotonic())
     failed = list(report.failed_message_ids) + defer(records, {**due, **early, **waiting}, clock, monotonic, carried)
@@ -268,9 +270,7 @@ def _copy(
     }
     if delay > MAX_DELAY_SECONDS:
         attributes[ATTRIBUTE_NOT_BEFORE_MS] = round((now + delay) * 1000)
-    message_attributes = {
-        name: {"DataType": "Number", "StringValue": str(value)} for name, value in attributes.items()
-    }
+    message_attributes = {name: {"DataType": "Number", "StringValue": str(value)} for name, value in attributes.items()}
     body = record.body
     if carried and record.message_id in carried:
         body, acceptance = carried[record.message_id]

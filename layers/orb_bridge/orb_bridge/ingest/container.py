@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.aws.archive import ArchiveWriter
+from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.ingest.archive import Archiver
 from orb_bridge.ingest.pacing import pacer_from_settings
