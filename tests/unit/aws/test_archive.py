@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -31,8 +32,8 @@ def s3():
         yield client
 
 
-def example_header(**changes):
-    values = dict(
+def example_header(**changes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = dict(
         sent_at=SENT_AT,
         orb_response={"validation_failed": []},
         function_request_id="req-1",
