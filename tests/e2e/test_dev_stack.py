@@ -271,3 +271,25 @@ def test_every_listener_refuses_dns_rebinding_and_foreign_origins(stack: DevStac
     assert stack.sandbox.ingest_request_count == sandbox_requests
     assert stack.snapshot()["received"] == segment_before
     assert event["messageId"] not in stack.sandbox.ingest_attempts_by_key
+
+
+def test_make_dev_archives_what_orb_accepted_as_deployed(stack: DevStack, http: httpx.Client) -> None:
+    from orb_bridge.aws.archive import read_archive
+
+    event = seed_track()
+    response = http.post(stack.segment_url, content=json.dumps(event), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    key = event["messageId"]
+    s3 = stack.local_aws.client("s3")
+    bucket = stack.resources.audit_bucket_name
+
+    def archived_events() -> list[dict[str, Any]]:
+        found = []
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix="ingest/").get("Contents", []):
+            head, events = read_archive(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            found += [{"header": head, **e} for e in events if e["idempotency_key"] == key]
+        return found
+
+    assert wait_until(archived_events, timeout=EVENTUALLY)
+    (archived,) = archived_events()
+    assert archived["event_name"] == "payment_confirmed" and archived["header"]["orb_status"] == 200

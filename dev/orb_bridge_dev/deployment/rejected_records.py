@@ -52,6 +52,9 @@ class Target:
     mapping: Callable[[], MappingSettings]
     orb_base_url: str
     orb_api_key: Callable[[], str]
+    # The stack's audit archive (output AuditBucketName) and an S3 client for it; "" = none.
+    audit_bucket: str = ""
+    s3: Any = None
 
 
 @dataclass

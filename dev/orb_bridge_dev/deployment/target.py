@@ -135,7 +135,7 @@ def resolve(
 
 def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any]) -> Target:
     from orb_bridge_dev.devstack.env import map_settings_env
-    from orb_bridge_dev.devstack.local_aws import INGEST_QUEUE, REGION, REJECTED_QUEUE
+    from orb_bridge_dev.devstack.local_aws import AUDIT_BUCKET, INGEST_QUEUE, REGION, REJECTED_QUEUE
     from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY
     from orb_bridge_dev.devstack.template import PSEUDO_PARAMETERS
 
@@ -175,6 +175,9 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         mapping=functools.cache(lambda: MappingSettings.from_env(map_settings_env(env))),
         orb_base_url=orb_base_url,
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
+        # The dev stack names it as local_aws does (S3 names are lower case).
+        audit_bucket=f"{stack}-{AUDIT_BUCKET}".lower(),
+        s3=session.client("s3", endpoint_url=endpoint),
     )
 
 
@@ -226,6 +229,8 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         mapping=functools.cache(lambda: MappingSettings.from_env(mapping_env)),
         orb_base_url=orb_base_url,
         orb_api_key=api_key,
+        audit_bucket=outputs.get("AuditBucketName", ""),
+        s3=session.client("s3") if outputs.get("AuditBucketName") else None,
     )
 
 

@@ -96,6 +96,8 @@ class DevStackEnvironment:
             # As deployed: the hourly budget of stored unauthenticated bytes is counted there.
             "UNAUTHENTICATED_STORE_TABLE_NAME": resources.idempotency_table_name,
             "WEBHOOK_EVENT_BUS_NAME": resources.event_bus_name,
+            # Ingest archives every Orb 200 there, as deployed (``orb-bridge backfill --dev`` too).
+            "AUDIT_BUCKET_NAME": resources.audit_bucket_name,
             "ORB_API_BASE_URL": orb_base_url,
             "ORB_API_KEY": user.get("ORB_API_KEY", "") if self.uses_real_orb else DEV_ORB_API_KEY,
             "ORB_WEBHOOK_SECRET": user.get("ORB_WEBHOOK_SECRET", "").strip() or DEV_WEBHOOK_SECRET,

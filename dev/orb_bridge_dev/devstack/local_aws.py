@@ -1,8 +1,8 @@
 """Embedded AWS for the dev stack: moto's server on loopback with the resources of template.yaml.
 
-The queues (with their redrive policy), the idempotency table (with TTL) and the event bus are
-created from their declarations in the template, so that the local stack mirrors what
-``sam deploy`` creates. Intrinsics between them (``!Ref``, ``!GetAtt``, ``!Sub``) are resolved
+The queues (with their redrive policy), the idempotency table (with TTL), the event bus and the
+audit archive's bucket (versioned) are created from their declarations in the template, so that
+the local stack mirrors what ``sam deploy`` creates. Intrinsics between them (``!Ref``, ``!GetAtt``, ``!Sub``) are resolved
 against the resources created here and the template's Parameter defaults.
 
 Two local deviations, both deliberate:
@@ -32,6 +32,7 @@ INGEST_QUEUE = "IngestQueue"
 REJECTED_QUEUE = "RejectedQueue"
 IDEMPOTENCY_TABLE = "WebhookIdempotencyTable"
 EVENT_BUS = "OrbWebhookEventBus"
+AUDIT_BUCKET = "AuditBucket"
 
 DEFAULT_LOCAL_VISIBILITY_TIMEOUT = 2
 BUS_TAP_QUEUE_NAME = "orb-bridge-dev-bus-tap"
@@ -94,6 +95,7 @@ class LocalResources:
     event_bus_name: str
     event_bus_arn: str
     extra: dict[str, Any] = field(default_factory=dict)
+    audit_bucket_name: str = ""  # the audit archive (moto's S3), as deployed
 
 
 class LocalAws:
@@ -178,6 +180,7 @@ class LocalAws:
 
         table_name = self._create_table(dynamodb, resolver)
         bus_name, bus_arn = self._create_bus(events, resolver)
+        audit_bucket = self._create_bucket(session.client("s3", endpoint_url=endpoint_url), resolver)
 
         tap_url = sqs.create_queue(QueueName=BUS_TAP_QUEUE_NAME)["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -194,6 +197,7 @@ class LocalAws:
             idempotency_table_name=table_name,
             event_bus_name=bus_name,
             event_bus_arn=bus_arn,
+            audit_bucket_name=audit_bucket,
         )
 
     def _physical_name(self, resolver: _Refs, properties: Mapping[str, Any], key: str, logical_id: str) -> str:
@@ -249,6 +253,18 @@ class LocalAws:
             )
         arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
         resolver.register(IDEMPOTENCY_TABLE, name, Arn=arn)
+        return name
+
+    def _create_bucket(self, s3: Any, resolver: _Refs) -> str:
+        """The audit archive's bucket, versioned as deployed (S3 names are lower case)."""
+        if AUDIT_BUCKET not in self.template.get("Resources", {}):
+            return ""
+        properties = _resource(self.template, AUDIT_BUCKET, "AWS::S3::Bucket")
+        name = self._physical_name(resolver, properties, "BucketName", AUDIT_BUCKET).lower()
+        s3.create_bucket(Bucket=name)
+        if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        resolver.register(AUDIT_BUCKET, name, Arn=f"arn:aws:s3:::{name}")
         return name
 
     def _create_bus(self, events: Any, resolver: _Refs) -> tuple[str, str]:

@@ -163,6 +163,7 @@ BAD_VALUES = [
     (IntakeSettings, "SEGMENT_AUTH_TOKEN", None, "no Segment authentication configured"),
     (IngestSettings, "ORB_API_KEY", None, "ORB_API_KEY_SECRET_ARN \\(or ORB_API_KEY locally\\) is required"),
     (IngestSettings, "REJECTED_QUEUE_URL", None, "REJECTED_QUEUE_URL is required"),
+    (IngestSettings, "AUDIT_BUCKET_NAME", "Audit_Bucket", "AUDIT_BUCKET_NAME must be an S3 bucket name"),
     (IngestSettings, "ORB_API_BASE_URL", "http://api.withorb.com/v1", "ORB_API_BASE_URL must be an https:// URL"),
     (IngestSettings, "ORB_MAX_EVENTS_PER_REQUEST", "0", "ORB_MAX_EVENTS_PER_REQUEST must be >= 1"),
     (IngestSettings, "ORB_MAX_CONCURRENT_REQUESTS", "twenty", "ORB_MAX_CONCURRENT_REQUESTS must be a whole number"),

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import time
 
+from orb_bridge_dev.commands.backfill.archive import BackfillArchive
 from orb_bridge_dev.commands.backfill.orb_client import MAX_INGEST_EVENTS, Backfill, OrbApiError, OrbBackfillClient
 from orb_bridge_dev.commands.backfill.plan import Group, same_event
 from orb_bridge_dev.commands.backfill.state import SavedBackfill, StateFile
@@ -53,9 +55,11 @@ class Backfiller:
         close_after: timedelta,
         close: bool,
         sleep: Callable[[float], None],
+        archive: BackfillArchive | None = None,
     ) -> None:
         self.orb, self.state, self.clock, self.close_after, self.close = orb, state, clock, close_after, close
         self.sleep = sleep
+        self.archive = archive  # the stack's audit archive (None: the target has none)
         self.now = clock()
         self.pending: dict[str, Backfill] = {}  # Orb's pending backfills, kept current as we act
 
@@ -191,8 +195,9 @@ class Backfiller:
     def _ingest(self, group: Group, entry: SavedBackfill, keys: list[str], result: GroupResult) -> None:
         assert entry.backfill_id is not None
         self.state.ingest_started(entry, keys)  # before the request: its outcome may be lost
+        events, number, sent_at = [group.events[key].to_orb() for key in keys], len(entry.ingested_keys) + 1, time()
         try:
-            self.orb.ingest([group.events[key].to_orb() for key in keys], entry.backfill_id)
+            answer = self.orb.ingest(events, entry.backfill_id)
         except OrbApiError as exc:
             if exc.uncertain:
                 raise  # in_flight_keys stay: this backfill is uncertain now and after a kill
@@ -206,6 +211,8 @@ class Backfiller:
             self._ingest(group, entry, keys[:middle], result)
             self._ingest(group, entry, keys[middle:], result)
             return
+        if self.archive is not None:  # before the state says taken: a kill re-sends, never skips it
+            self.archive.record(events, entry.backfill_id, number, sent_at, answer)
         self.state.ingest_answered(entry, taken=True)
         result.ingested.extend(keys)
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from orb_bridge_dev.commands.backfill.archive import BackfillArchive
 from orb_bridge_dev.commands.backfill.backfiller import Backfiller, GroupResult
 from orb_bridge_dev.commands.backfill.orb_client import OrbApiError, OrbBackfillClient
 from orb_bridge_dev.commands.backfill.pacer import Pacer
@@ -145,8 +146,9 @@ def run(
             f"than the grace period ({grace_hours:g} h)",
             file=out,
         )
+        archive = BackfillArchive(target.audit_bucket, target.s3) if target.audit_bucket else None
         backfiller = Backfiller(
-            orb, state, now, timedelta(hours=args.close_after_hours), not args.no_close, sleep or time.sleep
+            orb, state, now, timedelta(hours=args.close_after_hours), not args.no_close, sleep or time.sleep, archive
         )
         if not args.yes:
             _dry_run(backfiller, groups, state, out)
@@ -182,6 +184,12 @@ def run(
                 backfiller.records_deleted({entry.event.idempotency_key for entry in billed if entry.event})
             _report(group, result, out)
         progress.finish()
+        if archive is not None and archive.failures:
+            # The events are in Orb's backfills; only the evidence is missing.
+            print(f"audit archive: {len(archive.failures)} request(s) not archived (billed all the same):", file=out)
+            for failure in archive.failures[:10]:
+                print(f"  {failure}", file=out)
+            status = 1
         return status
     except OrbApiError as exc:  # a look-up of the dry run or of a group's plan: a wrong key, say
         print(f"orb-bridge backfill: {orb_problem(exc)}", file=err)

@@ -248,12 +248,12 @@ class OrbBackfillClient:
                 found[event.id] = event
         return found
 
-    def ingest(self, events: Sequence[Mapping[str, Any]], backfill_id: str) -> None:
-        """One ``POST /ingest?backfill_id=``, retried only on a 429; raises OrbApiError if Orb
-        refuses it (e.g. a 400) or if its outcome is unknown (``uncertain``)."""
+    def ingest(self, events: Sequence[Mapping[str, Any]], backfill_id: str) -> Any:
+        """One ``POST /ingest?backfill_id=``, retried only on a 429; Orb's answer. Raises
+        OrbApiError if Orb refuses it (e.g. a 400) or if its outcome is unknown (``uncertain``)."""
         if len(events) > MAX_INGEST_EVENTS:
             raise ValueError(f"at most {MAX_INGEST_EVENTS} events per request")
-        self._request(
+        return self._request(
             "POST",
             "/ingest",
             json={"events": list(events)},

@@ -26,7 +26,7 @@ event still waiting is, against Orb's grace period: the queue's own age restarts
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -35,6 +35,8 @@ from orb_bridge.aws import queues, redelivery
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import logger, metrics
 from orb_bridge.ingest import container as ingest_container
+from orb_bridge.ingest import late_archive
+from orb_bridge.ingest.archive import ATTRIBUTE_ACCEPTED, Acceptance
 from orb_bridge.ingest.state import IngestReport
 
 ATTRIBUTE_DEFERRALS = "orb_bridge.deferrals"
@@ -122,7 +124,10 @@ def handle(
         for r in records
         if r.number(ATTRIBUTE_NOT_BEFORE_MS) / 1000 > now + 1
     }
-    messages = [r for r in records if r.message_id not in early] if early else records
+    # Copies carrying Orb's acceptance wait only on the archive: never sent to Orb again.
+    copies = late_archive.accepted_copies(records)
+    messages = [r for r in records if r.message_id not in early and r.message_id not in copies]
+    by_id = {r.message_id: r for r in records}
 
     try:
         service = ingest_container.container_service()
@@ -131,16 +136,26 @@ def handle(
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         failed = [message.message_id for message in messages]
         metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(failed))
-        failed += defer(records, early, clock, monotonic)
+        held, held_copies = _carried(((by_id[i], by_id[i].body, a) for i, a in copies.items()), monotonic())
+        failed += defer(records, {**early, **held}, clock, monotonic, held_copies)
         hold_back(records, set(failed), configuration_error=True)
         return response(failed)
 
-    report = service.ingest(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    repeats = [r.message_id for r in records if r.receive_count > 1 or r.number(ATTRIBUTE_DEFERRALS)]
+    archive = ingest_container.container_archiver().run(getattr(context, "aws_request_id", ""), repeats)
+    not_archived = late_archive.archive_late(records, copies, archive)
+    report = service.ingest(messages, lambda: context.get_remaining_time_in_millis() / 1000, archive)
     if report.configuration_error:
         logger.error("configuration error: " + report.configuration_error)
         ingest_container.forget_container_service()  # re-read the key (it may have been rotated) next time
     due = {message_id: report.deferred_as_of + wait for message_id, wait in report.deferred.items()}
-    failed = list(report.failed_message_ids) + defer(records, {**due, **early}, clock, monotonic)
+    # Accepted by Orb, not yet archived: acknowledged only once a copy carrying the acceptance is queued.
+    unarchived = [
+        (by_id[i], e.text(), u.acceptance) for u in report.unarchived for e in u.events for i in e.message_ids
+    ]
+    unarchived += [(by_id[i], by_id[i].body, copies[i]) for i in not_archived]
+    waiting, carried = _carried(unarchived, monotonic())
+    failed = list(report.failed_message_ids) + defer(records, {**due, **early, **waiting}, clock, monotonic, carried)
     # Replays waiting on a mapping fix are held back like any configuration error.
     mapping_wait = set(report.mapping_error_message_ids)
     if mapping_wait:
@@ -161,9 +176,24 @@ def handle(
             "orb_rate_limited": report.rate_limited,
             "events_replayed": report.events_replayed,
             "replays_refused": report.replays_refused,
+            "archive_objects_written": archive.objects_written,
+            "messages_waiting_on_archive": len(waiting),
         },
     )
     return response(failed)
+
+
+def _carried(
+    waiting: Iterable[tuple[SqsRecord, str, Acceptance]], now: float
+) -> tuple[dict[str, float], dict[str, tuple[str, str]]]:
+    """Copies to send for messages waiting on the archive: message id -> when due (``monotonic``
+    clock), and -> the copy's body (the event as Orb received it) and Orb's acceptance."""
+    due: dict[str, float] = {}
+    carried: dict[str, tuple[str, str]] = {}
+    for record, body, acceptance in waiting:
+        due[record.message_id] = now + late_archive.retry_delay(record.number(ATTRIBUTE_DEFERRALS))
+        carried[record.message_id] = (body, acceptance.to_attribute())
+    return due, carried
 
 
 def _emit(report: IngestReport, now: float) -> None:
@@ -181,6 +211,8 @@ def _emit(report: IngestReport, now: float) -> None:
         metrics.add_metric(name="EventsReplayed", unit=count, value=report.events_replayed)
     if report.replays_refused:
         metrics.add_metric(name="ReplaysRefused", unit=count, value=report.replays_refused)
+    if report.archive_write_failures:
+        metrics.add_metric(name="ArchiveWriteFailures", unit=count, value=report.archive_write_failures)
     if report.pacing_table_errors:
         metrics.add_metric(name="PacingTableErrors", unit=count, value=report.pacing_table_errors)
     if report.late_events_rejected:
@@ -195,10 +227,12 @@ def defer(
     due: dict[str, float],
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    carried: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[str]:
     """Re-send a delayed copy of each deferred message, visible at its ``due`` time (``monotonic``
     clock); return the ids whose copy failed (those stay failed: SQS redelivers the original,
-    which is safe, only counted)."""
+    which is safe, only counted). A ``carried`` message's copy is the event Orb accepted with
+    Orb's acceptance (body, ``ATTRIBUTE_ACCEPTED``), archived later without calling Orb."""
     chosen = [record for record in records if record.message_id in due]
     if not chosen:
         return []
@@ -211,7 +245,7 @@ def defer(
             queue = queues.SqsQueue(queues.queue_url_from_arn(queue_arn))
             # Measured now, just before sending: only what is left of each wait.
             now, sending = clock(), monotonic()
-            entries = [_copy(record, due[record.message_id] - sending, now) for record in group]
+            entries = [_copy(record, due[record.message_id] - sending, now, carried) for record in group]
             failures = queue.send_entries(entries)
         except Exception:
             logger.exception("could not re-enqueue deferred messages: SQS will redeliver them")
@@ -223,7 +257,9 @@ def defer(
     return failed
 
 
-def _copy(record: SqsRecord, delay: float, now: float) -> dict[str, Any]:
+def _copy(
+    record: SqsRecord, delay: float, now: float, carried: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, Any]:
     delay = max(0.0, delay)
     sent_ms = record.number(ATTRIBUTE_FIRST_ENQUEUED_MS) or _int(record.attributes.get("SentTimestamp"), 0)
     attributes = {
@@ -234,12 +270,15 @@ def _copy(record: SqsRecord, delay: float, now: float) -> dict[str, Any]:
     }
     if delay > MAX_DELAY_SECONDS:
         attributes[ATTRIBUTE_NOT_BEFORE_MS] = round((now + delay) * 1000)
+    message_attributes = {name: {"DataType": "Number", "StringValue": str(value)} for name, value in attributes.items()}
+    body = record.body
+    if carried and record.message_id in carried:
+        body, acceptance = carried[record.message_id]
+        message_attributes[ATTRIBUTE_ACCEPTED] = {"DataType": "String", "StringValue": acceptance}
     return {
-        "MessageBody": record.body,
+        "MessageBody": body,
         "DelaySeconds": int(min(MAX_DELAY_SECONDS, -(-delay // 1))),  # rounded up: at least what is left
-        "MessageAttributes": {
-            name: {"DataType": "Number", "StringValue": str(value)} for name, value in attributes.items()
-        },
+        "MessageAttributes": message_attributes,
     }
 
 

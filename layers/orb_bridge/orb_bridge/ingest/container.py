@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from orb_bridge.aws.archive import ArchiveWriter
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import MappingSettings
+from orb_bridge.ingest.archive import Archiver
 from orb_bridge.ingest.pacing import pacer_from_settings
 from orb_bridge.ingest.service import IngestService
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.orb.client import OrbClient, shared_http_client
 
 _service: IngestService | None = None
+_archiver = Archiver()  # off until a service is built with AUDIT_BUCKET_NAME set
 _http: Any = None
 _service_lock = threading.Lock()
 
@@ -24,7 +27,7 @@ def container_service() -> IngestService:
     invocation, so a rotated key takes effect in warm containers; the service is rebuilt only
     when they changed, around the container's one HTTP client.
     """
-    global _service, _http
+    global _service, _http, _archiver
     settings = IngestSettings.from_env()
     with _service_lock:
         if _service is None or _service.settings != settings:
@@ -40,7 +43,14 @@ def container_service() -> IngestService:
                 # Read per batch, lazily: a mapping mistake fails only the records that need it.
                 mapping_settings=MappingSettings.from_env,
             )
+            bucket = settings.audit_bucket_name
+            _archiver = Archiver(ArchiveWriter(bucket) if bucket else None)
         return _service
+
+
+def container_archiver() -> Archiver:
+    """The audit archive for the current service's settings (off when AUDIT_BUCKET_NAME is empty)."""
+    return _archiver
 
 
 def forget_container_service() -> None:

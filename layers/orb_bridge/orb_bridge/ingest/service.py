@@ -24,10 +24,11 @@ A message may be a rejection record redriven from the rejected queue (the SQS co
 redrive to a custom destination): its event is replayed, and if it fails again it goes back as
 one flat record with a ``replay_count`` (``orb_bridge.ingest.replay``).
 
-A 400 that names events: those go to the rejected queue with Orb's messages and the rest of the
-request is sent again at once (whether Orb ingested the valid events of a 400 is undocumented;
-re-sending is safe: Orb ingests an idempotency key at most once). A 400 that names nobody is
-split in halves sent concurrently. Every request takes a slot from the shared pacer first.
+A 400 that names events: those go to the rejected queue with Orb's messages and the rest is
+sent again at once (whether Orb ingested the valid events of a 400 is undocumented; re-sending
+is safe: Orb ingests a key at most once). A 400 naming nobody is split in halves sent at once.
+Every request takes a pacing slot first; after a 200 its worker archives what Orb accepted
+(``orb_bridge.ingest.archive``), or the events are ``unarchived``: done with Orb, not re-sent.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import logger
+from orb_bridge.ingest.archive import ArchiveRun
 from orb_bridge.ingest.messages import Batch, Message, PendingEvent, collect, epoch, in_order
 from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share
 from orb_bridge.ingest.rejections import backfill_hint, orb_rejection, write_rejections
@@ -70,12 +72,8 @@ class IngestService:
         self.rejected_queue = rejected_queue
         self.pacer = pacer if pacer is not None else NoPacing()
         # When the pacing table fails: this container's share of the budget (kept across invocations).
-        self.local_pacer = (
-            local_pacer
-            if local_pacer is not None
-            else container_share(
-                settings.requests_per_second, settings.events_per_minute, settings.ingest_max_concurrency
-            )
+        self.local_pacer = local_pacer or container_share(
+            settings.requests_per_second, settings.events_per_minute, settings.ingest_max_concurrency
         )
         self.monotonic = monotonic
         self.sleep = sleep
@@ -83,16 +81,15 @@ class IngestService:
         self.mapping_settings = mapping_settings or MappingSettings.from_env
         self.clock = clock
 
-    def ingest(self, messages: Sequence[Message], remaining_seconds: Callable[[], float]) -> IngestReport:
+    def ingest(
+        self, messages: Sequence[Message], remaining_seconds: Callable[[], float], archive: ArchiveRun | None = None
+    ) -> IngestReport:
         """Send every message's event to Orb; ``remaining_seconds`` is the invocation's clock."""
         batch = Batch()
-        run = RunState(pacer=TableOrLocal(self.pacer, self.local_pacer))
+        run = RunState(pacer=TableOrLocal(self.pacer, self.local_pacer), archive=archive or ArchiveRun.off())
         # Chunks are sent as soon as they are read: reading 10,000 bodies overlaps Orb's answers.
-        self._schedule(
-            collect(messages, batch, self.settings.max_events_per_request, self.mapping_settings),
-            run,
-            remaining_seconds,
-        )
+        chunks = collect(messages, batch, self.settings.max_events_per_request, self.mapping_settings)
+        self._schedule(chunks, run, remaining_seconds)
         rejections = batch.rejections
         run.rejections[:0] = rejections
 
@@ -110,7 +107,7 @@ class IngestService:
             for message_id in event.message_ids:
                 if message_id not in failed:
                     deferred[message_id] = max(due - deferred_as_of, deferred.get(message_id, 0.0))
-        pending_events = [event for event in run.failed] + [event for event, _ in run.deferred]
+        pending_events = run.failed + [event for event, _ in run.deferred]
         return IngestReport(
             failed_message_ids=in_order(messages, failed),
             deferred=deferred,
@@ -128,6 +125,8 @@ class IngestService:
             mapping_error=batch.mapping_error,
             late_events_rejected=run.late_rejected,
             pacing_table_errors=getattr(run.pacer, "table_errors", 0),
+            unarchived=run.unarchived,
+            archive_write_failures=run.archive.write_failures,
         )
 
     def _schedule(
@@ -182,10 +181,9 @@ class IngestService:
             self.sleep(slot.wait_seconds)
             if stop.is_set():
                 return Attempt(not_sent="stopped")
-        events = job.events
-        return Attempt(
-            self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
-        )
+        events, sent_at, number = job.events, self.clock(), run.archive.next_number()
+        answer = self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
+        return Attempt(answer, unarchived=run.archive.record(events, answer, sent_at, number))
 
     def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
         """The timeout for a request started now, or None when there is no time to start one."""
@@ -217,6 +215,8 @@ class IngestService:
                     run.ingested += 1
                 else:
                     self._reject(run, event, "Orb refused the event (validation_failed)", errors)
+            if attempt.unarchived is not None:
+                run.unarchived.append(attempt.unarchived)
         elif outcome is Outcome.RATE_LIMITED:
             run.rate_limited += 1
             wait_seconds = answer.retry_after_seconds or 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,6 +16,9 @@ from orb_bridge.orb.base_url import DEFAULT_ORB_API_BASE_URL, OrbUrlError, check
 
 # Orb takes at most 500 events per ingest request (docs/facts.md#orb-ingest-limits).
 ORB_MAX_EVENTS_PER_REQUEST = 500
+# S3's bucket naming rules (3-63 lower-case letters, digits, dots, hyphens; a letter or digit at
+# each end): a mistyped name is a configuration error, not archive writes failing forever.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # The most an SQS event source's MaximumConcurrency takes.
 MAX_EVENT_SOURCE_CONCURRENCY = 1000
 
@@ -61,11 +65,16 @@ class IngestSettings(EnvSettings):
     # Orb accepts events up to this many hours old (docs/facts.md); older ones cannot be ingested.
     grace_period_hours: float = field(default=12.0, metadata=env("ORB_GRACE_PERIOD_HOURS", gt=0))
 
+    # The audit archive's bucket (orb_bridge.ingest.archive): empty (unset) = nothing archived.
+    audit_bucket_name: str = field(default="", metadata=env("AUDIT_BUCKET_NAME"))
+
     secret_fields: ClassVar[frozenset[str]] = frozenset({"orb_api_key"})
 
     def _check(self, name: str, value: Any) -> Any:
         if name == "ingest_max_concurrency" and value > MAX_EVENT_SOURCE_CONCURRENCY:
             raise InvalidValueError(f"must be <= {MAX_EVENT_SOURCE_CONCURRENCY}")
+        if name == "audit_bucket_name" and value and not BUCKET_NAME.fullmatch(value):
+            raise InvalidValueError("must be an S3 bucket name (or empty: nothing archived)")
         return _https_only(value) if name == "orb_api_base_url" else value
 
     @property

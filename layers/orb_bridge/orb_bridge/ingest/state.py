@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from orb_bridge.ingest.archive import ArchiveRun, Unarchived
 from orb_bridge.ingest.messages import PendingEvent, Rejection
 from orb_bridge.ingest.pacing import NoPacing, Pacer
 from orb_bridge.orb.client import IngestResult
@@ -36,6 +37,9 @@ class IngestReport:
     late_events_rejected: int = 0  # refused by Orb and older than the grace period
     # Failed calls to the pacing table (the invocation then paced by its container's share).
     pacing_table_errors: int = 0
+    # Accepted by Orb, not archived: their messages go back as copies carrying Orb's acceptance.
+    unarchived: list[Unarchived] = field(default_factory=list)
+    archive_write_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Attempt:
     # When ``wait_seconds`` was measured (the service's monotonic clock): a copy deferred later
     # must wait only what is left of it.
     measured_at: float = 0.0
+    unarchived: Unarchived | None = None  # Orb's 200 whose archive write failed
 
 
 @dataclass
@@ -74,3 +79,5 @@ class RunState:
     rate_limited: int = 0
     configuration_error: str | None = None
     late_rejected: int = 0
+    archive: ArchiveRun = field(default_factory=ArchiveRun.off)
+    unarchived: list[Unarchived] = field(default_factory=list)

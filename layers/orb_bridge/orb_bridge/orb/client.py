@@ -64,6 +64,7 @@ class IngestResult:
     attribution: Attribution = field(default_factory=Attribution)
     retry_after_seconds: float | None = None
     problem_type: str | None = None
+    response: Any = None  # a 200's JSON answer, as Orb wrote it (the audit archive keeps it)
 
     @property
     def error_summary(self) -> str:
@@ -78,8 +79,8 @@ def classify(response: httpx.Response, sent_keys: Sequence[str] = ()) -> IngestR
         # the models: pydantic stays off ingest's cold start unless Orb says something else.
         body = _json(response)
         if isinstance(body, dict) and body.get("validation_failed", []) == []:
-            return IngestResult(Outcome.OK, status)
-        return _ok_with_failures(response, status)
+            return IngestResult(Outcome.OK, status, response=body)
+        return _ok_with_failures(response, status, body)
 
     body = _json(response)
     problem = _problem(body, response)
@@ -101,7 +102,7 @@ def classify(response: httpx.Response, sent_keys: Sequence[str] = ()) -> IngestR
     return result(Outcome.RETRYABLE)
 
 
-def _ok_with_failures(response: httpx.Response, status: int) -> IngestResult:
+def _ok_with_failures(response: httpx.Response, status: int, body: Any) -> IngestResult:
     from pydantic import ValidationError
 
     from orb_bridge.orb.models import IngestResponse
@@ -115,7 +116,7 @@ def _ok_with_failures(response: httpx.Response, status: int) -> IngestResult:
     failed: dict[str, list[str]] = {}
     for failure in parsed.validation_failed:
         failed.setdefault(failure.idempotency_key, []).extend(failure.validation_errors)
-    return IngestResult(Outcome.OK, status, validation_failed=failed)
+    return IngestResult(Outcome.OK, status, validation_failed=failed, response=body)
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:

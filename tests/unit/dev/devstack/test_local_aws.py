@@ -90,3 +90,12 @@ def test_a_template_without_the_redrive_policy_is_refused() -> None:
     with pytest.raises(TemplateError, match="RedrivePolicy"):
         local.start()
     assert not local.running  # stopped on failure
+
+
+def test_the_audit_bucket_is_created_versioned_as_the_template_says(aws: LocalAws, resources: LocalResources) -> None:
+    s3 = aws.client("s3")
+    assert resources.audit_bucket_name
+    assert s3.get_bucket_versioning(Bucket=resources.audit_bucket_name)["Status"] == "Enabled"
+    s3.put_object(Bucket=resources.audit_bucket_name, Key="ingest/x", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(Exception, match="PreconditionFailed"):
+        s3.put_object(Bucket=resources.audit_bucket_name, Key="ingest/x", Body=b"2", IfNoneMatch="*")
