@@ -108,7 +108,11 @@ class DevReconcileLoop:
         """One round: the due passes, then previews of quiet, not yet first-passed hours; the reports."""
         now = self.clock()
         reconciler = self.reconciler(now, seconds_left)
-        reports = list(reconciler.run().reports)
+        summary = reconciler.run()
+        reports = list(summary.reports)
+        if summary.stopped is not None:  # out of time or told to wait: no previews this round
+            self._record(reports, summary.stopped)
+            return reports
         recent = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=PREVIEW_HOURS)
         first_done = reconciler.checkpoints.load([f"{hour_text(h)}#first" for h in self._hours(reconciler, recent)])
         for hour in self._hours(reconciler, recent):
@@ -123,12 +127,15 @@ class DevReconcileLoop:
                 if report is not None:
                     self._previewed[label] = objects
                     reports.append(report)
+        self._record(reports, None)
+        return reports
+
+    def _record(self, reports: list[dict[str, Any]], stopped: str | None) -> None:
         with self.view.lock:
             self.view.rounds += 1
-            self.view.last_error = None
+            self.view.last_error = stopped
             for report in reports:
                 self.view.latest[report["hour"]] = report
-        return reports
 
     @staticmethod
     def _hours(reconciler: Reconciler, since: datetime) -> list[datetime]:

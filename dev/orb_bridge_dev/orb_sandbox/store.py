@@ -177,6 +177,9 @@ class EventStore:
         self.conflicting_duplicates: list[dict[str, Any]] = []
         self.unknown_customers: set[str] = set()  # external ids Orb matches to no customer
         self.lost_keys: list[str] = []  # answered 200 but silently not kept (the lose-rate fault)
+        # Every ingest request answered 200 (events as sent, when, the answer), while a list: what
+        # ingest's audit archive holds, for tests and benchmarks of the reconciler. None: not kept.
+        self.accepted_requests: list[dict[str, Any]] | None = None
 
     # ---- what Orb reports ----------------------------------------------------------------
     def visible(self) -> list[StoredEvent]:
