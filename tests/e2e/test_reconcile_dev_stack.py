@@ -27,7 +27,7 @@ from tests.support.audit_archive import archive_accepted_requests
 
 pytestmark = pytest.mark.e2e
 
-EVENTS = 2000
+EVENTS = 1000
 EVENTUALLY = 120.0
 
 
