@@ -32,7 +32,7 @@ def reconcile(stack: Any, valid_keys: set[str], run_id: str) -> tuple[dict[str, 
     reports = loop.run_once()
     counts: dict[str, int] = {}
     for report in reports:
-        if report["pass"] == "first":  # noqa: S105 (a pass name)
+        if report["pass"] == "first":
             for cls, count in report["counts"].items():
                 counts[cls] = counts.get(cls, 0) + count
     shortfall = sum((report.get("volume") or {}).get("shortfall", 0) for report in reports)

@@ -76,7 +76,11 @@ def test_the_dev_stack_reconciler_reports_exactly_what_orb_does_not_hold(stack: 
             assert http.post(stack.segment_url, json=calls[start : start + 100]).status_code == 200
 
         def all_answered() -> bool:
-            sent = {event["idempotency_key"] for request in list(sandbox.store.accepted_requests) for event in request["events"]}
+            sent = {
+                event["idempotency_key"]
+                for request in list(sandbox.store.accepted_requests)
+                for event in request["events"]
+            }
             return keys <= sent
 
         assert wait_until(all_answered, timeout=EVENTUALLY)
@@ -135,6 +139,8 @@ def test_the_dev_stack_reconciler_reports_exactly_what_orb_does_not_hold(stack: 
     # A second run reports no hour twice.
     again = stack._reconcile_loop(3600, clock=lambda: later, pace=lambda: None)
     assert again.run_once() == [] and again.orb.calls["search"] == 0
-    report_keys = [item["Key"] for item in s3.list_objects_v2(Bucket=stack.env["AUDIT_BUCKET_NAME"], Prefix="reports/")["Contents"]]
+    report_keys = [
+        item["Key"] for item in s3.list_objects_v2(Bucket=stack.env["AUDIT_BUCKET_NAME"], Prefix="reports/")["Contents"]
+    ]
     assert sorted(report_keys) == sorted(f"reports/sent_hour={hour}/first.json" for hour in sent_hours)
     orb.close()

@@ -206,16 +206,19 @@ class DevStack(DevStackEnvironment, DevStackStatus):
     def _reconcile_loop(self, every_seconds: float, **options: Any) -> Any:
         """The reconciler on the stack's moto and Orb (its settings from the handlers' environment)."""
         from orb_bridge.reconcile.settings import ReconcileSettings
-
         from orb_bridge_dev.devstack.reconcile_loop import DevReconcileLoop
 
         grace = self.config.sandbox_options.get("grace_period")
         env = dict(self.env)
         if grace is not None and not self.uses_real_orb:
             env.setdefault("ORB_GRACE_PERIOD_HOURS", str(grace.total_seconds() / 3600))
-        settings = ReconcileSettings.from_env({**env, **{k: v for k, v in self.user_env.items() if k.startswith("RECONCILE_")}})
+        settings = ReconcileSettings.from_env(
+            {**env, **{k: v for k, v in self.user_env.items() if k.startswith("RECONCILE_")}}
+        )
         local_aws = self.local_aws
-        return DevReconcileLoop(settings, local_aws.client("s3"), local_aws.client("dynamodb"), every_seconds, **options)
+        return DevReconcileLoop(
+            settings, local_aws.client("s3"), local_aws.client("dynamodb"), every_seconds, **options
+        )
 
     def stop(self) -> None:
         if self.reconcile_loop is not None:

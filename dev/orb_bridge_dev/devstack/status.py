@@ -84,7 +84,7 @@ class DevStackStatus:
 
     def snapshot(self) -> dict[str, Any]:
         with self.counters.lock:
-            counters = {
+            counters: dict[str, Any] = {
                 "segment_requests": self.counters.segment_requests,
                 "received": self.counters.received,
                 "enqueued": self.counters.enqueued,
