@@ -15,6 +15,7 @@ from bench import cold_start, ingest, intake_bench, lambda_like, webhook_verify
 from bench.common import ROOT, isolate_aws_environment, machine_description, markdown_table
 from bench.cost_section import cost_section
 from bench.drain_section import drain_section
+from bench.reconcile_section import reconcile_section
 
 INGEST_TARGET = 10.0  # x the SDK path, pacing off
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="`sam build` output for this machine's architecture (make bench-build)",
     )
+    parser.add_argument("--reconcile-events", type=int, default=100_000, help="archived events to reconcile")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds of the intake per-event figures")
     parser.add_argument(
         "--drain",
@@ -279,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     drain_section(say, missed, full=args.drain)
+    reconcile_section(say, missed, events=args.reconcile_events)
 
     cost_section(say, intake, throughput, verify)
 

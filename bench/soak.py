@@ -39,6 +39,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import soak_reconcile
 from bench.soak_check import check
 from bench.soak_config import AUTH_TOKEN, PROPERTIES_MAPPING, SoakConfig, SoakReport
 from bench.soak_kill import kill_one_invocation
@@ -97,6 +98,7 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
     try:
         with DevStack(stack_config) as stack:
             stack.sandbox.rng.seed(config.seed)  # deterministic fault sequence for a given seed
+            soak_reconcile.start_recording(stack)
             sender = Sender(stack, config, rng, report)
             kill_at = len(plan.requests) // 3 if config.kill_one_invocation else -1
             kill_done = threading.Event()
@@ -141,6 +143,9 @@ def run_soak(config: SoakConfig, progress: Any = None) -> SoakReport:
             report.wall_seconds = time.perf_counter() - started
             left = in_ingest_queue()
             check(stack, plan, report)
+            # Ends with a reconciliation: every valid event archived and present in Orb.
+            report.reconciliation, failures = soak_reconcile.reconcile(stack, set(valid_keys), run_id)
+            report.failures.extend(failures)
             if left:
                 report.failures.append(f"{left} messages still in the ingest queue after {config.drain_timeout:.0f} s")
             if config.kill_one_invocation and not report.killed_invocation.get("killed"):

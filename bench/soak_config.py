@@ -78,6 +78,7 @@ class SoakReport:
     orb_validation_400s: int = 0
     poller: dict[str, Any] = field(default_factory=dict)
     killed_invocation: dict[str, Any] = field(default_factory=dict)
+    reconciliation: dict[str, Any] = field(default_factory=dict)  # bench/soak_reconcile.py
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -103,6 +104,7 @@ class SoakReport:
             f"{r.invalid_on_rejected_queue:,} of {r.invalid_events:,} (without reason {r.invalid_without_reason}); "
             f"valid events there {r.valid_on_rejected_queue}; refused by Orb {r.refused_by_orb:,}, kept with Orb's "
             f"reason {r.refused_by_orb_kept_with_orbs_reason:,}",
+            f"  reconciliation: {r.reconciliation}",
             "  RESULT: " + ("PASS" if r.ok else "FAIL: " + "; ".join(r.failures)),
         ]
         return "\n".join(lines)

@@ -160,8 +160,8 @@ def test_every_class_is_reported_with_exactly_its_keys(
     s3, _ = aws
     reports = s3.list_objects_v2(Bucket=BUCKET, Prefix="reports/")["Contents"]
     assert sorted(item["Key"] for item in reports) == [
-        "reports/event_hour=2026-03-02T10/final.json",
-        "reports/event_hour=2026-03-02T10/first.json",
+        "reports/sent_hour=2026-03-02T10/final.json",
+        "reports/sent_hour=2026-03-02T10/first.json",
     ]
 
     again = Run(sandbox, aws)

@@ -49,3 +49,20 @@ def write_archive_object(s3: Any, bucket: str, events: list[dict[str, Any]], sen
     )
     s3.put_object(Bucket=bucket, Key=key, Body=archive_body(events, sent_at, **kwargs), IfNoneMatch="*")
     return key
+
+
+def archive_accepted_requests(s3: Any, bucket: str, accepted: list[dict[str, Any]], request_id: str) -> int:
+    """Archive every request the Orb sandbox answered 200 (``store.accepted_requests``), as ingest's
+    writer would: one object per request, events as sent. The number of objects written."""
+    for number, request in enumerate(accepted, start=1):
+        write_archive_object(
+            s3,
+            bucket,
+            request["events"],
+            request["sent_at"],
+            request_id=request_id,
+            request_number=number,
+            backfill_id=request["backfill_id"],
+            orb_response=request["orb_response"],
+        )
+    return len(accepted)

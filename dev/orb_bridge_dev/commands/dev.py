@@ -23,6 +23,12 @@ def _fault_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--timeout-rate", type=float, default=0.0, help="probability of hanging past the client's timeout (default 0)"
     )
+    group.add_argument(
+        "--lose-rate",
+        type=float,
+        default=0.0,
+        help="probability an event answered 200 is silently not kept (the reconciler reports it; default 0)",
+    )
 
 
 def register(commands: Any) -> None:
@@ -53,6 +59,13 @@ def register(commands: Any) -> None:
         default=2,
         help="local visibility timeout of the ingest queue in seconds: how soon a failed message is retried (default 2)",
     )
+    dev.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="run the reconciler over the audit archive this often (default 30; 0: off); the status line shows it",
+    )
     dev.add_argument("--no-test-webhook", action="store_true", help="do not send a resource_event.test at start")
     _fault_arguments(dev)
     add_behaviour_arguments(dev)  # Orb's rules and rate limits in the sandbox (off by default)
@@ -74,7 +87,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             latency_seconds=args.latency_seconds,
             drop_connection_rate=args.drop_connection_rate,
             timeout_rate=args.timeout_rate,
+            lose_rate=args.lose_rate,
         ),
+        reconcile_every=max(0.0, args.reconcile_every),
         send_test_webhook=not args.no_test_webhook,
         name=args.name,
         user_env=env,

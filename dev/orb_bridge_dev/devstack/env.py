@@ -119,6 +119,13 @@ class DevStackEnvironment:
             "ORB_REQUESTS_PER_SECOND": "0",
             "ORB_EVENTS_PER_MINUTE": "0",
         }
+        # The audit archive and the reconciler's checkpoints (when the template declares them).
+        for name, role in (
+            ("AUDIT_BUCKET_NAME", "audit_bucket_name"),
+            ("RECONCILE_CHECKPOINT_TABLE_NAME", "reconcile_checkpoint_table_name"),
+        ):
+            if resources.extra.get(role):
+                env[name] = resources.extra[role]
         for name in (
             "EVENT_NAME_FIELD",
             "IDEMPOTENCY_KEY_FIELD",

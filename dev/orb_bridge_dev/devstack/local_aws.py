@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orb_bridge_dev.devstack.local_audit import create_audit_resources
 from orb_bridge_dev.devstack.moto_server import MotoServerProcess
 from orb_bridge_dev.devstack.template import PSEUDO_PARAMETERS, TemplateError, parameter_values, resolve
 
@@ -189,6 +190,7 @@ class LocalAws:
             Rule="orb-bridge-dev-bus-tap", EventBusName=bus_name, Targets=[{"Id": "bus-tap", "Arn": tap_arn}]
         )
         tap = QueueInfo(url=tap_url, arn=tap_arn, name=BUS_TAP_QUEUE_NAME, template_visibility_timeout=30)
+        audit = create_audit_resources(self.template, audit_bucket, dynamodb, resolver.resolve, self.stack_name)
         return LocalResources(
             endpoint_url=endpoint_url,
             ingest_queue=ingest,
@@ -198,6 +200,7 @@ class LocalAws:
             event_bus_name=bus_name,
             event_bus_arn=bus_arn,
             audit_bucket_name=audit_bucket,
+            extra=audit,
         )
 
     def _physical_name(self, resolver: _Refs, properties: Mapping[str, Any], key: str, logical_id: str) -> str:

@@ -53,6 +53,8 @@ class DevStackConfig:
     sandbox_options: Mapping[str, Any] = field(default_factory=dict)  # more OrbSandbox keyword arguments
     send_test_webhook: bool = True
     name: str = ""  # `orb-bridge dev --name`: how the `--dev` commands choose this stack
+    # Seconds between the reconciler's rounds (0: off); `orb-bridge dev --reconcile-every`.
+    reconcile_every: float = 0.0
     # The settings the user gave (normally os.environ); the stack's defaults fill the rest.
     user_env: Mapping[str, str] | None = None
 
@@ -105,6 +107,7 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         self.test_webhook_status: int | None = None
         self._saved_env: dict[str, str | None] = {}
         self._sqs: Any = None
+        self.reconcile_loop: Any = None  # DevReconcileLoop when --reconcile-every is set
 
     # ---- the parts of a started stack --------------------------------------------------------
     @property
@@ -207,11 +210,33 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         )
         self.gateway.start()
         poller.start()
+        if self.config.reconcile_every > 0 and "AUDIT_BUCKET_NAME" in self.env:
+            self.reconcile_loop = self._reconcile_loop(self.config.reconcile_every).start()
         if self.config.send_test_webhook:
             response = self.webhook_signer.send_webhook(self.webhook_url, "resource_event.test")
             self.test_webhook_status = response.status_code
 
+    def _reconcile_loop(self, every_seconds: float, **options: Any) -> Any:
+        """The reconciler on the stack's moto and Orb (its settings from the handlers' environment)."""
+        from orb_bridge.reconcile.settings import ReconcileSettings
+        from orb_bridge_dev.devstack.reconcile_loop import DevReconcileLoop
+
+        grace = self.config.sandbox_options.get("grace_period")
+        env = dict(self.env)
+        if grace is not None and not self.uses_real_orb:
+            env.setdefault("ORB_GRACE_PERIOD_HOURS", str(grace.total_seconds() / 3600))
+        settings = ReconcileSettings.from_env(
+            {**env, **{k: v for k, v in self.user_env.items() if k.startswith("RECONCILE_")}}
+        )
+        local_aws = self.local_aws
+        return DevReconcileLoop(
+            settings, local_aws.client("s3"), local_aws.client("dynamodb"), every_seconds, **options
+        )
+
     def stop(self) -> None:
+        if self.reconcile_loop is not None:
+            self.reconcile_loop.stop()
+            self.reconcile_loop = None
         if self._poller is not None:
             self._poller.stop()
         if self.gateway is not None:

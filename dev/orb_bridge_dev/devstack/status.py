@@ -124,7 +124,7 @@ class DevStackStatus:
 
     def snapshot(self) -> dict[str, Any]:
         with self.counters.lock:
-            counters = {
+            counters: dict[str, Any] = {
                 "segment_requests": self.counters.segment_requests,
                 "received": self.counters.received,
                 "enqueued": self.counters.enqueued,
@@ -143,6 +143,8 @@ class DevStackStatus:
         counters["rejected"] = self.queue_depth(self.resources.rejected_queue.url)
         counters["forwarded"] = self.queue_depth(self.resources.bus_tap_queue.url)
         counters["last_error"] = poller["last_error"]
+        loop = getattr(self, "reconcile_loop", None)
+        counters["reconcile"] = loop.view.summary() if loop is not None else None
         return counters
 
     def status_line(self, snapshot: Mapping[str, Any] | None = None) -> str:
@@ -153,7 +155,7 @@ class DevStackStatus:
             f"orb: ingested {s['ingested']}, retried {s['retried']}, in queue {s['in_queue']} | "
             f"rejected queue {s['rejected']} | "
             f"webhooks: verified {s['webhooks_verified']}, refused {s['webhooks_refused']}, "
-            f"forwarded {s['forwarded']}"
+            f"forwarded {s['forwarded']}" + (f" | {s['reconcile']}" if s.get("reconcile") else "")
         )
 
     def banner(self) -> str:

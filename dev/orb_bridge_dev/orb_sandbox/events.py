@@ -39,7 +39,7 @@ def search(sandbox: SandboxState, body: bytes, query: dict[str, str]) -> dict[st
         start = optional_time(payload.get("timeframe_start"), "timeframe_start") or now - SEARCH_DEFAULT_LOOKBACK
         end = optional_time(payload.get("timeframe_end"), "timeframe_end") or now
         by_key: dict[str, list] = {}
-        for event in sandbox.store.searchable():
+        for event in sandbox.store.searchable_under(set(event_ids)):
             if start <= event.timestamp < end:
                 by_key.setdefault(event.key, []).append(event)
         # Case-sensitive ids, in the order asked, each once.

@@ -199,4 +199,7 @@ def _ingest(sandbox: SandboxState, body: bytes, query: dict[str, str], rate_limi
     response: dict[str, Any] = {"validation_failed": []}
     if debug:
         response["debug"] = {"duplicate": duplicate, "ingested": ingested}
+    accepted = sandbox.store.accepted_requests
+    if accepted is not None:
+        accepted.append({"sent_at": now, "events": events, "backfill_id": backfill_id, "orb_response": response})
     return response

@@ -177,6 +177,9 @@ class EventStore:
         self.conflicting_duplicates: list[dict[str, Any]] = []
         self.unknown_customers: set[str] = set()  # external ids Orb matches to no customer
         self.lost_keys: list[str] = []  # answered 200 but silently not kept (the lose-rate fault)
+        # Every ingest request answered 200 (events as sent, when, the answer), while a list: what
+        # ingest's audit archive holds, for tests and benchmarks of the reconciler. None: not kept.
+        self.accepted_requests: list[dict[str, Any]] | None = None
 
     # ---- what Orb reports ----------------------------------------------------------------
     def visible(self) -> list[StoredEvent]:
@@ -193,6 +196,15 @@ class EventStore:
     def searchable(self) -> list[StoredEvent]:
         """What search returns: amended events are left out (Orb's search does not return them)."""
         return [event for event in self.visible() if not event.amended]
+
+    def searchable_under(self, keys: set[str]) -> list[StoredEvent]:
+        """``searchable`` restricted to these keys, without a pass over every live event (the
+        reconciler's bench searches a million)."""
+        found = [event for key in keys if (event := self.live.get(key)) is not None]
+        for backfill in self.backfills.values():
+            if backfill.billed:
+                found.extend(event for event in backfill.events if event.key in keys)
+        return [event for event in found if not event.amended]
 
     def billed_count_by_key(self) -> Counter[str]:
         """How many billed events carry each key (2+ means billed twice, e.g. a key re-sent in a

@@ -18,7 +18,7 @@ METRIC_BY_CLASS = {
 
 
 def report_key(hour: str, pass_name: str) -> str:
-    return f"reports/event_hour={hour}/{pass_name}.json"
+    return f"reports/sent_hour={hour}/{pass_name}.json"
 
 
 def build_report(

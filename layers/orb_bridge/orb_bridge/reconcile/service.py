@@ -109,6 +109,16 @@ class Reconciler:
         )
         return summary
 
+    def check_hour(self, hour: datetime, pass_name: str) -> dict[str, Any] | None:
+        """One pass of one send-hour, now, whether or not it is due (the dev stack's preview passes
+        of a send-hour still open); resumed from its checkpoint, never reported twice. None while a
+        backfill in it is not settled."""
+        item = passes.DuePass(hour, pass_name)
+        progress = self.checkpoints.load([item.item_key]).get(item.item_key)
+        if progress is not None and progress.status == "done":
+            return None
+        return self._run_pass(item, progress or PassProgress(hour_text(hour), pass_name))
+
     def _reflected(self, events: list[ArchivedEvent]) -> tuple[list[ArchivedEvent], bool, int]:
         """The events to look up; whether a backfill is not yet settled; how many a revert took out."""
         kept: list[ArchivedEvent] = []
@@ -157,8 +167,9 @@ class Reconciler:
                 if key not in chosen:
                     hour = _event_hour(by_key[key].event)
                     progress.unchecked_by_event_hour[hour] = progress.unchecked_by_event_hour.get(hour, 0) + 1
-        first_pass = item.pass_name == "first"  # noqa: S105 (a pass name, not a password)
-        volume = None if first_pass else self.volume.check(item.hour, progress)
+        # Volume only once the hour can no longer change from live ingestion (final and daily passes).
+        settled = item.pass_name == "final" or item.pass_name.startswith("daily-")  # noqa: S105 (pass names)
+        volume = self.volume.check(item.hour, progress) if settled else None
         report = build_report(progress, self.now.isoformat(), archive.unreadable, reverted, volume)
         self.s3_requests += 1
         write_report(self.s3, self.settings.audit_bucket_name, report)
