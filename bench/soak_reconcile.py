@@ -1,10 +1,9 @@
-"""The soak's last step: reconcile what it sent against the sandbox, after the drain.
+"""The soak's last step: reconcile the audit archive ingest wrote against the sandbox, after the drain.
 
-Ingest does not write the audit archive yet (issue 17 is built in parallel): the archive is built
-from the ingest requests the sandbox answered 200 (``store.accepted_requests``), one object per
-request as ingest's writer will, into the dev stack's ``AuditBucket``; the dev stack's reconciler
-(the deployed ``Reconciler``) then runs every due pass, unpaced, at a time when the first and final
-passes of every send-hour are due. Every valid event must be archived and found present.
+Ingest archives every request Orb answered 200 into the dev stack's ``AuditBucket``, as deployed;
+the dev stack's reconciler (the deployed ``Reconciler``) then runs every due pass, unpaced, at a
+time when the first and final passes of every send-hour are due. Every valid event must be
+archived and found present.
 """
 
 from __future__ import annotations
@@ -12,20 +11,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.support.audit_archive import archive_accepted_requests
+from orb_bridge.reconcile.archive_reader import read_object
 
 
 def start_recording(stack: Any) -> None:
-    stack.sandbox.store.accepted_requests = []
+    """Nothing to record: ingest writes the archive itself (kept for the soak's call order)."""
+
+
+def archived_keys(stack: Any) -> tuple[set[str], int]:
+    """Every idempotency key in the archive ingest wrote, and how many objects hold them."""
+    s3 = stack.local_aws.client("s3")
+    bucket = stack.env["AUDIT_BUCKET_NAME"]
+    keys: set[str] = set()
+    objects = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="ingest/"):
+        for item in page.get("Contents", []):
+            _, events = read_object(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(), item["Key"])
+            keys.update(event.key for event in events)
+            objects += 1
+    return keys, objects
 
 
 def reconcile(stack: Any, valid_keys: set[str], run_id: str) -> tuple[dict[str, Any], list[str]]:
-    """Archive what Orb accepted, reconcile it; the figures and any failures."""
-    accepted = stack.sandbox.store.accepted_requests or []
-    stack.sandbox.store.accepted_requests = None
-    s3 = stack.local_aws.client("s3")
-    objects = archive_accepted_requests(s3, stack.env["AUDIT_BUCKET_NAME"], accepted, request_id=run_id)
-    archived = {event["idempotency_key"] for request in accepted for event in request["events"]}
+    """Reconcile the archive ingest wrote; the figures and any failures."""
+    archived, objects = archived_keys(stack)
     grace_hours = stack.sandbox.grace_period.total_seconds() / 3600
     later = datetime.now(UTC) + timedelta(hours=grace_hours + 5)  # first and final passes due
     loop = stack._reconcile_loop(3600, clock=lambda: later, pace=lambda: None)
@@ -46,7 +55,7 @@ def reconcile(stack: Any, valid_keys: set[str], run_id: str) -> tuple[dict[str, 
     }
     failures = []
     if valid_keys - archived:
-        failures.append(f"reconcile: {len(valid_keys - archived)} valid events were never answered 200 (not archived)")
+        failures.append(f"reconcile: {len(valid_keys - archived)} valid events billed but not in the audit archive")
     not_present = sum(count for cls, count in counts.items() if cls != "present")
     if not_present or shortfall or counts.get("present", 0) < len(valid_keys):
         failures.append(f"reconcile: not every valid event is present in Orb: {counts}, volume shortfall {shortfall}")
