@@ -97,7 +97,8 @@ class IngestService:
         run.rejections[:0] = rejections
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
-        failed.update(write_rejections(self.rejected_queue, run.rejections))
+        unwritten, written = write_rejections(self.rejected_queue, run.rejections)
+        failed.update(unwritten)
         if batch.mapping_error_ids:
             logger.error(
                 "redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
@@ -128,6 +129,9 @@ class IngestService:
             mapping_error=batch.mapping_error,
             late_events_rejected=run.late_rejected,
             pacing_table_errors=getattr(run.pacer, "table_errors", 0),
+            orb_latencies_ms=run.latencies_ms,
+            orb_errors=run.orb_errors,
+            rejected_records_written=written,
         )
 
     def _schedule(
@@ -183,9 +187,9 @@ class IngestService:
             if stop.is_set():
                 return Attempt(not_sent="stopped")
         events = job.events
-        return Attempt(
-            self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
-        )
+        sent_at = self.monotonic()
+        answer = self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
+        return Attempt(answer, elapsed_seconds=self.monotonic() - sent_at)
 
     def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
         """The timeout for a request started now, or None when there is no time to start one."""
@@ -210,6 +214,9 @@ class IngestService:
         answer = attempt.answer
         assert answer is not None  # noqa: S101 (for mypy: a sent attempt has an answer)
         outcome = answer.outcome
+        run.latencies_ms.append(round(attempt.elapsed_seconds * 1000, 1))
+        if outcome is not Outcome.OK:
+            run.orb_errors[outcome.value] = run.orb_errors.get(outcome.value, 0) + 1
         if outcome is Outcome.OK:
             for event in events:
                 errors = answer.validation_failed.get(event.key)

@@ -36,6 +36,9 @@ class IngestReport:
     late_events_rejected: int = 0  # refused by Orb and older than the grace period
     # Failed calls to the pacing table (the invocation then paced by its container's share).
     pacing_table_errors: int = 0
+    orb_latencies_ms: list[float] = field(default_factory=list)  # one per answered request
+    orb_errors: dict[str, int] = field(default_factory=dict)  # requests by failed outcome (kind)
+    rejected_records_written: dict[str, int] = field(default_factory=dict)  # by stage
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Attempt:
     # When ``wait_seconds`` was measured (the service's monotonic clock): a copy deferred later
     # must wait only what is left of it.
     measured_at: float = 0.0
+    elapsed_seconds: float = 0.0  # the request's round trip (the service's monotonic clock)
 
 
 @dataclass
@@ -74,3 +78,5 @@ class RunState:
     rate_limited: int = 0
     configuration_error: str | None = None
     late_rejected: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    orb_errors: dict[str, int] = field(default_factory=dict)
