@@ -222,4 +222,3 @@ def test_the_grace_period_line_follows_the_parameter(template):
         for line in widget.get("properties", {}).get("annotations", {}).get("horizontal", [])
     ]
     assert lines == [7]
-

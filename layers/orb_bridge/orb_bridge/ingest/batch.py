@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 from orb_bridge.aws import queues, redelivery
-from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core import metric_names as names
+from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.observability import emit, emit_by, logger
 from orb_bridge.ingest import container as ingest_container
 from orb_bridge.ingest.state import IngestReport

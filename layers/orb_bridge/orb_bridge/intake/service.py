@@ -20,9 +20,9 @@ from typing import Any
 
 from orb_bridge.aws.queues import SendFailure, SqsQueue
 from orb_bridge.aws.rejection_records import MAX_RECORD_BYTES, rejection_record
+from orb_bridge.core import metric_names as names
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, read_request
-from orb_bridge.core import metric_names as names
 from orb_bridge.core.observability import emit, emit_by, logger
 from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.segment.auth import authenticate

@@ -35,9 +35,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from orb_bridge.aws import clients as aws
+from orb_bridge.core import metric_names as names
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, decode_http_body, header
-from orb_bridge.core import metric_names as names
 from orb_bridge.core.observability import emit, emit_by, logger
 from orb_bridge.webhooks.forwarder import EventBridgeForwarder, ForwardError
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
