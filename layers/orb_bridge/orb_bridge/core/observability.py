@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import single_metric
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from orb_bridge.core.config import ObservabilitySettings
 from orb_bridge.core.errors import MAX_ECHO_CHARS, clip, quote  # noqa: F401 (part of this module's interface)
@@ -50,6 +50,7 @@ def emit_by(metric: Metric, value: float, **dimensions: str) -> None:
     blob so they split this metric only; its total too when the registry says so."""
     if metric.with_total:
         emit(metric, value)
-    with single_metric(name=metric.name, unit=metric.unit, value=value, namespace=METRICS_NAMESPACE) as one:
+    unit = MetricUnit(metric.unit)
+    with single_metric(name=metric.name, unit=unit, value=value, namespace=METRICS_NAMESPACE) as one:
         for key in metric.by:
             one.add_dimension(name=key, value=dimensions[key])
