@@ -7,6 +7,7 @@ orb-bridge webhook sign [PAYLOAD] [-o FILE]              write a signed HTTP API
 orb-bridge sandbox [--port 3001] ...                     run the Orb sandbox alone (orb_sandbox/)
 orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events through the ingest queue (commands/replay.py)
 orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period (commands/backfill/)
+orb-bridge status (--stack NAME | --dev) [--json]        the deployment on one screen; exit 0 well, 1 attention, 2 unknown (commands/status.py)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "backfill", add_help=False, help="backfill late rejected events into Orb (see `orb-bridge backfill --help`)"
     )
+    commands.add_parser("status", add_help=False, help="the deployment on one screen (see `orb-bridge status --help`)")
     return parser
 
 
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orb_bridge_dev.commands.backfill import command as backfill
 
         return backfill.main(argv[1:])
+    if argv[:1] == ["status"]:
+        from orb_bridge_dev.commands import status
+
+        return status.main(argv[1:])
     if argv[:2] == ["webhook", "sign"]:
         from orb_bridge_dev.commands.webhook import event as webhook_event
 

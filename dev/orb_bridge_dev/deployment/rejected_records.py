@@ -14,7 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,11 @@ class Target:
     mapping: Callable[[], MappingSettings]
     orb_base_url: str
     orb_api_key: Callable[[], str]
+    # For `orb-bridge status`: what else the deployment says about itself (all untrusted input).
+    cloudwatch: Any = None
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    alarm_prefix: str = ""  # alarms CloudFormation names after the stack
 
 
 @dataclass

@@ -152,7 +152,22 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         mapping=functools.cache(lambda: MappingSettings.from_env(map_settings_env(env))),
         orb_base_url=orb_base_url,
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
+        cloudwatch=session.client("cloudwatch", endpoint_url=endpoint),
+        outputs={"IngestQueueUrl": ingest, "RejectedQueueUrl": rejected},
+        parameters=_dev_parameters(env),
+        alarm_prefix=f"{stack}-",
     )
+
+
+def _dev_parameters(env: Mapping[str, str]) -> dict[str, str]:
+    """The template's defaults, with the mapping the dev stack takes from the environment."""
+    from orb_bridge_dev.devstack.template import load_template, parameter_values
+
+    parameters = parameter_values(load_template())
+    for name, variable in MAPPING_PARAMETERS.items():
+        if env.get(variable, "").strip():
+            parameters[name] = env[variable].strip()
+    return parameters
 
 
 def write_dev_stack_file(aws_endpoint_url: str, orb_api_base_url: str, path: Path | None = None) -> None:
@@ -227,6 +242,10 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         mapping=functools.cache(lambda: MappingSettings.from_env(mapping_env)),
         orb_base_url=orb_base_url,
         orb_api_key=api_key,
+        cloudwatch=session.client("cloudwatch"),
+        outputs=outputs,
+        parameters=parameters,
+        alarm_prefix=f"{args.stack}-",
     )
 
 
