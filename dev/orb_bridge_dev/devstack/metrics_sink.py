@@ -73,7 +73,7 @@ class CloudWatchSink:
 
     def install(self) -> CloudWatchSink:
         for module in _modules():
-            module.print = self._print  # type: ignore[attr-defined] (shadows the builtin in that module only)
+            setattr(module, "print", self._print)  # noqa: B010 (shadows the builtin in that module only)
             self._installed.append(module)
         return self
 

@@ -97,7 +97,11 @@ def bypassing_calls(layer: Path = LAYER, root: Path = REPO_ROOT) -> list[tuple[s
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in {"add_metric", "single_metric"}:
                 literal = next(
-                    (k.value.value for k in node.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)),
+                    (
+                        str(k.value.value)
+                        for k in node.keywords
+                        if k.arg == "name" and isinstance(k.value, ast.Constant)
+                    ),
                     None,
                 )
                 calls.append((str(path.relative_to(root)), node.lineno, literal))
