@@ -168,6 +168,17 @@ def gather(target: Target, now: datetime | None = None) -> Health:
     return health
 
 
+def dev_parameters(env: Mapping[str, str], mapping_parameters: Mapping[str, str]) -> dict[str, str]:
+    """The dev stack's parameters: the template's defaults, with the mapping it takes from ``env``."""
+    from orb_bridge_dev.devstack.template import load_template, parameter_values
+
+    parameters = parameter_values(load_template())
+    for name, variable in mapping_parameters.items():
+        if env.get(variable, "").strip():
+            parameters[name] = env[variable].strip()
+    return parameters
+
+
 def _merge(*parts: Mapping[str, float]) -> dict[str, float]:
     merged: dict[str, float] = {}
     for part in parts:

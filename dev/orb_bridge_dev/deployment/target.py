@@ -114,6 +114,7 @@ def resolve(
 
 
 def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any]) -> Target:
+    from orb_bridge_dev.deployment.health import dev_parameters
     from orb_bridge_dev.devstack.env import map_settings_env
     from orb_bridge_dev.devstack.local_aws import INGEST_QUEUE, REGION, REJECTED_QUEUE
     from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY
@@ -154,20 +155,9 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         orb_api_key=lambda: DEV_ORB_API_KEY if local_orb else _api_key_from_env(env),
         cloudwatch=session.client("cloudwatch", endpoint_url=endpoint),
         outputs={"IngestQueueUrl": ingest, "RejectedQueueUrl": rejected},
-        parameters=_dev_parameters(env),
+        parameters=dev_parameters(env, MAPPING_PARAMETERS),
         alarm_prefix=f"{stack}-",
     )
-
-
-def _dev_parameters(env: Mapping[str, str]) -> dict[str, str]:
-    """The template's defaults, with the mapping the dev stack takes from the environment."""
-    from orb_bridge_dev.devstack.template import load_template, parameter_values
-
-    parameters = parameter_values(load_template())
-    for name, variable in MAPPING_PARAMETERS.items():
-        if env.get(variable, "").strip():
-            parameters[name] = env[variable].strip()
-    return parameters
 
 
 def write_dev_stack_file(aws_endpoint_url: str, orb_api_base_url: str, path: Path | None = None) -> None:

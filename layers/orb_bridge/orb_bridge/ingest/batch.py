@@ -171,11 +171,11 @@ def _emit(report: IngestReport, now: float) -> None:
     emit(names.EVENTS_RETRIED, len(report.failed_message_ids))
     emit(names.EVENTS_DEFERRED, len(report.deferred))
     emit(names.ORB_REQUESTS, report.requests_made)
-    for latency_ms in report.orb_latencies_ms:
+    for latency_ms in report.counted.orb_latencies_ms:
         emit(names.ORB_REQUEST_LATENCY, latency_ms)
-    for kind, errors in sorted(report.orb_errors.items()):
+    for kind, errors in sorted(report.counted.orb_errors.items()):
         emit_by(names.ORB_REQUEST_ERRORS, errors, kind=kind)
-    for stage, written in sorted(report.rejected_records_written.items()):
+    for stage, written in sorted(report.counted.rejected_records_written.items()):
         emit_by(names.INGEST_REJECTED_RECORDS_WRITTEN, written, stage=stage)
     optional = (
         (names.ORB_RATE_LIMITED, report.rate_limited),

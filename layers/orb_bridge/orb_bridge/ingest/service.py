@@ -97,7 +97,7 @@ class IngestService:
         run.rejections[:0] = rejections
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
-        unwritten, written = write_rejections(self.rejected_queue, run.rejections)
+        unwritten, run.counted.rejected_records_written = write_rejections(self.rejected_queue, run.rejections)
         failed.update(unwritten)
         if batch.mapping_error_ids:
             logger.error(
@@ -129,9 +129,7 @@ class IngestService:
             mapping_error=batch.mapping_error,
             late_events_rejected=run.late_rejected,
             pacing_table_errors=getattr(run.pacer, "table_errors", 0),
-            orb_latencies_ms=run.latencies_ms,
-            orb_errors=run.orb_errors,
-            rejected_records_written=written,
+            counted=run.counted,
         )
 
     def _schedule(
@@ -214,9 +212,7 @@ class IngestService:
         answer = attempt.answer
         assert answer is not None  # noqa: S101 (for mypy: a sent attempt has an answer)
         outcome = answer.outcome
-        run.latencies_ms.append(round(attempt.elapsed_seconds * 1000, 1))
-        if outcome is not Outcome.OK:
-            run.orb_errors[outcome.value] = run.orb_errors.get(outcome.value, 0) + 1
+        run.counted.answer(outcome.value, attempt.elapsed_seconds)
         if outcome is Outcome.OK:
             for event in events:
                 errors = answer.validation_failed.get(event.key)

@@ -11,6 +11,20 @@ from orb_bridge.orb.client import IngestResult
 
 
 @dataclass
+class RunCounts:
+    """What an invocation counts only for its metrics."""
+
+    orb_latencies_ms: list[float] = field(default_factory=list)  # one per answered request
+    orb_errors: dict[str, int] = field(default_factory=dict)  # requests by failed outcome (kind)
+    rejected_records_written: dict[str, int] = field(default_factory=dict)  # by stage
+
+    def answer(self, outcome: str, elapsed_seconds: float) -> None:
+        self.orb_latencies_ms.append(round(elapsed_seconds * 1000, 1))
+        if outcome != "ok":
+            self.orb_errors[outcome] = self.orb_errors.get(outcome, 0) + 1
+
+
+@dataclass
 class IngestReport:
     failed_message_ids: list[str]
     # message id -> seconds to hold it back before it is offered again (pacing, 429, time),
@@ -36,9 +50,7 @@ class IngestReport:
     late_events_rejected: int = 0  # refused by Orb and older than the grace period
     # Failed calls to the pacing table (the invocation then paced by its container's share).
     pacing_table_errors: int = 0
-    orb_latencies_ms: list[float] = field(default_factory=list)  # one per answered request
-    orb_errors: dict[str, int] = field(default_factory=dict)  # requests by failed outcome (kind)
-    rejected_records_written: dict[str, int] = field(default_factory=dict)  # by stage
+    counted: RunCounts = field(default_factory=lambda: RunCounts())
 
 
 @dataclass(frozen=True)
@@ -78,5 +90,4 @@ class RunState:
     rate_limited: int = 0
     configuration_error: str | None = None
     late_rejected: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    orb_errors: dict[str, int] = field(default_factory=dict)
+    counted: RunCounts = field(default_factory=lambda: RunCounts())
