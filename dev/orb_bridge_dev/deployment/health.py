@@ -72,16 +72,20 @@ def _sum_by(cloudwatch: Any, metric: names.Metric, key: str, now: datetime) -> d
     """``metric``'s sum over ``RECENT`` for each value of dimension ``key`` (the values are open-ended)."""
     totals: dict[str, float] = {}
     listed = cloudwatch.list_metrics(Namespace=names.NAMESPACE, MetricName=metric.name)["Metrics"]
+    seen: set[frozenset[tuple[str, str]]] = set()
     for found in listed:
         dimensions = {d["Name"]: d["Value"] for d in found.get("Dimensions", [])}
         if key not in dimensions or dimensions.get(names.SERVICE) != metric.service:
             continue
+        if frozenset(dimensions.items()) in seen:  # moto lists a metric once per datapoint
+            continue
+        seen.add(frozenset(dimensions.items()))
         points = cloudwatch.get_metric_statistics(
             Namespace=names.NAMESPACE,
             MetricName=metric.name,
             Dimensions=found["Dimensions"],
             StartTime=now - RECENT,
-            EndTime=now,
+            EndTime=now + timedelta(minutes=1),  # a datapoint stamped this very second counts
             Period=int(RECENT.total_seconds()),
             Statistics=["Sum"],
         )["Datapoints"]
