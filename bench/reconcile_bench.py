@@ -115,7 +115,7 @@ def run(events: int = 100_000, hours: int = 10, requests_per_second: float = 2.0
             s3,
             dynamodb,
             orb,
-            lambda name, value: metrics.__setitem__(name, metrics.get(name, 0) + value),
+            lambda metric, value: metrics.__setitem__(metric.name, metrics.get(metric.name, 0) + value),
             now,
             lambda: 900.0,
         )

@@ -8,6 +8,7 @@ orb-bridge sandbox [--port 3001] ...                     run the Orb sandbox alo
 orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events through the ingest queue (commands/replay.py)
 orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period (commands/backfill/)
 orb-bridge rejected (--stack NAME | --dev) [--full] ...  list the rejected records, changing nothing (commands/rejected.py)
+orb-bridge status (--stack NAME | --dev) [--json]        the deployment on one screen; exit 0 well, 1 attention, 2 unknown (commands/status.py)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill", add_help=False, help="backfill late rejected events into Orb (see `orb-bridge backfill --help`)"
     )
     commands.add_parser("rejected", add_help=False, help="list the rejected records (see `orb-bridge rejected --help`)")
+    commands.add_parser("status", add_help=False, help="the deployment on one screen (see `orb-bridge status --help`)")
     return parser
 
 
@@ -57,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orb_bridge_dev.commands import rejected
 
         return rejected.main(argv[1:])
+    if argv[:1] == ["status"]:
+        from orb_bridge_dev.commands import status
+
+        return status.main(argv[1:])
     if argv[:2] == ["webhook", "sign"]:
         from orb_bridge_dev.commands.webhook import event as webhook_event
 

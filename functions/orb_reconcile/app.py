@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from orb_bridge.aws.clients import client, prewarm
-from orb_bridge.core.observability import logger, metrics
+from orb_bridge.core.observability import emit, logger, metrics
 from orb_bridge.orb.reconcile_client import OrbReadClient
 from orb_bridge.reconcile.pacing import Pacer
 from orb_bridge.reconcile.service import Reconciler, utc_now
@@ -31,7 +31,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         client("s3"),
         client("dynamodb"),
         orb,
-        lambda name, value: metrics.add_metric(name=name, unit="Count", value=value),
+        emit,
         utc_now(),
         lambda: context.get_remaining_time_in_millis() / 1000,
     )

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
+from orb_bridge.core.metric_names import Metric
 from orb_bridge.orb.reconcile_client import OrbReadClient
 from orb_bridge.reconcile.service import Reconciler, RunSummary
 from orb_bridge.reconcile.settings import ReconcileSettings
@@ -85,8 +86,8 @@ class Run:
         )
         self.budget = budget
 
-    def _emit(self, name: str, value: float) -> None:
-        self.metrics[name] = self.metrics.get(name, 0) + value
+    def _emit(self, metric: Metric, value: float) -> None:
+        self.metrics[metric.name] = self.metrics.get(metric.name, 0) + value
 
     def _seconds_left(self) -> float:
         if self.budget is None:

@@ -21,7 +21,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,11 @@ class Target:
     # The stack's audit archive (output AuditBucketName) and an S3 client for it; "" = none.
     audit_bucket: str = ""
     s3: Any = None
+    # For `orb-bridge status`: what else the deployment says about itself (all untrusted input).
+    cloudwatch: Any = None
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    alarm_prefix: str = ""  # alarms CloudFormation names after the stack
 
 
 @dataclass
@@ -166,9 +171,9 @@ def segment_names(event: Mapping[str, Any], mapping: Callable[[], MappingSetting
     except Exception:  # the stack's mapping is misconfigured: names unknown, the record still listed
         return "-", "-"
     names = []
-    for path, field in ((settings.event_name_field, "event_name"), (settings.external_customer_id_field, "customer")):
+    for path, role in ((settings.event_name_field, "event_name"), (settings.external_customer_id_field, "customer")):
         try:
-            names.append(identifier(event, path, field))
+            names.append(identifier(event, path, role))
         except MappingError:
             names.append("-")
     return names[0], names[1]

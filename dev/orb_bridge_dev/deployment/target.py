@@ -134,6 +134,7 @@ def resolve(
 
 
 def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factory: Callable[..., Any]) -> Target:
+    from orb_bridge_dev.deployment.health import dev_parameters
     from orb_bridge_dev.devstack.env import map_settings_env
     from orb_bridge_dev.devstack.local_aws import AUDIT_BUCKET, INGEST_QUEUE, REGION, REJECTED_QUEUE
     from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY
@@ -178,6 +179,10 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         # The dev stack names it as local_aws does (S3 names are lower case).
         audit_bucket=f"{stack}-{AUDIT_BUCKET}".lower(),
         s3=session.client("s3", endpoint_url=endpoint),
+        cloudwatch=session.client("cloudwatch", endpoint_url=endpoint),
+        outputs={"IngestQueueUrl": ingest, "RejectedQueueUrl": rejected},
+        parameters=dev_parameters(env, MAPPING_PARAMETERS),
+        alarm_prefix=f"{stack}-",
     )
 
 
@@ -231,6 +236,10 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         orb_api_key=api_key,
         audit_bucket=outputs.get("AuditBucketName", ""),
         s3=session.client("s3") if outputs.get("AuditBucketName") else None,
+        cloudwatch=session.client("cloudwatch"),
+        outputs=outputs,
+        parameters=parameters,
+        alarm_prefix=f"{args.stack}-",
     )
 
 

@@ -104,8 +104,9 @@ class DevStackEnvironment:
             "EXTERNAL_CUSTOMER_ID_FIELD": user.get("EXTERNAL_CUSTOMER_ID_FIELD", "").strip() or "userId",
             "PROPERTIES_MAPPING": user.get("PROPERTIES_MAPPING", "").strip() or json.dumps(DEFAULT_PROPERTIES_MAPPING),
             "ALLOW_UNAUTHENTICATED": "false" if self.segment_authenticated else "true",
-            # Readable dev output: no EMF metric blobs, warnings and errors only (override freely).
-            "POWERTOOLS_METRICS_DISABLED": user.get("POWERTOOLS_METRICS_DISABLED", "true"),
+            # Metrics go to moto's CloudWatch (devstack/metrics_sink.py), not the terminal; warnings
+            # and errors only in the output (override freely).
+            "POWERTOOLS_METRICS_DISABLED": user.get("POWERTOOLS_METRICS_DISABLED", "false"),
             "POWERTOOLS_LOG_LEVEL": user.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             "POWERTOOLS_SERVICE_NAME": "orb-bridge-dev",
             # The ingest handler holds failed messages back (1 min / 15 min doubling in AWS):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from orb_bridge.core.metric_names import Metric
 from orb_bridge.orb.reconcile_client import OrbRateLimitedError, OrbReadClient, OrbReadError
 from orb_bridge.reconcile.archive_reader import SOURCES, hour_prefix, hour_text
 from orb_bridge.reconcile.classify import CLASSES, PRESENT
@@ -88,9 +89,9 @@ class DevReconcileLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _emit(self, name: str, value: float) -> None:
+    def _emit(self, metric: Metric, value: float) -> None:
         with self.view.lock:
-            self.view.metrics[name] = self.view.metrics.get(name, 0) + value
+            self.view.metrics[metric.name] = self.view.metrics.get(metric.name, 0) + value
 
     def reconciler(self, now: datetime, seconds_left: Callable[[], float] = lambda: 900.0) -> Reconciler:
         return Reconciler(self.settings, self.s3, self.dynamodb, self.orb, self._emit, now, seconds_left)

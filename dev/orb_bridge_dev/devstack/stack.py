@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orb_bridge_dev.devstack import alarms
+from orb_bridge_dev.devstack.alarms import alarm_refs
 from orb_bridge_dev.devstack.env import (  # noqa: F401 (re-exported: the CLI and tests import them from here)
     DEFAULT_PROPERTIES_MAPPING,
     DEV_ORB_API_KEY,
@@ -34,6 +36,7 @@ from orb_bridge_dev.devstack.local_functions import (
     _without_metric_output,
     load_function,
 )
+from orb_bridge_dev.devstack.metrics_sink import CloudWatchSink
 from orb_bridge_dev.devstack.poller import SqsEventSourcePoller
 from orb_bridge_dev.devstack.status import Counters, DevStackStatus, run_forever  # noqa: F401 (re-exported)
 
@@ -108,6 +111,8 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         self._saved_env: dict[str, str | None] = {}
         self._sqs: Any = None
         self.reconcile_loop: Any = None  # DevReconcileLoop when --reconcile-every is set
+        self.metrics_sink: CloudWatchSink | None = None
+        self.alarms: list[alarms.Alarm] = []
 
     # ---- the parts of a started stack --------------------------------------------------------
     @property
@@ -164,6 +169,16 @@ class DevStack(DevStackEnvironment, DevStackStatus):
         self.env = self.handler_env(resources, orb_base_url)
         self._apply_env(self.env)
         _reset_container_caches()
+        # The functions' metrics land in moto's CloudWatch, and the template's alarms watch them.
+        self.metrics_sink = CloudWatchSink(local_aws.client("cloudwatch")).install()
+        self.alarms = alarms.template_alarms(template, alarm_refs(resources), local_aws.stack_name)
+        alarms.create(local_aws.client("cloudwatch"), self.alarms)
+
+        def observed(handler: Callable[[Any, Any], Any], logical_id: str) -> Callable[[Any, Any], Any]:
+            variables = function_properties(template, logical_id).get("Environment", {}).get("Variables", {})
+            service = str(variables.get("POWERTOOLS_SERVICE_NAME", logical_id))
+            return _without_metric_output(_started(self.metrics_sink).wrap(handler, service))
+
         intake = load_function("track_intake")
         ingest = load_function("orb_ingest")
         webhook = load_function("orb_webhook")
@@ -180,7 +195,7 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             sqs_client=local_aws.client("sqs"),
             queue_url=resources.ingest_queue.url,
             queue_arn=resources.ingest_queue.arn,
-            handler=_without_metric_output(ingest.lambda_handler),
+            handler=observed(ingest.lambda_handler, "OrbIngestFunction"),
             function_name="OrbIngestFunction",
             function_timeout=float(ingest_function.get("Timeout", 3)),
             batch_size=int(resolved.get("BatchSize", 10)),
@@ -191,7 +206,7 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             Route(
                 "POST",
                 "/segment",
-                _without_metric_output(intake.lambda_handler),
+                observed(intake.lambda_handler, "TrackIntakeFunction"),
                 "TrackIntakeFunction",
                 float(function_properties(template, "TrackIntakeFunction").get("Timeout", 3)),
                 on_response=self._count_segment_response,
@@ -199,7 +214,7 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             Route(
                 "POST",
                 "/orb/webhook",
-                _without_metric_output(webhook.lambda_handler),
+                observed(webhook.lambda_handler, "OrbWebhookFunction"),
                 "OrbWebhookFunction",
                 float(function_properties(template, "OrbWebhookFunction").get("Timeout", 3)),
                 on_response=self._count_webhook_response,
@@ -245,11 +260,19 @@ class DevStack(DevStackEnvironment, DevStackStatus):
             self.webhook_signer.stop()  # closes its HTTP client
         if self.sandbox is not None:
             self.sandbox.stop()
+        if self.metrics_sink is not None:
+            self.metrics_sink.uninstall()
+            self.metrics_sink = None
         if self._local_aws is not None:
             self._local_aws.stop()
         self._restore_env()
         _reset_container_caches()
         self._poller = self.gateway = self.sandbox = self.webhook_signer = self._local_aws = None
+
+    def evaluate_alarms(self) -> dict[str, str]:
+        """Evaluate the template's alarms now (moto never does): their states by name."""
+        queue_urls = {queue.name: queue.url for queue in (self.resources.ingest_queue, self.resources.rejected_queue)}
+        return alarms.evaluate(self.local_aws.client("cloudwatch"), self._sqs, queue_urls, self.alarms)
 
     def __enter__(self) -> DevStack:
         return self.start()

@@ -62,10 +62,29 @@ def test_the_handler_reports_only_failed_messages_and_emits_metrics(handler, rej
     response = handler.lambda_handler(sqs_event(bodies), FakeLambdaContext())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-00002"}, {"itemIdentifier": "msg-00003"}]}
-    metrics = emitted_metrics(capsys.readouterr().out)
+    output = capsys.readouterr().out
+    metrics = emitted_metrics(output)
     assert metrics["EventsIngested"] == 1
     assert metrics["EventsRejectedByOrb"] == 1
     assert metrics["EventsRetried"] == 2
+    # Issue 20: one latency per answered request; errors by kind and records by stage split out.
+    blobs = [json.loads(line) for line in output.splitlines() if line.startswith("{") and "_aws" in line]
+    (totals,) = [blob for blob in blobs if "EventsIngested" in blob]
+    assert len(totals["OrbRequestLatency"]) == orb_requests_answered(totals)
+    by_kind = {blob["kind"]: total(blob["OrbRequestErrors"]) for blob in blobs if "OrbRequestErrors" in blob}
+    assert by_kind == {"invalid_events": 1.0, "retryable": 1.0}
+    by_stage = {
+        blob["stage"]: total(blob["RejectedRecordsWritten"]) for blob in blobs if "RejectedRecordsWritten" in blob
+    }
+    assert by_stage == {"orb": 1.0}
+
+
+def total(value: float | list[float]) -> float:
+    return float(sum(value)) if isinstance(value, list) else float(value)
+
+
+def orb_requests_answered(blob: dict) -> int:
+    return int(total(blob["OrbRequests"]))
 
 
 def test_a_401_is_logged_as_configuration_and_the_settings_are_reread_next_time(

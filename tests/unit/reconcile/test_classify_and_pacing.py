@@ -13,7 +13,7 @@ from orb_bridge.reconcile.classify import classify
 from orb_bridge.reconcile.pacing import Pacer
 
 MOMENT = datetime(2026, 3, 2, tzinfo=UTC)
-ARCHIVED = {
+ARCHIVED: dict[str, Any] = {
     "idempotency_key": "k",
     "event_name": "api_call",
     "timestamp": "2026-03-02T10:00:00.123456Z",

@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from orb_bridge.core.config import ObservabilitySettings
 from orb_bridge.core.errors import MAX_ECHO_CHARS, clip, quote  # noqa: F401 (part of this module's interface)
+from orb_bridge.core.metric_names import Metric
 
 _names = ObservabilitySettings.from_env()
 METRICS_NAMESPACE = _names.metrics_namespace
@@ -36,3 +38,19 @@ cap_library_loggers()
 
 logger = Logger(service=_names.service_name)
 metrics = Metrics(namespace=METRICS_NAMESPACE)
+
+
+def emit(metric: Metric, value: float) -> None:
+    """Add ``value`` to ``metric`` (one of ``orb_bridge.core.metric_names``), published at the invocation's end."""
+    metrics.add_metric(name=metric.name, unit=metric.unit, value=value)
+
+
+def emit_by(metric: Metric, value: float, **dimensions: str) -> None:
+    """``metric`` split by its ``by`` dimensions (values from ``dimensions``), in its own EMF
+    blob so they split this metric only; its total too when the registry says so."""
+    if metric.with_total:
+        emit(metric, value)
+    unit = MetricUnit(metric.unit)
+    with single_metric(name=metric.name, unit=unit, value=value, namespace=METRICS_NAMESPACE) as one:
+        for key in metric.by:
+            one.add_dimension(name=key, value=dimensions[key])

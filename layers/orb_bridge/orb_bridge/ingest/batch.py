@@ -29,11 +29,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from orb_bridge.aws import queues, redelivery
+from orb_bridge.core import metric_names as names
 from orb_bridge.core.errors import ConfigurationError
-from orb_bridge.core.observability import logger, metrics
+from orb_bridge.core.observability import emit, emit_by, logger
 from orb_bridge.ingest import container as ingest_container
 from orb_bridge.ingest import late_archive
 from orb_bridge.ingest.archive import ATTRIBUTE_ACCEPTED, Acceptance
@@ -135,7 +134,7 @@ def handle(
         # Fail every message (never delete or dead-letter them as bad data) and say why.
         logger.error(f"configuration error: {exc}; every message left for SQS to redeliver")
         failed = [message.message_id for message in messages]
-        metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=len(failed))
+        emit(names.EVENTS_RETRIED, len(failed))
         held, held_copies = _carried(((by_id[i], by_id[i].body, a) for i, a in copies.items()), monotonic())
         failed += defer(records, {**early, **held}, clock, monotonic, held_copies)
         hold_back(records, set(failed), configuration_error=True)
@@ -197,29 +196,31 @@ def _carried(
 
 
 def _emit(report: IngestReport, now: float) -> None:
-    count = MetricUnit.Count
-    metrics.add_metric(name="EventsIngested", unit=count, value=report.events_ingested)
-    metrics.add_metric(name="EventsRejectedByOrb", unit=count, value=report.events_rejected_by_orb)
-    metrics.add_metric(name="EventsRetried", unit=count, value=len(report.failed_message_ids))
-    metrics.add_metric(name="EventsDeferred", unit=count, value=len(report.deferred))
-    metrics.add_metric(name="OrbRequests", unit=count, value=report.requests_made)
-    if report.rate_limited:
-        metrics.add_metric(name="OrbRateLimited", unit=count, value=report.rate_limited)
-    if report.messages_rejected_at_ingest:
-        metrics.add_metric(name="MessagesRejectedAtIngest", unit=count, value=report.messages_rejected_at_ingest)
-    if report.events_replayed:
-        metrics.add_metric(name="EventsReplayed", unit=count, value=report.events_replayed)
-    if report.replays_refused:
-        metrics.add_metric(name="ReplaysRefused", unit=count, value=report.replays_refused)
-    if report.archive_write_failures:
-        metrics.add_metric(name="ArchiveWriteFailures", unit=count, value=report.archive_write_failures)
-    if report.pacing_table_errors:
-        metrics.add_metric(name="PacingTableErrors", unit=count, value=report.pacing_table_errors)
-    if report.late_events_rejected:
-        metrics.add_metric(name="LateEventsRejected", unit=count, value=report.late_events_rejected)
+    emit(names.EVENTS_INGESTED, report.events_ingested)
+    emit(names.EVENTS_REJECTED_BY_ORB, report.events_rejected_by_orb)
+    emit(names.EVENTS_RETRIED, len(report.failed_message_ids))
+    emit(names.EVENTS_DEFERRED, len(report.deferred))
+    emit(names.ORB_REQUESTS, report.requests_made)
+    for latency_ms in report.counted.orb_latencies_ms:
+        emit(names.ORB_REQUEST_LATENCY, latency_ms)
+    for kind, errors in sorted(report.counted.orb_errors.items()):
+        emit_by(names.ORB_REQUEST_ERRORS, errors, kind=kind)
+    for stage, written in sorted(report.counted.rejected_records_written.items()):
+        emit_by(names.INGEST_REJECTED_RECORDS_WRITTEN, written, stage=stage)
+    optional = (
+        (names.ORB_RATE_LIMITED, report.rate_limited),
+        (names.MESSAGES_REJECTED_AT_INGEST, report.messages_rejected_at_ingest),
+        (names.EVENTS_REPLAYED, report.events_replayed),
+        (names.REPLAYS_REFUSED, report.replays_refused),
+        (names.PACING_TABLE_ERRORS, report.pacing_table_errors),
+        (names.LATE_EVENTS_REJECTED, report.late_events_rejected),
+        (names.ARCHIVE_WRITE_FAILURES, report.archive_write_failures),
+    )
+    for metric, value in optional:
+        if value:
+            emit(metric, value)
     if report.oldest_pending_event is not None:
-        age = max(0.0, now - report.oldest_pending_event)
-        metrics.add_metric(name="OldestPendingEventAgeSeconds", unit=MetricUnit.Seconds, value=round(age, 1))
+        emit(names.OLDEST_PENDING_EVENT_AGE, round(max(0.0, now - report.oldest_pending_event), 1))
 
 
 def defer(

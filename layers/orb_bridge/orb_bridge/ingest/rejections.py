@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.observability import logger
 from orb_bridge.ingest.messages import PendingEvent, Rejection
-from orb_bridge.ingest.replay import rejection_after
+from orb_bridge.ingest.replay import STAGES, rejection_after
 
 BACKFILL_HINT = (
     "the event is older than Orb's grace period ({hours:g} h, ORB_GRACE_PERIOD_HOURS): replaying "
@@ -41,18 +42,34 @@ def orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra
     )
 
 
-def write_rejections(rejected_queue: SqsQueue, rejections: list[Rejection]) -> set[str]:
-    """Keep every rejection; return the message ids whose rejection could not be written."""
+def write_rejections(rejected_queue: SqsQueue, rejections: list[Rejection]) -> tuple[set[str], dict[str, int]]:
+    """Keep every rejection; return the message ids whose rejection could not be written, and
+    the records written by stage."""
     if not rejections:
-        return set()
+        return set(), {}
     try:
         failures = rejected_queue.send_all([rejection.body for rejection in rejections])
     except Exception:  # e.g. no SQS client could be built: keep the messages in SQS instead
         logger.exception("could not write to the rejected queue: messages left for SQS to redeliver")
-        return {message_id for rejection in rejections for message_id in rejection.message_ids}
+        return {message_id for rejection in rejections for message_id in rejection.message_ids}, {}
     if failures:
         logger.error(
             "some rejections could not be written to the rejected queue: messages left for SQS to redeliver",
             extra={"failures": [f"{f.code}: {f.message}" for f in failures[:10]], "count": len(failures)},
         )
-    return {message_id for failure in failures for message_id in rejections[failure.index].message_ids}
+    unwritten = {failure.index for failure in failures}
+    written: dict[str, int] = {}
+    for index, rejection in enumerate(rejections):
+        if index not in unwritten:
+            stage = record_stage(rejection.body)
+            written[stage] = written.get(stage, 0) + 1
+    return {message_id for index in unwritten for message_id in rejections[index].message_ids}, written
+
+
+def record_stage(body: str) -> str:
+    """The ``stage`` of a record ``rejection_record`` wrote (``unknown`` otherwise)."""
+    try:
+        stage = json.loads(body).get("stage")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return stage if isinstance(stage, str) and stage in STAGES else "unknown"

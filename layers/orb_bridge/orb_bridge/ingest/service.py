@@ -94,7 +94,8 @@ class IngestService:
         run.rejections[:0] = rejections
 
         failed = {message_id for event in run.failed for message_id in event.message_ids}
-        failed.update(write_rejections(self.rejected_queue, run.rejections))
+        unwritten, run.counted.rejected_records_written = write_rejections(self.rejected_queue, run.rejections)
+        failed.update(unwritten)
         if batch.mapping_error_ids:
             logger.error(
                 "redriven records cannot be re-mapped: mapping settings broken, left for SQS to redeliver",
@@ -127,6 +128,7 @@ class IngestService:
             pacing_table_errors=getattr(run.pacer, "table_errors", 0),
             unarchived=run.unarchived,
             archive_write_failures=run.archive.write_failures,
+            counted=run.counted,
         )
 
     def _schedule(
@@ -182,8 +184,10 @@ class IngestService:
             if stop.is_set():
                 return Attempt(not_sent="stopped")
         events, sent_at, number = job.events, self.clock(), run.archive.next_number()
+        started = self.monotonic()
         answer = self.orb.ingest_texts([event.text() for event in events], [event.key for event in events], timeout)
-        return Attempt(answer, unarchived=run.archive.record(events, answer, sent_at, number))
+        elapsed = self.monotonic() - started
+        return Attempt(answer, unarchived=run.archive.record(events, answer, sent_at, number), elapsed_seconds=elapsed)
 
     def _request_timeout(self, remaining_seconds: Callable[[], float]) -> float | None:
         """The timeout for a request started now, or None when there is no time to start one."""
@@ -208,6 +212,7 @@ class IngestService:
         answer = attempt.answer
         assert answer is not None  # noqa: S101 (for mypy: a sent attempt has an answer)
         outcome = answer.outcome
+        run.counted.answer(outcome.value, attempt.elapsed_seconds)
         if outcome is Outcome.OK:
             for event in events:
                 errors = answer.validation_failed.get(event.key)

@@ -12,6 +12,20 @@ from orb_bridge.orb.client import IngestResult
 
 
 @dataclass
+class RunCounts:
+    """What an invocation counts only for its metrics."""
+
+    orb_latencies_ms: list[float] = field(default_factory=list)  # one per answered request
+    orb_errors: dict[str, int] = field(default_factory=dict)  # requests by failed outcome (kind)
+    rejected_records_written: dict[str, int] = field(default_factory=dict)  # by stage
+
+    def answer(self, outcome: str, elapsed_seconds: float) -> None:
+        self.orb_latencies_ms.append(round(elapsed_seconds * 1000, 1))
+        if outcome != "ok":
+            self.orb_errors[outcome] = self.orb_errors.get(outcome, 0) + 1
+
+
+@dataclass
 class IngestReport:
     failed_message_ids: list[str]
     # message id -> seconds to hold it back before it is offered again (pacing, 429, time),
@@ -40,6 +54,7 @@ class IngestReport:
     # Accepted by Orb, not archived: their messages go back as copies carrying Orb's acceptance.
     unarchived: list[Unarchived] = field(default_factory=list)
     archive_write_failures: int = 0
+    counted: RunCounts = field(default_factory=lambda: RunCounts())
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class Attempt:
     # must wait only what is left of it.
     measured_at: float = 0.0
     unarchived: Unarchived | None = None  # Orb's 200 whose archive write failed
+    elapsed_seconds: float = 0.0  # the request's round trip (the service's monotonic clock)
 
 
 @dataclass
@@ -81,3 +97,4 @@ class RunState:
     late_rejected: int = 0
     archive: ArchiveRun = field(default_factory=ArchiveRun.off)
     unarchived: list[Unarchived] = field(default_factory=list)
+    counted: RunCounts = field(default_factory=lambda: RunCounts())

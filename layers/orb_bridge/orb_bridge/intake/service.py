@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from orb_bridge.aws.queues import SendFailure, SqsQueue
 from orb_bridge.aws.rejection_records import MAX_RECORD_BYTES, rejection_record
+from orb_bridge.core import metric_names as names
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, read_request
-from orb_bridge.core.observability import logger, metrics
+from orb_bridge.core.observability import emit, emit_by, logger
 from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.intake.unauthenticated_store import UnauthenticatedStoreBudget, keep_refused_batch
 from orb_bridge.segment.auth import authenticate
@@ -58,6 +57,12 @@ class IntakeOutcome(StrEnum):
 # Counted so that alarms can watch refused requests (the sender's problem) and failed ones (ours).
 REFUSED = {IntakeOutcome.MALFORMED, IntakeOutcome.TOO_LARGE, IntakeOutcome.UNAUTHORIZED}
 FAILED = {IntakeOutcome.NOT_QUEUED, IntakeOutcome.NOT_CONFIGURED, IntakeOutcome.FAILED}
+
+
+def count_written(records: int) -> None:
+    """Records intake wrote to the rejected queue (the ``intake`` stage)."""
+    if records > 0:
+        emit_by(names.INTAKE_REJECTED_RECORDS_WRITTEN, records, stage="intake")
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,7 @@ class TrackIntake:
         could otherwise fill the queue at the API's rate); beyond it, or when the budget cannot be
         read, one summary record stands for the batch.
         """
-        metrics.add_metric(name="SignatureOnlyBatchesRefused", unit=MetricUnit.Count, value=1)
+        emit(names.SIGNATURE_ONLY_BATCHES_REFUSED, 1)
         logger.warning(
             "request not authenticated", extra={"reason": "batch whose X-Signature covers only its first event"}
         )
@@ -193,15 +198,14 @@ class TrackIntake:
         else:
             kept = keep_refused_batch(raw_body, parsed.elements, "", self.store_budget)
         if kept.why_not_stored:
-            metrics.add_metric(
-                name="UnauthenticatedEventsNotStored", unit=MetricUnit.Count, value=kept.events_not_stored
-            )
+            emit(names.UNAUTHENTICATED_EVENTS_NOT_STORED, kept.events_not_stored)
             logger.warning(
                 "refused batch not stored whole",
                 extra={"reason": kept.why_not_stored, "events_not_stored": kept.events_not_stored},
             )
         records = kept.records
         failures = self.rejected_queue.send_all(records)
+        count_written(len(records) - len(failures))
         if failures:
             logger.error("could not keep the refused batch", extra={"code": failures[0].code, "records": len(records)})
         return _error(IntakeOutcome.UNAUTHORIZED, "unauthorized")
@@ -221,6 +225,7 @@ class TrackIntake:
         rejected_failures = send_concurrently(
             self.rejected_queue, [_rejection_body(o, body.elements[o.index]) for o in rejected], self.send_workers
         )
+        count_written(len(rejected) - len(rejected_failures))
         for outcome in rejected[:MAX_LOGGED_REJECTIONS]:
             logger.info(
                 "event rejected",
@@ -238,9 +243,9 @@ class TrackIntake:
             )
             return _error(IntakeOutcome.NOT_QUEUED, "could not queue the events; please retry")
 
-        metrics.add_metric(name="TrackAccepted", unit=MetricUnit.Count, value=len(accepted))
-        metrics.add_metric(name="TrackSkipped", unit=MetricUnit.Count, value=skipped)
-        metrics.add_metric(name="TrackRejected", unit=MetricUnit.Count, value=len(rejected))
+        emit(names.TRACK_ACCEPTED, len(accepted))
+        emit(names.TRACK_SKIPPED, skipped)
+        emit(names.TRACK_REJECTED, len(rejected))
         logger.info(
             "request processed",
             extra={
@@ -269,6 +274,7 @@ class TrackIntake:
             extra={"body_bytes": len(raw_body), "body_excerpt": _excerpt(raw_body.decode("utf-8", "replace"))},
         )
         failures = self.rejected_queue.send_all([record])
+        count_written(1 - len(failures))
         if failures:
             logger.error("could not keep the refused body", extra={"code": failures[0].code})
 
@@ -303,9 +309,9 @@ def receive(event: Any) -> IntakeResult:
     else:
         result = _handle(headers, raw_body)
     if result.outcome in REFUSED:
-        metrics.add_metric(name="TrackRequestsRefused", unit=MetricUnit.Count, value=1)
+        emit(names.TRACK_REQUESTS_REFUSED, 1)
     elif result.outcome in FAILED:
-        metrics.add_metric(name="TrackRequestsFailed", unit=MetricUnit.Count, value=1)
+        emit(names.TRACK_REQUESTS_FAILED, 1)
     return result
 
 

@@ -6,14 +6,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from orb_bridge.core import metric_names as names
+from orb_bridge.core.metric_names import Metric
 from orb_bridge.reconcile.checkpoint import MAX_LISTED_KEYS, PassProgress
 from orb_bridge.reconcile.classify import CLASSES, DEPRECATED, DIFFERENT, NOT_FOUND, UNATTRIBUTED
 
 METRIC_BY_CLASS = {
-    NOT_FOUND: "EventsNotFoundInOrb",
-    DEPRECATED: "EventsDeprecatedInOrb",
-    DIFFERENT: "EventsDifferentInOrb",
-    UNATTRIBUTED: "EventsUnattributedInOrb",
+    NOT_FOUND: names.EVENTS_NOT_FOUND_IN_ORB,
+    DEPRECATED: names.EVENTS_DEPRECATED_IN_ORB,
+    DIFFERENT: names.EVENTS_DIFFERENT_IN_ORB,
+    UNATTRIBUTED: names.EVENTS_UNATTRIBUTED_IN_ORB,
 }
 
 
@@ -65,9 +67,9 @@ def write_report(s3: Any, bucket: str, report: dict[str, Any]) -> bool:
     return True
 
 
-def emit_metrics(emit: Callable[[str, float], None], report: dict[str, Any]) -> None:
-    emit("EventsReconciled", report["checked_keys"])
+def emit_metrics(emit: Callable[[Metric, float], None], report: dict[str, Any]) -> None:
+    emit(names.EVENTS_RECONCILED, report["checked_keys"])
     for cls, metric in METRIC_BY_CLASS.items():
         emit(metric, report["counts"].get(cls, 0))
     volume = report.get("volume") or {}
-    emit("VolumeShortfall", volume.get("shortfall", 0))
+    emit(names.VOLUME_SHORTFALL, volume.get("shortfall", 0))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orb_bridge.core.metric_names import Metric
 from orb_bridge.core.observability import logger
 from orb_bridge.orb.reconcile_client import SEARCH_MAX_IDS, FoundEvent, OrbRateLimitedError, OrbReadClient, OrbReadError
 from orb_bridge.reconcile import passes
@@ -52,7 +53,7 @@ class Reconciler:
         s3: Any,
         dynamodb: Any,
         orb: OrbReadClient,
-        emit: Callable[[str, float], None],
+        emit: Callable[[Metric, float], None],
         now: datetime,
         seconds_left: Callable[[], float],
     ) -> None:

@@ -24,7 +24,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -36,9 +35,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from orb_bridge.aws import clients as aws
+from orb_bridge.core import metric_names as names
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, decode_http_body, header
-from orb_bridge.core.observability import METRICS_NAMESPACE, logger, metrics
+from orb_bridge.core.observability import emit, emit_by, logger
 from orb_bridge.webhooks.forwarder import EventBridgeForwarder, ForwardError
 from orb_bridge.webhooks.models import InvalidWebhookPayload, OrbWebhook, parse_webhook
 from orb_bridge.webhooks.settings import WebhookSettings
@@ -98,9 +98,7 @@ class WebhookResult:
 def count_rejection(reason: str) -> None:
     # The total with the function's other metrics (so every invocation publishes one), and the
     # breakdown in its own EMF blob so that ``reason`` is a dimension of this metric only.
-    metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
-    with single_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
-        metric.add_dimension(name="reason", value=reason)
+    emit_by(names.WEBHOOKS_REJECTED, 1, reason=reason)
 
 
 def not_configured(message: str) -> WebhookResult:
@@ -174,7 +172,7 @@ class WebhookReceiver:
             )
         except WebhookVerificationError as exc:
             return self._reject(exc.reason, exc.detail)
-        metrics.add_metric(name="WebhooksVerified", unit=MetricUnit.Count, value=1)
+        emit(names.WEBHOOKS_VERIFIED, 1)
 
         try:
             webhook, detail = parse_webhook(raw_body)
@@ -204,10 +202,10 @@ class WebhookReceiver:
             return WebhookResult(Outcome.FORWARD_FAILED, "could not record the webhook; retry later", webhook.id)
 
         if response and response.get("duplicate"):
-            metrics.add_metric(name="WebhooksDuplicate", unit=MetricUnit.Count, value=1)
+            emit(names.WEBHOOKS_DUPLICATE, 1)
             logger.info("duplicate delivery acknowledged, not forwarded again", extra=log)
             return WebhookResult(Outcome.DUPLICATE, "already received", webhook.id, webhook.type)
-        metrics.add_metric(name="WebhooksForwarded", unit=MetricUnit.Count, value=1)
+        emit(names.WEBHOOKS_FORWARDED, 1)
         logger.info("webhook forwarded", extra={**log, "event_id": (response or {}).get("event_id")})
         return WebhookResult(Outcome.FORWARDED, "received", webhook.id, webhook.type)
 
