@@ -65,7 +65,7 @@ def run(events: int = 1000) -> dict[str, Any]:
     )
     handler = load_handler("track_intake")
     from orb_bridge.aws import clients as aws
-    from orb_bridge.intake import service as intake
+    from orb_bridge.aws import queues
 
     sqs = InProcessSqs(aws.client("sqs"))
     body = json.dumps(segment_batch(events))
@@ -94,8 +94,8 @@ def run(events: int = 1000) -> dict[str, Any]:
         "floor_us_per_event": floor_seconds / events * 1e6,
         "send_message_batch_calls": calls_per_batch,
         "sqs_message_bytes": message_bytes,
-        "send_workers": intake.SEND_WORKERS,
-        "send_chunk": intake.SEND_CHUNK,
+        "send_workers": queues.SEND_WORKERS,
+        "send_chunk": queues.SEND_CHUNK,
     }
 
 

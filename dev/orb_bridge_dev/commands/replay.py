@@ -22,17 +22,8 @@ from typing import Any, TextIO
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.rejected_plan import UNREADABLE, plan  # noqa: F401 (backfill and tests use them from here)
-from orb_bridge_dev.deployment.rejected_records import (
-    Entry,
-    Filters,
-    Progress,
-    Target,
-    TargetError,
-    delete,
-    parse_since,
-    release,
-    summary,
-)
+from orb_bridge_dev.deployment.rejected_records import Entry, Filters, Target, TargetError, delete, parse_since, release
+from orb_bridge_dev.deployment.rejected_summary import Progress, summary
 from orb_bridge_dev.terminal import printable
 
 # Long enough to send and delete tens of thousands of records; a killed run's records return after it.

@@ -22,14 +22,8 @@ from typing import Any, TextIO
 from orb_bridge_dev.deployment import health as deployment_health
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.rejected_plan import plan
-from orb_bridge_dev.deployment.rejected_records import (
-    DEFAULT_GRACE_PERIOD_HOURS,
-    Filters,
-    Target,
-    TargetError,
-    release,
-    summary,
-)
+from orb_bridge_dev.deployment.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, Filters, Target, TargetError, release
+from orb_bridge_dev.deployment.rejected_summary import summary
 from orb_bridge_dev.terminal import printable
 
 EXIT_CODES = {"ok": 0, "attention": 1, "unknown": 2}

@@ -29,12 +29,10 @@ from orb_bridge.orb.base_url import (
     DEFAULT_ORB_API_BASE_URL,
     LOOPBACK_HOSTS,
     ORB_API_HOST,
-    OrbUrlError,
-    base_url_host,
-    checked_base_url,
 )
 from orb_bridge_dev.deployment import dev_stacks
 from orb_bridge_dev.deployment.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, STAGE_CHOICES, Target, TargetError
+from orb_bridge_dev.deployment.stack_trust import check_secret_arn, checked_url
 from orb_bridge_dev.terminal import printable
 
 DEV_ORB_BASE_URL = "http://127.0.0.1:3001/v1"
@@ -161,7 +159,7 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         ) from None
     local_orb = not env.get("ORB_API_BASE_URL", "").strip()
     # The operator's own ORB_API_BASE_URL, else the dev stack's sandbox, which is on this machine.
-    orb_base_url = _checked_url(
+    orb_base_url = checked_url(
         ((chosen.orb_api_base_url if chosen else "") or DEV_ORB_BASE_URL)
         if local_orb
         else env["ORB_API_BASE_URL"].strip(),
@@ -201,7 +199,7 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
     # Checked here, raised only when the key is asked for: `replay` never talks to Orb.
     orb_base_url, orb_problem = "", ""
     try:
-        orb_base_url = _checked_url(
+        orb_base_url = checked_url(
             parameters.get("OrbApiBaseUrl") or DEFAULT_ORB_API_BASE_URL,
             f"the OrbApiBaseUrl of stack {args.stack!r}",
             allowed_hosts={ORB_API_HOST, *(host.strip().lower() for host in args.allow_orb_host)},
@@ -218,7 +216,7 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         arn = parameters.get("OrbApiKeySecretArn", "")
         if not arn:
             raise TargetError("set ORB_API_KEY: the stack has no OrbApiKeySecretArn parameter")
-        _check_secret_arn(arn, str(stack.get("StackId", "")), args.stack)
+        check_secret_arn(arn, str(stack.get("StackId", "")), args.stack)
         try:
             return session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
         except Exception as exc:
@@ -241,50 +239,6 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         parameters=parameters,
         alarm_prefix=f"{args.stack}-",
     )
-
-
-def _checked_url(url: str, what: str, allowed_hosts: set[str] | frozenset[str] | None) -> str:
-    """``url`` if it passes the functions' rule and (unless None) names one of ``allowed_hosts``."""
-    try:
-        checked = checked_base_url(url)
-        host = base_url_host(checked)
-    except OrbUrlError as exc:
-        raise TargetError(f"{what} ('{printable(url)}') {exc}: refusing to send it an Orb API key") from None
-    if allowed_hosts is None or host in allowed_hosts:
-        return checked
-    if allowed_hosts <= LOOPBACK_HOSTS:
-        raise TargetError(f"{what} ({checked}) is not on this machine: refusing to send it an Orb API key")
-    raise TargetError(
-        f"{what} ({checked}) is not Orb's API host ({ORB_API_HOST}): refusing to send it an Orb API key. "
-        f"If {host} is your Orb endpoint, pass --allow-orb-host {host}"
-    )
-
-
-def _arn_fields(arn: str) -> tuple[str, str, str, str, str] | None:
-    """(partition, service, region, account, resource) of an ARN, or None."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or not all(parts[1:3]) or not parts[5]:
-        return None
-    return parts[1], parts[2], parts[3], parts[4], parts[5]
-
-
-def _check_secret_arn(arn: str, stack_id: str, stack_name: str) -> None:
-    """The stack's key secret must be a Secrets Manager secret in the stack's own account and
-    region: otherwise the stack could name any secret the operator can read."""
-    secret, stack = _arn_fields(arn), _arn_fields(stack_id)
-    if secret is None or secret[1] != "secretsmanager" or not secret[4].startswith("secret:"):
-        raise TargetError(
-            f"the OrbApiKeySecretArn of stack {stack_name!r} ('{printable(arn)}') is not a Secrets Manager secret ARN; "
-            "set ORB_API_KEY instead"
-        )
-    if stack is None:
-        raise TargetError(f"cannot read stack {stack_name!r}'s account and region from its StackId")
-    if (secret[0], secret[2], secret[3]) != (stack[0], stack[2], stack[3]):
-        raise TargetError(
-            f"the OrbApiKeySecretArn of stack {stack_name!r} is in account {printable(secret[3])} region "
-            f"{printable(secret[2])}, not the stack's ({stack[3]} {stack[2]}): refusing to read it; "
-            "set ORB_API_KEY instead"
-        )
 
 
 def _api_key_from_env(env: Mapping[str, str]) -> str:

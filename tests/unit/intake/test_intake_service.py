@@ -9,10 +9,11 @@ import pytest
 from moto import mock_aws
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.aws.queues import SqsQueue
+from orb_bridge.aws.queues import SqsQueue, send_concurrently
 from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import metrics
-from orb_bridge.intake.service import MAX_REJECTION_BYTES, IntakeOutcome, TrackIntake, send_concurrently
+from orb_bridge.intake.rejections import MAX_REJECTION_BYTES
+from orb_bridge.intake.service import IntakeOutcome, TrackIntake
 from orb_bridge.intake.settings import IntakeSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -20,7 +20,7 @@ from orb_bridge_dev.commands.backfill.archive import BackfillArchive
 from orb_bridge_dev.commands.backfill.orb_client import MAX_INGEST_EVENTS, Backfill, OrbApiError, OrbBackfillClient
 from orb_bridge_dev.commands.backfill.plan import Group, same_event
 from orb_bridge_dev.commands.backfill.state import SavedBackfill, StateFile
-from orb_bridge_dev.deployment.rejected_records import Progress
+from orb_bridge_dev.deployment.rejected_summary import Progress
 
 # Keys are searched a day either side of the window: an event Orb holds under the same key with a
 # slightly different timestamp (an earlier mapping) is still found.

@@ -29,15 +29,8 @@ from orb_bridge_dev.commands.backfill.plan import DEFAULT_STATE_FILE, Group, des
 from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.rejected_plan import plan as read_plan
-from orb_bridge_dev.deployment.rejected_records import (
-    Entry,
-    Filters,
-    Progress,
-    TargetError,
-    delete,
-    parse_since,
-    release,
-)
+from orb_bridge_dev.deployment.rejected_records import Entry, Filters, TargetError, delete, parse_since, release
+from orb_bridge_dev.deployment.rejected_summary import Progress
 from orb_bridge_dev.terminal import printable
 
 # Records stay invisible while their backfill is created, filled and closed.

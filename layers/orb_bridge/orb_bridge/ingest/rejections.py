@@ -9,7 +9,7 @@ from typing import Any
 
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.observability import logger
-from orb_bridge.ingest.messages import PendingEvent, Rejection
+from orb_bridge.ingest.messages import PendingEvent, Rejection, epoch
 from orb_bridge.ingest.replay import STAGES, rejection_after
 
 BACKFILL_HINT = (
@@ -24,6 +24,25 @@ BACKFILL_TARGET_VARIABLE = "ORB_BRIDGE_BACKFILL_TARGET"
 def backfill_hint(hours: float) -> str:
     target = os.environ.get(BACKFILL_TARGET_VARIABLE, "").strip() or "--stack <name>"
     return BACKFILL_HINT.format(hours=hours, target=target)
+
+
+def is_late(event: PendingEvent, now: float, grace_period_hours: float) -> bool:
+    """Older than Orb's grace period (Orb's wording for a late event is unpublished: its age decides)."""
+    try:
+        return epoch(event) < now - grace_period_hours * 3600
+    except ValueError:
+        return False
+
+
+def orb_refusal(
+    event: PendingEvent, reason: str, errors: Sequence[str], late_after_hours: float | None = None
+) -> Rejection:
+    """The record of an event Orb refused; a late one's names the way out (a backfill; replaying cannot work)."""
+    extra: dict[str, Any] = {"sqs_message_ids": event.message_ids}
+    if late_after_hours is not None:
+        reason = f"outside Orb's grace period ({late_after_hours:g} h): {reason}"
+        extra["hint"] = backfill_hint(late_after_hours)
+    return orb_rejection(event, reason, errors, extra)
 
 
 def orb_rejection(event: PendingEvent, reason: str, errors: Sequence[str], extra: dict[str, Any]) -> Rejection:

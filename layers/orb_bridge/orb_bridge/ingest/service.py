@@ -37,7 +37,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge.core.config import MappingSettings
@@ -45,7 +44,7 @@ from orb_bridge.core.observability import logger
 from orb_bridge.ingest.archive import ArchiveRun
 from orb_bridge.ingest.messages import Batch, Message, PendingEvent, collect, epoch, in_order
 from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share
-from orb_bridge.ingest.rejections import backfill_hint, orb_rejection, write_rejections
+from orb_bridge.ingest.rejections import is_late, orb_refusal, write_rejections
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
 from orb_bridge.orb.client import OrbClient, Outcome
@@ -285,18 +284,6 @@ class IngestService:
 
     def _reject(self, run: RunState, event: PendingEvent, reason: str, errors: Sequence[str]) -> None:
         run.rejected_by_orb += 1
-        extra: dict[str, Any] = {"sqs_message_ids": event.message_ids}
-        if self._is_late(event):
-            # Orb's wording for a late event is unpublished: the event's age decides, and the
-            # record names the way out (replaying cannot work, a backfill can).
-            run.late_rejected += 1
-            hours = self.settings.grace_period_hours
-            reason = f"outside Orb's grace period ({hours:g} h): {reason}"
-            extra["hint"] = backfill_hint(hours)
-        run.rejections.append(orb_rejection(event, reason, errors, extra))
-
-    def _is_late(self, event: PendingEvent) -> bool:
-        try:
-            return epoch(event) < self.clock() - self.settings.grace_period_hours * 3600
-        except ValueError:
-            return False
+        late = is_late(event, self.clock(), self.settings.grace_period_hours)
+        run.late_rejected += late
+        run.rejections.append(orb_refusal(event, reason, errors, self.settings.grace_period_hours if late else None))

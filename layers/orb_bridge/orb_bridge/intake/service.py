@@ -11,34 +11,24 @@ idempotency key makes the duplicates harmless downstream.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from orb_bridge.aws.queues import SendFailure, SqsQueue
-from orb_bridge.aws.rejection_records import MAX_RECORD_BYTES, rejection_record
+from orb_bridge.aws.queues import SEND_WORKERS, SqsQueue, send_concurrently
+from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.core import metric_names as names
 from orb_bridge.core.errors import ConfigurationError
 from orb_bridge.core.http_request import BodyError, BodyProblem, read_request
 from orb_bridge.core.observability import emit, emit_by, logger
+from orb_bridge.intake.rejections import excerpt, rejected_listing, rejection_body
 from orb_bridge.intake.settings import IntakeSettings
 from orb_bridge.intake.unauthenticated_store import UnauthenticatedStoreBudget, keep_refused_batch
 from orb_bridge.segment.auth import authenticate
 from orb_bridge.segment.body import SegmentBody, check_size, parse_segment_body
 from orb_bridge.segment.mapping import map_elements
-from orb_bridge.segment.models import MappedEvent
 
-# Bodies per worker when a large batch is queued concurrently (10 SendMessageBatch entries each).
-SEND_CHUNK = 100
-SEND_WORKERS = 8
-# A rejected-queue message must fit SQS even on queues still pinned to 256 KiB.
-MAX_REJECTION_BYTES = MAX_RECORD_BYTES
-EXCERPT_CHARS = 8 * 1024
-# The answer's list of rejected events stops here (Lambda refuses responses over 6 MB).
-MAX_REJECTED_LISTING_BYTES = 4 * 1024 * 1024
 # Enough detail in the log to debug a bad batch without flooding it.
 MAX_LOGGED_REJECTIONS = 20
 
@@ -78,47 +68,6 @@ def _error(outcome: IntakeOutcome, message: str) -> IntakeResult:
 def _body_refused(error: BodyError) -> IntakeResult:
     too_large = error.problem is BodyProblem.TOO_LARGE
     return _error(IntakeOutcome.TOO_LARGE if too_large else IntakeOutcome.MALFORMED, error.message)
-
-
-def _excerpt(text: str) -> str:
-    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
-
-
-def _rejection_body(outcome: MappedEvent, element: Any) -> str:
-    extra = {"index": outcome.index, "message_id": outcome.message_id}
-    return rejection_record(
-        stage="intake", reason=outcome.error or "", errors=[outcome.error or ""], segment_event=element, extra=extra
-    )
-
-
-def _rejected_listing(rejected: Sequence[MappedEvent]) -> tuple[list[dict[str, Any]], int]:
-    """The answer's ``rejected`` entries, within ``MAX_REJECTED_LISTING_BYTES``; and how many were left out."""
-    listing: list[dict[str, Any]] = []
-    size = 0
-    for outcome in rejected:
-        item = {"index": outcome.index, "messageId": outcome.message_id, "error": outcome.error}
-        size += len(json.dumps(item)) + 2
-        if size > MAX_REJECTED_LISTING_BYTES:
-            break
-        listing.append(item)
-    return listing, len(rejected) - len(listing)
-
-
-def send_concurrently(queue: SqsQueue, bodies: Sequence[str], workers: int = SEND_WORKERS) -> list[SendFailure]:
-    """``queue.send_all`` over slices in parallel: 4,000 events in sequence would outlast Segment's timeout."""
-    if len(bodies) <= SEND_CHUNK or workers <= 1:
-        return queue.send_all(bodies)
-    from concurrent.futures import ThreadPoolExecutor  # only large batches need it
-
-    _ = queue.client  # create the shared client before the threads need it
-    starts = range(0, len(bodies), SEND_CHUNK)
-
-    def send_slice(start: int) -> list[SendFailure]:
-        failures = queue.send_all(bodies[start : start + SEND_CHUNK])
-        return [dataclasses.replace(failure, index=start + failure.index) for failure in failures]
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
-        return [failure for failures in pool.map(send_slice, starts) for failure in failures]
 
 
 class TrackIntake:
@@ -223,7 +172,7 @@ class TrackIntake:
             self.ingest_queue, [o.orb_event.to_message_body() for o in accepted if o.orb_event], self.send_workers
         )
         rejected_failures = send_concurrently(
-            self.rejected_queue, [_rejection_body(o, body.elements[o.index]) for o in rejected], self.send_workers
+            self.rejected_queue, [rejection_body(o, body.elements[o.index]) for o in rejected], self.send_workers
         )
         count_written(len(rejected) - len(rejected_failures))
         for outcome in rejected[:MAX_LOGGED_REJECTIONS]:
@@ -256,7 +205,7 @@ class TrackIntake:
                 "rejected": len(rejected),
             },
         )
-        listing, omitted = _rejected_listing(rejected)
+        listing, omitted = rejected_listing(rejected)
         response: dict[str, Any] = {"accepted": len(accepted), "skipped": skipped, "rejected": listing}
         if omitted:
             response["rejected_omitted"] = omitted
@@ -271,7 +220,7 @@ class TrackIntake:
             stage="intake",
             reason=error.message,
             errors=[error.message],
-            extra={"body_bytes": len(raw_body), "body_excerpt": _excerpt(raw_body.decode("utf-8", "replace"))},
+            extra={"body_bytes": len(raw_body), "body_excerpt": excerpt(raw_body.decode("utf-8", "replace"))},
         )
         failures = self.rejected_queue.send_all([record])
         count_written(1 - len(failures))
