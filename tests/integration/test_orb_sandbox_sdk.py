@@ -132,7 +132,7 @@ def test_sdk_backfill_errors(sandbox: OrbSandbox) -> None:
     now = datetime.now(UTC)
     with Orb(api_key=API_KEY, base_url=sandbox.base_url, max_retries=0) as sdk:
         sdk.events.backfills.create(timeframe_start=now - timedelta(days=3), timeframe_end=now - timedelta(days=1))
-        with pytest.raises(orb.ConstraintViolation):
+        with pytest.raises(orb.ResourceConflict):  # the spec's 409 for an overlapping backfill
             sdk.events.backfills.create(timeframe_start=now - timedelta(days=2), timeframe_end=now - timedelta(hours=1))
         with pytest.raises(orb.RequestValidationError):
             sdk.events.backfills.create(timeframe_start=now - timedelta(days=40), timeframe_end=now - timedelta(days=4))
