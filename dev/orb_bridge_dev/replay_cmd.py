@@ -94,7 +94,6 @@ def _classified(message: Mapping[str, Any], mapping: Callable[[], MappingSetting
         return Entry(
             message_id=str(message["MessageId"]),
             receipt_handle=str(message["ReceiptHandle"]),
-            body="",
             sent_at=moment,
             stage=UNREADABLE,
             reason=why,
