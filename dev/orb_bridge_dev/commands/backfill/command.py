@@ -24,10 +24,10 @@ from typing import Any, TextIO
 from orb_bridge_dev.commands.backfill.archive import BackfillArchive
 from orb_bridge_dev.commands.backfill.backfiller import Backfiller, GroupResult
 from orb_bridge_dev.commands.backfill.orb_client import OrbApiError, OrbBackfillClient
-from orb_bridge_dev.deployment.orb_pacer import DEFAULT_EVENTS_PER_MINUTE, DEFAULT_REQUESTS_PER_SECOND, Pacer
 from orb_bridge_dev.commands.backfill.plan import DEFAULT_STATE_FILE, Group, describe, plan_groups
 from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
 from orb_bridge_dev.deployment import target as stack_target
+from orb_bridge_dev.deployment.orb_pacer import DEFAULT_EVENTS_PER_MINUTE, DEFAULT_REQUESTS_PER_SECOND, Pacer
 from orb_bridge_dev.deployment.rejected_plan import plan as read_plan
 from orb_bridge_dev.deployment.rejected_records import Entry, Filters, TargetError, delete, parse_since, release
 from orb_bridge_dev.deployment.rejected_summary import Progress
