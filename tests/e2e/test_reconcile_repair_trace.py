@@ -25,7 +25,7 @@ EVENTS = 200
 EVENTUALLY = 120.0
 
 
-class Killed(Exception):
+class KilledError(Exception):
     pass
 
 
@@ -69,7 +69,10 @@ def test_reconcile_repair_and_trace_on_the_dev_stack(stack: DevStack, http: http
     assert orb.put(f"/events/{deprecated}/deprecate").status_code == 200
     event = sandbox.ingested_events()[amended]
     body = {name: event[name] for name in ("event_name", "timestamp", "external_customer_id")}
-    assert orb.put(f"/events/{amended}", json={**body, "properties": {**event["properties"], "amount": -1}}).status_code == 200
+    assert (
+        orb.put(f"/events/{amended}", json={**body, "properties": {**event["properties"], "amount": -1}}).status_code
+        == 200
+    )
     # Another test's keys may share the hour: only this run's are asserted.
     hour = stamp.strftime("%Y-%m-%dT%H")
     now = stamp + timedelta(minutes=1)
@@ -93,16 +96,14 @@ def test_reconcile_repair_and_trace_on_the_dev_stack(stack: DevStack, http: http
     before = sum(sandbox.billed_count_by_key()[key] for key in keys)
     kill_at = 0
     while True:
-        seen: list[str] = []
-
-        def step(name: str) -> None:
+        def step(name: str, seen: list[str] = []) -> None:  # noqa: B006 (a fresh list per loop turn)
             seen.append(name)
             if len(seen) > kill_at:  # noqa: B023 (the loop's current kill point)
-                raise Killed(name)
+                raise KilledError(name)
 
         try:
             cli(stack, reconcile, ["--hour", hour, "--repair", "--yes"], now, step=step)
-        except Killed:
+        except KilledError:
             kill_at += 1
             continue
         break
