@@ -9,6 +9,8 @@ orb-bridge replay (--stack NAME | --dev) [--yes] ...     replay rejected events 
 orb-bridge backfill (--stack NAME | --dev) [--yes] ...   backfill rejected events older than Orb's grace period (commands/backfill/)
 orb-bridge rejected (--stack NAME | --dev) [--full] ...  list the rejected records, changing nothing (commands/rejected.py)
 orb-bridge status (--stack NAME | --dev) [--json]        the deployment on one screen; exit 0 well, 1 attention, 2 unknown (commands/status.py)
+orb-bridge reconcile (--stack NAME | --dev) [--check] [--repair [--yes]]  reports per hour; repair lost events (commands/reconcile/)
+orb-bridge trace KEY (--stack NAME | --dev)              where one event is now (commands/trace.py)
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("rejected", add_help=False, help="list the rejected records (see `orb-bridge rejected --help`)")
     commands.add_parser("status", add_help=False, help="the deployment on one screen (see `orb-bridge status --help`)")
+    commands.add_parser("reconcile", add_help=False, help="reconciliation per hour, and repair (see --help)")
+    commands.add_parser("trace", add_help=False, help="where one event is now (see `orb-bridge trace --help`)")
     return parser
 
 
@@ -63,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orb_bridge_dev.commands import status
 
         return status.main(argv[1:])
+    if argv[:1] == ["reconcile"]:
+        from orb_bridge_dev.commands.reconcile import command as reconcile
+
+        return reconcile.main(argv[1:])
+    if argv[:1] == ["trace"]:
+        from orb_bridge_dev.commands import trace
+
+        return trace.main(argv[1:])
     if argv[:2] == ["webhook", "sign"]:
         from orb_bridge_dev.commands.webhook import event as webhook_event
 

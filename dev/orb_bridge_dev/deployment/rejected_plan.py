@@ -3,12 +3,21 @@ the filters select. A record no reader can make sense of is listed as such, neve
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from orb_bridge.core.config import MappingSettings
-from orb_bridge_dev.deployment.rejected_records import Entry, Filters, Target, classify, late_cutoff, read_entries
+from orb_bridge_dev.deployment.rejected_records import (
+    Entry,
+    Filters,
+    Target,
+    classify,
+    late_cutoff,
+    read_entries,
+    release,
+)
 
 UNREADABLE = "unreadable"  # the stage shown for a message no reader could make sense of
 
@@ -60,3 +69,27 @@ def _classified(message: Mapping[str, Any], mapping: Callable[[], MappingSetting
             action="keep",
             why=why,
         )
+
+
+def find_key(
+    target: Target, key: str, now: datetime, grace_hours: float, hold_seconds: int, wait_seconds: int = 1
+) -> list[Entry]:
+    """The rejected records of one idempotency key (``orb-bridge trace``): every record is received
+    with a short hold, only the matching ones keep their event, and all are released at once, so
+    ``replay`` misses none for longer than the read. A record whose event cannot be mapped any more
+    (an intake record the mapping refuses) matches when its text holds the key as a JSON string."""
+    cutoff = late_cutoff(now, grace_hours)
+    quoted = json.dumps(key)
+
+    def read(message: dict[str, Any]) -> Entry:
+        entry = _classified(message, target.mapping, cutoff)
+        held = entry.event.idempotency_key == key if entry.event is not None else quoted in str(message.get("Body", ""))
+        entry.event = entry.event if held else None
+        entry.body = "match" if held else ""  # a marker, not the record: bounded memory
+        return entry
+
+    entries = read_entries(target.sqs, target.rejected_queue_url, hold_seconds, read, wait_seconds)
+    try:
+        return [entry for entry in entries if entry.body == "match"]
+    finally:
+        release(target.sqs, target.rejected_queue_url, entries)

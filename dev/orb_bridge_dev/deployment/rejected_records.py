@@ -58,6 +58,9 @@ class Target:
     outputs: Mapping[str, str] = field(default_factory=dict)
     parameters: Mapping[str, str] = field(default_factory=dict)
     alarm_prefix: str = ""  # alarms CloudFormation names after the stack
+    # For `orb-bridge reconcile --check`: the reconciler's checkpoint table ("" = none), asked lazily.
+    checkpoint_table: Callable[[], str] = lambda: ""
+    dynamodb: Any = None
 
 
 @dataclass

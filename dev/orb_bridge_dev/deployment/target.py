@@ -181,6 +181,8 @@ def _dev_target(args: argparse.Namespace, env: Mapping[str, str], session_factor
         outputs={"IngestQueueUrl": ingest, "RejectedQueueUrl": rejected},
         parameters=dev_parameters(env, MAPPING_PARAMETERS),
         alarm_prefix=f"{stack}-",
+        checkpoint_table=lambda: f"{stack}-ReconcileCheckpointTable",
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint),
     )
 
 
@@ -238,7 +240,18 @@ def _stack_target(args: argparse.Namespace, env: Mapping[str, str], session_fact
         outputs=outputs,
         parameters=parameters,
         alarm_prefix=f"{args.stack}-",
+        checkpoint_table=lambda: _physical_id(session, args.stack, "ReconcileCheckpointTable"),
+        dynamodb=session.client("dynamodb"),
     )
+
+
+def _physical_id(session: Any, stack: str, logical_id: str) -> str:
+    """A resource's name in the stack ("" if it has none: an older template)."""
+    try:
+        detail = session.client("cloudformation").describe_stack_resource(StackName=stack, LogicalResourceId=logical_id)
+    except Exception:
+        return ""
+    return str(detail.get("StackResourceDetail", {}).get("PhysicalResourceId", ""))
 
 
 def _api_key_from_env(env: Mapping[str, str]) -> str:

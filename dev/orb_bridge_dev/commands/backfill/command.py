@@ -24,10 +24,10 @@ from typing import Any, TextIO
 from orb_bridge_dev.commands.backfill.archive import BackfillArchive
 from orb_bridge_dev.commands.backfill.backfiller import Backfiller, GroupResult
 from orb_bridge_dev.commands.backfill.orb_client import OrbApiError, OrbBackfillClient
-from orb_bridge_dev.commands.backfill.pacer import Pacer
 from orb_bridge_dev.commands.backfill.plan import DEFAULT_STATE_FILE, Group, describe, plan_groups
 from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
 from orb_bridge_dev.deployment import target as stack_target
+from orb_bridge_dev.deployment.orb_pacer import DEFAULT_EVENTS_PER_MINUTE, DEFAULT_REQUESTS_PER_SECOND, Pacer
 from orb_bridge_dev.deployment.rejected_plan import plan as read_plan
 from orb_bridge_dev.deployment.rejected_records import Entry, Filters, TargetError, delete, parse_since, release
 from orb_bridge_dev.deployment.rejected_summary import Progress
@@ -35,9 +35,6 @@ from orb_bridge_dev.terminal import printable
 
 # Records stay invisible while their backfill is created, filled and closed.
 DEFAULT_HOLD_SECONDS = 3600
-# Half Orb's live defaults (100 requests/s, 10,000 events/min): the live ingest keeps the other half.
-DEFAULT_REQUESTS_PER_SECOND = 50.0
-DEFAULT_EVENTS_PER_MINUTE = 5000.0
 # Orb auto-closes a backfill at close_time (one day after creation if unset), reflecting whatever
 # it holds. We set it deliberately: long enough to review a --no-close backfill or resume a killed
 # run the next day, short enough that a forgotten one still lands in the current billing period.

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from orb_bridge_dev.commands.backfill.pacer import Pacer
+from orb_bridge_dev.deployment.orb_pacer import Pacer
 
 MAX_SEARCH_IDS = 500
 MAX_INGEST_EVENTS = 500

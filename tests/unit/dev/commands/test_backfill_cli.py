@@ -16,8 +16,8 @@ from orb_bridge.aws.rejection_records import rejection_record
 from orb_bridge.orb.usage_event import OrbUsageEvent
 from orb_bridge_dev.commands.backfill import backfiller
 from orb_bridge_dev.commands.backfill import command as backfill_cmd
-from orb_bridge_dev.commands.backfill.pacer import Pacer
 from orb_bridge_dev.commands.backfill.plan import plan_groups
+from orb_bridge_dev.deployment.orb_pacer import Pacer
 from orb_bridge_dev.deployment.rejected_records import Entry
 from tests.support.orb_backfill_fake import FakeOrb
 from tests.support.rejected_stack import HOUR, STACK, all_bodies, create_stack, orb_event, send

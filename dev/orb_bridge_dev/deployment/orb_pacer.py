@@ -1,10 +1,15 @@
-"""The client-side budget of `orb-bridge backfill`'s calls to Orb."""
+"""The client-side budget of the Orb calls an operator's commands make: `orb-bridge backfill`'s
+and `orb-bridge reconcile --repair`'s (one pacer, one set of defaults: the two spend one budget,
+half Orb's live defaults of 100 requests/s and 10,000 events/min; live ingest keeps the other half)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+DEFAULT_REQUESTS_PER_SECOND = 50.0
+DEFAULT_EVENTS_PER_MINUTE = 5000.0
 
 
 @dataclass
@@ -14,8 +19,8 @@ class Pacer:
     Two token buckets refilled continuously; ``clock``/``sleep`` are injectable for tests.
     """
 
-    requests_per_second: float = 50.0
-    events_per_minute: float = 5000.0
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    events_per_minute: float = DEFAULT_EVENTS_PER_MINUTE
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _request_tokens: float = field(default=-1.0, repr=False)
