@@ -98,9 +98,7 @@ def template_facts(path: Path = ROOT / "template.yaml") -> TemplateFacts:
         ingest_memory_mb=int(prop("OrbIngestFunction", "MemorySize", 128)),
         webhook_memory_mb=int(prop("OrbWebhookFunction", "MemorySize", 128)),
         ingest_batch_size=int(resolve(sqs_event["Properties"].get("BatchSize", 10))),
-        ingest_batching_window_seconds=int(
-            resolve(sqs_event["Properties"].get("MaximumBatchingWindowInSeconds", 0))
-        ),
+        ingest_batching_window_seconds=int(resolve(sqs_event["Properties"].get("MaximumBatchingWindowInSeconds", 0))),
         audit_retention_days=int(parameters["AuditRetentionDays"]["Default"]),
         ingest_timeout_seconds=int(prop("OrbIngestFunction", "Timeout", 3)),
     )

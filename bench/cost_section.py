@@ -30,9 +30,7 @@ def lambda_seconds(cpu_seconds: float, wall_seconds: float, memory_mb: int) -> f
     return cpu_seconds / share + max(0.0, wall_seconds - cpu_seconds)
 
 
-def cost_section(
-    say: Callable[[str], None], missed: list[str], intake: Any, throughput: Any, verify: Any
-) -> None:
+def cost_section(say: Callable[[str], None], missed: list[str], intake: Any, throughput: Any, verify: Any) -> None:
     """Lambda time scaled to each function's CPU share, SQS/EventBridge calls at an assumed latency."""
     facts = cost.template_facts()
     # Intake: measured CPU, scaled to the function's CPU share, plus the SQS round trips it waits on
@@ -179,4 +177,3 @@ def ingest_batches() -> list[int]:
     """The OrbIngest batch sizes of the stated rates (the ingest bench runs each once, for the cost model)."""
     facts = cost.template_facts()
     return sorted({facts.ingest_batch_at(rate, bench_message_bytes()) for rate in RATES})
-

@@ -11,8 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.log_capture import log_bytes
 from bench.common import FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler, time_per_call
+from bench.log_capture import log_bytes
 from orb_bridge_dev.devstack.gateway import http_api_v2_event
 
 AUTH_TOKEN = "bench-intake-token"

@@ -18,6 +18,7 @@ from bench.drain_section import drain_section
 from bench.ingest_section import ingest_section
 from bench.reconcile_section import reconcile_section
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--rounds", type=int, default=5, help="cold-start rounds (fresh processes per case)")
