@@ -21,6 +21,18 @@ SQS_REQUEST = 0.40 / 1e6  # per 64 KB chunk of payload
 DYNAMODB_WRITE_UNIT = 0.625 / 1e6  # on-demand, per WRU (1 KB)
 DYNAMODB_READ_UNIT = 0.125 / 1e6  # on-demand, per RRU (4 KB strongly consistent)
 EVENTBRIDGE_EVENT = 1.00 / 1e6  # custom events, per 64 KB chunk
+# S3 Standard, us-east-1 (https://aws.amazon.com/s3/pricing/): PUT, COPY, POST, LIST requests
+# $0.005 per 1,000; storage $0.023 per GB-month (first 50 TB). Lifecycle expiration is free.
+S3_PUT = 0.005 / 1000
+S3_GB_MONTH = 0.023
+# CloudWatch Logs, standard class, us-east-1 (https://aws.amazon.com/cloudwatch/pricing/):
+# ingestion $0.50 per GB, storage $0.03 per GB-month (billed compressed; counted here uncompressed).
+LOGS_INGESTED_GB = 0.50
+LOGS_STORED_GB_MONTH = 0.03
+GB = 1024**3  # AWS bills storage and log data by the binary gigabyte
+DAYS_PER_MONTH = 365 / 12
+# Lambda hands an event source mapping's batch over at 6 MB of payload, whatever the batch size.
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 HTTP_API_CHUNK = 512 * 1024
 SQS_CHUNK = 64 * 1024
@@ -51,7 +63,15 @@ class TemplateFacts:
     ingest_memory_mb: int
     webhook_memory_mb: int
     ingest_batch_size: int
+    ingest_batching_window_seconds: int
     ingest_timeout_seconds: int
+    audit_retention_days: int
+
+    def ingest_batch_at(self, events_per_second: float, message_bytes: int) -> int:
+        """Events per OrbIngest invocation at a steady rate: the event source hands a batch over
+        when the batching window ends, the batch is full, or it holds 6 MB, whichever comes first."""
+        by_window = max(1, int(events_per_second * self.ingest_batching_window_seconds))
+        return min(self.ingest_batch_size, by_window, LAMBDA_PAYLOAD_BYTES // max(1, message_bytes))
 
 
 def template_facts(path: Path = ROOT / "template.yaml") -> TemplateFacts:
@@ -78,6 +98,8 @@ def template_facts(path: Path = ROOT / "template.yaml") -> TemplateFacts:
         ingest_memory_mb=int(prop("OrbIngestFunction", "MemorySize", 128)),
         webhook_memory_mb=int(prop("OrbWebhookFunction", "MemorySize", 128)),
         ingest_batch_size=int(resolve(sqs_event["Properties"].get("BatchSize", 10))),
+        ingest_batching_window_seconds=int(resolve(sqs_event["Properties"].get("MaximumBatchingWindowInSeconds", 0))),
+        audit_retention_days=int(parameters["AuditRetentionDays"]["Default"]),
         ingest_timeout_seconds=int(prop("OrbIngestFunction", "Timeout", 3)),
     )
 
@@ -94,9 +116,11 @@ def usage_cost_per_million(
     segment_request_bytes: int,
     intake_seconds_per_request: float,
     sqs_message_bytes: int,
-    ingest_seconds_per_event: float,
+    ingest_batch_size: int,
+    ingest_seconds_per_invocation: float,
 ) -> list[tuple[str, float, str]]:
-    """Itemised (item, USD per million usage events, how) for Segment Track events."""
+    """Itemised (item, USD per million usage events, how) for Segment Track events, OrbIngest
+    invoked with ``ingest_batch_size`` events (the rate sets it: ``TemplateFacts.ingest_batch_at``)."""
     million = 1_000_000
     requests = million / events_per_segment_request
     http_chunks = max(1, math.ceil(segment_request_bytes / HTTP_API_CHUNK))
@@ -104,8 +128,8 @@ def usage_cost_per_million(
     send_batches = million / min(events_per_segment_request, 10)
     batch_bytes = min(events_per_segment_request, 10) * sqs_message_bytes
     sqs_chunks = max(1, math.ceil(batch_bytes / SQS_CHUNK))
-    invocations = million / facts.ingest_batch_size
-    ingest_seconds = ingest_seconds_per_event * facts.ingest_batch_size
+    invocations = million / ingest_batch_size
+    ingest_seconds = ingest_seconds_per_invocation
     return [
         (
             "HTTP API requests",
@@ -130,10 +154,57 @@ def usage_cost_per_million(
         (
             "Lambda OrbIngest",
             invocations * _lambda(ingest_seconds, facts.ingest_memory_mb),
-            f"{invocations:,.0f} invocations of {facts.ingest_batch_size:,} events x {ingest_seconds * 1000:,.0f} ms at {facts.ingest_memory_mb} MB",
+            f"{invocations:,.0f} invocations of {ingest_batch_size:,} events x {ingest_seconds * 1000:,.0f} ms at {facts.ingest_memory_mb} MB",
         ),
-        ("DynamoDB", 0.0, "not used on the usage path"),
         ("EventBridge", 0.0, "not used on the usage path"),
+    ]
+
+
+def archive_and_logs_per_million(
+    *,
+    facts: TemplateFacts,
+    ingest_batch_size: int,
+    puts_per_invocation: float,
+    archive_bytes_per_event: float,
+    orb_requests_per_invocation: int,
+    ingest_log_bytes_per_invocation: float,
+    intake_requests: float,
+    intake_log_bytes_per_request: float,
+) -> list[tuple[str, float, str]]:
+    """Itemised (item, USD per million usage events, how): the audit archive (one PUT per Orb 200,
+    kept ``AuditRetentionDays``), the pacing table's writes and CloudWatch Logs."""
+    million = 1_000_000
+    invocations = million / ingest_batch_size
+    puts = invocations * puts_per_invocation
+    months = facts.audit_retention_days / DAYS_PER_MONTH
+    stored_gb = million * archive_bytes_per_event / GB
+    orb_requests = invocations * orb_requests_per_invocation
+    log_gb = (invocations * ingest_log_bytes_per_invocation + intake_requests * intake_log_bytes_per_request) / GB
+    return [
+        (
+            "S3 PUT (audit archive)",
+            puts * S3_PUT,
+            f"{puts:,.0f} PUTs: {puts_per_invocation:g} per invocation of {ingest_batch_size:,} events, one per Orb 200 "
+            "(counted in the bench run)",
+        ),
+        (
+            f"S3 storage, {facts.audit_retention_days} days",
+            stored_gb * S3_GB_MONTH * months,
+            f"{archive_bytes_per_event:.1f} gzip bytes per event (measured) = {stored_gb * 1024:,.1f} MB x "
+            f"{months:.1f} months",
+        ),
+        (
+            "DynamoDB pacing table",
+            orb_requests * 2 * DYNAMODB_WRITE_UNIT,
+            f"{orb_requests:,.0f} Orb requests x 2 conditional UpdateItem (events, requests), 1 WRU each",
+        ),
+        (
+            "CloudWatch Logs",
+            log_gb * (LOGS_INGESTED_GB + LOGS_STORED_GB_MONTH * months),
+            f"{ingest_log_bytes_per_invocation:,.0f} bytes per OrbIngest invocation, "
+            f"{intake_log_bytes_per_request:,.0f} per TrackIntake request (measured at INFO: log lines + EMF "
+            f"metrics), ingested, stored {months:.1f} months",
+        ),
     ]
 
 

@@ -18,12 +18,13 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from bench.common import ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
+from bench.ingest_archive import archive_on, audit_bucket, measure_batch
 from bench.ingest_memory import memory
 from bench.sandbox_process import API_KEY, sandbox_process, volume
 from orb_bridge_dev.devstack import lambda_runtime
@@ -52,6 +53,12 @@ def orb_events(count: int, run_id: str) -> list[dict[str, Any]]:
         }
         for index in range(count)
     ]
+
+
+def segment_keyed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events keyed as intake keys Segment's: a random UUID each (``messageId``), which gzip
+    cannot shrink as it does the bench's numbered keys: the archive's bytes per event as deployed."""
+    return [{**event, "idempotency_key": str(uuid.uuid4())} for event in events]
 
 
 def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -112,29 +119,45 @@ def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[
     return {"seconds": elapsed, "requests": calls}
 
 
-def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_sample: int = 50) -> dict[str, Any]:
+def run(
+    records: int = 10_000,
+    rounds: int = 3,
+    latency: float = 0.1,
+    per_event_sample: int = 50,
+    archive_batches: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The handler runs with the audit archive on (a bucket on moto's S3 server), as deployed, and
+    beside it with the archive off; ``archive_batches``: invocation sizes whose PUTs, archive
+    bytes and log bytes the cost model needs (one untimed invocation each)."""
     from bench.common import median
     from orb_bridge.ingest import container as ingest_container
 
-    handler_seconds, handler_cpu, sdk_seconds, single_seconds = [], [], [], []
+    handler_seconds, handler_cpu, sdk_seconds, single_seconds, unarchived_seconds = [], [], [], [], []
     handler_requests = sdk_requests = 0
-    with sandbox_process(latency_seconds=latency) as base_url:
+    with sandbox_process(latency_seconds=latency) as base_url, audit_bucket() as bucket:
         handler = configure_ingest(base_url)
         # Warm up once (imports, connection pool, secrets) so every round measures the same thing.
         run_handler(handler, orb_events(10, f"warm-{uuid.uuid4().hex[:8]}"))
         run_sdk(base_url, orb_events(10, f"warm-{uuid.uuid4().hex[:8]}"), 500)
         before = volume(base_url)
+        objects_before = bucket.contents().objects
         for _ in range(rounds):
+            archive_on(True)
             events = orb_events(records, f"h-{uuid.uuid4().hex[:8]}")
             measured = run_handler(handler, events)
             handler_seconds.append(measured["seconds"])
             handler_cpu.append(measured["cpu_seconds"])
+            archive_on(False)
+            unarchived_seconds.append(run_handler(handler, orb_events(records, f"n-{uuid.uuid4().hex[:8]}"))["seconds"])
+            archive_on(True)
             events = orb_events(records, f"s-{uuid.uuid4().hex[:8]}")
             sdk = run_sdk(base_url, events, 500)
             sdk_seconds.append(sdk["seconds"])
             sdk_requests = sdk["requests"]
             sample = orb_events(per_event_sample, f"e-{uuid.uuid4().hex[:8]}")
             single_seconds.append(run_sdk(base_url, sample, 1)["seconds"])
+        archive_objects = bucket.contents().objects - objects_before
+        by_batch = [measure_batch(handler, bucket, segment_keyed(orb_events(size, "a"))) for size in archive_batches]
         settings = ingest_container.container_service().settings
         # The same run with the template's default Orb budget: there, pacing sets the time.
         with default_budget_pacing():
@@ -145,9 +168,11 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
         ingested = volume(base_url) - before
         handler_requests = -(-records // settings.max_events_per_request)
         concurrency = settings.max_concurrent_requests
-    expected = rounds * (2 * records + per_event_sample) + records
+    expected = rounds * (3 * records + per_event_sample) + records + sum(archive_batches)
     if ingested != expected:
         raise RuntimeError(f"the sandbox ingested {ingested} events, expected {expected}")
+    if archive_objects != rounds * handler_requests:
+        raise RuntimeError(f"{archive_objects} archive objects for {rounds * handler_requests} Orb 200s")
     handler_s = median(handler_seconds)
     sdk_s = median(sdk_seconds)
     single_s = median(single_seconds) * records / per_event_sample
@@ -170,6 +195,9 @@ def run(records: int = 10_000, rounds: int = 3, latency: float = 0.1, per_event_
             "measured_events": per_event_sample,
         },
         "speedup_vs_sdk": sdk_s / handler_s,
+        "archive_off": {"seconds": median(unarchived_seconds), "speedup_vs_sdk": sdk_s / median(unarchived_seconds)},
+        "archive_puts_per_request": archive_objects / (rounds * handler_requests),
+        "archive_by_batch": by_batch,
         "default_budget_seconds": default_budget["seconds"],
         # Pacing spaces requests exactly (no burst): the first at once, then one per
         # chunk / events-per-second, so this is the least time the budget allows.

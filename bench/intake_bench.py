@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.common import FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler, time_per_call
+from bench.log_capture import log_bytes
 from orb_bridge_dev.devstack.gateway import http_api_v2_event
 
 AUTH_TOKEN = "bench-intake-token"
@@ -81,6 +82,8 @@ def run(events: int = 1000) -> dict[str, Any]:
     handler.lambda_handler(batch_event, context)
     calls_per_batch = sqs.calls - calls_before
     message_bytes = sqs.bytes / sqs.messages
+    _, batch_log_bytes = log_bytes(lambda: handler.lambda_handler(batch_event, context))
+    _, single_log_bytes = log_bytes(lambda: handler.lambda_handler(single_event, context))
 
     batch_seconds = time_per_call(lambda: handler.lambda_handler(batch_event, context), min_seconds=1.0)
     single_seconds = time_per_call(lambda: handler.lambda_handler(single_event, context), min_seconds=0.5)
@@ -96,6 +99,8 @@ def run(events: int = 1000) -> dict[str, Any]:
         "sqs_message_bytes": message_bytes,
         "send_workers": queues.SEND_WORKERS,
         "send_chunk": queues.SEND_CHUNK,
+        "log_bytes_per_batch": batch_log_bytes,
+        "log_bytes_per_single": single_log_bytes,
     }
 
 

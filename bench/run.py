@@ -13,11 +13,10 @@ from pathlib import Path
 
 from bench import cold_start, ingest, intake_bench, lambda_like, webhook_verify
 from bench.common import ROOT, isolate_aws_environment, machine_description, markdown_table
-from bench.cost_section import cost_section
+from bench.cost_section import cost_section, ingest_batches
 from bench.drain_section import drain_section
+from bench.ingest_section import ingest_section
 from bench.reconcile_section import reconcile_section
-
-INGEST_TARGET = 10.0  # x the SDK path, pacing off
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,58 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     say(markdown_table(["case", "median ms", "vs floor", "target"], cold["rows"]) + "\n")
 
     print("ingest throughput ...", file=sys.stderr, flush=True)
-    throughput = ingest.run(rounds=args.ingest_rounds)
-    h, s, e = throughput["handler"], throughput["sdk_batched"], throughput["sdk_per_event"]
-    say(
-        f"## 2. Ingest throughput: {throughput['records']:,} SQS records, Orb sandbox over loopback with "
-        f"{throughput['latency_ms']:.0f} ms added per request, Orb budget pacing off "
-        f"(`ORB_EVENTS_PER_MINUTE=0`, `ORB_REQUESTS_PER_SECOND=0`; median of {throughput['rounds']})\n"
-    )
-    ingest_met = throughput["speedup_vs_sdk"] >= INGEST_TARGET
-    if not ingest_met:
-        missed.append("ingest vs SDK")
-    say(
-        markdown_table(
-            ["path", "wall s", "events/s", "Orb requests", "vs SDK"],
-            [
-                [
-                    f"OrbIngest handler ({throughput['concurrency']} concurrent requests of 500)",
-                    f"{h['seconds']:.2f}",
-                    f"{h['events_per_s']:,.0f}",
-                    h["requests"],
-                    f"{throughput['speedup_vs_sdk']:.1f}x (target >= {INGEST_TARGET:.0f}x: "
-                    f"{'met' if ingest_met else 'MISSED'})",
-                ],
-                [
-                    "the same handler paced to the template's default Orb budget "
-                    f"({throughput['default_budget']['requests_per_second']:g} requests/s, "
-                    f"{throughput['default_budget']['events_per_minute']:,.0f} events/min, pacing table on moto's "
-                    "DynamoDB): the budget, not our code, sets the time; theoretical "
-                    f"{throughput['default_budget_theoretical_seconds']:.1f} s (one request of 500 every "
-                    f"{500 / (throughput['default_budget']['events_per_minute'] / 60):g} s, no burst)",
-                    f"{throughput['default_budget_seconds']:.2f}",
-                    f"{throughput['records'] / throughput['default_budget_seconds']:,.0f}",
-                    h["requests"],
-                    f"{s['seconds'] / throughput['default_budget_seconds']:.2f}x",
-                ],
-                [
-                    "official SDK `client.events.ingest`, 500 per call, sequential",
-                    f"{s['seconds']:.2f}",
-                    f"{s['events_per_s']:,.0f}",
-                    s["requests"],
-                    "1.0x",
-                ],
-                [
-                    f"official SDK, one request per event (measured on {e['measured_events']}, extrapolated)",
-                    f"{e['seconds']:,.0f}",
-                    f"{e['events_per_s']:,.1f}",
-                    f"{e['requests']:,}",
-                    f"{s['seconds'] / e['seconds']:.3f}x",
-                ],
-            ],
-        )
-        + "\n"
-    )
+    throughput = ingest.run(rounds=args.ingest_rounds, archive_batches=ingest_batches())
+    ingest_section(say, missed, throughput)
 
     print("intake ...", file=sys.stderr, flush=True)
     intake = intake_bench.run()
@@ -283,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     drain_section(say, missed, full=args.drain)
     reconcile_section(say, missed, events=args.reconcile_events)
 
-    cost_section(say, intake, throughput, verify)
+    cost_section(say, missed, intake, throughput, verify)
 
     verdict = f"**Targets missed: {', '.join(missed)}.**" if missed else "All targets met."
     say(f"{verdict} _Whole run: {time.perf_counter() - started:.0f} s. Reproduce: `make bench`. Soak: `make soak`._\n")
