@@ -96,6 +96,7 @@ def test_reconcile_repair_and_trace_on_the_dev_stack(stack: DevStack, http: http
     before = sum(sandbox.billed_count_by_key()[key] for key in keys)
     kill_at = 0
     while True:
+
         def step(name: str, seen: list[str] = []) -> None:  # noqa: B006 (a fresh list per loop turn)
             seen.append(name)
             if len(seen) > kill_at:  # noqa: B023 (the loop's current kill point)
