@@ -147,6 +147,10 @@ def stack(template: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
             BillingMode=pacing["BillingMode"],
         )
         refs["OrbPacingTable"] = "OrbPacingTable"
+        # The audit archive ingest writes each Orb 200 to.
+        boto3.client("s3", region_name=region).create_bucket(Bucket="audit-bucket")
+        refs["AuditBucket"] = "audit-bucket"
+        refs["AuditBucket.Arn"] = "arn:aws:s3:::audit-bucket"
 
         # The example rule's pattern, enabled, delivering to a queue the test reads.
         events = boto3.client("events", region_name=region)
