@@ -5,8 +5,8 @@ customer Orb does not know. The dev stack's reconciler (the deployed ``Reconcile
 moto and sandbox) reports exactly those keys in their classes and nothing else, raises the alarm's
 metrics, never reports an hour twice, and a run stopped halfway is resumed and completes.
 
-Ingest does not write the audit archive in this branch yet (issue 17): the archive is written from
-the requests the sandbox answered 200, exactly as the archive's format says ingest will.
+Ingest writes the audit archive as deployed; the test clears what earlier tests on the shared stack
+left there, so it reconciles exactly what it sent.
 """
 
 from __future__ import annotations
@@ -48,8 +48,25 @@ def alarm_metric_names() -> set[str]:
     return {item["MetricStat"]["Metric"]["MetricName"] for item in alarm["Metrics"] if "MetricStat" in item}
 
 
+def _forget_earlier_archives(stack: DevStack) -> None:
+    """The stack is shared by the package's tests: this one reconciles only what it sends, so the
+    archive, the reports and the checkpoints earlier tests left are cleared first."""
+    s3 = stack.local_aws.client("s3")
+    bucket = stack.env["AUDIT_BUCKET_NAME"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    dynamodb = stack.local_aws.client("dynamodb")
+    table = stack.env["RECONCILE_CHECKPOINT_TABLE_NAME"]
+    key_names = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page.get("Items", []):
+            dynamodb.delete_item(TableName=table, Key={name: item[name] for name in key_names})
+
+
 def test_the_dev_stack_reconciler_reports_exactly_what_orb_does_not_hold(stack: DevStack, http: httpx.Client) -> None:
     sandbox = stack.sandbox
+    _forget_earlier_archives(stack)
     orb = httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {DEV_ORB_API_KEY}"}, timeout=30)
     run = f"rec-{uuid.uuid4().hex[:8]}"
     ghost = f"{run}-ghost"
