@@ -144,6 +144,25 @@ def make_problem(words: list[str]) -> str | None:
     return None
 
 
+# Links to files of this repository: absolute (the README's, shown on SAR) or relative (between docs pages).
+ABSOLUTE_LINK = re.compile(r"https://github\.com/segment-orb-bridge/segment-orb-bridge/blob/main/([^)#\s]+)")
+RELATIVE_LINK = re.compile(r"\]\((?![a-z]+:|#)([^)#\s]+)")
+
+
+def test_every_page_the_readme_and_docs_link_exists() -> None:
+    missing = []
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        missing += [f"{path.name}: {target}" for target in ABSOLUTE_LINK.findall(text) if not (ROOT / target).is_file()]
+        missing += [
+            f"{path.name}: {target}" for target in RELATIVE_LINK.findall(text) if not (path.parent / target).is_file()
+        ]
+    assert not missing
+    readme_pages = set(re.findall(r"/blob/main/(docs/[\w-]+\.md)", (ROOT / "README.md").read_text(encoding="utf-8")))
+    assert {"docs/configuration.md", "docs/deploy.md", "docs/rejected-events.md", "docs/proof.md"} <= readme_pages
+    assert {"docs/measured.md", "docs/development.md"} <= readme_pages
+
+
 def test_the_docs_mark_their_dev_and_aws_commands() -> None:
     # The README's own commands are among them, and every page with commands is searched.
     documents = {block.document for block in BLOCKS}
@@ -171,7 +190,13 @@ def test_the_block_reader_finds_commands_through_continuations_comments_and_oper
 
 @pytest.mark.parametrize("block", AWS_BLOCKS, ids=str)
 def test_aws_block_is_well_formed_and_its_orb_bridge_commands_parse(block: Block) -> None:
-    syntax = subprocess.run(["bash", "-n"], input=block.text, capture_output=True, text=True, check=False)
+    syntax = subprocess.run(
+        ["bash", "-n"],  # noqa: S607 (bash from PATH, as a reader runs the block)
+        input=block.text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert syntax.returncode == 0, f"{block}: not well-formed shell: {syntax.stderr}"
     problems = [
         problem
@@ -195,7 +220,9 @@ orb-bridge() {
 curl() { command curl --fail-with-body --max-time 30 "$@"; }
 """
 # The developer's settings must not reach the commands (a real ORB_API_BASE_URL, another mapping).
-FOREIGN_SETTINGS = re.compile(r"^(ORB_|SEGMENT_|AWS_|EXTERNAL_CUSTOMER_ID_FIELD|PROPERTIES_MAPPING|EVENT_NAME_FIELD|IDEMP)")
+FOREIGN_SETTINGS = re.compile(
+    r"^(ORB_|SEGMENT_|AWS_|EXTERNAL_CUSTOMER_ID_FIELD|PROPERTIES_MAPPING|EVENT_NAME_FIELD|IDEMP)"
+)
 
 
 def for_the_test_stack(block: Block, stack: DevStack) -> tuple[str, list[str]]:
@@ -225,7 +252,7 @@ def test_dev_block_runs_against_the_running_dev_stack(block: Block, stack: DevSt
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "orb_bridge"), str(ROOT / "dev"), str(ROOT)]),
     }
     result = subprocess.run(
-        ["bash", "-c", PRELUDE + script],
+        ["bash", "-c", PRELUDE + script],  # noqa: S607 (bash from PATH, as a reader runs the block)
         cwd=ROOT,
         env=env,
         capture_output=True,
