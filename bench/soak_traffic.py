@@ -124,7 +124,8 @@ class Sender:
             ]
             if int(attributes["ApproximateNumberOfMessages"]) < self.config.max_queue_depth:
                 return
-            time.sleep(0.05)
+            # Each look costs moto a scan of the whole queue: polling fast starves ingest's own calls.
+            time.sleep(0.5)
 
     def send_all(self, plan: Plan, on_progress: Any = None) -> None:
         requests = list(plan.requests)
