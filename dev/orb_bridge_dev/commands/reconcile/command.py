@@ -7,7 +7,6 @@ Dry run by default, like ``replay`` and ``backfill``: ``--repair`` alone shows w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from orb_bridge.orb.reconcile_client import OrbReadClient, OrbReadError
 from orb_bridge_dev.commands.reconcile import check, repair, table
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.orb_pacer import Pacer
-from orb_bridge_dev.deployment.reconcile_reports import read_rows
+from orb_bridge_dev.deployment.reconcile_reports import read_rows, strict_json
 from orb_bridge_dev.deployment.rejected_records import TargetError, parse_since
 from orb_bridge_dev.terminal import printable
 
@@ -88,7 +87,7 @@ def run(
         print(f"orb-bridge reconcile: {printable(exc)}", file=err)
         return 2
     if args.json:
-        print(json.dumps(document, indent=1, sort_keys=True), file=out)
+        print(strict_json(document), file=out)
     else:
         table.print_text(document, rows, args, out)
     failed = document.get("repair", {}).get("send_failed")

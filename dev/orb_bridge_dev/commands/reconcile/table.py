@@ -116,6 +116,7 @@ def repair_json(plan: RepairPlan, outcome: RepairResult | None, acted: bool) -> 
         "now_in_orb": plan.now_present,
         "not_archived": plan.not_archived,
         "reports_listing_fewer_keys_than_counted": plan.truncated_hours,
+        "unreadable_archive_objects": plan.unreadable_archive,
     }
     if outcome is not None:
         document["sent"] = outcome.sent
@@ -156,6 +157,8 @@ def _print_repair(repair: dict[str, Any], out: TextIO) -> None:
         print(
             f"repair: listed but not in the archive (not sent): {printable(' '.join(repair['not_archived']))}", file=out
         )
+    for problem in repair["unreadable_archive_objects"]:
+        print(f"repair: unreadable archive object (its events not considered): {printable(problem)}", file=out)
     if repair["reports_listing_fewer_keys_than_counted"]:
         hours = " ".join(repair["reports_listing_fewer_keys_than_counted"])
         print(f"repair: these hours' reports list only some of their not-found keys: {printable(hours)}", file=out)
