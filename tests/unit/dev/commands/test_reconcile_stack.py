@@ -113,7 +113,7 @@ def test_repair_on_the_stack_plans_from_its_reports(moto) -> None:
 def test_no_key_goes_to_a_url_the_stack_chose(moto, url: str, why: str) -> None:
     stack = create_reconcile_stack(OrbApiBaseUrl=url, OrbApiKeySecretArn=own_secret("secret-orb-key"))
     archived_and_lost(stack["AuditBucketName"], FakeOrb(now=lambda: NOW))
-    commands = [
+    commands: list[tuple[Any, list[str], dict[str, Any]]] = [
         (reconcile, ["--check"], {"pace": lambda: None}),
         (reconcile, ["--check", "--hour", HOUR_TEXT], {"pace": lambda: None}),
         (reconcile, ["--repair", "--since", "1d"], {"pace": lambda: None}),
