@@ -15,7 +15,6 @@ dead-lettering): "not seen anywhere" may mean still queued, which the ingest log
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -23,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from orb_bridge.orb.reconcile_client import FoundEvent, OrbReadClient, OrbReadError
-from orb_bridge.reconcile.archive_reader import SOURCES, ArchiveFormatError, hour_prefix, read_object
+from orb_bridge.reconcile.archive_reader import SOURCES, ArchiveFormatError, fetch_object, hour_prefix
 from orb_bridge.reconcile.classify import classify
 from orb_bridge.reconcile.pacing import Pacer
 from orb_bridge_dev.deployment import target as stack_target
-from orb_bridge_dev.deployment.reconcile_reports import read_rows
+from orb_bridge_dev.deployment.reconcile_reports import read_rows, strict_json
 from orb_bridge_dev.deployment.rejected_plan import find_key
 from orb_bridge_dev.deployment.rejected_records import Target, TargetError, parse_since
 from orb_bridge_dev.terminal import printable
@@ -64,9 +63,7 @@ def _archive(target: Target, key: str, start: datetime, end: datetime) -> tuple[
             )
             for name in sorted(item["Key"] for page in pages for item in page.get("Contents", [])):
                 try:
-                    header, events = read_object(
-                        target.s3.get_object(Bucket=target.audit_bucket, Key=name)["Body"].read(), name
-                    )
+                    header, events = fetch_object(target.s3, target.audit_bucket, name)
                 except ArchiveFormatError as exc:
                     unreadable.append(str(exc))
                     continue
@@ -200,7 +197,7 @@ def run(
         print(f"orb-bridge trace: {printable(exc)}", file=err)
         return 2
     if args.json:
-        print(json.dumps(result, indent=1, sort_keys=True, default=str), file=out)
+        print(strict_json(result), file=out)
         return 0
     print(f"{printable(args.key)}: {result['verdict']}", file=out)
     for event in result["orb"]:
@@ -224,6 +221,8 @@ def run(
             f"{printable(record['reason'])}; replay would {printable(record['would'])}",
             file=out,
         )
+    for problem in result["archive_unreadable"]:
+        print(f"  unreadable archive object: {printable(problem)}", file=out)
     for report in result["reports"]:
         print(
             f"  report {printable(report['hour'])} ({printable(report['latest'])}): {printable(report['class'])}",

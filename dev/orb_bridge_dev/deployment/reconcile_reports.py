@@ -10,6 +10,7 @@ it is escaped before it is printed (``orb_bridge_dev.terminal.printable``).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -103,9 +104,15 @@ def read_rows(target: Target, since: datetime, only_hour: str | None = None) -> 
             report = _read_report(target, name, int(item.get("Size", 0)))
             if report is None:
                 row.unreadable.append(name)
-            elif row.latest is None or str(report.get("generated_at")) > str(row.latest.get("generated_at")):
+            elif row.latest is None or _generated_at(report) > _generated_at(row.latest):
                 row.latest = report
     return [rows[hour] for hour in sorted(rows)]
+
+
+def _generated_at(report: dict[str, Any]) -> str:
+    """When the reconciler wrote ``report`` (ISO text, so sortable); "" if it does not say."""
+    value = report.get("generated_at")
+    return value if isinstance(value, str) else ""
 
 
 def _read_report(target: Target, name: str, size: int) -> dict[str, Any] | None:
@@ -128,3 +135,20 @@ def checkpoint_table(target: Target) -> str:
     if name:
         return name
     raise TargetError(f"{target.label} has no ReconcileCheckpointTable: deploy issue 18's template")
+
+
+def strict_json(document: Any) -> str:
+    """``document`` as standard JSON for ``--json``: a NaN or infinity read from a report or the archive
+    (Python's reader accepts them) is written as the text JSON has no number for, so jq and other
+    strict readers parse the output."""
+    return json.dumps(_finite(document), indent=1, sort_keys=True, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(key): _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value

@@ -7,7 +7,6 @@ Dry run by default, like ``replay`` and ``backfill``: ``--repair`` alone shows w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -15,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from orb_bridge.orb.reconcile_client import OrbReadClient, OrbReadError
-from orb_bridge_dev.commands.reconcile import check, repair, table
+from orb_bridge_dev.commands.reconcile import check, late, repair, table
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.orb_pacer import Pacer
-from orb_bridge_dev.deployment.reconcile_reports import read_rows
+from orb_bridge_dev.deployment.reconcile_reports import read_rows, strict_json
 from orb_bridge_dev.deployment.rejected_records import TargetError, parse_since
 from orb_bridge_dev.terminal import printable
 
@@ -36,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keys", type=int, default=20, metavar="N", help="keys shown per hour and class (default 20)")
     parser.add_argument("--repair", action="store_true", help="re-send not-found events within the grace period")
     parser.add_argument("--yes", action="store_true", help="with --repair: act (default: dry run)")
+    parser.add_argument(
+        "--late-to-rejected",
+        action="store_true",
+        help="with --repair --yes: also write the events past the grace period to the rejected queue, for "
+        "`orb-bridge backfill` (a person's decision: an amended event also reads as not found and would be billed twice)",
+    )
     parser.add_argument(
         "--grace-period-hours",
         type=float,
@@ -60,6 +65,8 @@ def run(
     try:
         if args.hour is not None:
             table.check_hour_text(args.hour)
+        if args.late_to_rejected and not args.repair:
+            raise argparse.ArgumentTypeError("--late-to-rejected goes with --repair (and acts only with --yes)")
         since = parse_since(args.since, moment)
         target = stack_target.resolve(args, env, session_factory)
         grace_hours = stack_target.grace_period_hours(args, env)
@@ -83,16 +90,20 @@ def run(
             )
             plan = repair.plan_repair(target, rows, orb, moment, grace_hours, step)
             outcome = repair.resend(target, plan, step) if args.yes else None
+            written = late.write_late(target, plan.past_grace, step) if args.yes and args.late_to_rejected else None
             document["repair"] = table.repair_json(plan, outcome, args.yes)
+            document["repair"]["late_to_rejected"] = table.late_json(
+                written, args.late_to_rejected, late.target_arguments(args.stack, args.dev)
+            )
     except (TargetError, argparse.ArgumentTypeError, OrbReadError) as exc:
         print(f"orb-bridge reconcile: {printable(exc)}", file=err)
         return 2
     if args.json:
-        print(json.dumps(document, indent=1, sort_keys=True), file=out)
+        print(strict_json(document), file=out)
     else:
         table.print_text(document, rows, args, out)
-    failed = document.get("repair", {}).get("send_failed")
-    return 1 if failed else 0
+    repaired = document.get("repair", {})
+    return 1 if repaired.get("send_failed") or repaired.get("late_to_rejected", {}).get("write_failed") else 0
 
 
 def _shared_pace() -> Callable[[], None]:

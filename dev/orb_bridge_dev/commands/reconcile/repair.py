@@ -43,6 +43,7 @@ class RepairPlan:
     not_archived: list[str] = field(default_factory=list)  # listed, but not in the hour's archive
     truncated_hours: list[str] = field(default_factory=list)  # reports that list fewer keys than they count
     invalid: list[str] = field(default_factory=list)  # archived events that no longer read as usage events
+    unreadable_archive: list[str] = field(default_factory=list)  # archive objects not in the format, with why
 
 
 @dataclass
@@ -70,7 +71,9 @@ def plan_repair(
         if not wanted:
             continue
         step(f"archive {row.hour}")
-        archived = {item.key: item.event for item in reader.hour(parse_hour(row.hour)).events if item.key in wanted}
+        hour = reader.hour(parse_hour(row.hour))
+        plan.unreadable_archive += hour.unreadable
+        archived = {item.key: item.event for item in hour.events if item.key in wanted}
         plan.not_archived += sorted(wanted - set(archived))
         keys = sorted(archived)
         for start in range(0, len(keys), SEARCH_MAX_IDS):

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from orb_bridge.reconcile.archive_reader import parse_hour
 from orb_bridge.reconcile.classify import DEPRECATED, DIFFERENT, NOT_FOUND, PRESENT, UNATTRIBUTED
+from orb_bridge_dev.commands.reconcile import late
 from orb_bridge_dev.commands.reconcile.repair import RepairPlan, RepairResult
 from orb_bridge_dev.deployment.reconcile_reports import HourRow
 from orb_bridge_dev.terminal import printable
@@ -116,12 +117,51 @@ def repair_json(plan: RepairPlan, outcome: RepairResult | None, acted: bool) -> 
         "now_in_orb": plan.now_present,
         "not_archived": plan.not_archived,
         "reports_listing_fewer_keys_than_counted": plan.truncated_hours,
+        "unreadable_archive_objects": plan.unreadable_archive,
     }
     if outcome is not None:
         document["sent"] = outcome.sent
         document["send_failed"] = outcome.send_failed
         document["invalid"] = plan.invalid
     return document
+
+
+def late_json(written: late.LateResult | None, asked: bool, where: str) -> dict[str, Any]:
+    """What became of the events past the grace period; the commands that bill them, if a person so decides."""
+    document: dict[str, Any] = {"asked": asked, "commands": late.commands(where)}
+    if written is not None:
+        document.update(written=written.written, write_failed=written.write_failed, invalid=written.invalid)
+    return document
+
+
+def _print_late(repair: dict[str, Any], out: TextIO) -> None:
+    keys, moved = repair["past_grace_period"], repair["late_to_rejected"]
+    listing = f"  past the grace period: {printable(' '.join(keys))}"
+    if "written" in moved:
+        print(
+            f"repair: wrote {len(moved['written'])} of them to the rejected queue as records "
+            "`orb-bridge backfill` bills; next, review and run:",
+            file=out,
+        )
+        print(listing, file=out)
+        for command in moved["commands"][1:]:
+            print(f"  {printable(command)}", file=out)
+        if moved["write_failed"]:
+            print(f"repair: {len(moved['write_failed'])} could not be written: rerun", file=out)
+        if moved["invalid"]:
+            print(f"repair: not usage events any more, not written: {printable(' '.join(moved['invalid']))}", file=out)
+        return
+    print(
+        f"repair: {len(keys)} event(s) past the grace period, NOT re-sent: Orb no longer deduplicates their keys, "
+        "and an amended event also reads as not found, so billing it again would bill it twice. Check each "
+        "in Orb; if they are truly lost, a person decides to bill them with:",
+        file=out,
+    )
+    print(listing, file=out)
+    for command in moved["commands"]:
+        print(f"  {printable(command)}", file=out)
+    if moved["asked"] and repair["dry_run"]:
+        print("  (--late-to-rejected writes nothing without --yes)", file=out)
 
 
 def _print_repair(repair: dict[str, Any], out: TextIO) -> None:
@@ -144,18 +184,13 @@ def _print_repair(repair: dict[str, Any], out: TextIO) -> None:
         if repair["invalid"]:
             print(f"repair: not usage events any more, not sent: {printable(' '.join(repair['invalid']))}", file=out)
     if repair["past_grace_period"]:
-        print(
-            f"repair: {len(repair['past_grace_period'])} event(s) past the grace period, NOT re-sent (Orb no longer "
-            "deduplicates their keys: an amended one would be billed twice). Check each in Orb; to bill those "
-            "truly lost, put them through `orb-bridge backfill` (a person's decision):",
-            file=out,
-        )
-        for key in repair["past_grace_period"]:
-            print(f"  {printable(key)}", file=out)
+        _print_late(repair, out)
     if repair["not_archived"]:
         print(
             f"repair: listed but not in the archive (not sent): {printable(' '.join(repair['not_archived']))}", file=out
         )
+    for problem in repair["unreadable_archive_objects"]:
+        print(f"repair: unreadable archive object (its events not considered): {printable(problem)}", file=out)
     if repair["reports_listing_fewer_keys_than_counted"]:
         hours = " ".join(repair["reports_listing_fewer_keys_than_counted"])
         print(f"repair: these hours' reports list only some of their not-found keys: {printable(hours)}", file=out)

@@ -2,13 +2,14 @@
 object per Orb ``/ingest`` request Orb answered 200, a header line then one line per event.
 
 Keys: ``ingest/sent_hour=YYYY-MM-DDTHH/...`` (live) and ``backfill/sent_hour=.../...`` (backfills).
-An object that does not read as that format is reported, never guessed at.
+An object that does not read as that format is reported, never guessed at; nor is one larger than
+``MAX_ARCHIVE_OBJECT_BYTES``, stored or inflated (a gzip bomb is never decompressed whole).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,9 @@ from typing import Any
 
 SOURCES = ("ingest", "backfill")
 HOUR_FORMAT = "%Y-%m-%dT%H"
+# One object is one Orb /ingest request: at most 500 events of at most 32 KiB each (16 MiB); an
+# object larger than this, stored or inflated, is not one ingest wrote.
+MAX_ARCHIVE_OBJECT_BYTES = 64 * 1024 * 1024
 
 
 class ArchiveFormatError(ValueError):
@@ -45,12 +49,43 @@ def hour_prefix(source: str, hour: datetime) -> str:
     return f"{source}/sent_hour={hour_text(hour)}/"
 
 
-def read_object(body: bytes, name: str) -> tuple[dict[str, Any], list[ArchivedEvent]]:
+def _gunzip(body: bytes, name: str, limit: int) -> bytes:
+    """``body`` inflated (every gzip member), refused as soon as it passes ``limit`` bytes."""
+    inflated: list[bytes] = []
+    size = 0
+    while body:
+        member = zlib.decompressobj(wbits=31)
+        chunk = member.decompress(body, limit - size + 1)
+        size += len(chunk)
+        if size > limit:
+            raise ArchiveFormatError(f"{name}: inflates to more than {limit} bytes (larger than any request)")
+        if not member.eof:
+            raise ArchiveFormatError(f"{name}: not gzip JSON Lines (cut short)")
+        inflated.append(chunk)
+        body = member.unused_data
+    return b"".join(inflated)
+
+
+def fetch_object(
+    s3: Any, bucket: str, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES
+) -> tuple[dict[str, Any], list[ArchivedEvent]]:
+    """``read_object`` of a stored object, reading at most ``limit`` bytes of it."""
+    body = s3.get_object(Bucket=bucket, Key=name)["Body"].read(limit + 1)
+    if len(body) > limit:
+        raise ArchiveFormatError(f"{name}: larger than {limit} bytes (larger than any request)")
+    return read_object(body, name, limit)
+
+
+def read_object(
+    body: bytes, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES
+) -> tuple[dict[str, Any], list[ArchivedEvent]]:
     """The header and events of one archive object."""
     try:
-        lines = gzip.decompress(body).decode("utf-8").splitlines()
+        lines = _gunzip(body, name, limit).decode("utf-8").splitlines()
         records = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+    except (zlib.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, ArchiveFormatError):
+            raise
         raise ArchiveFormatError(f"{name}: not gzip JSON Lines ({type(exc).__name__})") from None
     if not records or not isinstance(records[0], dict) or not isinstance(records[0].get("header"), dict):
         raise ArchiveFormatError(f"{name}: the first line is not a header")
@@ -112,9 +147,8 @@ class ArchiveReader:
             for key in sorted(keys):
                 objects += 1
                 requests += 1
-                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
                 try:
-                    _, events = read_object(body, key)
+                    _, events = fetch_object(self._s3, self._bucket, key)
                 except ArchiveFormatError as exc:
                     unreadable.append(str(exc))
                     continue
