@@ -24,6 +24,7 @@ import pytest
 from orb_bridge.reconcile.archive_reader import read_object
 from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY, DevStack, wait_until
 from orb_bridge_dev.devstack.template import load_template
+from tests.support.audit_archive import forget_earlier_archives
 
 pytestmark = pytest.mark.e2e
 
@@ -48,25 +49,9 @@ def alarm_metric_names() -> set[str]:
     return {item["MetricStat"]["Metric"]["MetricName"] for item in alarm["Metrics"] if "MetricStat" in item}
 
 
-def _forget_earlier_archives(stack: DevStack) -> None:
-    """The stack is shared by the package's tests: this one reconciles only what it sends, so the
-    archive, the reports and the checkpoints earlier tests left are cleared first."""
-    s3 = stack.local_aws.client("s3")
-    bucket = stack.env["AUDIT_BUCKET_NAME"]
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-    dynamodb = stack.local_aws.client("dynamodb")
-    table = stack.env["RECONCILE_CHECKPOINT_TABLE_NAME"]
-    key_names = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        for item in page.get("Items", []):
-            dynamodb.delete_item(TableName=table, Key={name: item[name] for name in key_names})
-
-
 def test_the_dev_stack_reconciler_reports_exactly_what_orb_does_not_hold(stack: DevStack, http: httpx.Client) -> None:
     sandbox = stack.sandbox
-    _forget_earlier_archives(stack)
+    forget_earlier_archives(stack)
     orb = httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {DEV_ORB_API_KEY}"}, timeout=30)
     run = f"rec-{uuid.uuid4().hex[:8]}"
     ghost = f"{run}-ghost"

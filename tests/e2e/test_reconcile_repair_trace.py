@@ -18,6 +18,7 @@ import pytest
 from orb_bridge_dev.commands import trace
 from orb_bridge_dev.commands.reconcile import command as reconcile
 from orb_bridge_dev.devstack.stack import DEV_ORB_API_KEY, DevStack, wait_until
+from tests.support.audit_archive import forget_earlier_archives
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +50,7 @@ def cli(stack: DevStack, main: Any, argv: list[str], now: datetime, **options: A
 
 
 def test_reconcile_repair_and_trace_on_the_dev_stack(stack: DevStack, http: httpx.Client) -> None:
+    forget_earlier_archives(stack)  # the stack is shared: earlier tests' reports would be read as this hour's
     sandbox = stack.sandbox
     orb = httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {DEV_ORB_API_KEY}"}, timeout=30)
     run = f"rep-{uuid.uuid4().hex[:8]}"

@@ -66,3 +66,19 @@ def archive_accepted_requests(s3: Any, bucket: str, accepted: list[dict[str, Any
             orb_response=request["orb_response"],
         )
     return len(accepted)
+
+
+def forget_earlier_archives(stack: Any) -> None:
+    """The stack is shared by the package's tests: this one reconciles only what it sends, so the
+    archive, the reports and the checkpoints earlier tests left are cleared first."""
+    s3 = stack.local_aws.client("s3")
+    bucket = stack.env["AUDIT_BUCKET_NAME"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    dynamodb = stack.local_aws.client("dynamodb")
+    table = stack.env["RECONCILE_CHECKPOINT_TABLE_NAME"]
+    key_names = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page.get("Items", []):
+            dynamodb.delete_item(TableName=table, Key={name: item[name] for name in key_names})
