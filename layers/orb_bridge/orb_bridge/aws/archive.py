@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +35,6 @@ S3_CONNECT_TIMEOUT_SECONDS = 1.0
 S3_READ_TIMEOUT_SECONDS = 2.0
 S3_MAX_ATTEMPTS = 2
 
-_client_lock = threading.Lock()
-_client: Any = None
 
 
 class ArchiveWriteError(Exception):
@@ -106,25 +103,19 @@ def read_archive(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def s3_client() -> Any:
     """The container's S3 client for the archive (the shared Session, short timeouts)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            from botocore.config import Config
+    from botocore.config import Config
 
-            config = Config(
-                connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
-                read_timeout=S3_READ_TIMEOUT_SECONDS,
-                retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
-            )
-            _client = clients.session().client("s3", config=config)
-        return _client
+    config = Config(
+        connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=S3_READ_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+    )
+    return clients.configured_client("s3:archive", "s3", config)
 
 
 def reset_s3_client() -> None:
-    """Forget the client (tests switch between moto backends and endpoints)."""
-    global _client
-    with _client_lock:
-        _client = None
+    """Forget the client (tests switch between moto backends and endpoints): with all the others."""
+    clients.reset_clients()
 
 
 class ArchiveWriter:

@@ -42,6 +42,19 @@ def client(service: str) -> Any:
         return cached
 
 
+def configured_client(name: str, service: str, config: Any) -> Any:
+    """A client with its own botocore ``config`` (e.g. short timeouts), cached under ``name``
+    beside the others, so that ``reset_clients`` forgets it with them."""
+    cached = _clients.get(name)
+    if cached is not None:
+        return cached
+    with _lock:
+        cached = _clients.get(name)
+        if cached is None:
+            cached = _clients[name] = session().client(service, config=config)
+        return cached
+
+
 def prewarm(*services: str) -> None:
     """Build these clients now (at INIT); never raises: a missing region or a broken
     environment surfaces at the first request, where the handler reports it."""
