@@ -36,7 +36,6 @@ S3_READ_TIMEOUT_SECONDS = 2.0
 S3_MAX_ATTEMPTS = 2
 
 
-
 class ArchiveWriteError(Exception):
     """The object could not be written (denied, unreachable, throttled): nothing was archived."""
 

@@ -55,9 +55,10 @@ def container_archiver() -> Archiver:
 
 def forget_container_service() -> None:
     """Re-read settings and the API key secret (bypassing its cache) at the next request, e.g. after a 401."""
-    global _service
+    global _service, _archiver
     from orb_bridge.aws.secrets import secret_cache
 
     with _service_lock:
         _service = None
+        _archiver = Archiver()  # off until the next service is built with its settings
     secret_cache.clear()
