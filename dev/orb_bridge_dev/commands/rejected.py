@@ -22,9 +22,7 @@ from orb_bridge_dev.deployment.rejected_plan import plan
 from orb_bridge_dev.deployment.rejected_records import (
     DEFAULT_GRACE_PERIOD_HOURS,
     Entry,
-    Filters,
     TargetError,
-    parse_since,
     release,
 )
 from orb_bridge_dev.terminal import printable
@@ -87,12 +85,7 @@ def run(
         target = stack_target.resolve(args, env, session_factory)
         grace_hours = stack_target.grace_period_hours(args, env)
         moment = now()
-        filters = Filters(
-            stages=frozenset(args.stage or ()),
-            reason_contains=args.reason_contains,
-            since=parse_since(args.since, moment) if args.since else None,
-            customer=args.customer,
-        )
+        filters = stack_target.filters_from_args(args, moment)
     except (TargetError, argparse.ArgumentTypeError) as exc:
         print(f"orb-bridge rejected: {printable(exc)}", file=err)
         return 2

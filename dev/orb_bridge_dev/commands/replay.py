@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from orb_bridge.aws.queues import SqsQueue
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.rejected_plan import UNREADABLE, plan  # noqa: F401 (backfill and tests use them from here)
-from orb_bridge_dev.deployment.rejected_records import Entry, Filters, Target, TargetError, delete, parse_since, release
+from orb_bridge_dev.deployment.rejected_records import Entry, Target, TargetError, delete, release
 from orb_bridge_dev.deployment.rejected_summary import Progress, summary
 from orb_bridge_dev.terminal import printable
 
@@ -81,12 +81,7 @@ def run(
         target = stack_target.resolve(args, env, session_factory)
         grace_hours = stack_target.grace_period_hours(args, env)
         moment = now()
-        filters = Filters(
-            stages=frozenset(args.stage or ()),
-            reason_contains=args.reason_contains,
-            since=parse_since(args.since, moment) if args.since else None,
-            customer=args.customer,
-        )
+        filters = stack_target.filters_from_args(args, moment)
     except (TargetError, argparse.ArgumentTypeError) as exc:
         print(f"orb-bridge replay: {printable(exc)}", file=err)
         return 2

@@ -22,6 +22,7 @@ import argparse
 import functools
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from orb_bridge.core.config import MappingSettings
@@ -31,7 +32,14 @@ from orb_bridge.orb.base_url import (
     ORB_API_HOST,
 )
 from orb_bridge_dev.deployment import dev_stacks
-from orb_bridge_dev.deployment.rejected_records import DEFAULT_GRACE_PERIOD_HOURS, STAGE_CHOICES, Target, TargetError
+from orb_bridge_dev.deployment.rejected_records import (
+    DEFAULT_GRACE_PERIOD_HOURS,
+    STAGE_CHOICES,
+    Filters,
+    Target,
+    TargetError,
+    parse_since,
+)
 from orb_bridge_dev.deployment.stack_trust import check_secret_arn, checked_url
 from orb_bridge_dev.terminal import printable
 
@@ -106,6 +114,16 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     filters.add_argument("--reason-contains", default="", metavar="TEXT", help="reason contains TEXT (any case)")
     filters.add_argument("--since", metavar="WHEN", help="rejected at or after WHEN: 2h, 3d or an ISO 8601 time")
     filters.add_argument("--customer", default="", metavar="ID", help="only this (external) customer id")
+
+
+def filters_from_args(args: argparse.Namespace, now: datetime) -> Filters:
+    """The records ``add_filter_arguments``' options select (raises ArgumentTypeError on a bad --since)."""
+    return Filters(
+        stages=frozenset(args.stage or ()),
+        reason_contains=args.reason_contains,
+        since=parse_since(args.since, now) if args.since else None,
+        customer=args.customer,
+    )
 
 
 def grace_period_hours(args: argparse.Namespace, env: Mapping[str, str]) -> float:

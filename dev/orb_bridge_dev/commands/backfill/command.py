@@ -29,7 +29,7 @@ from orb_bridge_dev.commands.backfill.state import StateFile, StateFileError
 from orb_bridge_dev.deployment import target as stack_target
 from orb_bridge_dev.deployment.orb_pacer import DEFAULT_EVENTS_PER_MINUTE, DEFAULT_REQUESTS_PER_SECOND, Pacer
 from orb_bridge_dev.deployment.rejected_plan import plan as read_plan
-from orb_bridge_dev.deployment.rejected_records import Entry, Filters, TargetError, delete, parse_since, release
+from orb_bridge_dev.deployment.rejected_records import Entry, TargetError, delete, release
 from orb_bridge_dev.deployment.rejected_summary import Progress
 from orb_bridge_dev.terminal import printable
 
@@ -104,12 +104,7 @@ def run(
         target = stack_target.resolve(args, env, session_factory)
         grace_hours = stack_target.grace_period_hours(args, env)
         moment = now()
-        filters = Filters(
-            stages=frozenset(args.stage or ()),
-            reason_contains=args.reason_contains,
-            since=parse_since(args.since, moment) if args.since else None,
-            customer=args.customer,
-        )
+        filters = stack_target.filters_from_args(args, moment)
         api_key = target.orb_api_key()
         state = StateFile(args.state_file, f"{target.label} {target.rejected_queue_url}")
     except (TargetError, StateFileError, argparse.ArgumentTypeError) as exc:
