@@ -181,13 +181,14 @@ def _ingest(sandbox: SandboxState, body: bytes, query: dict[str, str], rate_limi
         ingested: list[str] = []
         duplicate: list[str] = list(repeated)
         if not failures or rules.ingest_valid_events_on_400:
-            sandbox.store.duplicate_count += len(repeated)
+            store, faults, rng = sandbox.store, sandbox.faults, sandbox.rng
+            store.duplicate_count += len(repeated)
             for stored in valid:
-                if sandbox.faults.loses_event(sandbox.rng):
-                    sandbox.store.lost_keys.append(stored.key)
+                if faults.loses_event(rng):
+                    store.lost_keys.append(stored.key)
                     ingested.append(stored.key)  # the answer says ingested; Orb kept nothing
                     continue
-                (ingested if sandbox.store.admit(stored, backfill) else duplicate).append(stored.key)
+                (ingested if store.admit(stored, backfill) else duplicate).append(stored.key)
             if ingested:
                 sandbox.changed.notify_all()
     if failures:
