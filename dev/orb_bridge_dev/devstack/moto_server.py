@@ -49,6 +49,10 @@ class MotoServerProcess:
             raise RuntimeError(f"moto's server did not start (got {line!r})")
         self.port = int(line.rsplit(":", 1)[1])
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def get_host_and_port(self) -> tuple[str, int]:
         return "127.0.0.1", self.port
 
