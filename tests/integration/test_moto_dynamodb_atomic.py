@@ -39,7 +39,7 @@ def dynamodb() -> Iterator[Any]:
         endpoint_url=f"http://{host}:{port}",
         region_name="us-east-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (moto's dummy credentials)
+        aws_secret_access_key="testing",
         config=Config(max_pool_connections=THREADS * 2),
     )
     client.create_table(
