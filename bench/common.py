@@ -124,6 +124,19 @@ def machine_description() -> dict[str, str]:
     }
 
 
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process (all its threads) has used so far, from Linux's
+    ``/proc/<pid>/stat``; None where that is not readable (another OS, a process gone)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -23,7 +23,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from bench.common import ROOT, FakeLambdaContext, InProcessSqs, isolate_aws_environment, load_handler
+from bench.common import (
+    ROOT,
+    FakeLambdaContext,
+    InProcessSqs,
+    isolate_aws_environment,
+    load_handler,
+    process_cpu_seconds,
+)
 from bench.ingest_archive import archive_on, audit_bucket, measure_batch
 from bench.ingest_memory import memory
 from bench.sandbox_process import API_KEY, sandbox_process, volume
@@ -92,15 +99,25 @@ def settle_garbage() -> None:
     gc.collect()
 
 
-def run_handler(handler: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+def run_handler(
+    handler: Any, events: list[dict[str, Any]], peers: dict[str, int | None] | None = None
+) -> dict[str, Any]:
+    """One invocation, timed; ``peers``: processes (name -> pid) whose CPU during it is reported
+    too (the Orb sandbox, moto's S3: on a 2-core machine their work shares the cores with ours)."""
     event = sqs_event(events)
     settle_garbage()
+    peers = peers or {}
+    peers_before = {name: process_cpu_seconds(pid) for name, pid in peers.items()}
     start, cpu_start = time.perf_counter(), time.process_time()
     response = handler.lambda_handler(event, FakeLambdaContext(timeout_seconds=900, function_name="orb_ingest"))
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if response["batchItemFailures"]:
         raise RuntimeError(f"ingest reported {len(response['batchItemFailures'])} failures")
-    return {"seconds": elapsed, "cpu_seconds": cpu}
+    peer_cpu = {}
+    for name, pid in peers.items():
+        before, after = peers_before[name], process_cpu_seconds(pid)
+        peer_cpu[name] = after - before if before is not None and after is not None else None
+    return {"seconds": elapsed, "cpu_seconds": cpu, "peer_cpu_seconds": peer_cpu}
 
 
 def run_sdk(base_url: str, events: list[dict[str, Any]], per_call: int) -> dict[str, Any]:
@@ -133,8 +150,12 @@ def run(
     from orb_bridge.ingest import container as ingest_container
 
     handler_seconds, handler_cpu, sdk_seconds, single_seconds, unarchived_seconds = [], [], [], [], []
+    cpu_on: list[dict[str, float | None]] = []
+    cpu_off: list[dict[str, float | None]] = []
     handler_requests = sdk_requests = 0
-    with sandbox_process(latency_seconds=latency) as base_url, audit_bucket() as bucket:
+    with sandbox_process(latency_seconds=latency) as sandbox, audit_bucket() as bucket:
+        base_url = sandbox.base_url
+        peers = {"orb_sandbox": sandbox.pid, "moto_s3": bucket.server_pid}
         handler = configure_ingest(base_url)
         # Warm up once (imports, connection pool, secrets) so every round measures the same thing.
         run_handler(handler, orb_events(10, f"warm-{uuid.uuid4().hex[:8]}"))
@@ -144,11 +165,14 @@ def run(
         for _ in range(rounds):
             archive_on(True)
             events = orb_events(records, f"h-{uuid.uuid4().hex[:8]}")
-            measured = run_handler(handler, events)
+            measured = run_handler(handler, events, peers)
             handler_seconds.append(measured["seconds"])
             handler_cpu.append(measured["cpu_seconds"])
+            cpu_on.append({"handler": measured["cpu_seconds"], **measured["peer_cpu_seconds"]})
             archive_on(False)
-            unarchived_seconds.append(run_handler(handler, orb_events(records, f"n-{uuid.uuid4().hex[:8]}"))["seconds"])
+            unarchived = run_handler(handler, orb_events(records, f"n-{uuid.uuid4().hex[:8]}"), peers)
+            unarchived_seconds.append(unarchived["seconds"])
+            cpu_off.append({"handler": unarchived["cpu_seconds"], **unarchived["peer_cpu_seconds"]})
             archive_on(True)
             events = orb_events(records, f"s-{uuid.uuid4().hex[:8]}")
             sdk = run_sdk(base_url, events, 500)
@@ -196,6 +220,8 @@ def run(
         },
         "speedup_vs_sdk": sdk_s / handler_s,
         "archive_off": {"seconds": median(unarchived_seconds), "speedup_vs_sdk": sdk_s / median(unarchived_seconds)},
+        # CPU seconds per invocation by process (median; None where /proc is not readable).
+        "cpu_by_process": {"archive_on": median_by_name(cpu_on), "archive_off": median_by_name(cpu_off)},
         "archive_puts_per_request": archive_objects / (rounds * handler_requests),
         "archive_by_batch": by_batch,
         "default_budget_seconds": default_budget["seconds"],
@@ -210,6 +236,14 @@ def run(
             "events_per_minute": paced.events_per_minute,
         },
     }
+
+
+def median_by_name(runs: list[dict[str, float | None]]) -> dict[str, float | None]:
+    from bench.common import median
+
+    names = runs[0].keys() if runs else ()
+    values = {name: [run[name] for run in runs] for name in names}
+    return {name: None if None in got else median([v for v in got if v is not None]) for name, got in values.items()}
 
 
 @contextmanager

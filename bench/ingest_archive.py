@@ -30,8 +30,9 @@ class BucketContents:
 class AuditBucket:
     """The bench's audit bucket; ``contents()`` lists and reads every archive object in it."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, server_pid: int | None = None) -> None:
         self.client = client
+        self.server_pid = server_pid  # moto's server: the CPU its S3 spends on our PUTs
 
     def contents(self) -> BucketContents:
         from orb_bridge.aws.archive import read_archive
@@ -64,7 +65,7 @@ def audit_bucket() -> Iterator[AuditBucket]:
         archive.reset_s3_client()
         client = aws.session().client("s3")
         client.create_bucket(Bucket=BUCKET)
-        yield AuditBucket(client)
+        yield AuditBucket(client, moto.pid)
     finally:
         for name, value in saved.items():
             if value is None:

@@ -37,8 +37,8 @@ print(json.dumps({"tracemalloc_peak": peak,
 def memory(records: int = 10_000) -> dict[str, Any]:
     from bench.common import run_json_subprocess
 
-    with sandbox_process(latency_seconds=0.0) as base_url:
-        env = {"BENCH_ORB_URL": base_url, "BENCH_RECORDS": str(records)}
+    with sandbox_process(latency_seconds=0.0) as sandbox:
+        env = {"BENCH_ORB_URL": sandbox.base_url, "BENCH_RECORDS": str(records)}
         rss = run_json_subprocess(MEMORY_CHILD, env={**env, "BENCH_TRACEMALLOC": "0"})
         traced = run_json_subprocess(MEMORY_CHILD, env={**env, "BENCH_TRACEMALLOC": "1"})
     return {

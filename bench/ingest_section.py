@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -73,4 +74,24 @@ def ingest_section(say: Callable[[str], None], missed: list[str], throughput: di
             ],
         )
         + "\n"
+    )
+    say(cpu_paragraph(throughput) + "\n")
+
+
+def cpu_paragraph(throughput: dict[str, Any]) -> str:
+    """Where the CPU of one invocation went, by process: on a machine of few cores the Orb sandbox's
+    and moto's work shares the cores with the handler's (on AWS they run on other machines)."""
+    by = throughput.get("cpu_by_process") or {}
+    on, off = by.get("archive_on") or {}, by.get("archive_off") or {}
+
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    names = {"handler": "the handler (this process)", "orb_sandbox": "the Orb sandbox", "moto_s3": "moto's S3"}
+    parts = [f"{label} {seconds(on.get(name))} s on / {seconds(off.get(name))} s off" for name, label in names.items()]
+    return (
+        f"CPU per invocation, median, archive on / off, by process ({os.cpu_count()} cores here): "
+        + "; ".join(parts)
+        + ". The archive's time is its PUTs' work on both sides of the loopback: the handler's botocore calls and "
+        "moto's server, one Python process serving them in turn on the cores the handler and the sandbox use."
     )

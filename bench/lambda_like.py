@@ -152,9 +152,9 @@ def run(python: Path, build_dir: Path, rounds: int = 5, repeats: int = 7) -> dic
     moto = MotoServerProcess()
     moto.start()
     try:
-        with sandbox_process(latency_seconds=0.0) as orb_url, tempfile.TemporaryDirectory() as workdir:
+        with sandbox_process(latency_seconds=0.0) as orb, tempfile.TemporaryDirectory() as workdir:
             started = time.perf_counter()
-            runner = Runner(python, build_dir, f"http://127.0.0.1:{moto.port}", orb_url, Path(workdir))
+            runner = Runner(python, build_dir, f"http://127.0.0.1:{moto.port}", orb.base_url, Path(workdir))
             cold = cold_starts(runner, rounds)
             intake = intake_per_event(runner, repeats)
             profile = import_profile(runner)

@@ -7,15 +7,22 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from bench.common import PYTHON, ROOT
 
 API_KEY = "bench-orb-key"
 
 
+@dataclass(frozen=True)
+class SandboxProcess:
+    base_url: str
+    pid: int  # to read the CPU the sandbox spent (bench.common.process_cpu_seconds)
+
+
 @contextmanager
-def sandbox_process(latency_seconds: float = 0.1, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
-    """The Orb sandbox in a child process on 127.0.0.1 (a free port); yields its base URL."""
+def sandbox_process(latency_seconds: float = 0.1, extra_args: tuple[str, ...] = ()) -> Iterator[SandboxProcess]:
+    """The Orb sandbox in a child process on 127.0.0.1 (a free port)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "dev"), str(ROOT)]), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [
@@ -41,7 +48,7 @@ def sandbox_process(latency_seconds: float = 0.1, extra_args: tuple[str, ...] = 
         line = process.stdout.readline()
         if "listening on" not in line:
             raise RuntimeError(f"Orb sandbox did not start: {line!r}")
-        yield line.split("listening on", 1)[1].split()[0]
+        yield SandboxProcess(line.split("listening on", 1)[1].split()[0], process.pid)
     finally:
         process.terminate()
         try:

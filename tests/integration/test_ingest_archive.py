@@ -97,7 +97,7 @@ def stack(sandbox, monkeypatch):
         queue = SimulatedSqs(clock, max_receive_count=5)
         bucket = Bucket()
         monkeypatch.setattr(aws, "client", lambda service: queue if service == "sqs" else None)
-        monkeypatch.setattr(aws_archive, "s3_client", lambda: bucket)
+        monkeypatch.setattr(aws_archive, "s3_client", lambda _writers=0: bucket)
         for name, value in {
             "ORB_API_BASE_URL": sandbox.base_url,
             "ORB_API_KEY": API_KEY,

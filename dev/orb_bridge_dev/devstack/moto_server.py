@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 
+from orb_bridge_dev.devstack.moto_dynamodb_atomic import make_moto_dynamodb_writes_atomic
 from orb_bridge_dev.devstack.moto_sqs_speedup import speed_up_moto_sqs
 from orb_bridge_dev.loopback_guard import LoopbackGuard
 
@@ -49,6 +50,10 @@ class MotoServerProcess:
             raise RuntimeError(f"moto's server did not start (got {line!r})")
         self.port = int(line.rsplit(":", 1)[1])
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def get_host_and_port(self) -> tuple[str, int]:
         return "127.0.0.1", self.port
 
@@ -70,6 +75,7 @@ class MotoServerProcess:
 def serve_moto(port: int) -> None:
     """The child process: moto's server until stdin closes."""
     speed_up_moto_sqs()
+    make_moto_dynamodb_writes_atomic()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 

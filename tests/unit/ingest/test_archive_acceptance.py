@@ -51,3 +51,24 @@ def test_a_copy_whose_body_is_not_an_orb_event_is_not_archived_unsent():
 
 def test_waiting_on_the_archive_backs_off_to_sqs_largest_delay():
     assert [retry_delay(n) for n in (0, 1, 2, 5, 50)] == [30, 60, 120, 900, 900]
+
+
+@pytest.mark.parametrize("concurrency", [20, 48])
+def test_the_archive_keeps_a_connection_for_every_concurrent_orb_request(rejected_queue, monkeypatch, concurrency):
+    """Each concurrent Orb request writes its own object after Orb's 200: with botocore's default
+    pool of 10, every write past the tenth would open (and drop) a new TLS connection to S3."""
+    from orb_bridge.aws import archive as aws_archive
+    from orb_bridge.ingest import container as ingest_container
+
+    monkeypatch.setenv("ORB_API_KEY", "test-key")
+    monkeypatch.setenv("REJECTED_QUEUE_URL", rejected_queue)
+    monkeypatch.setenv("AUDIT_BUCKET_NAME", "audit-bucket")
+    monkeypatch.setenv("ORB_MAX_CONCURRENT_REQUESTS", str(concurrency))
+    ingest_container.forget_container_service()
+    try:
+        ingest_container.container_service()
+        writer = ingest_container.container_archiver().writer
+        assert writer is not None and writer.concurrent_writes == concurrency
+        assert aws_archive.s3_client(writer.concurrent_writes).meta.config.max_pool_connections >= concurrency
+    finally:
+        ingest_container.forget_container_service()

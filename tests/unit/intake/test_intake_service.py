@@ -47,6 +47,32 @@ def test_concurrent_send_reports_failures_at_their_index_in_the_whole_list(sqs):
     assert sorted(delivered) == sorted(b for i, b in enumerate(bodies) if not 110 <= i < 120)
 
 
+class BarrierQueue:
+    """A queue whose every slice waits until ``parties`` slices are being sent at once."""
+
+    def __init__(self, parties: int) -> None:
+        import threading
+
+        self.barrier = threading.Barrier(parties, timeout=60)
+        self.client = object()
+        self.sent: list[str] = []
+
+    def send_all(self, bodies):
+        self.barrier.wait()  # BrokenBarrierError unless ``parties`` slices are in flight together
+        self.sent.extend(bodies)
+        return []
+
+
+def test_segments_default_batch_of_1000_is_queued_in_one_wave_of_slices():
+    """Every slice of a 1,000-event request is in flight at once: the request waits on one slice's
+    10 sequential SendMessageBatch calls, not two slices' (with 8 workers the last 2 slices waited
+    for a second wave, and here the barrier would break)."""
+    queue = BarrierQueue(parties=10)
+    bodies = [f"body-{n}" for n in range(1000)]
+    assert send_concurrently(queue, bodies) == []  # type: ignore[arg-type]
+    assert sorted(queue.sent) == sorted(bodies)
+
+
 def settings(ingest_url: str, rejected_url: str, **overrides: Any) -> IntakeSettings:
     values: dict[str, Any] = {
         "mapping": MappingSettings(properties_mapping={"amount": "amount"}),

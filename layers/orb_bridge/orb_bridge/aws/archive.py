@@ -34,6 +34,9 @@ GZIP_LEVEL = 5
 S3_CONNECT_TIMEOUT_SECONDS = 1.0
 S3_READ_TIMEOUT_SECONDS = 2.0
 S3_MAX_ATTEMPTS = 2
+# botocore keeps 10 connections by default; ingest writes one object per concurrent Orb request
+# (20 by default), and every connection past the pool would be a new TLS handshake to S3.
+S3_MIN_POOL_CONNECTIONS = 32
 
 
 class ArchiveWriteError(Exception):
@@ -100,16 +103,24 @@ def read_archive(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return head, [json.loads(line)["event"] for line in lines[1:] if line]
 
 
-def s3_client() -> Any:
-    """The container's S3 client for the archive (the shared Session, short timeouts)."""
+def s3_client(concurrent_writes: int = 0) -> Any:
+    """The container's S3 client for the archive (the shared Session, short timeouts), keeping a
+    connection for each of ``concurrent_writes`` writers. Called for every write: the cached
+    client is returned before any botocore ``Config`` is built."""
+    pool = max(S3_MIN_POOL_CONNECTIONS, concurrent_writes)
+    name = f"s3:archive:{pool}"
+    cached = clients.cached_client(name)
+    if cached is not None:
+        return cached
     from botocore.config import Config
 
     config = Config(
         connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
         read_timeout=S3_READ_TIMEOUT_SECONDS,
         retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=pool,
     )
-    return clients.configured_client("s3:archive", "s3", config)
+    return clients.configured_client(name, "s3", config)
 
 
 def reset_s3_client() -> None:
@@ -118,11 +129,13 @@ def reset_s3_client() -> None:
 
 
 class ArchiveWriter:
-    """Writes archive objects to one bucket; ``client`` is for tests (default: ``s3_client()``)."""
+    """Writes archive objects to one bucket; ``client`` is for tests (default: ``s3_client()``),
+    ``concurrent_writes`` how many threads may write at once (its connection pool)."""
 
-    def __init__(self, bucket: str, client: Any = None) -> None:
+    def __init__(self, bucket: str, client: Any = None, concurrent_writes: int = 0) -> None:
         self.bucket = bucket
         self._client = client
+        self.concurrent_writes = concurrent_writes
 
     def __repr__(self) -> str:
         return f"ArchiveWriter({self.bucket!r})"
@@ -130,7 +143,7 @@ class ArchiveWriter:
     def put(self, key: str, body: bytes) -> bool:
         """Write ``body`` at ``key`` unless an object is there: True when written, False when it
         already existed (412). Raises ``ArchiveWriteError`` for anything else."""
-        client = self._client if self._client is not None else s3_client()
+        client = self._client if self._client is not None else s3_client(self.concurrent_writes)
         try:
             client.put_object(
                 Bucket=self.bucket,

@@ -42,6 +42,11 @@ def client(service: str) -> Any:
         return cached
 
 
+def cached_client(name: str) -> Any:
+    """The client cached under ``name``, or None."""
+    return _clients.get(name)
+
+
 def configured_client(name: str, service: str, config: Any) -> Any:
     """A client with its own botocore ``config`` (e.g. short timeouts), cached under ``name``
     beside the others, so that ``reset_clients`` forgets it with them."""

@@ -22,7 +22,9 @@ MAX_BATCH_BYTES = 256 * 1024
 SEND_ATTEMPTS = 3
 # Bodies per worker when a large batch is queued concurrently (10 SendMessageBatch entries each).
 SEND_CHUNK = 100
-SEND_WORKERS = 8
+# Segment's default batch of 1,000 events is one wave of 10 slices: the request waits on 10
+# sequential SendMessageBatch calls, not 20 (8 workers took two waves); 4,000 events take four.
+SEND_WORKERS = 10
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ def container_service() -> IngestService:
                 mapping_settings=MappingSettings.from_env,
             )
             bucket = settings.audit_bucket_name
-            _archiver = Archiver(ArchiveWriter(bucket) if bucket else None)
+            writer = ArchiveWriter(bucket, concurrent_writes=settings.max_concurrent_requests) if bucket else None
+            _archiver = Archiver(writer)
         return _service
 
 
