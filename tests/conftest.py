@@ -49,3 +49,12 @@ def _fresh_secret_cache():
     secret_cache.clear()
     yield
     secret_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_left_by_an_earlier_test() -> None:
+    """Powertools' Metrics is process-wide: metrics a test added and never flushed would be flushed
+    (and counted) by the next handler call, in whichever test runs next."""
+    from orb_bridge.core.observability import metrics
+
+    metrics.clear_metrics()
