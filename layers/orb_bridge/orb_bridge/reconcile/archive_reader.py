@@ -116,7 +116,7 @@ def read_object(
 
 @dataclass
 class HourArchive:
-    events: list[ArchivedEvent]
+    events: list[ArchivedEvent]  # empty while streamed
     unreadable: list[str]  # object keys, with why
     objects: int
     s3_requests: int
@@ -135,26 +135,33 @@ class ArchiveReader:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys, requests
 
-    def hour(self, hour: datetime, sources: tuple[str, ...] = SOURCES) -> HourArchive:
-        """Every event archived in this send-hour, each key once (a request re-sent after a lost
-        answer is archived twice with the same events: Orb deduplicated it)."""
-        found: dict[str, ArchivedEvent] = {}
-        unreadable: list[str] = []
-        objects = requests = 0
+    def stream(self, hour: datetime, read: HourArchive, sources: tuple[str, ...] = SOURCES) -> Iterator[ArchivedEvent]:
+        """Every event archived in this send-hour, object by object (a key may come twice: a request
+        re-sent after a lost answer is archived twice with the same events, Orb deduplicated it);
+        ``read`` counts the objects and requests and lists the unreadable objects. Only one object's
+        events are held at a time."""
         for source in sources:
             keys, listed = self._keys(hour_prefix(source, hour))
-            requests += listed
+            read.s3_requests += listed
             for key in sorted(keys):
-                objects += 1
-                requests += 1
+                read.objects += 1
+                read.s3_requests += 1
                 try:
                     _, events = fetch_object(self._s3, self._bucket, key)
                 except ArchiveFormatError as exc:
-                    unreadable.append(str(exc))
+                    read.unreadable.append(str(exc))
                     continue
-                for archived in events:
-                    found.setdefault(archived.key, archived)
-        return HourArchive(list(found.values()), unreadable, objects, requests)
+                yield from events
+
+    def hour(self, hour: datetime, sources: tuple[str, ...] = SOURCES) -> HourArchive:
+        """Every event archived in this send-hour, each key once, all held at once (for a repair
+        of one hour; a pass streams instead)."""
+        read = HourArchive([], [], 0, 0)
+        found: dict[str, ArchivedEvent] = {}
+        for archived in self.stream(hour, read, sources):
+            found.setdefault(archived.key, archived)
+        read.events = list(found.values())
+        return read
 
     def archived_hours(self, since: datetime) -> list[datetime]:
         """The send-hours holding archive objects, from ``since`` on (one listing per source)."""
@@ -174,7 +181,3 @@ class ArchiveReader:
                     if moment >= since:
                         hours.add(moment)
         return sorted(hours)
-
-    def iter_hours(self, hours: list[datetime]) -> Iterator[tuple[datetime, HourArchive]]:
-        for hour in hours:
-            yield hour, self.hour(hour)
