@@ -36,7 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="`sam build` output for this machine's architecture (make bench-build)",
     )
-    parser.add_argument("--reconcile-events", type=int, default=100_000, help="archived events to reconcile")
+    parser.add_argument(
+        "--reconcile-events", type=int, default=1_000_000, help="archived events to reconcile (first passes)"
+    )
+    parser.add_argument(
+        "--reconcile-rate",
+        type=float,
+        default=25.0,
+        help="the bench's pace in requests/s (deployed: 2; Orb's live write limit: 50); cost is at 2",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds of the intake per-event figures")
     parser.add_argument(
         "--drain",
@@ -230,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     drain_section(say, missed, full=args.drain)
-    reconcile_section(say, missed, events=args.reconcile_events)
+    reconcile_section(say, missed, events=args.reconcile_events, requests_per_second=args.reconcile_rate)
 
     cost_section(say, missed, intake, throughput, verify)
 

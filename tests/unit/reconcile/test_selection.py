@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from typing import Any
 
@@ -28,7 +29,9 @@ def select(numbers: list[int], full_check: int, sample_size: int, seed: int = 1,
     for number in numbers:
         hour = f"2026-03-02T{number % hours:02d}"
         selector.add(f"key-{number:07d}", event(number, hour), hour)
-    return selector.selection()
+    chosen = selector.selection()
+    chosen.events = [json.loads(text) for text in chosen.events]
+    return chosen
 
 
 def test_at_most_the_full_check_size_every_distinct_key_is_looked_up_once_in_key_order() -> None:

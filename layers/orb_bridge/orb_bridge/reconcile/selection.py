@@ -27,7 +27,9 @@ PARTITIONS = 256
 
 @dataclass
 class Selection:
-    events: list[dict[str, Any]]  # the events to look up, ordered by key
+    # The events to look up, ordered by key, as compact JSON: parsed a search's worth at a time
+    # (a parsed event takes several times its text's memory).
+    events: list[str]
     total_keys: int
     sampled: bool
     unchecked_by_event_hour: dict[str, int] = field(default_factory=dict)  # distinct keys not looked up
@@ -73,7 +75,8 @@ class KeySelector:
 
     def selection(self) -> Selection:
         if self._every is not None:
-            events = [json.loads(self._every[key]) for key in sorted(self._every)]
+            every, self._every = self._every, None
+            events = [every.pop(key) for key in sorted(every)]
             return Selection(events, len(events), sampled=False)
         chosen = sorted((key, text, event_hour) for _, key, text, event_hour in self._sample)
         names = {number: hour for hour, number in self._hours.items()}
@@ -85,7 +88,7 @@ class KeySelector:
                 total += 1
         for _, _, event_hour in chosen:
             distinct[event_hour] -= 1
-        events = [json.loads(text) for _, text, _ in chosen]
+        events = [text for _, text, _ in chosen]
         unchecked = {hour: count for hour, count in distinct.items() if count}
         return Selection(events, total, sampled=True, unchecked_by_event_hour=unchecked)
 

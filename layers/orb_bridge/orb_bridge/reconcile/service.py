@@ -11,6 +11,7 @@ marks itself done; so a run killed at any point is resumed by the next and no re
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -162,7 +163,7 @@ class Reconciler:
             if self.seconds_left() < self.settings.safety_margin_seconds:
                 self.checkpoints.save(progress)
                 raise _OutOfTimeError
-            self._check_batch(batches[index], progress)
+            self._check_batch([json.loads(text) for text in batches[index]], progress)
             progress.next_batch = index + 1
             self.checkpoints.save(progress)
         if progress.sampled:
