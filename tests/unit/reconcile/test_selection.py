@@ -25,12 +25,12 @@ def event(number: int, hour: str = "2026-03-02T00") -> dict[str, Any]:
 
 
 def select(numbers: list[int], full_check: int, sample_size: int, seed: int = 1, hours: int = 1) -> Any:
-    selector = KeySelector(full_check, sample_size, seed)
+    selector = KeySelector(full_check, sample_size, seed, lambda line: json.loads(line)["event"]["timestamp"][:13])
     for number in numbers:
         hour = f"2026-03-02T{number % hours:02d}"
-        selector.add(f"key-{number:07d}", event(number, hour), hour)
+        selector.add(f"key-{number:07d}", json.dumps({"event": event(number, hour)}), hour)
     chosen = selector.selection()
-    chosen.events = [json.loads(text) for text in chosen.events]
+    chosen.events = [json.loads(line)["event"] for line in chosen.lines]  # type: ignore[attr-defined]
     return chosen
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ class ArchivedEvent:
     event: dict[str, Any]  # exactly as sent to Orb's /ingest
     source: str  # "ingest" | "backfill"
     backfill_id: str | None
+    line: str = field(default="", repr=False, compare=False)  # its archive line, ``{"event": ...}``
 
     @property
     def key(self) -> str:
@@ -81,8 +82,8 @@ def read_object(
 ) -> tuple[dict[str, Any], list[ArchivedEvent]]:
     """The header and events of one archive object."""
     try:
-        lines = _gunzip(body, name, limit).decode("utf-8").splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
+        lines = [line for line in _gunzip(body, name, limit).decode("utf-8").splitlines() if line.strip()]
+        records = [json.loads(line) for line in lines]
     except (zlib.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, ArchiveFormatError):
             raise
@@ -108,7 +109,7 @@ def read_object(
             or not isinstance(event.get("properties"), dict)
         ):
             raise ArchiveFormatError(f"{name}: line {number} is not an event line")
-        events.append(ArchivedEvent(event, source, backfill_id if source == "backfill" else None))
+        events.append(ArchivedEvent(event, source, backfill_id if source == "backfill" else None, lines[number - 1]))
     if header.get("events") != len(events):
         raise ArchiveFormatError(f"{name}: the header counts {header.get('events')!r} events, {len(events)} follow")
     return header, events

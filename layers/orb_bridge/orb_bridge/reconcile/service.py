@@ -135,7 +135,10 @@ class Reconciler:
         """The hour's keys to look up, streamed from its archive (None while a backfill is pending)."""
         read = HourArchive([], [], 0, 0)
         selector = KeySelector(
-            self.settings.full_check_events_per_hour, self.settings.sample_size, sample_seed(item.item_key)
+            self.settings.full_check_events_per_hour,
+            self.settings.sample_size,
+            sample_seed(item.item_key),
+            lambda line: _event_hour(_event_of(line)),
         )
         reverted = 0
         try:
@@ -146,7 +149,7 @@ class Reconciler:
                 if wanted == "reverted":
                     reverted += 1
                     continue
-                selector.add(archived.key, archived.event, _event_hour(archived.event))
+                selector.add(archived.key, archived.line, _event_hour(archived.event))
         finally:
             self.s3_requests += read.s3_requests
         return selector.selection(), read, reverted
@@ -156,14 +159,14 @@ class Reconciler:
         if selected is None:
             return None
         selection, archive, reverted = selected
-        events = selection.events
+        events = selection.lines
         progress.total_keys, progress.sampled = selection.total_keys, selection.sampled
         batches = [events[start : start + SEARCH_MAX_IDS] for start in range(0, len(events), SEARCH_MAX_IDS)]
         for index in range(progress.next_batch, len(batches)):
             if self.seconds_left() < self.settings.safety_margin_seconds:
                 self.checkpoints.save(progress)
                 raise _OutOfTimeError
-            self._check_batch([json.loads(text) for text in batches[index]], progress)
+            self._check_batch([_event_of(line) for line in batches[index]], progress)
             progress.next_batch = index + 1
             self.checkpoints.save(progress)
         if progress.sampled:
@@ -195,6 +198,11 @@ class Reconciler:
             else:
                 progress.add(cls, event["idempotency_key"])
         progress.checked_keys += len(events)
+
+
+def _event_of(line: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(line)["event"]
+    return event
 
 
 def _event_hour(event: dict[str, Any]) -> str:
