@@ -5,8 +5,8 @@ Every archived send-hour is looked up in its first pass, its final pass, and onc
 the hour (a sampled hour too: the sample is drawn from all its keys), looks its keys up (all, or
 ``ReconcileSampleSize`` above ``ReconcileFullCheckEventsPerHour``) in searches of 500 paced at
 ``ReconcileRequestsPerSecond``, saves a checkpoint per search and writes one report. Lambda bills the
-paced waiting and the reading; the reading's CPU time is the bench's, scaled to the Lambda's CPU
-share (memory / 1,769 MB of a vCPU).
+paced waiting and the reading: the bench's CPU time per object, scaled to the Lambda's CPU share
+(memory / 1,769 MB of a vCPU), plus S3's latency per GET (moto's in-process S3 has none).
 
 The runs are hourly (``ReconcileSchedule``) and last at most the function's timeout: a day holds
 24 x timeout seconds of reconciling, whatever is due.
@@ -24,6 +24,7 @@ S3_LIST_OR_PUT = 0.005 / 1000  # LIST and PUT per request
 SEARCH_KEYS = 500  # keys per /events/search
 EVENTS_PER_OBJECT = 500  # one archive object per Orb /ingest request of 500 events
 MB_PER_VCPU = 1769  # Lambda: one vCPU at 1,769 MB, proportionally less below
+S3_GET_LATENCY_SECONDS = 0.02  # an assumption: a GET of a few KB from Lambda in the same region
 RUNS_PER_DAY = 24  # ReconcileSchedule's default: hourly
 
 
@@ -53,7 +54,9 @@ class HourPass:
 
     def lambda_seconds(self, requests_per_second: float, read_seconds_per_object: float, memory_mb: int) -> float:
         cpu_share = min(1.0, memory_mb / MB_PER_VCPU)
-        return self.orb_calls() / requests_per_second + self.objects * read_seconds_per_object / cpu_share
+        return self.orb_calls() / requests_per_second + self.objects * (
+            read_seconds_per_object / cpu_share + S3_GET_LATENCY_SECONDS
+        )
 
     def cost(self, requests_per_second: float, read_seconds_per_object: float, memory_mb: int) -> dict[str, float]:
         seconds = self.lambda_seconds(requests_per_second, read_seconds_per_object, memory_mb)
@@ -93,7 +96,7 @@ def lifetime(
 ) -> Lifetime:
     hour = HourPass(round(events_per_second * 3600), full_check_events_per_hour, sample_size)
     cost = hour.cost(requests_per_second, read_seconds_per_object, memory_mb)
-    runs = RUNS_PER_DAY  # one invocation per run at most: a request each
+    runs = RUNS_PER_DAY  # an invocation per hourly run: a request each
     per_hour_pass = sum(cost.values())
     hours_per_million = 1e6 / hour.events_per_hour
     passes = 2 + lookback_days

@@ -8,7 +8,7 @@ import sys
 from bench import reconcile_bench
 from bench.common import markdown_table
 from bench.cost import template_facts
-from bench.reconcile_lifetime import lifetime
+from bench.reconcile_lifetime import MB_PER_VCPU, S3_GET_LATENCY_SECONDS, lifetime
 
 # Issue 18's targets, per million archived events and per pass.
 MAX_SEARCHES_PER_MILLION = 2_000
@@ -16,8 +16,6 @@ MAX_TIME_RATIO = 1.2
 MAX_COST_PER_MILLION = 0.02
 # The template's defaults (ReconcileFullCheckEventsPerHour, ReconcileSampleSize, ReconcileLookbackDays).
 FULL_CHECK, SAMPLE, LOOKBACK_DAYS = 100_000, 10_000, 35
-# moto's S3 answers in-process; a GET from Lambda waits on the network too (an assumption, stated).
-S3_GET_LATENCY_SECONDS = 0.02
 
 
 def reconcile_section(say, missed: list[str], events: int, requests_per_second: float) -> None:
@@ -88,7 +86,7 @@ def reconcile_section(say, missed: list[str], events: int, requests_per_second: 
         ],
     ]
     say(markdown_table(["measure", "value", "target"], rows) + "\n")
-    lifetime_table(say, r["read_seconds_per_object"] + S3_GET_LATENCY_SECONDS)
+    lifetime_table(say, r["read_seconds_per_object"])
 
 
 def lifetime_table(say, read_seconds_per_object: float) -> None:
@@ -99,13 +97,18 @@ def lifetime_table(say, read_seconds_per_object: float) -> None:
     )
     say(
         "Modelled from this run (bench/reconcile_lifetime.py): each pass reads every object of the hour "
-        f"({read_seconds_per_object * 1000:.0f} ms each at a full vCPU, including {S3_GET_LATENCY_SECONDS * 1000:.0f} ms "
-        "assumed for S3, scaled to the Lambda's CPU share) and looks up every key, or a sample of 10,000 above "
+        f"({read_seconds_per_object * 1000:.1f} ms of CPU each here, x {MB_PER_VCPU / facts.reconcile_memory_mb:.1f} "
+        f"at {facts.reconcile_memory_mb} MB's share of a vCPU, + {S3_GET_LATENCY_SECONDS * 1000:.0f} ms assumed for "
+        "each S3 GET) and looks up every key, or a sample of 10,000 above "
         f"100,000 events per hour. A day holds 24 hourly runs of at most {facts.reconcile_timeout_seconds} s. "
         "The target ($0.02 per million) is per pass.\n"
     )
     rows = []
-    for events_per_second in (20, 1000):
+    for label, events_per_second in (
+        ("20 events/s", 20.0),
+        ("1,000 events/s", 1000.0),
+        ("100,000 events/hour (the full-check threshold)", FULL_CHECK / 3600),
+    ):
         life = lifetime(
             events_per_second=events_per_second,
             full_check_events_per_hour=FULL_CHECK,
@@ -118,32 +121,12 @@ def lifetime_table(say, read_seconds_per_object: float) -> None:
         )
         rows.append(
             [
-                f"{events_per_second:,} events/s ({'sampled' if life.sampled else 'full checks'})",
+                f"{label}: {'sampled' if life.sampled else 'full checks'}",
                 f"${life.per_pass_per_million:.4f}",
                 f"${life.lifetime_per_million:.4f}",
                 f"{life.seconds_needed_per_day:,.0f} of {life.seconds_available_per_day:,.0f} s: "
                 f"{'fits' if life.fits_in_a_day else 'does NOT fit'}",
             ]
         )
-    # At the full-check threshold: 100,000 events per hour.
-    life = lifetime(
-        events_per_second=FULL_CHECK / 3600,
-        full_check_events_per_hour=FULL_CHECK,
-        sample_size=SAMPLE,
-        lookback_days=LOOKBACK_DAYS,
-        requests_per_second=2.0,
-        read_seconds_per_object=read_seconds_per_object,
-        memory_mb=facts.reconcile_memory_mb,
-        timeout_seconds=facts.reconcile_timeout_seconds,
-    )
-    rows.append(
-        [
-            "100,000 events/hour (the full-check threshold)",
-            f"${life.per_pass_per_million:.4f}",
-            f"${life.lifetime_per_million:.4f}",
-            f"{life.seconds_needed_per_day:,.0f} of {life.seconds_available_per_day:,.0f} s: "
-            f"{'fits' if life.fits_in_a_day else 'does NOT fit'}",
-        ]
-    )
     headers = ["rate", "per million per pass", "per million over its life", "a day's passes in a day's runs"]
     say(markdown_table(headers, rows) + "\n")
