@@ -86,9 +86,8 @@ def measure_pass(s3: Any, dynamodb: Any, full_check_events_per_hour: int, sample
         safety_margin_seconds=0,
     )
     orb = NothingFound()
-    reconciler = Reconciler(
-        settings, s3, dynamodb, orb, lambda metric, value: None, HOUR + timedelta(hours=2), lambda: 900.0
-    )  # type: ignore[arg-type]
+    now = HOUR + timedelta(hours=2)
+    reconciler = Reconciler(settings, s3, dynamodb, orb, lambda metric, value: None, now, lambda: 900.0)  # type: ignore[arg-type]
     tracemalloc.start()
     try:
         started = time.perf_counter()

@@ -3,11 +3,13 @@ whether a day's passes fit in a day's hourly runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bench.reconcile_lifetime import HourPass, lifetime
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "full_check_events_per_hour": 100_000,
     "sample_size": 10_000,
     "lookback_days": 35,
