@@ -141,8 +141,14 @@ class Reconciler:
             lambda line: _event_hour(_event_of(line)),
         )
         reverted = 0
+        checked_objects = 0
         try:
             for archived in self.reader.stream(item.hour, read):
+                if read.objects != checked_objects:
+                    # A large hour's reading can outlast the invocation: stop with a log, not a timeout.
+                    checked_objects = read.objects
+                    if self.seconds_left() < self.settings.safety_margin_seconds:
+                        raise _OutOfTimeError
                 wanted = self._wanted(archived)
                 if wanted == "pending":
                     return None
