@@ -62,6 +62,8 @@ class TemplateFacts:
     intake_memory_mb: int
     ingest_memory_mb: int
     webhook_memory_mb: int
+    reconcile_memory_mb: int
+    reconcile_timeout_seconds: int
     ingest_batch_size: int
     ingest_batching_window_seconds: int
     ingest_timeout_seconds: int
@@ -97,6 +99,8 @@ def template_facts(path: Path = ROOT / "template.yaml") -> TemplateFacts:
         intake_memory_mb=int(prop("TrackIntakeFunction", "MemorySize", 128)),
         ingest_memory_mb=int(prop("OrbIngestFunction", "MemorySize", 128)),
         webhook_memory_mb=int(prop("OrbWebhookFunction", "MemorySize", 128)),
+        reconcile_memory_mb=int(prop("OrbReconcileFunction", "MemorySize", 128)),
+        reconcile_timeout_seconds=int(prop("OrbReconcileFunction", "Timeout", 3)),
         ingest_batch_size=int(resolve(sqs_event["Properties"].get("BatchSize", 10))),
         ingest_batching_window_seconds=int(resolve(sqs_event["Properties"].get("MaximumBatchingWindowInSeconds", 0))),
         audit_retention_days=int(parameters["AuditRetentionDays"]["Default"]),

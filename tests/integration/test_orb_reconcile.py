@@ -182,6 +182,19 @@ def test_a_run_stopped_halfway_is_resumed_by_the_next_without_repeating_a_batch(
     assert summary.reports[0]["checked_keys"] == 2000
 
 
+def test_a_run_out_of_time_while_reading_an_hour_stops_there_and_the_next_completes_it(
+    sandbox: OrbSandbox, aws: tuple[Any, Any], troubled_hour: dict[str, set[str]]
+) -> None:
+    stopped = Run(sandbox, aws, budget=0)  # out of time before the first archive object is read through
+    summary = stopped()
+    assert summary.stopped == "out of time: the next run resumes" and summary.done == []
+    assert stopped.orb.calls["search"] == 0 and stopped.reconciler.s3_requests == 2  # a listing, one GET
+    s3, _ = aws
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="reports/")
+    resumed = Run(sandbox, aws)
+    assert resumed().done == ["2026-03-02T10#first", "2026-03-02T10#final"]
+
+
 def test_a_report_written_before_the_kill_is_not_written_again(
     sandbox: OrbSandbox, aws: tuple[Any, Any], troubled_hour: dict[str, set[str]]
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ class ArchivedEvent:
     event: dict[str, Any]  # exactly as sent to Orb's /ingest
     source: str  # "ingest" | "backfill"
     backfill_id: str | None
+    line: str = field(default="", repr=False, compare=False)  # its archive line, ``{"event": ...}``
 
     @property
     def key(self) -> str:
@@ -38,7 +39,9 @@ class ArchivedEvent:
 
 
 def hour_text(hour: datetime) -> str:
-    return hour.astimezone(UTC).strftime(HOUR_FORMAT)
+    """``HOUR_FORMAT`` (formatted by hand: strftime's cost counted, twice per event in a pass)."""
+    moment = hour.astimezone(UTC)
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}"
 
 
 def parse_hour(text: str) -> datetime:
@@ -81,8 +84,8 @@ def read_object(
 ) -> tuple[dict[str, Any], list[ArchivedEvent]]:
     """The header and events of one archive object."""
     try:
-        lines = _gunzip(body, name, limit).decode("utf-8").splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
+        lines = [line for line in _gunzip(body, name, limit).decode("utf-8").splitlines() if line.strip()]
+        records = [json.loads(line) for line in lines]
     except (zlib.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, ArchiveFormatError):
             raise
@@ -108,7 +111,7 @@ def read_object(
             or not isinstance(event.get("properties"), dict)
         ):
             raise ArchiveFormatError(f"{name}: line {number} is not an event line")
-        events.append(ArchivedEvent(event, source, backfill_id if source == "backfill" else None))
+        events.append(ArchivedEvent(event, source, backfill_id if source == "backfill" else None, lines[number - 1]))
     if header.get("events") != len(events):
         raise ArchiveFormatError(f"{name}: the header counts {header.get('events')!r} events, {len(events)} follow")
     return header, events
@@ -116,7 +119,7 @@ def read_object(
 
 @dataclass
 class HourArchive:
-    events: list[ArchivedEvent]
+    events: list[ArchivedEvent]  # empty while streamed
     unreadable: list[str]  # object keys, with why
     objects: int
     s3_requests: int
@@ -135,26 +138,33 @@ class ArchiveReader:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys, requests
 
-    def hour(self, hour: datetime, sources: tuple[str, ...] = SOURCES) -> HourArchive:
-        """Every event archived in this send-hour, each key once (a request re-sent after a lost
-        answer is archived twice with the same events: Orb deduplicated it)."""
-        found: dict[str, ArchivedEvent] = {}
-        unreadable: list[str] = []
-        objects = requests = 0
+    def stream(self, hour: datetime, read: HourArchive, sources: tuple[str, ...] = SOURCES) -> Iterator[ArchivedEvent]:
+        """Every event archived in this send-hour, object by object (a key may come twice: a request
+        re-sent after a lost answer is archived twice with the same events, Orb deduplicated it);
+        ``read`` counts the objects and requests and lists the unreadable objects. Only one object's
+        events are held at a time."""
         for source in sources:
             keys, listed = self._keys(hour_prefix(source, hour))
-            requests += listed
+            read.s3_requests += listed
             for key in sorted(keys):
-                objects += 1
-                requests += 1
+                read.objects += 1
+                read.s3_requests += 1
                 try:
                     _, events = fetch_object(self._s3, self._bucket, key)
                 except ArchiveFormatError as exc:
-                    unreadable.append(str(exc))
+                    read.unreadable.append(str(exc))
                     continue
-                for archived in events:
-                    found.setdefault(archived.key, archived)
-        return HourArchive(list(found.values()), unreadable, objects, requests)
+                yield from events
+
+    def hour(self, hour: datetime, sources: tuple[str, ...] = SOURCES) -> HourArchive:
+        """Every event archived in this send-hour, each key once, all held at once (for a repair
+        of one hour; a pass streams instead)."""
+        read = HourArchive([], [], 0, 0)
+        found: dict[str, ArchivedEvent] = {}
+        for archived in self.stream(hour, read, sources):
+            found.setdefault(archived.key, archived)
+        read.events = list(found.values())
+        return read
 
     def archived_hours(self, since: datetime) -> list[datetime]:
         """The send-hours holding archive objects, from ``since`` on (one listing per source)."""
@@ -174,7 +184,3 @@ class ArchiveReader:
                     if moment >= since:
                         hours.add(moment)
         return sorted(hours)
-
-    def iter_hours(self, hours: list[datetime]) -> Iterator[tuple[datetime, HourArchive]]:
-        for hour in hours:
-            yield hour, self.hour(hour)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from orb_bridge.orb.reconcile_client import FoundEvent
@@ -26,6 +27,9 @@ NOT_FOUND = "not_found"
 CLASSES = (PRESENT, UNATTRIBUTED, DIFFERENT, DEPRECATED, NOT_FOUND)
 
 
+# A pass reads each archived timestamp several times (the search's timeframe, the event's hour, the
+# comparison): remembered for a search's worth of events.
+@lru_cache(maxsize=2048)
 def parse_timestamp(text: str) -> datetime | None:
     """ISO 8601 (``Z`` or an offset) to UTC, truncated to the millisecond; None if unreadable."""
     try:

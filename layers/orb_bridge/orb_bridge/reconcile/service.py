@@ -1,8 +1,9 @@
 """One reconciler run: every due (send-hour, pass), oldest first, until done, out of time, or Orb
 says 429 (README "Reconciliation").
 
-Each pass reads its send-hour's archive objects, looks the keys up with ``/events/search`` in
-batches of 500 (all of them, or a seeded sample above ``full_check_events_per_hour``), saves its
+Each pass streams its send-hour's archive objects, keeping only the events it will look up (all of
+them, or a seeded sample above ``full_check_events_per_hour``: selection.py), looks them up with
+``/events/search`` in batches of 500, saves its
 place after every batch, then writes its report (If-None-Match: one per hour and pass) and only then
 marks itself done; so a run killed at any point is resumed by the next and no report is written twice.
 """
@@ -10,7 +11,7 @@ marks itself done; so a run killed at any point is resumed by the next and no re
 from __future__ import annotations
 
 import hashlib
-import random
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,10 +21,11 @@ from orb_bridge.core.metric_names import Metric
 from orb_bridge.core.observability import logger
 from orb_bridge.orb.reconcile_client import SEARCH_MAX_IDS, FoundEvent, OrbRateLimitedError, OrbReadClient, OrbReadError
 from orb_bridge.reconcile import passes
-from orb_bridge.reconcile.archive_reader import ArchivedEvent, ArchiveReader, hour_text
+from orb_bridge.reconcile.archive_reader import ArchivedEvent, ArchiveReader, HourArchive, hour_text
 from orb_bridge.reconcile.checkpoint import CheckpointTable, PassProgress
 from orb_bridge.reconcile.classify import PRESENT, classify, parse_timestamp
 from orb_bridge.reconcile.report import build_report, emit_metrics, write_report
+from orb_bridge.reconcile.selection import KeySelector, Selection
 from orb_bridge.reconcile.settings import ReconcileSettings
 from orb_bridge.reconcile.volume import VolumeCheck
 
@@ -120,54 +122,61 @@ class Reconciler:
             return None
         return self._run_pass(item, progress or PassProgress(hour_text(hour), pass_name))
 
-    def _reflected(self, events: list[ArchivedEvent]) -> tuple[list[ArchivedEvent], bool, int]:
-        """The events to look up; whether a backfill is not yet settled; how many a revert took out."""
-        kept: list[ArchivedEvent] = []
-        pending = False
+    def _wanted(self, archived: ArchivedEvent) -> str:
+        """``look up``, ``reverted`` (expected absent) or ``pending`` (a backfill not yet settled)."""
+        if archived.backfill_id is None:
+            return "look up"
+        status = self._backfill_status.get(archived.backfill_id)
+        if status is None:
+            status = self._backfill_status[archived.backfill_id] = self.orb.backfill_status(archived.backfill_id)
+        return {"reflected": "look up", "reverted": "reverted"}.get(status, "pending")
+
+    def _select(self, item: passes.DuePass) -> tuple[Selection, HourArchive, int] | None:
+        """The hour's keys to look up, streamed from its archive (None while a backfill is pending)."""
+        read = HourArchive([], [], 0, 0)
+        selector = KeySelector(
+            self.settings.full_check_events_per_hour,
+            self.settings.sample_size,
+            sample_seed(item.item_key),
+            lambda line: _event_hour(_event_of(line)),
+        )
         reverted = 0
-        for archived in events:
-            if archived.backfill_id is None:
-                kept.append(archived)
-                continue
-            status = self._backfill_status.get(archived.backfill_id)
-            if status is None:
-                status = self._backfill_status[archived.backfill_id] = self.orb.backfill_status(archived.backfill_id)
-            if status == "reflected":
-                kept.append(archived)
-            elif status == "reverted":
-                reverted += 1  # expected absent
-            else:
-                pending = True
-        return kept, pending, reverted
+        checked_objects = 0
+        try:
+            for archived in self.reader.stream(item.hour, read):
+                if read.objects != checked_objects:
+                    # A large hour's reading can outlast the invocation: stop with a log, not a timeout.
+                    checked_objects = read.objects
+                    if self.seconds_left() < self.settings.safety_margin_seconds:
+                        raise _OutOfTimeError
+                wanted = self._wanted(archived)
+                if wanted == "pending":
+                    return None
+                if wanted == "reverted":
+                    reverted += 1
+                    continue
+                selector.add(archived.key, archived.line, _event_hour(archived.event))
+        finally:
+            self.s3_requests += read.s3_requests
+        return selector.selection(), read, reverted
 
     def _run_pass(self, item: passes.DuePass, progress: PassProgress) -> dict[str, Any] | None:
-        archive = self.reader.hour(item.hour)
-        self.s3_requests += archive.s3_requests
-        events, pending, reverted = self._reflected(archive.events)
-        if pending:
+        selected = self._select(item)
+        if selected is None:
             return None
-        by_key = {archived.key: archived for archived in events}
-        keys = sorted(by_key)
-        selected = keys
-        if len(keys) > self.settings.full_check_events_per_hour:
-            rng = random.Random(sample_seed(item.item_key))  # noqa: S311 (a sample, not a secret: the same on resume)
-            selected = sorted(rng.sample(keys, min(self.settings.sample_size, len(keys))))
-        progress.total_keys, progress.sampled = len(keys), selected is not keys
-        batches = [selected[start : start + SEARCH_MAX_IDS] for start in range(0, len(selected), SEARCH_MAX_IDS)]
+        selection, archive, reverted = selected
+        events = selection.lines
+        progress.total_keys, progress.sampled = selection.total_keys, selection.sampled
+        batches = [events[start : start + SEARCH_MAX_IDS] for start in range(0, len(events), SEARCH_MAX_IDS)]
         for index in range(progress.next_batch, len(batches)):
             if self.seconds_left() < self.settings.safety_margin_seconds:
                 self.checkpoints.save(progress)
                 raise _OutOfTimeError
-            self._check_batch([by_key[key].event for key in batches[index]], progress)
+            self._check_batch([_event_of(line) for line in batches[index]], progress)
             progress.next_batch = index + 1
             self.checkpoints.save(progress)
         if progress.sampled:
-            chosen = set(selected)
-            progress.unchecked_by_event_hour = {}
-            for key in keys:
-                if key not in chosen:
-                    hour = _event_hour(by_key[key].event)
-                    progress.unchecked_by_event_hour[hour] = progress.unchecked_by_event_hour.get(hour, 0) + 1
+            progress.unchecked_by_event_hour = selection.unchecked_by_event_hour
         # Volume only once the hour can no longer change from live ingestion (final and daily passes).
         settled = item.pass_name == "final" or item.pass_name.startswith("daily-")  # noqa: S105 (pass names)
         volume = self.volume.check(item.hour, progress) if settled else None
@@ -195,6 +204,11 @@ class Reconciler:
             else:
                 progress.add(cls, event["idempotency_key"])
         progress.checked_keys += len(events)
+
+
+def _event_of(line: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(line)["event"]
+    return event
 
 
 def _event_hour(event: dict[str, Any]) -> str:

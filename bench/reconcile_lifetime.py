@@ -1,0 +1,117 @@
+"""What reconciling an archived hour costs over its life (issue 18), at the deployed pace.
+
+Every archived send-hour is looked up in its first pass, its final pass, and once a day for
+``ReconcileLookbackDays`` daily passes: 2 + lookback passes. A pass reads every archive object of
+the hour (a sampled hour too: the sample is drawn from all its keys), looks its keys up (all, or
+``ReconcileSampleSize`` above ``ReconcileFullCheckEventsPerHour``) in searches of 500 paced at
+``ReconcileRequestsPerSecond``, saves a checkpoint per search and writes one report. Lambda bills the
+paced waiting and the reading: the bench's CPU time per object, scaled to the Lambda's CPU share
+(memory / 1,769 MB of a vCPU), plus S3's latency per GET (moto's in-process S3 has none).
+
+The runs are hourly (``ReconcileSchedule``) and last at most the function's timeout: a day holds
+24 x timeout seconds of reconciling, whatever is due.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.cost import DYNAMODB_READ_UNIT, DYNAMODB_WRITE_UNIT, LAMBDA_GB_SECOND, LAMBDA_REQUEST
+
+S3_GET = 0.0004 / 1000  # S3 Standard, us-east-1: GET per request
+S3_LIST_OR_PUT = 0.005 / 1000  # LIST and PUT per request
+SEARCH_KEYS = 500  # keys per /events/search
+EVENTS_PER_OBJECT = 500  # one archive object per Orb /ingest request of 500 events
+MB_PER_VCPU = 1769  # Lambda: one vCPU at 1,769 MB, proportionally less below
+S3_GET_LATENCY_SECONDS = 0.02  # an assumption: a GET of a few KB from Lambda in the same region
+RUNS_PER_DAY = 24  # ReconcileSchedule's default: hourly
+
+
+@dataclass(frozen=True)
+class HourPass:
+    """One pass over one send-hour of ``events_per_hour`` events."""
+
+    events_per_hour: int
+    full_check_events_per_hour: int
+    sample_size: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.events_per_hour > self.full_check_events_per_hour
+
+    @property
+    def searches(self) -> int:
+        keys = min(self.sample_size, self.events_per_hour) if self.sampled else self.events_per_hour
+        return math.ceil(keys / SEARCH_KEYS)
+
+    @property
+    def objects(self) -> int:
+        return math.ceil(self.events_per_hour / EVENTS_PER_OBJECT)
+
+    def orb_calls(self) -> int:
+        return self.searches + 1  # + one volume call (final and daily passes; first passes have none)
+
+    def lambda_seconds(self, requests_per_second: float, read_seconds_per_object: float, memory_mb: int) -> float:
+        cpu_share = min(1.0, memory_mb / MB_PER_VCPU)
+        return self.orb_calls() / requests_per_second + self.objects * (
+            read_seconds_per_object / cpu_share + S3_GET_LATENCY_SECONDS
+        )
+
+    def cost(self, requests_per_second: float, read_seconds_per_object: float, memory_mb: int) -> dict[str, float]:
+        seconds = self.lambda_seconds(requests_per_second, read_seconds_per_object, memory_mb)
+        return {
+            "s3": self.objects * S3_GET + 3 * S3_LIST_OR_PUT,  # GETs; 2 listings and the report's PUT
+            # A checkpoint per search and one when done (1 WRU each, under 1 KB); a few reads.
+            "dynamodb": (self.searches + 1) * DYNAMODB_WRITE_UNIT + 3 * DYNAMODB_READ_UNIT,
+            "lambda": seconds * memory_mb / 1024 * LAMBDA_GB_SECOND,
+        }
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    events_per_second: float
+    sampled: bool
+    per_pass_per_million: float
+    lifetime_per_million: float
+    passes: int
+    seconds_needed_per_day: float  # every pass due in a day, at steady state
+    seconds_available_per_day: float
+
+    @property
+    def fits_in_a_day(self) -> bool:
+        return self.seconds_needed_per_day <= self.seconds_available_per_day
+
+
+def lifetime(
+    *,
+    events_per_second: float,
+    full_check_events_per_hour: int,
+    sample_size: int,
+    lookback_days: int,
+    requests_per_second: float,
+    read_seconds_per_object: float,
+    memory_mb: int,
+    timeout_seconds: int,
+) -> Lifetime:
+    hour = HourPass(round(events_per_second * 3600), full_check_events_per_hour, sample_size)
+    cost = hour.cost(requests_per_second, read_seconds_per_object, memory_mb)
+    runs = RUNS_PER_DAY  # an invocation per hourly run: a request each
+    per_hour_pass = sum(cost.values())
+    hours_per_million = 1e6 / hour.events_per_hour
+    passes = 2 + lookback_days
+    # At steady state a day brings 24 first passes, 24 final passes and 24 x lookback daily passes.
+    seconds_per_day = (
+        RUNS_PER_DAY * passes * hour.lambda_seconds(requests_per_second, read_seconds_per_object, memory_mb)
+    )
+    per_day_requests = runs * LAMBDA_REQUEST
+    per_million_requests = per_day_requests / (events_per_second * 86400) * 1e6
+    return Lifetime(
+        events_per_second=events_per_second,
+        sampled=hour.sampled,
+        per_pass_per_million=per_hour_pass * hours_per_million + per_million_requests / passes,
+        lifetime_per_million=passes * per_hour_pass * hours_per_million + per_million_requests,
+        passes=passes,
+        seconds_needed_per_day=seconds_per_day,
+        seconds_available_per_day=RUNS_PER_DAY * timeout_seconds,
+    )

@@ -1,0 +1,40 @@
+"""The reconciler's lifetime cost model: what an archived hour's 2 + lookback passes cost, and
+whether a day's passes fit in a day's hourly runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.reconcile_lifetime import HourPass, lifetime
+
+DEFAULTS: dict[str, Any] = {
+    "full_check_events_per_hour": 100_000,
+    "sample_size": 10_000,
+    "lookback_days": 35,
+    "requests_per_second": 2.0,
+    "memory_mb": 256,
+    "timeout_seconds": 900,
+}
+
+
+def test_an_hour_at_the_threshold_is_looked_up_in_full_and_a_larger_one_sampled_but_read_whole() -> None:
+    full = HourPass(100_000, 100_000, 10_000)
+    assert (full.sampled, full.searches, full.objects) == (False, 200, 200)
+    sampled = HourPass(3_600_000, 100_000, 10_000)
+    assert (sampled.sampled, sampled.searches, sampled.objects) == (True, 20, 7200)
+
+
+def test_the_lifetime_is_every_pass_first_final_and_daily() -> None:
+    life = lifetime(events_per_second=20, read_seconds_per_object=0.0, **DEFAULTS)
+    assert life.passes == 37
+    assert life.lifetime_per_million == pytest.approx(37 * life.per_pass_per_million, rel=0.01)
+
+
+def test_at_the_threshold_a_days_passes_do_not_fit_in_a_days_runs_at_two_requests_a_second() -> None:
+    # 24 hours x 37 passes x 201 calls / 2 per s = 89,244 s of pacing alone; 24 runs of 900 s hold 21,600.
+    life = lifetime(events_per_second=100_000 / 3600, read_seconds_per_object=0.0, **DEFAULTS)
+    assert life.seconds_needed_per_day >= 89_244 and not life.fits_in_a_day
+    small = lifetime(events_per_second=1, read_seconds_per_object=0.0, **DEFAULTS)
+    assert small.fits_in_a_day
