@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 
+from orb_bridge_dev.devstack.moto_dispatch_speedup import speed_up_moto_dispatch
 from orb_bridge_dev.devstack.moto_dynamodb_atomic import make_moto_dynamodb_writes_atomic
 from orb_bridge_dev.devstack.moto_sqs_speedup import speed_up_moto_sqs
 from orb_bridge_dev.loopback_guard import LoopbackGuard
@@ -75,6 +76,7 @@ class MotoServerProcess:
 def serve_moto(port: int) -> None:
     """The child process: moto's server until stdin closes."""
     speed_up_moto_sqs()
+    speed_up_moto_dispatch()
     make_moto_dynamodb_writes_atomic()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
