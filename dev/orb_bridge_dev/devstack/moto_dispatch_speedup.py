@@ -30,5 +30,5 @@ def speed_up_moto_dispatch() -> None:
     def list_of_moto_modules() -> tuple[str, ...]:
         return modules
 
-    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+    backends.list_of_moto_modules = list_of_moto_modules
     _patched = True
