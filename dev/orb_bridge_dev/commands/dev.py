@@ -11,24 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orb_bridge_dev.orb_sandbox.options import add_behaviour_arguments, behaviour_from_args
-
-
-def _fault_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Orb sandbox faults (per ingest request)")
-    group.add_argument("--error-500-rate", type=float, default=0.0, help="probability of a 500 (default 0)")
-    group.add_argument("--error-429-rate", type=float, default=0.0, help="probability of a 429 (default 0)")
-    group.add_argument("--latency-seconds", type=float, default=0.0, help="added latency (default 0)")
-    group.add_argument("--drop-connection-rate", type=float, default=0.0, help="probability of a dropped connection")
-    group.add_argument(
-        "--timeout-rate", type=float, default=0.0, help="probability of hanging past the client's timeout (default 0)"
-    )
-    group.add_argument(
-        "--lose-rate",
-        type=float,
-        default=0.0,
-        help="probability an event answered 200 is silently not kept (the reconciler reports it; default 0)",
-    )
+from orb_bridge_dev.orb_sandbox.options import (
+    add_behaviour_arguments,
+    add_fault_arguments,
+    behaviour_from_args,
+    faults_from_args,
+)
 
 
 def register(commands: Any) -> None:
@@ -67,13 +55,12 @@ def register(commands: Any) -> None:
         help="run the reconciler over the audit archive this often (default 30; 0: off); the status line shows it",
     )
     dev.add_argument("--no-test-webhook", action="store_true", help="do not send a resource_event.test at start")
-    _fault_arguments(dev)
+    add_fault_arguments(dev, full=False)  # the sandbox's own CLI has a few more
     add_behaviour_arguments(dev)  # Orb's rules and rate limits in the sandbox (off by default)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from orb_bridge_dev.devstack.stack import DEFAULT_TEMPLATE, DevStack, DevStackConfig, DevStackError, run_forever
-    from orb_bridge_dev.orb_sandbox import FaultConfig
 
     config = DevStackConfig(
         port=args.port,
@@ -81,14 +68,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         moto_port=args.moto_port,
         template_path=args.template or DEFAULT_TEMPLATE,
         local_visibility_timeout=max(1, args.visibility_timeout),
-        faults=FaultConfig(
-            error_500_rate=args.error_500_rate,
-            error_429_rate=args.error_429_rate,
-            latency_seconds=args.latency_seconds,
-            drop_connection_rate=args.drop_connection_rate,
-            timeout_rate=args.timeout_rate,
-            lose_rate=args.lose_rate,
-        ),
+        faults=faults_from_args(args),
         reconcile_every=max(0.0, args.reconcile_every),
         send_test_webhook=not args.no_test_webhook,
         name=args.name,
