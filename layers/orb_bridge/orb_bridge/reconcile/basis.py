@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import heapq
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,7 +155,7 @@ def parse_basis(body: bytes, hour: str) -> Basis:
         document = json.loads(gunzip_bounded(body, basis_key(hour), MAX_BASIS_BYTES).decode("utf-8"))
     except ArchiveFormatError as exc:
         raise BasisError(str(exc).removeprefix(f"{basis_key(hour)}: ")) from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except (zlib.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BasisError(f"not gzip JSON ({type(exc).__name__})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise BasisError(f"not a format {FORMAT} basis")
