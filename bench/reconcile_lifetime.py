@@ -1,10 +1,13 @@
 """What reconciling an archived hour costs over its life (issue 18), at the deployed pace.
 
 Every archived send-hour is looked up in its first pass, its final pass, and once a day for
-``ReconcileLookbackDays`` daily passes: 2 + lookback passes. A pass reads every archive object of
-the hour (a sampled hour too: the sample is drawn from all its keys), looks its keys up (all, or
-``ReconcileSampleSize`` above ``ReconcileFullCheckEventsPerHour``) in searches of 500 paced at
-``ReconcileRequestsPerSecond``, saves a checkpoint per search and writes one report. Lambda bills the
+``ReconcileLookbackDays`` daily passes: 2 + lookback passes. The first and final passes read every
+archive object of the hour (a sampled hour too: the sample is drawn from all its keys), look its
+keys up (all, or ``ReconcileSampleSize`` above ``ReconcileFullCheckEventsPerHour``) in searches of
+500 paced at ``ReconcileRequestsPerSecond``, save a checkpoint per search and write one report (the
+final pass also its basis). A daily pass reads only that basis (1 GET) and looks up its
+``ReconcileDailySampleSize`` keys plus those not present at the final pass (``daily_sample_size=None``
+models the daily passes before the basis: each a whole pass like the final one). Lambda bills the
 paced waiting and the reading: the bench's CPU time per object, scaled to the Lambda's CPU share
 (memory / 1,769 MB of a vCPU), plus S3's latency per GET (moto's in-process S3 has none).
 
@@ -69,6 +72,31 @@ class HourPass:
 
 
 @dataclass(frozen=True)
+class DailyPass:
+    """A daily pass from its hour's basis: no archive object read, whatever the hour's size."""
+
+    sample_size: int
+    not_present_keys: int = 0  # listed by the final pass; 0 when nothing was lost
+
+    @property
+    def searches(self) -> int:
+        return math.ceil((self.sample_size + self.not_present_keys) / SEARCH_KEYS)
+
+    def orb_calls(self) -> int:
+        return self.searches + 1  # + the volume call
+
+    def lambda_seconds(self, requests_per_second: float) -> float:
+        return self.orb_calls() / requests_per_second + S3_GET_LATENCY_SECONDS
+
+    def cost(self, requests_per_second: float, memory_mb: int) -> dict[str, float]:
+        return {
+            "s3": S3_GET + S3_LIST_OR_PUT,  # the basis's GET, the report's PUT
+            "dynamodb": (self.searches + 1) * DYNAMODB_WRITE_UNIT + 3 * DYNAMODB_READ_UNIT,
+            "lambda": self.lambda_seconds(requests_per_second) * memory_mb / 1024 * LAMBDA_GB_SECOND,
+        }
+
+
+@dataclass(frozen=True)
 class Lifetime:
     events_per_second: float
     sampled: bool
@@ -77,6 +105,7 @@ class Lifetime:
     passes: int
     seconds_needed_per_day: float  # every pass due in a day, at steady state
     seconds_available_per_day: float
+    daily_seconds_per_day: float  # the daily passes' share of seconds_needed_per_day
 
     @property
     def fits_in_a_day(self) -> bool:
@@ -93,25 +122,34 @@ def lifetime(
     read_seconds_per_object: float,
     memory_mb: int,
     timeout_seconds: int,
+    daily_sample_size: int | None = None,
 ) -> Lifetime:
     hour = HourPass(round(events_per_second * 3600), full_check_events_per_hour, sample_size)
     cost = hour.cost(requests_per_second, read_seconds_per_object, memory_mb)
     runs = RUNS_PER_DAY  # an invocation per hourly run: a request each
     per_hour_pass = sum(cost.values())
+    hour_seconds = hour.lambda_seconds(requests_per_second, read_seconds_per_object, memory_mb)
+    if daily_sample_size is None:  # before the basis: a daily pass is a whole pass
+        per_daily_pass, daily_seconds = per_hour_pass, hour_seconds
+    else:
+        daily = DailyPass(min(daily_sample_size, hour.events_per_hour))
+        per_daily_pass = sum(daily.cost(requests_per_second, memory_mb).values()) + S3_LIST_OR_PUT / lookback_days
+        daily_seconds = daily.lambda_seconds(requests_per_second)  # (+ the final pass's basis PUT, spread)
     hours_per_million = 1e6 / hour.events_per_hour
     passes = 2 + lookback_days
     # At steady state a day brings 24 first passes, 24 final passes and 24 x lookback daily passes.
-    seconds_per_day = (
-        RUNS_PER_DAY * passes * hour.lambda_seconds(requests_per_second, read_seconds_per_object, memory_mb)
-    )
+    daily_seconds_per_day = RUNS_PER_DAY * lookback_days * daily_seconds
+    seconds_per_day = RUNS_PER_DAY * 2 * hour_seconds + daily_seconds_per_day
     per_day_requests = runs * LAMBDA_REQUEST
     per_million_requests = per_day_requests / (events_per_second * 86400) * 1e6
     return Lifetime(
         events_per_second=events_per_second,
         sampled=hour.sampled,
         per_pass_per_million=per_hour_pass * hours_per_million + per_million_requests / passes,
-        lifetime_per_million=passes * per_hour_pass * hours_per_million + per_million_requests,
+        lifetime_per_million=(2 * per_hour_pass + lookback_days * per_daily_pass) * hours_per_million
+        + per_million_requests,
         passes=passes,
         seconds_needed_per_day=seconds_per_day,
         seconds_available_per_day=RUNS_PER_DAY * timeout_seconds,
+        daily_seconds_per_day=daily_seconds_per_day,
     )

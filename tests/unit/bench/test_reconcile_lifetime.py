@@ -38,3 +38,17 @@ def test_at_the_threshold_a_days_passes_do_not_fit_in_a_days_runs_at_two_request
     assert life.seconds_needed_per_day >= 89_244 and not life.fits_in_a_day
     small = lifetime(events_per_second=1, read_seconds_per_object=0.0, **DEFAULTS)
     assert small.fits_in_a_day
+
+
+def test_daily_passes_from_the_basis_fit_in_a_day_at_any_volume() -> None:
+    # 24 x 35 daily passes of (2 searches + 1 volume call) / 2 per s + one basis GET each: 1,277 s.
+    for events_per_second in (1, 20, 100_000 / 3600, 1000, 10_000):
+        life = lifetime(
+            events_per_second=events_per_second, read_seconds_per_object=0.0, daily_sample_size=1000, **DEFAULTS
+        )
+        assert life.daily_seconds_per_day == pytest.approx(24 * 35 * (3 / 2 + 0.02))
+    before = lifetime(events_per_second=20, read_seconds_per_object=0.025, **DEFAULTS)
+    after = lifetime(events_per_second=20, read_seconds_per_object=0.025, daily_sample_size=1000, **DEFAULTS)
+    assert after.fits_in_a_day and not before.fits_in_a_day
+    assert after.lifetime_per_million < before.lifetime_per_million / 10
+    assert after.per_pass_per_million == before.per_pass_per_million  # first and final passes unchanged

@@ -52,7 +52,7 @@ def hour_prefix(source: str, hour: datetime) -> str:
     return f"{source}/sent_hour={hour_text(hour)}/"
 
 
-def _gunzip(body: bytes, name: str, limit: int) -> bytes:
+def gunzip_bounded(body: bytes, name: str, limit: int) -> bytes:
     """``body`` inflated (every gzip member), refused as soon as it passes ``limit`` bytes."""
     inflated: list[bytes] = []
     size = 0
@@ -84,7 +84,7 @@ def read_object(
 ) -> tuple[dict[str, Any], list[ArchivedEvent]]:
     """The header and events of one archive object."""
     try:
-        lines = [line for line in _gunzip(body, name, limit).decode("utf-8").splitlines() if line.strip()]
+        lines = [line for line in gunzip_bounded(body, name, limit).decode("utf-8").splitlines() if line.strip()]
         records = [json.loads(line) for line in lines]
     except (zlib.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, ArchiveFormatError):

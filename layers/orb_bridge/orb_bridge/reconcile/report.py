@@ -29,6 +29,7 @@ def build_report(
     unreadable: list[str],
     reverted_backfill_events: int,
     volume: dict[str, Any] | None,
+    basis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": 1,
@@ -45,6 +46,9 @@ def build_report(
         "reverted_backfill_events": reverted_backfill_events,
         "unreadable_objects": unreadable,
         "volume": volume,
+        # The final pass: the basis it wrote; a daily pass: the basis it checked, or why it read the
+        # archive instead (basis.py).
+        "basis": basis,
     }
 
 

@@ -32,6 +32,8 @@ class Selection:
     total_keys: int
     sampled: bool
     unchecked_by_event_hour: dict[str, int] = field(default_factory=dict)  # distinct keys not looked up
+    keys: list[str] = field(default_factory=list)  # the key of each line
+    archived_by_event_hour: dict[str, int] = field(default_factory=dict)  # distinct keys archived
 
 
 class KeySelector:
@@ -50,6 +52,7 @@ class KeySelector:
         self._ranks = [array("Q") for _ in range(PARTITIONS)]
         self._hour_numbers = [array("I") for _ in range(PARTITIONS)]
         self._hours: dict[str, int] = {}
+        self._every_by_hour: dict[str, int] = {}  # distinct keys per event hour while in full
 
     def _rank(self, key: str) -> int:
         digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=self._seed).digest()
@@ -61,8 +64,11 @@ class KeySelector:
         self._ranks[partition].append(rank)
         self._hour_numbers[partition].append(self._hours.setdefault(event_hour, len(self._hours)))
         if self._every is not None:
-            if key in self._every or len(self._every) < self._full_check:
-                self._every.setdefault(key, line)
+            if key in self._every:
+                return
+            if len(self._every) < self._full_check:
+                self._every[key] = line
+                self._every_by_hour[event_hour] = self._every_by_hour.get(event_hour, 0) + 1
                 return
             self._start_sampling(self._every)
         self._offer(rank, key, line, event_hour)
@@ -89,8 +95,11 @@ class KeySelector:
     def selection(self) -> Selection:
         if self._every is not None:
             every, self._every = self._every, None
-            lines = [every.pop(key) for key in sorted(every)]
-            return Selection(lines, len(lines), sampled=False)
+            keys = sorted(every)
+            lines = [every.pop(key) for key in keys]
+            return Selection(
+                lines, len(lines), sampled=False, keys=keys, archived_by_event_hour=dict(self._every_by_hour)
+            )
         chosen = sorted((key, line, event_hour) for _, key, line, event_hour in self._sample)
         names = {number: hour for hour, number in self._hours.items()}
         distinct: dict[str, int] = {}
@@ -99,7 +108,15 @@ class KeySelector:
             for number in dict(zip(ranks, numbers, strict=True)).values():
                 distinct[names[number]] = distinct.get(names[number], 0) + 1
                 total += 1
+        archived = dict(distinct)
         for _, _, event_hour in chosen:
             distinct[event_hour] -= 1
         unchecked = {hour: count for hour, count in distinct.items() if count}
-        return Selection([line for _, line, _ in chosen], total, sampled=True, unchecked_by_event_hour=unchecked)
+        return Selection(
+            [line for _, line, _ in chosen],
+            total,
+            sampled=True,
+            unchecked_by_event_hour=unchecked,
+            keys=[key for key, _, _ in chosen],
+            archived_by_event_hour=archived,
+        )

@@ -27,6 +27,9 @@ class ReconcileSettings(EnvSettings):
     full_check_events_per_hour: int = field(default=100_000, metadata=env("RECONCILE_FULL_CHECK_EVENTS_PER_HOUR", ge=1))
     # 10,000 keys catch a 0.05% loss with 99% probability: 1 - (1 - 0.0005)^10000 = 0.9933.
     sample_size: int = field(default=10_000, metadata=env("RECONCILE_SAMPLE_SIZE", ge=1))
+    # Events a daily pass re-checks, of those its hour's final pass found present (basis.py): 1,000
+    # is 2 searches a daily pass.
+    daily_sample_size: int = field(default=1_000, metadata=env("RECONCILE_DAILY_SAMPLE_SIZE", ge=1))
     lookback_days: int = field(default=35, metadata=env("RECONCILE_LOOKBACK_DAYS", ge=1))
     grace_period_hours: float = field(default=12.0, metadata=env("ORB_GRACE_PERIOD_HOURS", gt=0))
     exclusive_source: bool = field(default=False, metadata=env("RECONCILE_EXCLUSIVE_SOURCE"))
