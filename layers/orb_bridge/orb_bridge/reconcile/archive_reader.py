@@ -9,10 +9,14 @@ An object that does not read as that format is reported, never guessed at; nor i
 from __future__ import annotations
 
 import json
+import threading
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 SOURCES = ("ingest", "backfill")
@@ -20,6 +24,9 @@ HOUR_FORMAT = "%Y-%m-%dT%H"
 # One object is one Orb /ingest request: at most 500 events of at most 32 KiB each (16 MiB); an
 # object larger than this, stored or inflated, is not one ingest wrote.
 MAX_ARCHIVE_OBJECT_BYTES = 64 * 1024 * 1024
+# Objects fetched at once by a pass: their GETs' latency overlaps. Below botocore's default pool of 10
+# connections per client (the shared S3 client), so no request waits for a connection.
+READ_AHEAD = 8
 
 
 class ArchiveFormatError(ValueError):
@@ -73,26 +80,40 @@ def fetch_object(
     s3: Any, bucket: str, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES
 ) -> tuple[dict[str, Any], list[ArchivedEvent]]:
     """``read_object`` of a stored object, reading at most ``limit`` bytes of it."""
-    body = s3.get_object(Bucket=bucket, Key=name)["Body"].read(limit + 1)
+    return read_object(get_body(s3, bucket, name, limit), name, limit)
+
+
+def get_body(s3: Any, bucket: str, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES) -> bytes:
+    body: bytes = s3.get_object(Bucket=bucket, Key=name)["Body"].read(limit + 1)
     if len(body) > limit:
         raise ArchiveFormatError(f"{name}: larger than {limit} bytes (larger than any request)")
-    return read_object(body, name, limit)
+    return body
 
 
-def read_object(
-    body: bytes, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES
-) -> tuple[dict[str, Any], list[ArchivedEvent]]:
-    """The header and events of one archive object."""
+@dataclass(frozen=True)
+class ArchiveObject:
+    """One object's header checked and its event lines, not yet parsed (a pass parses only the
+    lines it keeps: line_scan.py)."""
+
+    name: str
+    header: dict[str, Any]
+    source: str
+    backfill_id: str | None
+    lines: list[str]  # ``{"event": ...}``, one per event
+
+
+def split_object(body: bytes, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES) -> ArchiveObject:
+    """The object's header (checked) and its event lines (counted, not parsed)."""
     try:
         lines = [line for line in gunzip_bounded(body, name, limit).decode("utf-8").splitlines() if line.strip()]
-        records = [json.loads(line) for line in lines]
+        first = json.loads(lines[0]) if lines else None
     except (zlib.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, ArchiveFormatError):
             raise
         raise ArchiveFormatError(f"{name}: not gzip JSON Lines ({type(exc).__name__})") from None
-    if not records or not isinstance(records[0], dict) or not isinstance(records[0].get("header"), dict):
+    if not isinstance(first, dict) or not isinstance(first.get("header"), dict):
         raise ArchiveFormatError(f"{name}: the first line is not a header")
-    header = records[0]["header"]
+    header = first["header"]
     if header.get("format") != 1:
         raise ArchiveFormatError(f"{name}: format {header.get('format')!r} is not 1")
     source = header.get("source")
@@ -101,20 +122,38 @@ def read_object(
     backfill_id = header.get("backfill_id")
     if source == "backfill" and not isinstance(backfill_id, str):
         raise ArchiveFormatError(f"{name}: a backfill object without a backfill_id")
-    events = []
-    for number, record in enumerate(records[1:], start=2):
-        event = record.get("event") if isinstance(record, dict) else None
-        if (
-            not isinstance(event, dict)
-            or not isinstance(event.get("idempotency_key"), str)
-            or not isinstance(event.get("timestamp"), str)
-            or not isinstance(event.get("properties"), dict)
-        ):
-            raise ArchiveFormatError(f"{name}: line {number} is not an event line")
-        events.append(ArchivedEvent(event, source, backfill_id if source == "backfill" else None, lines[number - 1]))
-    if header.get("events") != len(events):
-        raise ArchiveFormatError(f"{name}: the header counts {header.get('events')!r} events, {len(events)} follow")
-    return header, events
+    if header.get("events") != len(lines) - 1:
+        raise ArchiveFormatError(f"{name}: the header counts {header.get('events')!r} events, {len(lines) - 1} follow")
+    return ArchiveObject(name, header, source, backfill_id if source == "backfill" else None, lines[1:])
+
+
+def event_of_line(line: str, name: str, number: int) -> dict[str, Any]:
+    """The event of one archive line (``number``: its line in the object), checked."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ArchiveFormatError(f"{name}: not gzip JSON Lines ({type(exc).__name__})") from None
+    event = record.get("event") if isinstance(record, dict) else None
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("idempotency_key"), str)
+        or not isinstance(event.get("timestamp"), str)
+        or not isinstance(event.get("properties"), dict)
+    ):
+        raise ArchiveFormatError(f"{name}: line {number} is not an event line")
+    return event
+
+
+def read_object(
+    body: bytes, name: str, limit: int = MAX_ARCHIVE_OBJECT_BYTES
+) -> tuple[dict[str, Any], list[ArchivedEvent]]:
+    """The header and events of one archive object, every line parsed and checked."""
+    read = split_object(body, name, limit)
+    events = [
+        ArchivedEvent(event_of_line(line, name, number), read.source, read.backfill_id, line)
+        for number, line in enumerate(read.lines, start=2)
+    ]
+    return read.header, events
 
 
 @dataclass
@@ -129,6 +168,7 @@ class ArchiveReader:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self._bucket = bucket
+        self._lock = threading.Lock()
 
     def _keys(self, prefix: str) -> tuple[list[str], int]:
         keys: list[str] = []
@@ -138,23 +178,57 @@ class ArchiveReader:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys, requests
 
-    def stream(self, hour: datetime, read: HourArchive, sources: tuple[str, ...] = SOURCES) -> Iterator[ArchivedEvent]:
-        """Every event archived in this send-hour, object by object (a key may come twice: a request
-        re-sent after a lost answer is archived twice with the same events, Orb deduplicated it);
-        ``read`` counts the objects and requests and lists the unreadable objects. Only one object's
-        events are held at a time."""
+    def names(self, hour: datetime, read: HourArchive, sources: tuple[str, ...] = SOURCES) -> list[str]:
+        """The send-hour's object keys, source by source, each in key order."""
+        names: list[str] = []
         for source in sources:
             keys, listed = self._keys(hour_prefix(source, hour))
             read.s3_requests += listed
-            for key in sorted(keys):
+            names.extend(sorted(keys))
+        return names
+
+    def _get(self, name: str, read: HourArchive) -> ArchiveObject | ArchiveFormatError:
+        with self._lock:  # every GET issued is a request billed, read through or not
+            read.s3_requests += 1
+        try:
+            return split_object(get_body(self._s3, self._bucket, name), name)
+        except ArchiveFormatError as exc:
+            return exc
+
+    def objects(self, names: list[str], read: HourArchive) -> Iterator[ArchiveObject]:
+        """The objects ``names``, in that order, ``READ_AHEAD`` fetched (GET and gunzip) at once
+        while the caller works through the one before; ``read`` counts them and lists the
+        unreadable ones. At most ``READ_AHEAD`` + 1 objects are held."""
+        pool = ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="archive-read")
+        pending: deque[Future[ArchiveObject | ArchiveFormatError]] = deque()
+        queue = iter(names)
+        try:
+            for name in islice(queue, READ_AHEAD):
+                pending.append(pool.submit(self._get, name, read))
+            while pending:
+                got = pending.popleft().result()
+                for name in islice(queue, 1):
+                    pending.append(pool.submit(self._get, name, read))
                 read.objects += 1
-                read.s3_requests += 1
-                try:
-                    _, events = fetch_object(self._s3, self._bucket, key)
-                except ArchiveFormatError as exc:
-                    read.unreadable.append(str(exc))
+                if isinstance(got, ArchiveFormatError):
+                    read.unreadable.append(str(got))
                     continue
-                yield from events
+                yield got
+        finally:  # a pass stopped early (out of time, a pending backfill) leaves nothing running
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def stream(self, hour: datetime, read: HourArchive, sources: tuple[str, ...] = SOURCES) -> Iterator[ArchivedEvent]:
+        """Every event archived in this send-hour, object by object (a key may come twice: a request
+        re-sent after a lost answer is archived twice with the same events, Orb deduplicated it);
+        ``read`` counts the objects and requests and lists the unreadable objects."""
+        for got in self.objects(self.names(hour, read, sources), read):
+            try:
+                events = [event_of_line(line, got.name, number) for number, line in enumerate(got.lines, start=2)]
+            except ArchiveFormatError as exc:
+                read.unreadable.append(str(exc))
+                continue
+            for event, line in zip(events, got.lines, strict=True):
+                yield ArchivedEvent(event, got.source, got.backfill_id, line)
 
     def hour(self, hour: datetime, sources: tuple[str, ...] = SOURCES) -> HourArchive:
         """Every event archived in this send-hour, each key once, all held at once (for a repair
