@@ -58,8 +58,20 @@ class KeySelector:
         digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=self._seed).digest()
         return int.from_bytes(digest, "big")
 
-    def add(self, key: str, line: str, event_hour: str) -> None:
-        rank = self._rank(key)
+    def rank(self, key: str) -> int:
+        return self._rank(key)
+
+    def could_keep(self, rank: int, key: str) -> bool:
+        """Whether ``add`` may keep this key's line now (the lines a pass parses and checks); once
+        sampling, only a key ranked below the sample's highest, so few lines of a large hour."""
+        if self._every is not None:
+            return True
+        if key in self._in_sample:
+            return False
+        return len(self._sample) < self._sample_size or rank < -self._sample[0][0]
+
+    def add(self, key: str, line: str, event_hour: str, rank: int | None = None) -> None:
+        rank = self._rank(key) if rank is None else rank
         partition = rank % PARTITIONS
         self._ranks[partition].append(rank)
         self._hour_numbers[partition].append(self._hours.setdefault(event_hour, len(self._hours)))

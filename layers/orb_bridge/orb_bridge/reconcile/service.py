@@ -22,10 +22,11 @@ from orb_bridge.core.metric_names import Metric
 from orb_bridge.core.observability import logger
 from orb_bridge.orb.reconcile_client import SEARCH_MAX_IDS, FoundEvent, OrbRateLimitedError, OrbReadClient, OrbReadError
 from orb_bridge.reconcile import passes
-from orb_bridge.reconcile.archive_reader import ArchivedEvent, ArchiveReader, HourArchive, hour_text
+from orb_bridge.reconcile.archive_reader import ArchiveReader, HourArchive, hour_text
 from orb_bridge.reconcile.basis import Basis, basis_key, build_basis, read_basis, write_basis
 from orb_bridge.reconcile.checkpoint import CheckpointTable, PassProgress
 from orb_bridge.reconcile.classify import PRESENT, classify, parse_timestamp
+from orb_bridge.reconcile.reading import ReadingOutOfTimeError, event_hour_of, read_hour
 from orb_bridge.reconcile.report import build_report, emit_metrics, write_report
 from orb_bridge.reconcile.selection import KeySelector, Selection
 from orb_bridge.reconcile.settings import ReconcileSettings
@@ -124,43 +125,41 @@ class Reconciler:
             return None
         return self._run_pass(item, progress or PassProgress(hour_text(hour), pass_name))
 
-    def _wanted(self, archived: ArchivedEvent) -> str:
+    def _wanted(self, backfill_id: str | None) -> str:
         """``look up``, ``reverted`` (expected absent) or ``pending`` (a backfill not yet settled)."""
-        if archived.backfill_id is None:
+        if backfill_id is None:
             return "look up"
-        status = self._backfill_status.get(archived.backfill_id)
+        status = self._backfill_status.get(backfill_id)
         if status is None:
-            status = self._backfill_status[archived.backfill_id] = self.orb.backfill_status(archived.backfill_id)
+            status = self._backfill_status[backfill_id] = self.orb.backfill_status(backfill_id)
         return {"reflected": "look up", "reverted": "reverted"}.get(status, "pending")
 
     def _select(self, item: passes.DuePass) -> tuple[Selection, HourArchive, int] | None:
-        """The hour's keys to look up, streamed from its archive (None while a backfill is pending)."""
-        read = HourArchive([], [], 0, 0)
+        """The hour's keys to look up, read from its archive (reading.py; None while a backfill is pending)."""
         selector = KeySelector(
             self.settings.full_check_events_per_hour,
             self.settings.sample_size,
             sample_seed(item.item_key),
             lambda line: _event_hour(_event_of(line)),
         )
-        reverted = 0
-        checked_objects = 0
+        read = HourArchive([], [], 0, 0)
         try:
-            for archived in self.reader.stream(item.hour, read):
-                if read.objects != checked_objects:
-                    # A large hour's reading can outlast the invocation: stop with a log, not a timeout.
-                    checked_objects = read.objects
-                    if self.seconds_left() < self.settings.safety_margin_seconds:
-                        raise _OutOfTimeError
-                wanted = self._wanted(archived)
-                if wanted == "pending":
-                    return None
-                if wanted == "reverted":
-                    reverted += 1
-                    continue
-                selector.add(archived.key, archived.line, _event_hour(archived.event))
+            reading = read_hour(
+                self.reader,
+                item.hour,
+                read,
+                selector,
+                self._wanted,
+                self.seconds_left,
+                self.settings.safety_margin_seconds,
+            )
+        except ReadingOutOfTimeError:
+            raise _OutOfTimeError from None
         finally:
             self.s3_requests += read.s3_requests
-        return selector.selection(), read, reverted
+        if reading.pending:
+            return None
+        return selector.selection(), read, reading.reverted
 
     def _run_pass(self, item: passes.DuePass, progress: PassProgress) -> dict[str, Any] | None:
         note: dict[str, Any] | None = None
@@ -288,8 +287,7 @@ def _event_of(line: str) -> dict[str, Any]:
 
 
 def _event_hour(event: dict[str, Any]) -> str:
-    moment = parse_timestamp(str(event["timestamp"]))
-    return hour_text(moment) if moment else "unreadable"
+    return event_hour_of(event["timestamp"])
 
 
 def utc_now() -> datetime:
