@@ -9,7 +9,10 @@ final pass also its basis). A daily pass reads only that basis (1 GET) and looks
 ``ReconcileDailySampleSize`` keys plus those not present at the final pass (``daily_sample_size=None``
 models the daily passes before the basis: each a whole pass like the final one). Lambda bills the
 paced waiting and the reading: the bench's CPU time per object, scaled to the Lambda's CPU share
-(memory / 1,769 MB of a vCPU), plus S3's latency per GET (moto's in-process S3 has none).
+(memory / 1,769 MB of a vCPU), plus S3's latency per GET (moto's in-process S3 has none) divided by
+the ``READ_AHEAD`` GETs a pass has under way at once. Measured (bench/reconcile_read.py, 2026-12-07):
+~17 ms of CPU per object of 500 events when every line was parsed, 7-8 ms since lines not looked up
+are scanned (their key and event hour) and not parsed.
 
 The runs are hourly (``ReconcileSchedule``) and last at most the function's timeout: a day holds
 24 x timeout seconds of reconciling, whatever is due.
@@ -29,6 +32,7 @@ EVENTS_PER_OBJECT = 500  # one archive object per Orb /ingest request of 500 eve
 MB_PER_VCPU = 1769  # Lambda: one vCPU at 1,769 MB, proportionally less below
 S3_GET_LATENCY_SECONDS = 0.02  # an assumption: a GET of a few KB from Lambda in the same region
 RUNS_PER_DAY = 24  # ReconcileSchedule's default: hourly
+READ_AHEAD = 8  # archive GETs under way at once (archive_reader.READ_AHEAD)
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,12 @@ class HourPass:
     def orb_calls(self) -> int:
         return self.searches + 1  # + one volume call (final and daily passes; first passes have none)
 
+    def read_seconds(self, read_seconds_per_object: float, memory_mb: int) -> float:
+        """Reading every object of the hour once (a first or final pass's reading)."""
+        return self.objects * object_seconds(read_seconds_per_object, memory_mb)
+
     def lambda_seconds(self, requests_per_second: float, read_seconds_per_object: float, memory_mb: int) -> float:
-        cpu_share = min(1.0, memory_mb / MB_PER_VCPU)
-        return self.orb_calls() / requests_per_second + self.objects * (
-            read_seconds_per_object / cpu_share + S3_GET_LATENCY_SECONDS
-        )
+        return self.orb_calls() / requests_per_second + self.read_seconds(read_seconds_per_object, memory_mb)
 
     def cost(self, requests_per_second: float, read_seconds_per_object: float, memory_mb: int) -> dict[str, float]:
         seconds = self.lambda_seconds(requests_per_second, read_seconds_per_object, memory_mb)
@@ -69,6 +74,22 @@ class HourPass:
             "dynamodb": (self.searches + 1) * DYNAMODB_WRITE_UNIT + 3 * DYNAMODB_READ_UNIT,
             "lambda": seconds * memory_mb / 1024 * LAMBDA_GB_SECOND,
         }
+
+
+def object_seconds(read_seconds_per_object: float, memory_mb: int) -> float:
+    """One archive object's reading at ``memory_mb``: its CPU at Lambda's share of a vCPU, and its
+    GET's latency, ``READ_AHEAD`` of them overlapping."""
+    cpu_share = min(1.0, memory_mb / MB_PER_VCPU)
+    return read_seconds_per_object / cpu_share + S3_GET_LATENCY_SECONDS / READ_AHEAD
+
+
+def largest_hour_read_in_one_run(
+    read_seconds_per_object: float, memory_mb: int, timeout_seconds: int, safety_margin_seconds: float = 20
+) -> int:
+    """Events per send-hour above which one run cannot read the whole hour: its first and final
+    passes start over in every run and never finish (README "Reconciliation")."""
+    objects = (timeout_seconds - safety_margin_seconds) / object_seconds(read_seconds_per_object, memory_mb)
+    return int(objects) * EVENTS_PER_OBJECT
 
 
 @dataclass(frozen=True)
