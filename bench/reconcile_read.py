@@ -84,8 +84,8 @@ def run(objects: int) -> dict[str, Any]:
             settings,
             s3,
             dynamodb,
-            reconcile_memory.NothingFound(),
-            lambda metric, value: None,  # type: ignore[arg-type]
+            reconcile_memory.NothingFound(),  # type: ignore[arg-type]
+            lambda metric, value: None,
             reconcile_memory.HOUR + timedelta(hours=2),
             lambda: 900.0,
         )

@@ -7,6 +7,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import pytest
+
+from orb_bridge.core.observability import logger
+from orb_bridge.reconcile import reading
 from orb_bridge.reconcile.archive_reader import ArchiveObject, ArchiveReader, HourArchive
 from orb_bridge.reconcile.reading import read_hour
 from orb_bridge.reconcile.selection import KeySelector
@@ -71,3 +75,26 @@ def test_an_object_with_a_bad_line_that_may_be_looked_up_is_unreadable_and_none_
     got, archive = read([[line(n) for n in range(10)], [bad, line(10)]])  # few keys: every line may be kept
     assert len(archive.unreadable) == 1 and "o-1: line 2 is not an event line" in archive.unreadable[0]
     assert got.total_keys == 10 and "k-bad" not in got.keys and "k-00010" not in got.keys
+
+
+def test_out_of_time_says_when_a_whole_run_cannot_read_the_hour(monkeypatch: Any) -> None:
+    said: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(logger, "warning", lambda message, extra: said.append((message, extra)))
+    clock = iter(
+        [100.0, 100.0, 60.0, 20.0, 0.0]
+    )  # at the start, then before each object: a third of the hour read in 100 s
+    objects = Objects([[line(n)] for n in range(10)])
+    with pytest.raises(reading.ReadingOutOfTimeError):
+        read_hour(
+            cast(ArchiveReader, objects),
+            HOUR,
+            HourArchive([], [], 0, 0),
+            selector(),
+            lambda _: "look up",
+            lambda: next(clock),
+            10,
+        )
+    message, extra = said[0]
+    assert "a whole run cannot read this hour" in message and "MemorySize" in message
+    assert extra["objects_read"] == 3 and extra["objects"] == 10  # 3 objects in 100 s of a 90 s run
+    assert (extra["seconds_needed"], extra["run_seconds"]) == (333.3, 90.0)

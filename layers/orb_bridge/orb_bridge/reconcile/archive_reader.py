@@ -12,7 +12,7 @@ import json
 import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -195,7 +195,7 @@ class ArchiveReader:
         except ArchiveFormatError as exc:
             return exc
 
-    def objects(self, names: list[str], read: HourArchive) -> Iterator[ArchiveObject]:
+    def objects(self, names: list[str], read: HourArchive) -> Generator[ArchiveObject, None, None]:
         """The objects ``names``, in that order, ``READ_AHEAD`` fetched (GET and gunzip) at once
         while the caller works through the one before; ``read`` counts them and lists the
         unreadable ones. At most ``READ_AHEAD`` + 1 objects are held."""

@@ -10,7 +10,6 @@ run starts the hour's reading over), and says in its log when a whole run could 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,10 +74,11 @@ def read_hour(
     ``reverted`` or ``pending``. Raises ReadingOutOfTimeError when the run's time runs out."""
     reading = HourReading()
     names = reader.names(hour, read)
-    at_start, started = seconds_left(), time.monotonic()
+    at_start = seconds_left()
     for got in reader.objects(names, read):
-        if seconds_left() < safety_margin_seconds:
-            _say_out_of_time(hour, read.objects - 1, len(names), time.monotonic() - started, at_start)
+        left = seconds_left()
+        if left < safety_margin_seconds:
+            _say_out_of_time(hour, read.objects - 1, len(names), at_start - left, at_start - safety_margin_seconds)
             raise ReadingOutOfTimeError
         status = wanted(got.backfill_id)
         if status == "pending":
