@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.boto_models import share_one_loader
 from tests.support.lambdas import ROOT, FakeLambdaContext
 
 # Never reach a real AWS account from tests, whatever the developer's shell has.
@@ -20,6 +21,8 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 # Every Orb sandbox answer in every test (subprocess sandboxes too) is checked against Orb's spec.
 CONTRACT_SPEC = ROOT / "tests" / "contract" / "orb-openapi-subset.json"
 os.environ["ORB_SANDBOX_CONTRACT_SPEC"] = str(CONTRACT_SPEC)
+# Each command's new boto3 session would parse botocore's service models again (see the module).
+share_one_loader()
 
 
 @pytest.fixture(autouse=True)
