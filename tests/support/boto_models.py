@@ -40,4 +40,4 @@ def share_one_loader() -> None:
         return shared if search_path_string is None else make_loader(search_path_string)
 
     create_loader.shared_by_tests = True  # type: ignore[attr-defined]
-    botocore.session.create_loader = create_loader  # type: ignore[attr-defined]
+    botocore.session.create_loader = create_loader
