@@ -39,6 +39,17 @@ def orb_contract_checked() -> Iterator[None]:
         pytest.fail("Orb contract violations:\n" + "\n".join(violations), pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_dev_stacks_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`--dev` finds running dev stacks through files at the repository's root: in tests, a
+    directory of this process's own (one per xdist worker), never a developer's `make dev`."""
+    from orb_bridge_dev.deployment import dev_stacks
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dev_stacks, "DEV_STACKS_DIR", tmp_path_factory.mktemp("dev-stacks"))
+        yield
+
+
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
