@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.boto_models import share_one_loader
 from tests.support.lambdas import ROOT, FakeLambdaContext
+from tests.support.process_caches import share_one_botocore_loader, share_one_default_ssl_context
 
 # Never reach a real AWS account from tests, whatever the developer's shell has.
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -21,8 +21,10 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 # Every Orb sandbox answer in every test (subprocess sandboxes too) is checked against Orb's spec.
 CONTRACT_SPEC = ROOT / "tests" / "contract" / "orb-openapi-subset.json"
 os.environ["ORB_SANDBOX_CONTRACT_SPEC"] = str(CONTRACT_SPEC)
-# Each command's new boto3 session would parse botocore's service models again (see the module).
-share_one_loader()
+# Each command's new boto3 session and httpx client would parse botocore's service models and
+# load the CA bundle again (see the module).
+share_one_botocore_loader()
+share_one_default_ssl_context()
 
 
 @pytest.fixture(autouse=True)
