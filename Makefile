@@ -10,7 +10,7 @@ help:
 	@echo "make dev [ARGS=...]   the whole stack on 127.0.0.1 (ARGS go to orb-bridge dev, e.g."
 	@echo "                      ARGS=\"--port 3100 --sandbox-port 3101 --name second\"; see .venv/bin/orb-bridge dev --help)"
 	@echo "make test             every test (unit, integration, e2e): about 4 minutes on 2 cores, one pytest"
-	@echo "                      worker per core; TEST_WORKERS=0 runs them serially in one process (about 8 min)"
+	@echo "                      worker per core; TEST_WORKERS=0 runs them serially in one process (twice as long)"
 	@echo "make unit | integration | e2e   one part of the tests (TEST_WORKERS too)"
 	@echo "make lint             ruff, mypy, import contracts, module sizes (what CI runs)"
 	@echo "make template-check   sam validate --lint, SAR check and sam build (own venv)"
@@ -27,11 +27,12 @@ $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 dev: $(STAMP)
 	$(BIN)/orb-bridge dev $(ARGS)
 
-# The suite is CPU-bound: pytest-xdist runs it on one worker per core (TEST_WORKERS=auto; 0 runs it
-# serially in this process, as does `pytest -p no:xdist`). --dist loadfile keeps each test file on
-# one worker, so its module fixtures are built once; each worker starts its own dev stack for the
-# e2e tests, on free ports.
-TEST_WORKERS ?= auto
+# The suite is CPU-bound: pytest-xdist runs it on one worker per core (TEST_WORKERS=logical: every
+# CPU the OS shows, where `auto` would count one per physical core when psutil is installed; 0 runs
+# it serially in this process, as does `pytest -p no:xdist`). --dist loadfile keeps each test file
+# on one worker, so its module fixtures are built once; each worker starts its own dev stack for
+# the e2e tests, on free ports.
+TEST_WORKERS ?= logical
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
