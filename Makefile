@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make dev [ARGS=...]   the whole stack on 127.0.0.1 (ARGS go to orb-bridge dev, e.g."
 	@echo "                      ARGS=\"--port 3100 --sandbox-port 3101 --name second\"; see .venv/bin/orb-bridge dev --help)"
-	@echo "make test             every test (unit, integration, e2e): about 4 minutes on 2 cores, one pytest"
-	@echo "                      worker per core; TEST_WORKERS=0 runs them serially in one process (twice as long)"
+	@echo "make test             every test (unit, integration, e2e): 3-5 minutes on 2 cores, one pytest worker"
+	@echo "                      per core; TEST_WORKERS=0 runs them serially in one process (about 6 minutes)"
 	@echo "make unit | integration | e2e   one part of the tests (TEST_WORKERS too)"
 	@echo "make lint             ruff, mypy, import contracts, module sizes (what CI runs)"
 	@echo "make template-check   sam validate --lint, SAR check and sam build (own venv)"
