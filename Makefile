@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make dev [ARGS=...]   the whole stack on 127.0.0.1 (ARGS go to orb-bridge dev, e.g."
 	@echo "                      ARGS=\"--port 3100 --sandbox-port 3101 --name second\"; see .venv/bin/orb-bridge dev --help)"
-	@echo "make test             every test (unit, integration, e2e)"
-	@echo "make unit | integration | e2e   one part of the tests"
+	@echo "make test             every test (unit, integration, e2e): 3-5 minutes on 2 cores, one pytest worker"
+	@echo "                      per core; TEST_WORKERS=0 runs them serially in one process (about 6 minutes)"
+	@echo "make unit | integration | e2e   one part of the tests (TEST_WORKERS too)"
 	@echo "make lint             ruff, mypy, import contracts, module sizes (what CI runs)"
 	@echo "make template-check   sam validate --lint, SAR check and sam build (own venv)"
 	@echo "make checkov          static security analysis of template.yaml (own venv)"
@@ -26,9 +27,17 @@ $(STAMP): pyproject.toml layers/orb_bridge/requirements.txt
 dev: $(STAMP)
 	$(BIN)/orb-bridge dev $(ARGS)
 
+# The suite is CPU-bound: pytest-xdist runs it on one worker per core (TEST_WORKERS=logical: every
+# CPU the OS shows, where `auto` would count one per physical core when psutil is installed; 0 runs
+# it serially in this process, as does `pytest -p no:xdist`). --dist loadfile keeps each test file
+# on one worker, so its module fixtures are built once; each worker starts its own dev stack for
+# the e2e tests, on free ports.
+TEST_WORKERS ?= logical
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: $(STAMP)
-	@$(BIN)/python -m pytest -q; rc=$$?; \
+	@$(PYTEST); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # ruff (lint and format check) and mypy: strict on the layer, checked on everything else.
@@ -51,13 +60,13 @@ typecheck-dev: $(STAMP)
 	$(BIN)/mypy dev/orb_bridge_dev bench tests
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 integration: $(STAMP)
-	$(BIN)/python -m pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 e2e: $(STAMP)
-	$(BIN)/python -m pytest -q tests/e2e
+	$(PYTEST) tests/e2e
 
 # SAM CLI pins many packages: it lives in its own venv, never in .venv.
 SAM_VENV := .venv-sam

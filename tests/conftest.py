@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.lambdas import ROOT, FakeLambdaContext
+from tests.support.process_caches import share_one_botocore_loader, share_one_default_ssl_context
 
 # Never reach a real AWS account from tests, whatever the developer's shell has.
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -20,6 +21,10 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 # Every Orb sandbox answer in every test (subprocess sandboxes too) is checked against Orb's spec.
 CONTRACT_SPEC = ROOT / "tests" / "contract" / "orb-openapi-subset.json"
 os.environ["ORB_SANDBOX_CONTRACT_SPEC"] = str(CONTRACT_SPEC)
+# Each command's new boto3 session and httpx client would parse botocore's service models and
+# load the CA bundle again (see the module).
+share_one_botocore_loader()
+share_one_default_ssl_context()
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +39,17 @@ def orb_contract_checked() -> Iterator[None]:
     violations = contract.take_violations()
     if violations:
         pytest.fail("Orb contract violations:\n" + "\n".join(violations), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_dev_stacks_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`--dev` finds running dev stacks through files at the repository's root: in tests, a
+    directory of this process's own (one per xdist worker), never a developer's `make dev`."""
+    from orb_bridge_dev.deployment import dev_stacks
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dev_stacks, "DEV_STACKS_DIR", tmp_path_factory.mktemp("dev-stacks"))
+        yield
 
 
 @pytest.fixture
