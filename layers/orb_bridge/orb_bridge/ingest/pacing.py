@@ -6,32 +6,27 @@ invocations send at once, each with many requests in flight, so the budget must 
 
 Mechanism: GCRA (the "virtual scheduling" form of a token bucket) on DynamoDB, one item
 (``orb-ingest-budget``) holding its theoretical arrival time ``tat`` (ms). A request of ``n``
-events costs ``max(n * 60000 / events_per_minute, 1000 / requests_per_second)`` ms (a limit set to
-0 contributes 0; rounded up to whole ms) and reserves the slot ``[max(tat, now), max(tat, now) +
-cost)`` with a single conditional ``UpdateItem``: ``ADD tat :cost`` if ``now <= tat <= latest
-start`` (a busy bucket), else ``SET tat = now + cost`` if ``tat < now`` (an idle one). Both are
-atomic, so no slot is ever handed out twice and no read-modify-write race exists. The pacer
-remembers the last ``tat`` it saw to try the right one first: one write per request in the common
-case. Consecutive starts are at least the earlier request's cost apart, so starts are at least
-1/R apart (never more than R requests in a second) and the bucket advances by at least each
-request's events' share of the minute (the events of all but the last request started in any
-60 s window stay under the per-minute budget: a window can hold at most one request's events
-more, as with any spacing of variable-sized requests). With uniform request sizes this is
-exactly the throughput of one bucket per limit (each request's cost was the larger of the two);
-with mixed sizes it is slightly conservative, never over.
+events costs ``max(n * 60000 / events_per_minute, 1000 / requests_per_second)`` ms (a limit set
+to 0 contributes 0; rounded up to whole ms) and reserves ``[max(tat, now), max(tat, now) + cost)``
+with one conditional ``UpdateItem``: ``ADD tat :cost`` if ``now <= tat <= latest start`` (busy),
+else ``SET tat = now + cost`` if ``tat < now`` (idle). Both are atomic: no slot is handed out
+twice, no read-modify-write race. The last ``tat`` seen picks which to try first, so a request
+costs one write in the common case. Consecutive starts are at least the earlier request's cost
+apart: at least 1/R apart (never more than R requests in a second), and the events of all but
+the last request started in any 60 s window stay under the per-minute budget (no spacing bounds
+the last one's; no burst is saved up when idle). With uniform request sizes this is exactly what
+one bucket per limit allowed (each cost was already the larger of the two), with mixed sizes
+slightly conservative. A request that would wait past its invocation's budget reserves nothing
+and reports how long the wait would be.
 Alternatives rejected: a budget derived from ``MaximumConcurrency`` (each invocation taking
 1/N of the limit) wastes N-1 shares whenever fewer invocations run, which is most of the time;
 optimistic read-then-put locking degrades quadratically when 100 threads contend at once; one
-item per limit (the previous design, items ``orb-ingest-events`` and ``orb-ingest-requests``)
-costs two writes and two round trips per request for the same guarantee.
+item per limit (earlier versions: ``orb-ingest-events``, ``orb-ingest-requests``) costs two
+writes and two round trips per request for the same guarantee.
 
-Migration from one item per limit: the old items are no longer read. While a deploy replaces
-containers, old and new ones pace on different items, so for those minutes up to twice the
-budget can be used; Orb then answers 429, which defers the events (never loses them).
-
-No burst tolerance: an idle bucket saves nothing up, slots are spaced exactly. A request that
-would have to wait past its invocation's budget reserves nothing and reports how long the wait
-would be.
+Migration: the old two items are no longer read. During a deploy, old and new containers pace on
+different items, so for those minutes up to twice the budget can be used; Orb then answers 429,
+which defers the events (never loses them).
 
 When the table cannot be used (DynamoDB down, throttled, permissions), ingest neither stops nor
 sends unpaced: ``TableOrLocal`` falls back for the rest of the invocation to ``LocalPacer``, the
