@@ -3,6 +3,7 @@ conditional write per granted reservation. Fake clocks only: no sleeping, no tim
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import boto3
@@ -153,7 +154,7 @@ def test_the_starts_handed_out_stay_within_both_limits(limits: tuple[int, int], 
     times = [start for start, _ in starts]
     assert times == sorted(times)
     if requests_per_second:
-        assert all(b - a >= 1000 / requests_per_second - tolerance for a, b in zip(times, times[1:]))
+        assert all(b - a >= 1000 / requests_per_second - tolerance for a, b in pairwise(times))
         for i, first in enumerate(times):
             in_second = [t for t in times[i:] if t < first + 1000 - tolerance]
             assert len(in_second) <= requests_per_second
