@@ -19,6 +19,9 @@ LAMBDA_REQUEST = 0.20 / 1e6
 HTTP_API_REQUEST = 1.00 / 1e6  # per 512 KB chunk of request
 SQS_REQUEST = 0.40 / 1e6  # per 64 KB chunk of payload
 DYNAMODB_WRITE_UNIT = 0.625 / 1e6  # on-demand, per WRU (1 KB)
+# orb_bridge.ingest.pacing: one conditional UpdateItem on the budget item per Orb request (the
+# common case; a writer racing another container occasionally needs a second).
+PACING_WRITES_PER_ORB_REQUEST = 1
 DYNAMODB_READ_UNIT = 0.125 / 1e6  # on-demand, per RRU (4 KB strongly consistent)
 EVENTBRIDGE_EVENT = 1.00 / 1e6  # custom events, per 64 KB chunk
 # S3 Standard, us-east-1 (https://aws.amazon.com/s3/pricing/): PUT, COPY, POST, LIST requests
@@ -199,8 +202,9 @@ def archive_and_logs_per_million(
         ),
         (
             "DynamoDB pacing table",
-            orb_requests * 2 * DYNAMODB_WRITE_UNIT,
-            f"{orb_requests:,.0f} Orb requests x 2 conditional UpdateItem (events, requests), 1 WRU each",
+            orb_requests * PACING_WRITES_PER_ORB_REQUEST * DYNAMODB_WRITE_UNIT,
+            f"{orb_requests:,.0f} Orb requests x {PACING_WRITES_PER_ORB_REQUEST} conditional UpdateItem "
+            "(one budget item), 1 WRU each",
         ),
         (
             "CloudWatch Logs",

@@ -53,7 +53,7 @@ def cost_section(say: Callable[[str], None], missed: list[str], intake: Any, thr
     say(
         f"Durations: local CPU time scaled to the function's CPU share ({facts.intake_memory_mb} MB of "
         f"{FULL_VCPU_MB} MB per vCPU), plus waiting; AWS API calls assumed at {AWS_CALL_SECONDS * 1000:.0f} ms each "
-        "(not measured here; OrbIngest waits on 2 pacing writes and 1 archive PUT per wave of concurrent Orb "
+        "(not measured here; OrbIngest waits on 1 pacing write and 1 archive PUT per wave of concurrent Orb "
         "requests). Memory, batch sizes, retention from template.yaml: an OrbIngest invocation holds what arrives "
         f"within the batching window ({facts.ingest_batching_window_seconds} s), at most IngestBatchSize "
         f"({facts.ingest_batch_size:,}); each batch size below was run through ingest with the archive on (Orb "
@@ -130,7 +130,7 @@ def usage_rows(
     waves = -(-orb_requests(batch) // INGEST_CONCURRENCY)
     ingest_s = (
         lambda_seconds(measured["cpu_seconds"], measured["seconds"], facts.ingest_memory_mb)
-        + 3 * waves * AWS_CALL_SECONDS
+        + (cost.PACING_WRITES_PER_ORB_REQUEST + 1) * waves * AWS_CALL_SECONDS  # + 1 archive PUT
     )
     return cost.usage_cost_per_million(
         facts=facts,

@@ -43,5 +43,5 @@ def test_archive_items_follow_the_counted_puts_and_measured_bytes(facts: cost.Te
     assert rows["S3 PUT (audit archive)"] == pytest.approx(2000 * 0.005 / 1000)
     # 100 MB (1e8 bytes) for 400 days at $0.023 per GB-month
     assert rows["S3 storage, 400 days"] == pytest.approx(1e8 / 1024**3 * 0.023 * 400 / (365 / 12))
-    assert rows["DynamoDB pacing table"] == pytest.approx(2000 * 2 * 0.625 / 1e6)
+    assert rows["DynamoDB pacing table"] == pytest.approx(2000 * 1 * 0.625 / 1e6)  # one write per Orb request
     assert rows["CloudWatch Logs"] == 0

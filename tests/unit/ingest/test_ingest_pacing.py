@@ -90,13 +90,14 @@ class AtomicWrites:
 
 
 def test_concurrent_invocations_share_one_budget_and_never_get_the_same_slot(table):
-    """Twenty threads as if in separate invocations (each its own pacer and client)."""
+    """Twenty threads as if in separate invocations (each its own pacer and client), on the one
+    budget item: 500 events cost 3 s (the events limit; the request limit's 10 ms is less)."""
     clock = Clock()
     starts: list[float] = []
     lock = threading.Lock()
 
     def invocation() -> None:
-        pacer = DynamoDbPacer(table, 0, 10_000, client=AtomicWrites(), clock=clock)
+        pacer = DynamoDbPacer(table, 100, 10_000, client=AtomicWrites(), clock=clock)
         for _ in range(3):
             slot = pacer.reserve(500, 600)
             assert slot.granted

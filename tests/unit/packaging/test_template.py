@@ -477,7 +477,7 @@ def test_functions_may_reach_exactly_their_queues_table_and_bus(template: dict) 
         AUDIT_PUT,
         # ChangeMessageVisibility on its own source queue, to hold back failed messages.
         {"SQSPollerPolicy": {"QueueName": "IngestQueue"}},
-        # The shared pacing budget: read and conditionally update its two items, nothing else.
+        # The shared pacing budget: read and conditionally update its item, nothing else.
         {
             "Statement": [
                 {

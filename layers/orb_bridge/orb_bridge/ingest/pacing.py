@@ -4,21 +4,29 @@ Orb limits ingestion per account (live defaults: 100 requests/s and 10,000 event
 docs/facts.md and https://docs.withorb.com/reference/rate-limits). Up to ``MaximumConcurrency``
 invocations send at once, each with many requests in flight, so the budget must be shared.
 
-Mechanism: GCRA (the "virtual scheduling" form of a token bucket) on DynamoDB, one item per
-limit holding its theoretical arrival time ``tat`` (ms). A request of cost ``c`` reserves the
-slot ``[max(tat, now), max(tat, now) + c * interval)`` with a single conditional ``UpdateItem``:
-``ADD tat :c`` if ``now <= tat <= latest start`` (a busy bucket), else ``SET tat = now + c`` if
-``tat < now`` (an idle one). Both are atomic, so no slot is ever handed out twice and no
-read-modify-write race exists, and a reservation costs one write in the common case.
+Mechanism: GCRA (the "virtual scheduling" form of a token bucket) on DynamoDB, one item
+(``orb-ingest-budget``) holding its theoretical arrival time ``tat`` (ms). A request of ``n``
+events costs ``max(n * 60000 / events_per_minute, 1000 / requests_per_second)`` ms (a limit set
+to 0 contributes 0; rounded up to whole ms) and reserves ``[max(tat, now), max(tat, now) + cost)``
+with one conditional ``UpdateItem``: ``ADD tat :cost`` if ``now <= tat <= latest start`` (busy),
+else ``SET tat = now + cost`` if ``tat < now`` (idle). Both are atomic: no slot is handed out
+twice, no read-modify-write race. The last ``tat`` seen picks which to try first, so a request
+costs one write in the common case. Consecutive starts are at least the earlier request's cost
+apart: at least 1/R apart (never more than R requests in a second), and the events of all but
+the last request started in any 60 s window stay under the per-minute budget (no spacing bounds
+the last one's; no burst is saved up when idle). With uniform request sizes this is exactly what
+one bucket per limit allowed (each cost was already the larger of the two), with mixed sizes
+slightly conservative. A request that would wait past its invocation's budget reserves nothing
+and reports how long the wait would be.
 Alternatives rejected: a budget derived from ``MaximumConcurrency`` (each invocation taking
 1/N of the limit) wastes N-1 shares whenever fewer invocations run, which is most of the time;
-optimistic read-then-put locking degrades quadratically when 100 threads contend at once.
+optimistic read-then-put locking degrades quadratically when 100 threads contend at once; one
+item per limit (earlier versions: ``orb-ingest-events``, ``orb-ingest-requests``) costs two
+writes and two round trips per request for the same guarantee.
 
-No burst tolerance: slots are spaced exactly, so any 60-second window holds at most the
-per-minute budget (plus nothing), whatever window Orb's limiter uses. A request that would have
-to wait past its invocation's budget reserves nothing and reports how long the wait would be.
-The two limits are separate items; a request reserves events first, then a request slot (a slot
-reserved and then not used is a little budget wasted, never exceeded).
+Migration: the old two items are no longer read. During a deploy, old and new containers pace on
+different items, so for those minutes up to twice the budget can be used; Orb then answers 429,
+which defers the events (never loses them).
 
 When the table cannot be used (DynamoDB down, throttled, permissions), ingest neither stops nor
 sends unpaced: ``TableOrLocal`` falls back for the rest of the invocation to ``LocalPacer``, the
@@ -31,6 +39,7 @@ after ``maxReceiveCount`` (about 17 hours of table outage).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +49,7 @@ from typing import Any, Protocol
 from orb_bridge.aws import clients as aws
 from orb_bridge.core.observability import logger
 
-EVENTS_ITEM = "orb-ingest-events"
-REQUESTS_ITEM = "orb-ingest-requests"
+BUDGET_ITEM = "orb-ingest-budget"
 # Conditional writes lost to a concurrent writer before giving up (each loss means progress
 # elsewhere; the bound only guards against a table that keeps refusing).
 MAX_ATTEMPTS = 20
@@ -71,7 +79,23 @@ class NoPacing:
         return None
 
 
-class DynamoDbPacer:
+class Budget:
+    """The milliseconds of the shared budget one request uses up (the table's and the local pacer's)."""
+
+    def __init__(self, requests_per_second: float, events_per_minute: float) -> None:
+        self.requests_per_second = requests_per_second
+        self.events_per_minute = events_per_minute
+        # 0: that limit is off.
+        self.ms_per_request = 1000.0 / requests_per_second if requests_per_second > 0 else 0.0
+        self.ms_per_event = 60_000.0 / events_per_minute if events_per_minute > 0 else 0.0
+
+    def cost_ms(self, events: int) -> int:
+        """Whole ms, rounded up (rounding down would let a window hold a little more than the limit)."""
+        by_events = events * 60_000.0 / self.events_per_minute if self.events_per_minute > 0 else 0.0
+        return max(1, math.ceil(max(by_events, self.ms_per_request)))
+
+
+class DynamoDbPacer(Budget):
     def __init__(
         self,
         table_name: str,
@@ -80,12 +104,13 @@ class DynamoDbPacer:
         client: Any | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(requests_per_second, events_per_minute)
         self.table_name = table_name
-        # Milliseconds of budget one request / one event uses up (0: that limit is off).
-        self.ms_per_request = 1000.0 / requests_per_second if requests_per_second > 0 else 0.0
-        self.ms_per_event = 60_000.0 / events_per_minute if events_per_minute > 0 else 0.0
         self._client = client
         self.clock = clock
+        # The last tat this pacer saw: which write to try first (tat only grows, so a hint at or
+        # after now means busy; an idle bucket tried first with ADD would cost a second write).
+        self._seen_tat = 0.0
 
     @property
     def client(self) -> Any:
@@ -93,79 +118,89 @@ class DynamoDbPacer:
 
     def reserve(self, events: int, latest_start_seconds: float) -> Slot:
         """Reserve a start within ``latest_start_seconds`` from now for a request of ``events``."""
-        now_ms = self.clock() * 1000
-        latest_ms = now_ms + max(0.0, latest_start_seconds) * 1000
-        wait_ms = 0.0
-        for item, cost in ((EVENTS_ITEM, events * self.ms_per_event), (REQUESTS_ITEM, self.ms_per_request)):
-            if cost <= 0:
-                continue
-            start_ms = self._reserve_one(item, cost, now_ms, latest_ms)
-            if start_ms is None or start_ms > latest_ms:
-                refused = self._tat(item) - now_ms
-                return Slot(False, max(refused, cost, wait_ms) / 1000)
-            wait_ms = max(wait_ms, start_ms - now_ms)
-        return Slot(True, max(0.0, wait_ms) / 1000)
+        clock_ms = self.clock() * 1000
+        now = math.ceil(clock_ms)  # never start before the clock (the table holds whole ms)
+        latest = math.floor(clock_ms + max(0.0, latest_start_seconds) * 1000)
+        cost = self.cost_ms(events)
+        start = self._reserve(cost, now, latest)
+        if start is None:
+            return Slot(False, max(self._tat() - clock_ms, float(cost)) / 1000)
+        return Slot(True, max(0.0, start - clock_ms) / 1000)
 
     def hold_off(self, seconds: float) -> None:
         """Orb answered 429: no invocation starts a request before ``seconds`` from now."""
-        until_ms = int((self.clock() + seconds) * 1000)
-        for item, cost in ((EVENTS_ITEM, self.ms_per_event), (REQUESTS_ITEM, self.ms_per_request)):
-            if cost <= 0:
-                continue
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"id": {"S": item}},
-                    UpdateExpression="SET tat = :until",
-                    ConditionExpression="attribute_not_exists(tat) OR tat < :until",
-                    ExpressionAttributeValues={":until": {"N": str(until_ms)}},
-                )
-            except Exception as exc:
-                if not _condition_failed(exc):
-                    raise  # already held off at least that long otherwise
+        until = math.ceil((self.clock() + seconds) * 1000)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": BUDGET_ITEM}},
+                UpdateExpression="SET tat = :until",
+                ConditionExpression="attribute_not_exists(tat) OR tat < :until",
+                ExpressionAttributeValues={":until": {"N": str(until)}},
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise  # already held off at least that long otherwise
+        self._seen_tat = max(self._seen_tat, until)
 
-    def _reserve_one(self, item: str, cost_ms: float, now_ms: float, latest_ms: float) -> float | None:
-        """The start (ms) of the slot reserved on ``item``, or None when it would start too late."""
-        cost = round(cost_ms) or 1
-        now = int(now_ms)
-        client = self.client
+    def _reserve(self, cost: int, now: int, latest: int) -> int | None:
+        """The start (ms) of the slot reserved, or None when it would start after ``latest``."""
         for _ in range(MAX_ATTEMPTS):
-            try:  # a busy bucket: queue behind the last reservation
-                answer = client.update_item(
-                    TableName=self.table_name,
-                    Key={"id": {"S": item}},
-                    UpdateExpression="ADD tat :cost",
-                    ConditionExpression="tat >= :now AND tat <= :latest",
-                    ExpressionAttributeValues={
-                        ":cost": {"N": str(cost)},
-                        ":now": {"N": str(now)},
-                        ":latest": {"N": str(int(latest_ms))},
-                    },
-                    ReturnValues="UPDATED_NEW",
-                )
-                return float(answer["Attributes"]["tat"]["N"]) - cost
-            except Exception as exc:
-                if not _condition_failed(exc):
-                    raise
-            try:  # an idle bucket: start now
-                client.update_item(
-                    TableName=self.table_name,
-                    Key={"id": {"S": item}},
-                    UpdateExpression="SET tat = :next",
-                    ConditionExpression="attribute_not_exists(tat) OR tat < :now",
-                    ExpressionAttributeValues={":next": {"N": str(now + cost)}, ":now": {"N": str(now)}},
-                )
-                return float(now)
-            except Exception as exc:
-                if not _condition_failed(exc):
-                    raise
-            if self._tat(item) > latest_ms:  # neither: the queue of reservations is too long
+            known_busy = self._seen_tat >= now
+            if not known_busy and self._start_idle(cost, now):
+                return now
+            start = self._queue_behind(cost, now, latest)
+            if start is not None:
+                return start
+            if self._tat() > latest:  # neither: the queue of reservations is too long
                 return None
         return None
 
-    def _tat(self, item: str) -> float:
-        answer = self.client.get_item(TableName=self.table_name, Key={"id": {"S": item}}, ConsistentRead=True)
-        return float(answer.get("Item", {}).get("tat", {}).get("N", 0))
+    def _queue_behind(self, cost: int, now: int, latest: int) -> int | None:
+        """A busy bucket: ``ADD`` the cost, starting where the last reservation ends."""
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": BUDGET_ITEM}},
+                UpdateExpression="ADD tat :cost",
+                ConditionExpression="tat >= :now AND tat <= :latest",
+                ExpressionAttributeValues={
+                    ":cost": {"N": str(cost)},
+                    ":now": {"N": str(now)},
+                    ":latest": {"N": str(latest)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return None
+        tat = int(answer["Attributes"]["tat"]["N"])
+        self._seen_tat = max(self._seen_tat, tat)
+        return tat - cost
+
+    def _start_idle(self, cost: int, now: int) -> bool:
+        """An idle bucket: ``SET`` it to end one cost from now."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": BUDGET_ITEM}},
+                UpdateExpression="SET tat = :next",
+                ConditionExpression="attribute_not_exists(tat) OR tat < :now",
+                ExpressionAttributeValues={":next": {"N": str(now + cost)}, ":now": {"N": str(now)}},
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        self._seen_tat = max(self._seen_tat, now + cost)
+        return True
+
+    def _tat(self) -> float:
+        answer = self.client.get_item(TableName=self.table_name, Key={"id": {"S": BUDGET_ITEM}}, ConsistentRead=True)
+        tat = float(answer.get("Item", {}).get("tat", {}).get("N", 0))
+        self._seen_tat = tat  # the truth, should the item ever have been reset
+        return tat
 
 
 def _condition_failed(exc: Exception) -> bool:
@@ -174,40 +209,34 @@ def _condition_failed(exc: Exception) -> bool:
     return isinstance(response, dict) and response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class LocalPacer:
+class LocalPacer(Budget):
     """The table's GCRA held in this process (thread-safe): the fallback when the table fails.
 
-    Both limits are checked and reserved together under one lock, from the later of their two
-    earliest starts; as with the table, a request that would start after ``latest_start_seconds``
-    reserves nothing and reports the wait.
+    The same cost and whole milliseconds as the table; as there, a request that would start after
+    ``latest_start_seconds`` reserves nothing and reports the wait.
     """
 
     def __init__(
         self, requests_per_second: float, events_per_minute: float, clock: Callable[[], float] = time.time
     ) -> None:
-        self.ms_per_request = 1000.0 / requests_per_second if requests_per_second > 0 else 0.0
-        self.ms_per_event = 60_000.0 / events_per_minute if events_per_minute > 0 else 0.0
+        super().__init__(requests_per_second, events_per_minute)
         self.clock = clock
-        self._tat = {EVENTS_ITEM: 0.0, REQUESTS_ITEM: 0.0}
+        self._tat = 0
         self._lock = threading.Lock()
 
     def reserve(self, events: int, latest_start_seconds: float) -> Slot:
-        costs = {EVENTS_ITEM: events * self.ms_per_event, REQUESTS_ITEM: self.ms_per_request}
-        costs = {item: cost for item, cost in costs.items() if cost > 0}
+        cost = self.cost_ms(events)
         with self._lock:
-            now_ms = self.clock() * 1000
-            start_ms = max([now_ms, *(self._tat[item] for item in costs)])
-            if start_ms - now_ms > max(0.0, latest_start_seconds) * 1000:
-                return Slot(False, max([start_ms - now_ms, *costs.values()]) / 1000)
-            for item, cost in costs.items():
-                self._tat[item] = start_ms + cost
-        return Slot(True, (start_ms - now_ms) / 1000)
+            clock_ms = self.clock() * 1000
+            start = max(math.ceil(clock_ms), self._tat)
+            if start > math.floor(clock_ms + max(0.0, latest_start_seconds) * 1000):
+                return Slot(False, max(self._tat - clock_ms, float(cost)) / 1000)
+            self._tat = start + cost
+        return Slot(True, max(0.0, start - clock_ms) / 1000)
 
     def hold_off(self, seconds: float) -> None:
         with self._lock:
-            until_ms = (self.clock() + seconds) * 1000
-            for item in self._tat:
-                self._tat[item] = max(self._tat[item], until_ms)
+            self._tat = max(self._tat, math.ceil((self.clock() + seconds) * 1000))
 
 
 # One local budget per container, kept across invocations (and across settings reloads).
