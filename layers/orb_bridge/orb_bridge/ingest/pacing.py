@@ -29,7 +29,7 @@ different items, so for those minutes up to twice the budget can be used; Orb th
 which defers the events (never loses them).
 
 When the table cannot be used (DynamoDB down, throttled, permissions), ingest neither stops nor
-sends unpaced: ``TableOrLocal`` falls back for the rest of the invocation to ``LocalPacer``, the
+sends unpaced: ``TableOrLocal`` (``orb_bridge.ingest.table_or_local``) falls back for the rest of the invocation to ``LocalPacer``, the
 same GCRA in this container's memory at 1/``INGEST_MAX_CONCURRENCY`` of the budget, so that
 all invocations together stay within Orb's limits (while some invocations still reach the table
 and others do not, up to twice the budget may be used; Orb then answers 429, which defers).
@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orb_bridge.aws import clients as aws
-from orb_bridge.core.observability import logger
 
 BUDGET_ITEM = "orb-ingest-budget"
 # Conditional writes lost to a concurrent writer before giving up (each loss means progress
@@ -254,49 +253,6 @@ def container_share(requests_per_second: float, events_per_minute: float, concur
         if pacer is None:
             pacer = _local_pacers[key] = LocalPacer(*key)
         return pacer
-
-
-class TableOrLocal:
-    """One invocation's pacer: the shared table until it fails, then the container's share.
-
-    After a failure the rest of the invocation uses the local budget without asking the table
-    again (a table timing out would otherwise cost every request its timeout); the next
-    invocation tries the table first. ``table_errors`` counts the failures (the
-    ``PacingTableErrors`` metric).
-    """
-
-    def __init__(self, table: Pacer, local: Pacer) -> None:
-        self.table = table
-        self.local = local
-        self.table_errors = 0
-        self._failed = threading.Event()
-        self._lock = threading.Lock()
-
-    def reserve(self, events: int, latest_start_seconds: float) -> Slot:
-        if not self._failed.is_set():
-            try:
-                return self.table.reserve(events, latest_start_seconds)
-            except Exception:
-                self._table_failed("reserve")
-        return self.local.reserve(events, latest_start_seconds)
-
-    def hold_off(self, seconds: float) -> None:
-        self.local.hold_off(seconds)  # also, should the table fail later in this container
-        if not self._failed.is_set():
-            try:
-                self.table.hold_off(seconds)
-            except Exception:
-                self._table_failed("hold_off")
-
-    def _table_failed(self, operation: str) -> None:
-        with self._lock:
-            self.table_errors += 1
-        if not self._failed.is_set():
-            self._failed.set()
-            logger.exception(
-                "the pacing table could not be used: this invocation paces by its container's share of the budget",
-                extra={"operation": operation},
-            )
 
 
 def pacer_from_settings(requests_per_second: float, events_per_minute: float, table_name: str) -> Pacer:

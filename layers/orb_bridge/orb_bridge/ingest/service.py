@@ -18,7 +18,7 @@ What happens to each message (nothing is ever silently dropped):
   naming nobody could not be narrowed down within the request budget; or writing its
   rejection failed; or it is a redriven rejection record to re-map while the mapping settings
   are broken. A pacing table that cannot be used is none of these: the invocation paces by its
-  container's share of the budget instead (``orb_bridge.ingest.pacing.TableOrLocal``).
+  container's share of the budget instead (``orb_bridge.ingest.table_or_local.TableOrLocal``).
 
 A message may be a rejection record redriven from the rejected queue (the SQS console's DLQ
 redrive to a custom destination): its event is replayed, and if it fails again it goes back as
@@ -43,10 +43,11 @@ from orb_bridge.core.config import MappingSettings
 from orb_bridge.core.observability import logger
 from orb_bridge.ingest.archive import ArchiveRun
 from orb_bridge.ingest.messages import Batch, Message, PendingEvent, collect, epoch, in_order
-from orb_bridge.ingest.pacing import NoPacing, Pacer, TableOrLocal, container_share
+from orb_bridge.ingest.pacing import NoPacing, Pacer, container_share
 from orb_bridge.ingest.rejections import is_late, orb_refusal, write_rejections
 from orb_bridge.ingest.settings import IngestSettings
 from orb_bridge.ingest.state import Attempt, IngestReport, Job, RunState
+from orb_bridge.ingest.table_or_local import TableOrLocal
 from orb_bridge.orb.client import OrbClient, Outcome
 
 # Below this, a request is not worth starting even if the settings allow it.
