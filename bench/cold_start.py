@@ -61,7 +61,7 @@ def _handler_import(function_name: str, services: tuple[str, ...] = ()) -> str:
         "assert callable(module.lambda_handler)",
     ]
     if services:
-        lines.append("from orb_bridge import aws")
+        lines.append("from orb_bridge.aws import clients as aws")
         lines += [f"aws.client({service!r})" for service in services]
     return _timed("\n".join(lines))
 
