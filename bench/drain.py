@@ -208,6 +208,7 @@ def run(
         from orb_bridge.aws import clients as aws
         from orb_bridge.ingest import container as ingest_container
 
+        aws.reset_clients()  # an earlier section's clients point at its own, stopped, moto
         aws.client("dynamodb").create_table(
             TableName=PACING_TABLE,
             BillingMode="PAY_PER_REQUEST",
