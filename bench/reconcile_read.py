@@ -36,7 +36,7 @@ def run(objects: int) -> dict[str, Any]:
     from moto import mock_aws
 
     from bench import reconcile_memory
-    from orb_bridge.reconcile.archive_reader import gunzip_bounded
+    from orb_bridge.aws.archive import gunzip_bounded
     from orb_bridge.reconcile.passes import DuePass
     from orb_bridge.reconcile.service import Reconciler
     from orb_bridge.reconcile.settings import ReconcileSettings

@@ -178,9 +178,15 @@ def test_a_final_pass_killed_around_its_basis_and_report_resumes_with_one_of_eac
     [
         (None, "no basis"),
         (b"not gzip", "basis refused: not gzip JSON"),
-        (gzip.compress(b'{"format": 1, "hour": "2026-03-02T10", "sample": "x"}'), "basis refused: archived_keys"),
-        (gzip.compress(b"\0" * (40 * 1024 * 1024)), "basis refused: inflates to more than"),
+        (
+            gzip.compress(b'{"format": 1, "hour": "2026-03-02T10", "sample": "x"}', mtime=0),
+            "basis refused: archived_keys",
+        ),
+        (gzip.compress(b"\0" * (40 * 1024 * 1024), mtime=0), "basis refused: inflates to more than"),
     ],
+    # Named ids: pytest-xdist requires every worker to collect the same ids, and a gzip body's bytes
+    # (its mtime) would make the id depend on the second each worker collected it in.
+    ids=["no basis", "not gzip", "wrong shape", "bomb"],
 )
 def test_an_hour_without_a_usable_basis_is_re_checked_from_its_archive_and_the_report_says_why(
     sandbox: OrbSandbox, aws: tuple[Any, Any], finalised: set[str], gets: list[str], body: bytes | None, reason: str

@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from orb_bridge.aws.archive import ArchiveFormatError
 from orb_bridge.orb.reconcile_client import FoundEvent, OrbReadClient, OrbReadError
-from orb_bridge.reconcile.archive_reader import SOURCES, ArchiveFormatError, fetch_object, hour_prefix
+from orb_bridge.reconcile.archive_reader import SOURCES, fetch_object, hour_prefix
 from orb_bridge.reconcile.classify import classify
 from orb_bridge.reconcile.pacing import Pacer
 from orb_bridge_dev.deployment import target as stack_target

@@ -122,3 +122,11 @@ def test_every_put_asks_s3_not_to_overwrite():
 
     assert calls[0]["IfNoneMatch"] == "*"
     assert calls[0]["Bucket"] == "audit-bucket"
+
+
+def test_reading_an_object_that_inflates_past_the_limit_is_refused_without_inflating_it_whole():
+    from orb_bridge.aws.archive import ArchiveFormatError
+
+    bomb = gzip.compress(b'{"header": {}}\n' + b" " * 5_000_000)  # ~5 KB stored, 5 MB inflated
+    with pytest.raises(ArchiveFormatError, match="inflates to more than 1000000 bytes"):
+        read_archive(bomb, limit=1_000_000)

@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orb_bridge.reconcile.archive_reader import ArchiveFormatError, event_of_line
+from orb_bridge.aws.archive import ArchiveFormatError
+from orb_bridge.reconcile.archive_reader import event_of_line
 from orb_bridge.reconcile.line_scan import scan_line
 from orb_bridge.reconcile.reading import event_hour_of
 

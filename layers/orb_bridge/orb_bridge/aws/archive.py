@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,10 @@ S3_MAX_ATTEMPTS = 2
 # botocore keeps 10 connections by default; ingest writes one object per concurrent Orb request
 # (20 by default), and every connection past the pool would be a new TLS handshake to S3.
 S3_MIN_POOL_CONNECTIONS = 32
+
+
+class ArchiveFormatError(ValueError):
+    """An archive object that is not in the archive's format."""
 
 
 class ArchiveWriteError(Exception):
@@ -96,9 +101,31 @@ def archive_body(head: Mapping[str, Any], event_texts: Sequence[str]) -> bytes:
     return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def read_archive(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """An object's header and events (tests, the dev tooling and reconciliation read it so)."""
-    lines = gzip.decompress(body).decode("utf-8").splitlines()
+# An object holds one Orb request: at most 500 events of Segment's 32 KB, plus its header.
+MAX_OBJECT_BYTES = 64 * 1024 * 1024
+
+
+def gunzip_bounded(body: bytes, name: str, limit: int) -> bytes:
+    """``body`` inflated (every gzip member), refused as soon as it passes ``limit`` bytes."""
+    inflated: list[bytes] = []
+    size = 0
+    while body:
+        member = zlib.decompressobj(wbits=31)
+        chunk = member.decompress(body, limit - size + 1)
+        size += len(chunk)
+        if size > limit:
+            raise ArchiveFormatError(f"{name}: inflates to more than {limit} bytes (larger than any request)")
+        if not member.eof:
+            raise ArchiveFormatError(f"{name}: not gzip JSON Lines (cut short)")
+        inflated.append(chunk)
+        body = member.unused_data
+    return b"".join(inflated)
+
+
+def read_archive(body: bytes, limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An object's header and events (tests and the bench read it so; reconciliation streams it),
+    refused (``ArchiveFormatError``) when it inflates past ``limit`` bytes."""
+    lines = gunzip_bounded(body, "archive object", limit).decode("utf-8").splitlines()
     head = json.loads(lines[0])["header"]
     return head, [json.loads(line)["event"] for line in lines[1:] if line]
 

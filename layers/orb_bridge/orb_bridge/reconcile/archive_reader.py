@@ -19,18 +19,16 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+from orb_bridge.aws.archive import MAX_OBJECT_BYTES, ArchiveFormatError, gunzip_bounded
+
 SOURCES = ("ingest", "backfill")
 HOUR_FORMAT = "%Y-%m-%dT%H"
 # One object is one Orb /ingest request: at most 500 events of at most 32 KiB each (16 MiB); an
 # object larger than this, stored or inflated, is not one ingest wrote.
-MAX_ARCHIVE_OBJECT_BYTES = 64 * 1024 * 1024
+MAX_ARCHIVE_OBJECT_BYTES = MAX_OBJECT_BYTES
 # Objects fetched at once by a pass: their GETs' latency overlaps. Below botocore's default pool of 10
 # connections per client (the shared S3 client), so no request waits for a connection.
 READ_AHEAD = 8
-
-
-class ArchiveFormatError(ValueError):
-    """An archive object that is not in the archive's format."""
 
 
 @dataclass(frozen=True)
@@ -57,23 +55,6 @@ def parse_hour(text: str) -> datetime:
 
 def hour_prefix(source: str, hour: datetime) -> str:
     return f"{source}/sent_hour={hour_text(hour)}/"
-
-
-def gunzip_bounded(body: bytes, name: str, limit: int) -> bytes:
-    """``body`` inflated (every gzip member), refused as soon as it passes ``limit`` bytes."""
-    inflated: list[bytes] = []
-    size = 0
-    while body:
-        member = zlib.decompressobj(wbits=31)
-        chunk = member.decompress(body, limit - size + 1)
-        size += len(chunk)
-        if size > limit:
-            raise ArchiveFormatError(f"{name}: inflates to more than {limit} bytes (larger than any request)")
-        if not member.eof:
-            raise ArchiveFormatError(f"{name}: not gzip JSON Lines (cut short)")
-        inflated.append(chunk)
-        body = member.unused_data
-    return b"".join(inflated)
 
 
 def fetch_object(

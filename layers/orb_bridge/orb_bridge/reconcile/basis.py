@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.reconcile.archive_reader import ArchiveFormatError, gunzip_bounded
+from orb_bridge.aws.archive import ArchiveFormatError, gunzip_bounded
 from orb_bridge.reconcile.checkpoint import PassProgress
 from orb_bridge.reconcile.classify import PRESENT
 from orb_bridge.reconcile.selection import Selection

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from orb_bridge.aws.archive import ArchiveFormatError
 from orb_bridge.core.observability import logger
 from orb_bridge.reconcile.archive_reader import (
-    ArchiveFormatError,
     ArchiveObject,
     ArchiveReader,
     HourArchive,
