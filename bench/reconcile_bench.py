@@ -65,19 +65,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _event(number: int, sent_hour: datetime) -> dict[str, Any]:
-    moment = sent_hour + timedelta(milliseconds=number % 3_000_000)
-    return {
-        "idempotency_key": f"bench-{number:08d}",
-        "event_name": "api_call",
-        "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "properties": {"tokens": number % 1000, "model": "small"},
-        "external_customer_id": f"cust-{number % 97}",
-    }
-
-
 def _archive_and_ingest(s3: Any, sandbox: Any, events: int, hours: int) -> int:
     """Write the archive (one object per 500 events) and put the same events in Orb's store."""
+    from bench.reconcile_memory import archived_event
     from orb_bridge_dev.orb_sandbox.store import StoredEvent
     from tests.support.audit_archive import write_archive_object
 
@@ -86,7 +76,7 @@ def _archive_and_ingest(s3: Any, sandbox: Any, events: int, hours: int) -> int:
     with sandbox.lock:
         for start in range(0, events, PER_OBJECT):
             sent_hour = SENT + timedelta(hours=start // per_hour)
-            chunk = [_event(n, sent_hour) for n in range(start, min(events, start + PER_OBJECT))]
+            chunk = [archived_event(n, sent_hour, 3_000_000) for n in range(start, min(events, start + PER_OBJECT))]
             objects += 1
             write_archive_object(s3, BUCKET, chunk, sent_hour + timedelta(minutes=55), request_number=objects)
             for body in chunk:

@@ -51,9 +51,10 @@ class NothingFound:
         return "reflected"
 
 
-def archived_event(number: int) -> dict[str, Any]:
-    """A typical Track event as ingest sends it (the bench's events: ~200 bytes of JSON)."""
-    moment = HOUR + timedelta(milliseconds=number % 3_600_000)
+def archived_event(number: int, sent_hour: datetime = HOUR, spread_ms: int = 3_600_000) -> dict[str, Any]:
+    """A typical Track event as ingest sends it (the reconcile benches' events: ~200 bytes of JSON),
+    timed ``number % spread_ms`` milliseconds into ``sent_hour``."""
+    moment = sent_hour + timedelta(milliseconds=number % spread_ms)
     return {
         "idempotency_key": f"bench-{number:08d}",
         "event_name": "api_call",
