@@ -48,12 +48,13 @@ def _offer(got: ArchiveObject, selector: KeySelector) -> None:
     rows: list[tuple[int, str, str, str]] = []  # rank, key, line, event hour
     for number, line in enumerate(got.lines, start=2):
         scanned = scan_line(line)
-        if scanned is None:
+        parsed = scanned is None
+        if scanned is None:  # the scan declined: parse (and check) the line
             event = event_of_line(line, got.name, number)
             scanned = (event["idempotency_key"], event_hour_of(event["timestamp"]))
         key, event_hour = scanned
         rank = selector.rank(key)
-        if selector.could_keep(rank, key):  # parsed and checked: it may be looked up
+        if not parsed and selector.could_keep(rank, key):  # parsed and checked: it may be looked up
             event_of_line(line, got.name, number)
         rows.append((rank, key, line, event_hour))
     for rank, key, line, event_hour in rows:
