@@ -132,22 +132,20 @@ def read_archive(body: bytes, limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, 
 
 def s3_client(concurrent_writes: int = 0) -> Any:
     """The container's S3 client for the archive (the shared Session, short timeouts), keeping a
-    connection for each of ``concurrent_writes`` writers. Called for every write: the cached
-    client is returned before any botocore ``Config`` is built."""
+    connection for each of ``concurrent_writes`` writers."""
     pool = max(S3_MIN_POOL_CONNECTIONS, concurrent_writes)
-    name = f"s3:archive:{pool}"
-    cached = clients.cached_client(name)
-    if cached is not None:
-        return cached
-    from botocore.config import Config
 
-    config = Config(
-        connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=S3_READ_TIMEOUT_SECONDS,
-        retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
-        max_pool_connections=pool,
-    )
-    return clients.configured_client(name, "s3", config)
+    def config() -> Any:
+        from botocore.config import Config
+
+        return Config(
+            connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=S3_READ_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+            max_pool_connections=pool,
+        )
+
+    return clients.configured_client(f"s3:archive:{pool}", "s3", config)
 
 
 def reset_s3_client() -> None:

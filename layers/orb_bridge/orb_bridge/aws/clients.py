@@ -13,6 +13,7 @@ how the local dev stack points the real handlers at moto's server.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 # Reentrant: ``client`` holds it while ``session`` takes it. boto3 Sessions are not thread-safe.
@@ -42,21 +43,17 @@ def client(service: str) -> Any:
         return cached
 
 
-def cached_client(name: str) -> Any:
-    """The client cached under ``name``, or None."""
-    return _clients.get(name)
-
-
-def configured_client(name: str, service: str, config: Any) -> Any:
-    """A client with its own botocore ``config`` (e.g. short timeouts), cached under ``name``
-    beside the others, so that ``reset_clients`` forgets it with them."""
+def configured_client(name: str, service: str, make_config: Callable[[], Any]) -> Any:
+    """A client with its own botocore config (e.g. short timeouts), cached under ``name`` beside
+    the others, so that ``reset_clients`` forgets it with them. ``make_config`` runs only when the
+    client is created: callers ask for the client on every call."""
     cached = _clients.get(name)
     if cached is not None:
         return cached
     with _lock:
         cached = _clients.get(name)
         if cached is None:
-            cached = _clients[name] = session().client(service, config=config)
+            cached = _clients[name] = session().client(service, config=make_config())
         return cached
 
 
