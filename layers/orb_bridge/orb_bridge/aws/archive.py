@@ -21,7 +21,7 @@ import json
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from orb_bridge.aws import clients
 
@@ -120,6 +120,16 @@ def gunzip_bounded(body: bytes, name: str, limit: int) -> bytes:
         inflated.append(chunk)
         body = member.unused_data
     return b"".join(inflated)
+
+
+def is_archived_event(value: Any) -> TypeGuard[dict[str, Any]]:
+    """An event line's event with the fields reconciliation reads, of the types it reads them as."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("idempotency_key"), str)
+        and isinstance(value.get("timestamp"), str)
+        and isinstance(value.get("properties"), dict)
+    )
 
 
 def read_archive(body: bytes, limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from orb_bridge.aws.archive import MAX_OBJECT_BYTES, ArchiveFormatError, gunzip_bounded
+from orb_bridge.aws.archive import MAX_OBJECT_BYTES, ArchiveFormatError, gunzip_bounded, is_archived_event
 
 SOURCES = ("ingest", "backfill")
 HOUR_FORMAT = "%Y-%m-%dT%H"
@@ -115,12 +115,7 @@ def event_of_line(line: str, name: str, number: int) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise ArchiveFormatError(f"{name}: not gzip JSON Lines ({type(exc).__name__})") from None
     event = record.get("event") if isinstance(record, dict) else None
-    if (
-        not isinstance(event, dict)
-        or not isinstance(event.get("idempotency_key"), str)
-        or not isinstance(event.get("timestamp"), str)
-        or not isinstance(event.get("properties"), dict)
-    ):
+    if not is_archived_event(event):
         raise ArchiveFormatError(f"{name}: line {number} is not an event line")
     return event
 

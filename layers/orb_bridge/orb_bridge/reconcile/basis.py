@@ -27,9 +27,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from orb_bridge.aws.archive import ArchiveFormatError, gunzip_bounded
+from orb_bridge.aws.archive import ArchiveFormatError, gunzip_bounded, is_archived_event
 from orb_bridge.reconcile.checkpoint import PassProgress
 from orb_bridge.reconcile.classify import PRESENT
+from orb_bridge.reconcile.report import put_new_object
 from orb_bridge.reconcile.selection import Selection
 
 FORMAT = 1
@@ -105,23 +106,9 @@ def build_basis(progress: PassProgress, selection: Selection, reverted: int, dai
 
 def write_basis(s3: Any, bucket: str, document: dict[str, Any]) -> bool:
     """Write the basis unless one exists for that hour (True if this call wrote it)."""
-    from botocore.exceptions import ClientError
-
     body = gzip.compress(json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8"), mtime=0)
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=basis_key(document["hour"]),
-            Body=body,
-            ContentType="application/json",
-            ContentEncoding="gzip",
-            IfNoneMatch="*",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            return False  # an earlier run wrote it and stopped before its report or checkpoint
-        raise
-    return True
+    key = basis_key(document["hour"])
+    return put_new_object(s3, bucket, key, body, ContentType="application/json", ContentEncoding="gzip")
 
 
 def _count(value: Any) -> bool:
@@ -139,14 +126,8 @@ def _events(document: dict[str, Any], name: str) -> list[dict[str, Any]]:
     value = document.get(name)
     if not isinstance(value, list):
         raise BasisError(f"{name} is not a list of events")
-    for event in value:
-        if (
-            not isinstance(event, dict)
-            or not isinstance(event.get("idempotency_key"), str)
-            or not isinstance(event.get("timestamp"), str)
-            or not isinstance(event.get("properties"), dict)
-        ):
-            raise BasisError(f"{name} holds an entry that is not an archived event")
+    if not all(is_archived_event(event) for event in value):
+        raise BasisError(f"{name} holds an entry that is not an archived event")
     return value
 
 

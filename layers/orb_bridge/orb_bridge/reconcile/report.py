@@ -52,23 +52,25 @@ def build_report(
     }
 
 
-def write_report(s3: Any, bucket: str, report: dict[str, Any]) -> bool:
-    """Write the report unless one exists for that hour and pass (True if this call wrote it)."""
+def put_new_object(s3: Any, bucket: str, key: str, body: bytes, **params: Any) -> bool:
+    """Write ``key`` unless an object is there (``If-None-Match: *``): True if this call wrote it,
+    False when an earlier run did (it stopped before marking its pass done)."""
     from botocore.exceptions import ClientError
 
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=report_key(report["hour"], report["pass"]),
-            Body=json.dumps(report, indent=1, sort_keys=True).encode("utf-8"),
-            ContentType="application/json",
-            IfNoneMatch="*",
-        )
+        s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **params)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            return False  # an earlier run wrote it and stopped before marking the pass done
+            return False
         raise
     return True
+
+
+def write_report(s3: Any, bucket: str, report: dict[str, Any]) -> bool:
+    """Write the report unless one exists for that hour and pass (True if this call wrote it)."""
+    body = json.dumps(report, indent=1, sort_keys=True).encode("utf-8")
+    key = report_key(report["hour"], report["pass"])
+    return put_new_object(s3, bucket, key, body, ContentType="application/json")
 
 
 def emit_metrics(emit: Callable[[Metric, float], None], report: dict[str, Any]) -> None:
